@@ -1,0 +1,169 @@
+/*
+ * nst.h - the one public header of libnst, neural style transfer in C11.
+ *
+ * Conventions
+ *   - Every function that can fail returns an nst_status and, on failure, writes a
+ *     one-line message into the caller's nst_error (it names the file and the problem).
+ *   - The library has no global mutable state; all state lives in the objects below.
+ *   - Images are RGB, interleaved (H,W,3), float pixel values in 0..255.
+ */
+#ifndef NST_H
+#define NST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NST_VERSION "0.1.0"
+
+typedef enum {
+    NST_OK = 0,
+    NST_ERR_ARG,         /* bad argument or configuration (a usage error for the CLI) */
+    NST_ERR_IO,          /* a file could not be opened, read or written */
+    NST_ERR_FORMAT,      /* a file is not what it should be: corrupt, truncated, wrong shape */
+    NST_ERR_LIMIT,       /* a size limit was exceeded (refused before allocating) */
+    NST_ERR_NOMEM,       /* out of memory */
+    NST_ERR_INTERRUPTED  /* the caller asked to stop; results so far are still valid */
+} nst_status;
+
+typedef struct {
+    char msg[1024];
+} nst_error;
+
+/* Human-readable name of a status code, e.g. "i/o error". */
+const char *nst_status_name(nst_status s);
+
+/* ------------------------------------------------------------------------- */
+/* Images                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    int width, height;
+    float *pixels; /* (height, width, 3) RGB, 0..255 */
+} nst_image;
+
+/* Default limit on decoded pixels (width*height); checked before allocating. */
+#define NST_DEFAULT_MAX_PIXELS ((size_t)100 * 1000 * 1000)
+/* Largest width or height accepted for any image. */
+#define NST_MAX_DIMENSION 65535
+
+/* Allocates width*height RGB pixels, zero-filled. */
+nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);
+void nst_image_free(nst_image *img);
+
+/* Decodes a PNG (8/16-bit, grey, palette, alpha; alpha is composited on white) or
+ * JPEG (grey/RGB/CMYK; EXIF orientation applied) by content, not by extension.
+ * max_pixels = 0 means NST_DEFAULT_MAX_PIXELS. */
+nst_status nst_image_load(nst_image *img, const char *path, size_t max_pixels, nst_error *err);
+
+/* Encodes by the file's extension: .png (8-bit RGB) or .jpg/.jpeg (quality 95).
+ * Atomic: written to a temporary file in the same folder, fsynced, then renamed, so
+ * that the path holds either the old file or the complete new one. */
+nst_status nst_image_save(const nst_image *img, const char *path, nst_error *err);
+
+/* High-quality resampling to width x height: Lanczos-3, widened by the scale factor
+ * when downscaling (so it averages like an area filter and does not alias). */
+nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int height,
+                            nst_error *err);
+
+/* ------------------------------------------------------------------------- */
+/* VGG19 feature network                                                     */
+/* ------------------------------------------------------------------------- */
+
+typedef struct nst_vgg19 nst_vgg19;
+
+/* Environment variable naming the weights folder. */
+#define NST_WEIGHTS_ENV "NST_WEIGHTS"
+
+/* Loads the VGG19 weights (TensorFlow.js layers-model, uint8-quantized) from dir.
+ * dir = NULL searches: $NST_WEIGHTS, then ../shared/models/vgg19 beside the source
+ * checkout the library was built from, beside the executable, and beside the current
+ * directory. */
+nst_status nst_vgg19_load(nst_vgg19 **net, const char *dir, nst_error *err);
+void nst_vgg19_free(nst_vgg19 *net);
+/* Folder the weights were read from. */
+const char *nst_vgg19_dir(const nst_vgg19 *net);
+
+/* Layer names: conv1_1..conv5_4 (before ReLU), relu1_1..relu5_4, pool1..pool5.
+ * Returns the layer's index in the network's sequence, or -1 if the name is unknown. */
+int nst_layer_index(const char *name);
+const char *nst_layer_name(int index);
+#define NST_NUM_LAYERS 37 /* 16 conv + 16 relu + 5 pool */
+
+/* ------------------------------------------------------------------------- */
+/* Optimization-based style transfer (Gatys et al.)                          */
+/* ------------------------------------------------------------------------- */
+
+#define NST_MAX_TAPS 16
+#define NST_MAX_STYLES 8
+
+typedef struct {
+    int layer;    /* nst_layer_index() */
+    float weight; /* per-layer weight */
+} nst_tap;
+
+typedef enum { NST_OPT_ADAM = 0, NST_OPT_LBFGS = 1 } nst_optimizer;
+typedef enum { NST_INIT_CONTENT = 0, NST_INIT_NOISE = 1, NST_INIT_FILE = 2 } nst_init;
+typedef enum {
+    NST_GRAM_RAW = 0,       /* G = F F^T (the seed notebook) */
+    NST_GRAM_NORMALIZED = 1 /* G = F F^T / (C*H*W), as in Johnson's neural-style */
+} nst_gram_norm;
+
+typedef struct {
+    /* geometry */
+    int size;   /* longer side of the result in pixels */
+    int squash; /* 1: content and style are resized to size x size (the seed notebook);
+                   0: content keeps its aspect ratio, style is scaled to the same longer side */
+    float style_scale; /* style images' longer side = style_scale * size (when not squashed) */
+    int preserve_colors; /* 1: keep the content's colours (style transferred in luminance only) */
+    /* loss */
+    int n_content_taps, n_style_taps;
+    nst_tap content_taps[NST_MAX_TAPS];
+    nst_tap style_taps[NST_MAX_TAPS];
+    nst_gram_norm gram_norm;
+    float content_weight, style_weight, tv_weight;
+    /* optimization */
+    nst_optimizer optimizer;
+    int steps;
+    float lr;          /* Adam step size, in 0..255 pixel units */
+    int lbfgs_history; /* L-BFGS memory */
+    nst_init init;
+    const char *init_file; /* with NST_INIT_FILE */
+    uint64_t seed;         /* noise initialisation */
+    int threads;           /* 0: leave the OpenMP default (OMP_NUM_THREADS or all cores) */
+    int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
+} nst_transfer_config;
+
+/* Fills cfg with a named preset: "gatys" (the default) or "seed" (the original notebook).
+ * Returns NST_ERR_ARG for an unknown name. */
+nst_status nst_transfer_preset(nst_transfer_config *cfg, const char *name, nst_error *err);
+
+typedef struct {
+    int step, steps;         /* step = number of completed steps */
+    double elapsed_s;
+    double content_loss, style_loss, tv_loss, total_loss; /* weighted, at the last step */
+} nst_progress;
+
+/* Called after every step. Return nonzero to stop early (e.g. on Ctrl-C).
+ * nst_transfer_snapshot() may be called from inside it to get the current image. */
+typedef struct nst_transfer nst_transfer;
+typedef int (*nst_progress_fn)(nst_transfer *t, const nst_progress *p, void *user);
+
+/* Runs a whole transfer. styles/blend: n_styles style images and their blend weights
+ * (NULL: equal). result receives the final image (or the latest one when stopped:
+ * then the status is NST_ERR_INTERRUPTED and result is still valid). */
+nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net,
+                            const nst_image *content, const nst_image *styles,
+                            const float *blend, int n_styles, nst_progress_fn progress,
+                            void *user, nst_image *result, nst_error *err);
+
+/* The current image of a running transfer (allocates img; free with nst_image_free). */
+nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,41 @@
+/* cli.h - pieces of the nst command line shared by its subcommands. */
+#ifndef NST_CLI_H
+#define NST_CLI_H
+
+#include <signal.h>
+#include <stdio.h>
+#include "nst.h"
+
+/* Exit codes */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Strict number parsing: the whole string must be a number within [lo, hi].
+ * On failure they print "nst: FLAG: ..." and return 0. */
+int parse_int(const char *flag, const char *s, long lo, long hi, long *out);
+int parse_float(const char *flag, const char *s, double lo, double hi, double *out);
+/* "NAME[:WEIGHT],..." into taps; prints the error and returns 0 on a bad list. */
+int parse_layers(const char *flag, const char *s, nst_tap *taps, int *n);
+/* Comma-separated floats into out[max]; returns the count, or -1 on error. */
+int parse_float_list(const char *flag, const char *s, float *out, int max);
+
+/* Checks that path has a supported image extension and that its folder is writable. */
+int check_output_path(const char *flag, const char *path);
+
+/* Progress display: a bar redrawn in place on a terminal; plain lines otherwise. */
+typedef struct {
+    int tty;
+    int every;        /* plain-line period in steps */
+    double last_draw;
+    FILE *out;
+} progress_bar;
+void progress_init(progress_bar *pb, FILE *out, int every);
+void progress_update(progress_bar *pb, const nst_progress *p);
+void progress_finish(progress_bar *pb);
+
+/* Ctrl-C / SIGTERM: the first sets a flag the loops poll; a second one kills at once. */
+void stop_signals_install(void);
+int stop_requested(void);
+
+int cmd_transfer(int argc, char **argv);
+
+#endif

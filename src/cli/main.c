@@ -1,0 +1,39 @@
+/* main.c - the nst command: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char USAGE[] =
+    "usage: nst <command> [options]\n"
+    "\n"
+    "Neural style transfer: repaint a photo in the style of a painting.\n"
+    "\n"
+    "commands:\n"
+    "  transfer   optimization-based transfer (Gatys et al.): nst transfer --help\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     this help\n"
+    "  --version      print the version\n"
+    "\n"
+    "example:\n"
+    "  nst transfer --content photo.jpg --style painting.jpg -o out.png\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("nst %s\n", NST_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "transfer") == 0) return cmd_transfer(argc - 1, argv + 1);
+    fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,527 @@
+/* vgg19.c - VGG19's convolutional part: layer table, weights loader for the
+ * TensorFlow.js layers-model (JSON manifest + binary shards, uint8-quantized), and the
+ * forward / backward passes. */
+#include "net/vgg19.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+/* ---- the layer table --------------------------------------------------------------- */
+
+/* Convs per block and channels per block; the 37 layers follow from these. */
+static const int BLOCK_CONVS[5] = {2, 2, 4, 4, 4};
+static const int BLOCK_CHANNELS[5] = {64, 128, 256, 512, 512};
+
+static const char *const LAYER_NAMES[NST_NUM_LAYERS] = {
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+};
+
+int nst_layer_index(const char *name) {
+    for (int l = 0; l < NST_NUM_LAYERS; l++)
+        if (strcmp(name, LAYER_NAMES[l]) == 0) return l;
+    return -1;
+}
+
+const char *nst_layer_name(int index) {
+    return index >= 0 && index < NST_NUM_LAYERS ? LAYER_NAMES[index] : "?";
+}
+
+vgg_layer_kind vgg19_layer_kind(int layer) {
+    const char *n = LAYER_NAMES[layer];
+    return n[0] == 'c' ? VGG_CONV : n[0] == 'r' ? VGG_RELU : VGG_POOL;
+}
+
+int vgg19_layer_conv(int layer) {
+    int k = -1;
+    for (int l = 0; l <= layer; l++)
+        if (vgg19_layer_kind(l) == VGG_CONV) k++;
+    return k;
+}
+
+/* ---- finding and reading the weights --------------------------------------------------- */
+
+static int has_model_json(const char *dir) {
+    char path[4400];
+    if (snprintf(path, sizeof path, "%s/model.json", dir) >= (int)sizeof path) return 0;
+    return access(path, R_OK) == 0;
+}
+
+/* Where to look when no folder is given: see nst.h. */
+static int find_default_dir(char *out, size_t outlen, char *tried, size_t triedlen) {
+    const char *env = getenv(NST_WEIGHTS_ENV);
+    char cand[4][4200 + 64];
+    int n = 0;
+    if (env && env[0]) {
+        snprintf(out, outlen, "%s", env); /* an explicit setting is used even if wrong */
+        return 1;
+    }
+#ifdef NST_SOURCE_DIR
+    snprintf(cand[n++], sizeof cand[0], "%s/../shared/models/vgg19", NST_SOURCE_DIR);
+#endif
+    char exe[4000];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(cand[n++], sizeof cand[0], "%s/../../shared/models/vgg19", exe);
+        snprintf(cand[n++], sizeof cand[0], "%s/../shared/models/vgg19", exe);
+    }
+    snprintf(cand[n++], sizeof cand[0], "../shared/models/vgg19");
+    tried[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (has_model_json(cand[i]) && strlen(cand[i]) < outlen) {
+            memcpy(out, cand[i], strlen(cand[i]) + 1);
+            return 1;
+        }
+        size_t used = strlen(tried);
+        snprintf(tried + used, triedlen - used, "%s%s", used ? ", " : "", cand[i]);
+    }
+    return 0;
+}
+
+/* Reads a whole file of at most max_bytes. */
+static nst_status read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
+                            nst_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        fclose(f);
+        return nst_fail(err, NST_ERR_LIMIT, "%s: file is %lld bytes, more than the limit of %zu",
+                        path, (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, n, f);
+    fclose(f);
+    if (got != n) {
+        free(buf);
+        return nst_fail(err, NST_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *size = n;
+    return NST_OK;
+}
+
+/* One tensor of the manifest, as it lies in the byte stream. */
+typedef struct {
+    int conv;          /* which conv layer (0..15) */
+    int is_bias;
+    int bytes_per_value;
+    double scale, min; /* dequantization, when quantized */
+    size_t count, offset;
+} manifest_tensor;
+
+/* Expected shapes, derived from the block table. */
+static void conv_shape(int k, int *C_in, int *C_out) {
+    int b = 0, i = k;
+    while (i >= BLOCK_CONVS[b]) i -= BLOCK_CONVS[b++];
+    *C_out = BLOCK_CHANNELS[b];
+    *C_in = i > 0 ? BLOCK_CHANNELS[b] : (b > 0 ? BLOCK_CHANNELS[b - 1] : 3);
+}
+
+static int conv_from_name(const char *name, int *is_bias) {
+    int b, i;
+    char rest[16];
+    if (sscanf(name, "block%d_conv%d/%15s", &b, &i, rest) != 3) return -1;
+    if (b < 1 || b > 5 || i < 1 || i > BLOCK_CONVS[b - 1]) return -1;
+    if (strcmp(rest, "kernel") == 0) *is_bias = 0;
+    else if (strcmp(rest, "bias") == 0) *is_bias = 1;
+    else return -1;
+    int k = i - 1;
+    for (int j = 0; j < b - 1; j++) k += BLOCK_CONVS[j];
+    return k;
+}
+
+/* Parses one weight entry of the manifest into t, checking name, shape and dtype. */
+static nst_status parse_weight_entry(const cJSON *w, const char *json_path, manifest_tensor *t,
+                                     nst_error *err) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(w, "name");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(w, "shape");
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(w, "dtype");
+    const cJSON *quant = cJSON_GetObjectItemCaseSensitive(w, "quantization");
+    if (!cJSON_IsString(name) || !cJSON_IsArray(shape) || !cJSON_IsString(dtype))
+        return nst_fail(err, NST_ERR_FORMAT, "%s: weight entry without name, shape or dtype", json_path);
+    if (strcmp(dtype->valuestring, "float32") != 0)
+        return nst_fail(err, NST_ERR_FORMAT, "%s: %s: unsupported dtype %s", json_path,
+                        name->valuestring, dtype->valuestring);
+    t->conv = conv_from_name(name->valuestring, &t->is_bias);
+    if (t->conv < 0)
+        return nst_fail(err, NST_ERR_FORMAT, "%s: unexpected tensor %s", json_path, name->valuestring);
+    int C_in, C_out;
+    conv_shape(t->conv, &C_in, &C_out);
+    int want_rank = t->is_bias ? 1 : 4;
+    int want[4] = {3, 3, C_in, C_out};
+    if (t->is_bias) want[0] = C_out;
+    int ok = cJSON_GetArraySize(shape) == want_rank;
+    for (int d = 0; ok && d < want_rank; d++) {
+        const cJSON *s = cJSON_GetArrayItem(shape, d);
+        ok = cJSON_IsNumber(s) && s->valuedouble == want[d];
+    }
+    if (!ok) {
+        char want_s[64];
+        if (t->is_bias) snprintf(want_s, sizeof want_s, "[%d]", C_out);
+        else snprintf(want_s, sizeof want_s, "[3,3,%d,%d]", C_in, C_out);
+        return nst_fail(err, NST_ERR_FORMAT, "%s: %s has the wrong shape (VGG19 needs %s)", json_path,
+                        name->valuestring, want_s);
+    }
+    t->count = t->is_bias ? (size_t)C_out : (size_t)9 * C_in * C_out;
+    t->bytes_per_value = 4;
+    t->scale = 1.0;
+    t->min = 0.0;
+    if (quant) {
+        const cJSON *qd = cJSON_GetObjectItemCaseSensitive(quant, "dtype");
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(quant, "scale");
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(quant, "min");
+        if (!cJSON_IsString(qd) || !cJSON_IsNumber(sc) || !cJSON_IsNumber(mn))
+            return nst_fail(err, NST_ERR_FORMAT, "%s: %s: bad quantization entry", json_path,
+                            name->valuestring);
+        if (strcmp(qd->valuestring, "uint8") == 0) t->bytes_per_value = 1;
+        else if (strcmp(qd->valuestring, "uint16") == 0) t->bytes_per_value = 2;
+        else
+            return nst_fail(err, NST_ERR_FORMAT, "%s: %s: unsupported quantization %s", json_path,
+                            name->valuestring, qd->valuestring);
+        t->scale = sc->valuedouble;
+        t->min = mn->valuedouble;
+    }
+    return NST_OK;
+}
+
+static float decode_value(const unsigned char *p, const manifest_tensor *t) {
+    if (t->bytes_per_value == 1) return (float)(p[0] * t->scale + t->min);
+    if (t->bytes_per_value == 2) return (float)((p[0] | (p[1] << 8)) * t->scale + t->min);
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Concatenates the group's shard files into one byte stream. */
+static nst_status read_shards(const char *dir, const cJSON *paths, const char *json_path,
+                              unsigned char **stream, size_t *size, nst_error *err) {
+    size_t total = 0, cap = 0;
+    unsigned char *buf = NULL;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, paths) {
+        if (!cJSON_IsString(p) || p->valuestring[0] == '/' || strstr(p->valuestring, "..")) {
+            free(buf);
+            return nst_fail(err, NST_ERR_FORMAT, "%s: bad shard path in weightsManifest", json_path);
+        }
+        char path[8400];
+        snprintf(path, sizeof path, "%s/%s", dir, p->valuestring);
+        unsigned char *data;
+        size_t n;
+        nst_status s = read_file(path, (size_t)1 << 30, &data, &n, err);
+        if (s) { free(buf); return s; }
+        if (total + n > cap) {
+            cap = (total + n) * 2;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) { free(buf); free(data); return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path); }
+            buf = nb;
+        }
+        memcpy(buf + total, data, n);
+        total += n;
+        free(data);
+    }
+    *stream = buf;
+    *size = total;
+    return NST_OK;
+}
+
+static nst_status load_weights(nst_vgg19 *net, const char *dir, nst_error *err) {
+    char json_path[4200];
+    snprintf(json_path, sizeof json_path, "%s/model.json", dir);
+    unsigned char *text;
+    size_t text_len;
+    nst_status s = read_file(json_path, (size_t)64 << 20, &text, &text_len, err);
+    if (s) return s;
+    cJSON *root = cJSON_ParseWithLength((const char *)text, text_len);
+    free(text);
+    if (!root) return nst_fail(err, NST_ERR_FORMAT, "%s: not valid JSON", json_path);
+
+    /* parameters: one allocation; layout conv by conv, weight then bias */
+    size_t total = 0, offs[16];
+    for (int k = 0; k < 16; k++) {
+        int C_in, C_out;
+        conv_shape(k, &C_in, &C_out);
+        offs[k] = total;
+        total += (size_t)9 * C_in * C_out + C_out;
+    }
+    net->params = nst_alloc_array(total, sizeof(float));
+    if (!net->params) { cJSON_Delete(root); return nst_fail(err, NST_ERR_NOMEM, "out of memory for VGG19 weights"); }
+    int seen[16][2] = {{0}};
+
+    const cJSON *manifest = cJSON_GetObjectItemCaseSensitive(root, "weightsManifest");
+    if (!cJSON_IsArray(manifest) || cJSON_GetArraySize(manifest) == 0) {
+        s = nst_fail(err, NST_ERR_FORMAT, "%s: no weightsManifest", json_path);
+        goto done;
+    }
+    const cJSON *group;
+    cJSON_ArrayForEach(group, manifest) {
+        const cJSON *paths = cJSON_GetObjectItemCaseSensitive(group, "paths");
+        const cJSON *weights = cJSON_GetObjectItemCaseSensitive(group, "weights");
+        if (!cJSON_IsArray(paths) || !cJSON_IsArray(weights)) {
+            s = nst_fail(err, NST_ERR_FORMAT, "%s: weightsManifest group without paths or weights", json_path);
+            goto done;
+        }
+        unsigned char *stream = NULL;
+        size_t stream_len = 0;
+        s = read_shards(dir, paths, json_path, &stream, &stream_len, err);
+        if (s) goto done;
+        size_t offset = 0;
+        const cJSON *w;
+        cJSON_ArrayForEach(w, weights) {
+            manifest_tensor t = {0};
+            s = parse_weight_entry(w, json_path, &t, err);
+            if (s) { free(stream); goto done; }
+            size_t need = t.count * (size_t)t.bytes_per_value;
+            if (offset + need > stream_len) {
+                s = nst_fail(err, NST_ERR_FORMAT, "%s: shards are truncated: %zu bytes, tensors need more",
+                             dir, stream_len);
+                free(stream);
+                goto done;
+            }
+            int C_in, C_out;
+            conv_shape(t.conv, &C_in, &C_out);
+            float *dst = net->params + offs[t.conv];
+            const unsigned char *src = stream + offset;
+            if (t.is_bias) {
+                for (int o = 0; o < C_out; o++) dst[(size_t)9 * C_in * C_out + o] = decode_value(src + (size_t)o * t.bytes_per_value, &t);
+            } else { /* HWIO [kh][kw][ci][co] -> OIHW [co][ci][kh][kw] */
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++)
+                        for (int ci = 0; ci < C_in; ci++)
+                            for (int co = 0; co < C_out; co++) {
+                                size_t si = (((size_t)kh * 3 + kw) * C_in + ci) * C_out + co;
+                                dst[(((size_t)co * C_in + ci) * 3 + kh) * 3 + kw] =
+                                    decode_value(src + si * t.bytes_per_value, &t);
+                            }
+            }
+            seen[t.conv][t.is_bias]++;
+            offset += need;
+        }
+        free(stream);
+        if (offset != stream_len) {
+            s = nst_fail(err, NST_ERR_FORMAT, "%s: shards hold %zu bytes but the manifest describes %zu",
+                         dir, stream_len, offset);
+            goto done;
+        }
+    }
+    for (int k = 0; k < 16; k++)
+        for (int b = 0; b < 2; b++)
+            if (seen[k][b] != 1) {
+                int blk = 0, i = k;
+                while (i >= BLOCK_CONVS[blk]) i -= BLOCK_CONVS[blk++];
+                s = nst_fail(err, NST_ERR_FORMAT, "%s: tensor block%d_conv%d/%s is %s", json_path,
+                             blk + 1, i + 1, b ? "bias" : "kernel", seen[k][b] ? "repeated" : "missing");
+                goto done;
+            }
+    for (int k = 0; k < 16; k++) {
+        vgg_conv *c = &net->conv[k];
+        conv_shape(k, &c->C_in, &c->C_out);
+        c->weight = net->params + offs[k];
+        c->bias = c->weight + (size_t)9 * c->C_in * c->C_out;
+        if (conv3x3_pack(&c->packed, c->weight, c->C_in, c->C_out) != 0) {
+            s = nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights");
+            goto done;
+        }
+    }
+    s = NST_OK;
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, nst_error *err) {
+    *out = NULL;
+    nst_vgg19 *net = calloc(1, sizeof *net);
+    if (!net) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    if (dir) {
+        snprintf(net->dir, sizeof net->dir, "%s", dir);
+    } else {
+        char tried[4 * 4300];
+        if (!find_default_dir(net->dir, sizeof net->dir, tried, sizeof tried)) {
+            free(net);
+            return nst_fail(err, NST_ERR_IO,
+                            "VGG19 weights not found (looked in %s); pass --weights DIR or set %s",
+                            tried, NST_WEIGHTS_ENV);
+        }
+    }
+    nst_status s = load_weights(net, net->dir, err);
+    if (s) {
+        nst_vgg19_free(net);
+        return s;
+    }
+    *out = net;
+    return NST_OK;
+}
+
+void nst_vgg19_free(nst_vgg19 *net) {
+    if (!net) return;
+    for (int k = 0; k < 16; k++) conv3x3_packed_free(&net->conv[k].packed);
+    free(net->params);
+    free(net);
+}
+
+const char *nst_vgg19_dir(const nst_vgg19 *net) { return net->dir; }
+
+/* ---- activations ---------------------------------------------------------------- */
+
+nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *err) {
+    memset(a, 0, sizeof *a);
+    if (depth < 1 || depth > NST_NUM_LAYERS || H < 1 || W < 1)
+        return nst_fail(err, NST_ERR_ARG, "bad network size %dx%d, depth %d", W, H, depth);
+    a->depth = depth;
+    a->H = H;
+    a->W = W;
+    int C = 3, h = H, w = W, k = 0, pools = 0;
+    size_t total = (size_t)3 * H * W, largest = total;
+    for (int l = 0; l < depth; l++) {
+        vgg_layer_kind kind = vgg19_layer_kind(l);
+        if (kind == VGG_CONV) {
+            int ci;
+            conv_shape(k++, &ci, &C);
+        } else if (kind == VGG_POOL) {
+            h /= 2;
+            w /= 2;
+            if (h >= 1 && w >= 1) pools++;
+            if (h < 1 || w < 1)
+                return nst_fail(err, NST_ERR_ARG, "image %dx%d is too small for layer %s (each side needs at least %d pixels)",
+                                W, H, LAYER_NAMES[l], 1 << ++pools);
+        }
+        a->C[l] = C;
+        a->Hl[l] = h;
+        a->Wl[l] = w;
+        size_t n = (size_t)C * h * w;
+        if (kind != VGG_RELU) total += n; /* ReLU runs in place over its conv's output */
+        if (n > largest) largest = n;
+    }
+    total += 2 * largest;
+    a->memory = nst_alloc_array(total, sizeof(float));
+    if (!a->memory)
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d image (%.1f GB of activations)",
+                        W, H, (double)total * 4 / 1e9);
+    a->bytes = total * sizeof(float);
+    float *p = a->memory;
+    a->input = p;
+    p += (size_t)3 * H * W;
+    for (int l = 0; l < depth; l++) {
+        if (vgg19_layer_kind(l) == VGG_RELU) {
+            a->out[l] = a->out[l - 1];
+        } else {
+            a->out[l] = p;
+            p += vgg19_layer_size(a, l);
+        }
+    }
+    a->grad_a = p;
+    a->grad_b = p + largest;
+    return NST_OK;
+}
+
+void vgg19_acts_free(vgg19_acts *a) {
+    free(a->memory);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- forward and backward ----------------------------------------------------------- */
+
+static void forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l, int use_ref) {
+    const float *inp = l == 0 ? a->input : a->out[l - 1];
+    int Ci = l == 0 ? 3 : a->C[l - 1];
+    int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
+    switch (vgg19_layer_kind(l)) {
+    case VGG_CONV: {
+        const vgg_conv *c = &net->conv[vgg19_layer_conv(l)];
+        if (use_ref) conv3x3_forward_ref(a->out[l], inp, c->weight, c->bias, c->C_in, c->C_out, Hi, Wi);
+        else conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi);
+        break;
+    }
+    case VGG_RELU:
+        relu_forward(a->out[l], inp, vgg19_layer_size(a, l));
+        break;
+    case VGG_POOL:
+        maxpool2x2_forward(a->out[l], inp, Ci, Hi, Wi);
+        break;
+    }
+}
+
+void vgg19_forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l) { forward_layer(net, a, l, 0); }
+void vgg19_forward_layer_ref(const nst_vgg19 *net, vgg19_acts *a, int l) { forward_layer(net, a, l, 1); }
+
+void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a) {
+    for (int l = 0; l < a->depth; l++) vgg19_forward_layer(net, a, l);
+}
+
+void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, float *const *tap_grad, float *dinput,
+                    int use_ref) {
+    float *g = a->grad_a, *spare = a->grad_b;
+    int top = a->depth - 1;
+    memset(g, 0, vgg19_layer_size(a, top) * sizeof(float));
+    for (int l = top; l >= 0; l--) {
+        size_t n = vgg19_layer_size(a, l);
+        if (tap_grad[l])
+            for (size_t i = 0; i < n; i++) g[i] += tap_grad[l][i];
+        float *dst = l == 0 ? dinput : spare;
+        int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
+        switch (vgg19_layer_kind(l)) {
+        case VGG_CONV: {
+            const vgg_conv *c = &net->conv[vgg19_layer_conv(l)];
+            if (use_ref) conv3x3_backward_input_ref(dst, g, c->weight, c->C_in, c->C_out, Hi, Wi);
+            else conv3x3_backward_input(dst, g, &c->packed, Hi, Wi);
+            break;
+        }
+        case VGG_RELU:
+            /* out[l] holds max(x,0): positive exactly where x is, so it serves as the mask */
+            relu_backward(g, g, a->out[l], n);
+            continue; /* in place: g stays the current buffer */
+        case VGG_POOL:
+            maxpool2x2_backward(dst, g, a->out[l - 1], a->C[l - 1], Hi, Wi);
+            break;
+        }
+        float *t = g;
+        g = spare;
+        spare = t;
+    }
+}
+
+/* ---- pre/post-processing ----------------------------------------------------------------- */
+
+static const float CAFFE_MEAN_BGR[3] = {103.939f, 116.779f, 123.68f};
+
+void vgg19_preprocess(float *x, const nst_image *img) {
+    size_t hw = (size_t)img->width * img->height;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) /* BGR plane c takes RGB channel 2-c */
+            x[c * hw + i] = img->pixels[i * 3 + (2 - c)] - CAFFE_MEAN_BGR[c];
+}
+
+void vgg19_deprocess(nst_image *img, const float *x) {
+    size_t hw = (size_t)img->width * img->height;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = x[c * hw + i] + CAFFE_MEAN_BGR[c];
+            img->pixels[i * 3 + (2 - c)] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+        }
+}

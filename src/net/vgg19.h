@@ -1,0 +1,71 @@
+/* vgg19.h - the VGG19 feature network (internal). Life cycle:
+ *   nst_vgg19_load()      parameters (weights read once, shared by every run)
+ *   vgg19_acts_build()    activations and gradients for one image size and depth
+ *   vgg19_forward_layer() one layer at a time, so that losses can read a tap as soon
+ *                         as it is computed (ReLU runs in place over its conv's output)
+ *   vgg19_backward()      from the deepest layer down to the image, adding the losses'
+ *                         gradients at their taps
+ *   vgg19_acts_free()
+ */
+#ifndef NST_VGG19_H
+#define NST_VGG19_H
+
+#include "nst.h"
+#include "tensor/ops.h"
+
+typedef enum { VGG_CONV, VGG_RELU, VGG_POOL } vgg_layer_kind;
+
+typedef struct {
+    int C_in, C_out;
+    float *weight;         /* (C_out,C_in,3,3), points into nst_vgg19.params */
+    float *bias;           /* (C_out) */
+    conv3x3_packed packed; /* the same weights in the fast kernels' layouts */
+} vgg_conv;
+
+struct nst_vgg19 {
+    char dir[4096];
+    float *params;      /* every weight and bias, one allocation */
+    vgg_conv conv[16];  /* conv1_1 .. conv5_4 */
+};
+
+/* The static shape of layer l: its kind, and for convs the index into net->conv. */
+vgg_layer_kind vgg19_layer_kind(int layer);
+int vgg19_layer_conv(int layer);
+
+typedef struct {
+    int depth;                      /* layers 0..depth-1 are computed */
+    int H, W;                       /* input size */
+    int C[NST_NUM_LAYERS], Hl[NST_NUM_LAYERS], Wl[NST_NUM_LAYERS]; /* output shape per layer */
+    float *input;                   /* (3,H,W), caffe-preprocessed image */
+    float *out[NST_NUM_LAYERS];     /* output of each layer; a ReLU shares its conv's buffer */
+    float *grad_a, *grad_b;         /* ping-pong gradient buffers, as large as the largest layer */
+    float *memory;                  /* the one allocation behind all of the above */
+    size_t bytes;
+} vgg19_acts;
+
+/* Allocates activations for an H x W input computed up to and including layer depth-1. */
+nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *err);
+void vgg19_acts_free(vgg19_acts *a);
+static inline size_t vgg19_layer_size(const vgg19_acts *a, int l) {
+    return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
+}
+
+/* Computes layer l from layer l-1 (or from a->input for l = 0). */
+void vgg19_forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l);
+/* Whole forward pass: layers 0..depth-1. */
+void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a);
+
+/* Backward from layer depth-1 to the input: tap_grad[l], if not NULL, is dLoss/d(out of
+ * layer l), shape (C[l],Hl[l],Wl[l]). Writes dLoss/d(input) into dinput (3,H,W).
+ * use_ref selects the reference convolution (for tests). */
+void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, float *const *tap_grad, float *dinput,
+                    int use_ref);
+/* Forward with the reference convolution (for tests). */
+void vgg19_forward_layer_ref(const nst_vgg19 *net, vgg19_acts *a, int l);
+
+/* Caffe preprocessing: RGB 0..255 (H,W,3) -> BGR minus the ImageNet mean, (3,H,W). */
+void vgg19_preprocess(float *x, const nst_image *img);
+/* And back, clamped to 0..255. img must be allocated with the right size. */
+void vgg19_deprocess(nst_image *img, const float *x);
+
+#endif

@@ -1,0 +1,225 @@
+/* gram_avx512.c - AVX-512 kernels of the Gram matrix G = scale * F F^T and its
+ * gradient dF += scale * (dG + dG^T) F, F being (C,N) with N = H*W large.
+ *
+ * Forward is a SYRK done GEMM-style: for a chunk of GF_NC pixels, a thread transposes
+ * F[j0:j0+64, chunk] into a panel P (GF_NC,64) that stays in L1, then a 6x64 register
+ * tile sums G[i0:i0+6, j0:j0+64] += F[i,k] (broadcast) * P[k,:] for each i-tile with
+ * i0 < j0+64 (the upper triangle by blocks). The chunks are summed in order into G, and
+ * every G entry belongs to exactly one tile, so the result does not depend on the
+ * number of threads. The lower triangle is mirrored at the end.
+ *
+ * Backward: S = scale*(dG + dG^T) is symmetric, so row j of S holds S[i][j] for
+ * consecutive i; it is packed in 6-row panels. A 6x64 tile of dF sums S[i][j]
+ * (broadcast) * F[j, n0:n0+64] over all j in registers, then adds to dF once.
+ */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GF_NC 128 /* pixels per chunk: the (GF_NC,64) panel is 32 KB, inside L1 */
+#define G_MR 6    /* rows of G (or dF) per register tile */
+#define G_NB 64   /* columns per register tile: 4 vectors */
+
+/* Transposes 16 rows of 16 floats (row r at src + r*ld, lanes past kmask zero, rows
+ * with rmask bit clear zero) into dst (16 rows of 16, dst row k at dst + k*ldd). */
+static inline void transpose16(float *dst, int ldd, const float *src, size_t ld,
+                               __mmask16 kmask, unsigned rmask) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) {
+        int ok = (rmask >> i) & 1; /* rows past C are zeros, and their address unused */
+        r[i] = _mm512_maskz_loadu_ps(ok ? kmask : 0, ok ? src + (size_t)i * ld : src);
+    }
+    /* three butterfly stages: 32-bit pairs, 64-bit pairs, 128-bit lanes (twice) */
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4q+s] now holds, in its 128-bit lane L, rows 4q..4q+3 of column 4L+s; the
+     * two lane shuffles gather lane L of r[s], r[4+s], r[8+s], r[12+s] into row 4L+s */
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);       /* lanes 0,2 of each */
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);   /* lanes 1,3 */
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512 a = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        __m512 b = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+        __m512 c = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        __m512 d = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
+        _mm512_storeu_ps(dst + (size_t)(i + 0) * ldd, a);
+        _mm512_storeu_ps(dst + (size_t)(i + 8) * ldd, b);
+        _mm512_storeu_ps(dst + (size_t)(i + 4) * ldd, c);
+        _mm512_storeu_ps(dst + (size_t)(i + 12) * ldd, d);
+    }
+}
+
+/* The 6x64 forward tile over one chunk: acc[a][v] = sum_k A[a][k] * P[k][16v..16v+15]
+ * for k < kc; A rows are F rows (stride N), P is the (GF_NC,64) panel. Adds into G rows
+ * i0..i0+nrow-1, columns j0..j0+63 masked to < C (or stores if first). */
+static inline void gram_fwd_tile(float *G, int C, const float *A, size_t N, const float *P,
+                                 int kc, int i0, int nrow, int j0, int first) {
+    __m512 acc[G_MR][4];
+    const float *a[G_MR];
+    for (int r = 0; r < G_MR; r++) {
+        a[r] = A + (size_t)(r < nrow ? r : nrow - 1) * N; /* clamp: extra rows are dropped */
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+    }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(P + k * G_NB), b1 = _mm512_load_ps(P + k * G_NB + 16);
+        __m512 b2 = _mm512_load_ps(P + k * G_NB + 32), b3 = _mm512_load_ps(P + k * G_NB + 48);
+#pragma GCC unroll 6
+        for (int r = 0; r < G_MR; r++) {
+            __m512 x = _mm512_set1_ps(a[r][k]);
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+        }
+    }
+    for (int r = 0; r < nrow; r++) {
+        float *g = G + (size_t)(i0 + r) * C + j0;
+        for (int v = 0; v < 4; v++) {
+            int rem = C - j0 - 16 * v;
+            if (rem <= 0) break;
+            __mmask16 m = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+            __m512 s = first ? acc[r][v] : _mm512_add_ps(_mm512_maskz_loadu_ps(m, g + 16 * v), acc[r][v]);
+            _mm512_mask_storeu_ps(g + 16 * v, m, s);
+        }
+    }
+}
+
+/* G is (C,C), F is (C,N): G = scale * F F^T */
+void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
+    const int npj = (C + G_NB - 1) / G_NB;
+    /* tiles (jp, it) in order; panel jp has ceil(min(C, 64(jp+1)) / 6) i-tiles */
+    long ntiles = 0;
+    for (int jp = 0; jp < npj; jp++) {
+        int ilim = (jp + 1) * G_NB < C ? (jp + 1) * G_NB : C;
+        ntiles += (ilim + G_MR - 1) / G_MR;
+    }
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        long t0 = ntiles * t / nt, t1 = ntiles * (t + 1) / nt;
+        float *P = aligned_alloc(64, GF_NC * G_NB * sizeof(float));
+        long base = 0;
+        for (int jp = 0; jp < npj && P; jp++) {
+            int j0 = jp * G_NB;
+            int ilim = j0 + G_NB < C ? j0 + G_NB : C;
+            long n_it = (ilim + G_MR - 1) / G_MR;
+            /* this thread's i-tiles of panel jp: [lo, hi) */
+            long lo = t0 > base ? t0 - base : 0, hi = t1 - base < n_it ? t1 - base : n_it;
+            base += n_it;
+            if (lo >= hi) continue;
+            unsigned rmask[4];
+            for (int q = 0; q < 4; q++) {
+                int rows = C - j0 - 16 * q;
+                rows = rows < 0 ? 0 : rows > 16 ? 16 : rows;
+                rmask[q] = (1u << rows) - 1u;
+            }
+            for (long k0 = 0; k0 < N; k0 += GF_NC) {
+                int kc = N - k0 < GF_NC ? (int)(N - k0) : GF_NC;
+                for (int kk = 0; kk < kc; kk += 16) {
+                    int rem = kc - kk;
+                    __mmask16 km = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+                    for (int q = 0; q < 4; q++)
+                        transpose16(P + kk * G_NB + 16 * q, G_NB, F + (size_t)(j0 + 16 * q) * N + k0 + kk,
+                                    (size_t)N, km, rmask[q]);
+                }
+                for (long it = lo; it < hi; it++) {
+                    int i0 = (int)it * G_MR;
+                    int nrow = C - i0 < G_MR ? C - i0 : G_MR;
+                    gram_fwd_tile(G, C, F + (size_t)i0 * N + k0, (size_t)N, P, kc, i0, nrow, j0, k0 == 0);
+                }
+            }
+        }
+        free(P);
+#pragma omp barrier
+        /* scale the upper triangle (with the diagonal), then mirror it down */
+#pragma omp for schedule(static)
+        for (int i = 0; i < C; i++)
+            for (int j = i; j < C; j++) G[(size_t)i * C + j] *= scale;
+#pragma omp for schedule(static)
+        for (int i = 0; i < C; i++)
+            for (int j = 0; j < i; j++) G[(size_t)i * C + j] = G[(size_t)j * C + i];
+    }
+}
+
+/* The 6x64 backward tile: acc[a][v] = sum_j Sp[j][a] * F[j][n0+16v..], then dF += acc.
+ * Sp is the packed panel (C,6) of S rows i0..i0+5; m[v] masks the pixels past N. */
+static inline void gram_bwd_tile(float *dF, const float *F, const float *Sp, int C, size_t N,
+                                 size_t n0, int nrow, const __mmask16 m[4], int prefetch) {
+    __m512 acc[G_MR][4];
+    for (int r = 0; r < G_MR; r++)
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+    const float *f = F + n0;
+    for (int j = 0; j < C; j++, f += N, Sp += G_MR) {
+        /* rows of F are N floats apart: too far for the hardware prefetcher, so the
+         * first pass over a block fetches a few rows ahead */
+        if (prefetch && j + 8 < C)
+            for (int v = 0; v < 4; v++) _mm_prefetch((const char *)(f + 8 * N + 16 * v), _MM_HINT_T0);
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], f), b1 = _mm512_maskz_loadu_ps(m[1], f + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], f + 32), b3 = _mm512_maskz_loadu_ps(m[3], f + 48);
+#pragma GCC unroll 6
+        for (int r = 0; r < G_MR; r++) {
+            __m512 x = _mm512_set1_ps(Sp[r]);
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+        }
+    }
+    for (int r = 0; r < nrow; r++) {
+        float *d = dF + (size_t)r * N + n0;
+        for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_ps(d + 16 * v, m[v], _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], d + 16 * v), acc[r][v]));
+    }
+}
+
+/* accumulates: dF is (C,N), dG is (C,C): dF += scale * (dG + dG^T) F */
+void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int N, float scale) {
+    const int nit = (C + G_MR - 1) / G_MR;
+    /* Sp[it][j][r] = scale * (dG[i][j] + dG[j][i]), i = 6 it + r (0 past C) */
+    float *Sp = aligned_alloc(64, ((size_t)nit * G_MR * C * sizeof(float) + 63) / 64 * 64);
+    if (!Sp) return; /* cannot happen for C <= 512 short of a broken heap; nothing done */
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int it = 0; it < nit; it++)
+            for (int j = 0; j < C; j++)
+                for (int r = 0; r < G_MR; r++) {
+                    int i = it * G_MR + r;
+                    Sp[((size_t)it * C + j) * G_MR + r] =
+                        i < C ? scale * (dG[(size_t)i * C + j] + dG[(size_t)j * C + i]) : 0.0f;
+                }
+        /* pixel blocks of 4 tiles (256 pixels): the S panel of an i-tile stays in L1
+         * over the block, the (C,256) slice of F stays in L2 over the i-tiles */
+        const long nblk = ((long)N + 4 * G_NB - 1) / (4 * G_NB);
+#pragma omp for schedule(static)
+        for (long b = 0; b < nblk; b++) {
+            for (int it = 0; it < nit; it++) {
+                int i0 = it * G_MR, nrow = C - i0 < G_MR ? C - i0 : G_MR;
+                for (int s = 0; s < 4; s++) {
+                    size_t n0 = (size_t)b * 4 * G_NB + (size_t)s * G_NB;
+                    if (n0 >= (size_t)N) break;
+                    __mmask16 m[4];
+                    for (int v = 0; v < 4; v++) {
+                        long rem = (long)N - (long)n0 - 16 * v;
+                        m[v] = rem >= 16 ? 0xFFFF : rem <= 0 ? 0 : (__mmask16)((1u << rem) - 1);
+                    }
+                    gram_bwd_tile(dF + (size_t)i0 * N, F, Sp + (size_t)it * C * G_MR, C, (size_t)N, n0,
+                                  nrow, m, it == 0);
+                }
+            }
+        }
+    }
+    free(Sp);
+}

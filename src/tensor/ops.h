@@ -1,0 +1,64 @@
+/* ops.h - the layers of the VGG19 feature network and the losses' building blocks.
+ *
+ * Every tensor is a plain float array in C order; a feature map of one image is
+ * (C,H,W). Each op is a *_forward / *_backward pair. Backward functions OVERWRITE their
+ * input gradient unless the comment says "accumulates". Heavy ops (conv3x3, gram) have a
+ * simple reference implementation (*_ref) next to the fast one, and the tests compare
+ * them. Fast ops use OpenMP threads; for a given thread count they are deterministic. */
+#ifndef NST_OPS_H
+#define NST_OPS_H
+
+#include <stddef.h>
+
+/* ---- 3x3 convolution, stride 1, zero padding 1 ("same") ------------------------ */
+
+/* out is (C_out,H,W), inp is (C_in,H,W), weight is (C_out,C_in,3,3), bias is (C_out) */
+void conv3x3_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                         int C_in, int C_out, int H, int W);
+/* dinp is (C_in,H,W), dout is (C_out,H,W), weight is (C_out,C_in,3,3) */
+void conv3x3_backward_input_ref(float *dinp, const float *dout, const float *weight,
+                                int C_in, int C_out, int H, int W);
+/* accumulates: dweight is (C_out,C_in,3,3), dbias is (C_out); inp is (C_in,H,W) */
+void conv3x3_backward_weight_ref(float *dweight, float *dbias, const float *dout,
+                                 const float *inp, int C_in, int C_out, int H, int W);
+
+/* The fast path works on weights repacked once into layouts private to conv.c. */
+typedef struct {
+    int C_in, C_out;
+    float *fwd; /* packed for the forward pass */
+    float *bwd; /* packed (flipped, transposed) for the backward pass to the input */
+} conv3x3_packed;
+
+/* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out);
+void conv3x3_packed_free(conv3x3_packed *p);
+/* Same contracts as the _ref versions. */
+void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
+                     int H, int W);
+void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W);
+/* Which kernel the fast path dispatches to on this CPU: "avx512", "avx2" or "portable". */
+const char *conv3x3_kernel_name(void);
+
+/* ---- Gram matrix ---------------------------------------------------------------- */
+
+/* G is (C,C), F is (C,N): G = scale * F F^T */
+void gram_forward_ref(float *G, const float *F, int C, int N, float scale);
+/* accumulates: dF is (C,N), dG is (C,C): dF += scale * (dG + dG^T) F */
+void gram_backward_ref(float *dF, const float *dG, const float *F, int C, int N, float scale);
+void gram_forward(float *G, const float *F, int C, int N, float scale);
+void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale);
+
+/* ---- element-wise and pooling ----------------------------------------------------- */
+
+/* out, inp are (n); out may equal inp */
+void relu_forward(float *out, const float *inp, size_t n);
+/* dinp, dout, inp are (n): dinp = dout where inp > 0, else 0; dinp may equal dout */
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* 2x2 max pooling, stride 2, floor: out is (C,H/2,W/2), inp is (C,H,W) */
+void maxpool2x2_forward(float *out, const float *inp, int C, int H, int W);
+/* dinp is (C,H,W) (overwritten; rows/cols past 2*(H/2) get 0), dout is (C,H/2,W/2).
+ * The gradient goes to the first maximum in each window (row-major), as PyTorch does. */
+void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W);
+
+#endif

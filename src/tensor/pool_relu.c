@@ -1,0 +1,54 @@
+/* pool_relu.c - ReLU and 2x2 max pooling, forward and backward. Both are memory-bound
+ * and simple enough that the plain loop is the reference and the fast path at once. */
+#include "tensor/ops.h"
+
+void relu_forward(float *out, const float *inp, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void maxpool2x2_forward(float *out, const float *inp, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        for (int i = 0; i < Ho; i++) {
+            const float *r0 = inp + ((size_t)c * H + 2 * i) * W;
+            const float *r1 = r0 + W;
+            float *o = out + ((size_t)c * Ho + i) * Wo;
+            for (int j = 0; j < Wo; j++) {
+                float a = r0[2 * j], b = r0[2 * j + 1], d = r1[2 * j], e = r1[2 * j + 1];
+                float m0 = a >= b ? a : b, m1 = d >= e ? d : e;
+                o[j] = m0 >= m1 ? m0 : m1;
+            }
+        }
+    }
+}
+
+void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float *dplane = dinp + (size_t)c * H * W;
+        for (size_t k = 0; k < (size_t)H * W; k++) dplane[k] = 0.0f;
+        for (int i = 0; i < Ho; i++) {
+            const float *r0 = inp + ((size_t)c * H + 2 * i) * W;
+            const float *r1 = r0 + W;
+            float *d0 = dplane + (size_t)(2 * i) * W, *d1 = d0 + W;
+            const float *g = dout + ((size_t)c * Ho + i) * Wo;
+            for (int j = 0; j < Wo; j++) {
+                /* first maximum in row-major order wins ties, as in PyTorch */
+                float best = r0[2 * j];
+                float *dst = &d0[2 * j];
+                if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; dst = &d0[2 * j + 1]; }
+                if (r1[2 * j] > best) { best = r1[2 * j]; dst = &d1[2 * j]; }
+                if (r1[2 * j + 1] > best) { dst = &d1[2 * j + 1]; }
+                *dst += g[j];
+            }
+        }
+    }
+}

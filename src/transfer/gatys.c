@@ -1,0 +1,428 @@
+/* gatys.c - optimization-based style transfer (Gatys, Ecker & Bethge 2016): the image's
+ * pixels are optimized so that its VGG19 features match the content photo's and its Gram
+ * matrices match the painting's.
+ *
+ * One evaluation of the objective = one forward pass up to the deepest tap, the losses
+ * (and their gradients) computed at each tap as soon as the forward pass reaches it,
+ * one backward pass to the image, plus total variation on the image itself. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loss/losses.h"
+#include "net/vgg19.h"
+#include "optim/optim.h"
+#include "transfer/gatys.h"
+#include "util/util.h"
+
+/* What the losses need at one layer. */
+typedef struct {
+    float content_w, style_w; /* cfg weight * per-layer weight; 0 when not a tap */
+    float *P;                 /* (C,H,W) content target */
+    float *A;                 /* (C,C) style target */
+    float *G, *dG;            /* (C,C) scratch: the image's Gram and its gradient */
+    float *grad;              /* (C,H,W) dLoss/d(layer output) */
+    double content_value, style_value; /* unweighted losses at the last evaluation */
+} layer_loss;
+
+struct nst_transfer {
+    const nst_transfer_config *cfg;
+    const nst_vgg19 *net;
+    int H, W;
+    vgg19_acts acts;
+    layer_loss loss[NST_NUM_LAYERS];
+    float *tap_grad[NST_NUM_LAYERS];        /* loss[l].grad or NULL, for vgg19_backward */
+    float *x, *grad;                        /* (3,H,W) the image being optimized and df/dx */
+    float *content_input;                   /* (3,H,W) the content, preprocessed */
+    const nst_image *content;               /* for preserve_colors */
+    double content_loss, style_loss, tv_loss; /* weighted, at the last evaluation */
+};
+
+static float gram_scale(const nst_transfer_config *cfg, int C, int N) {
+    return cfg->gram_norm == NST_GRAM_NORMALIZED ? (float)(1.0 / ((double)C * N)) : 1.0f;
+}
+
+/* ---- presets ---------------------------------------------------------------- */
+
+static void set_taps(nst_tap *taps, int *n, const char *const *names, int count, float w) {
+    *n = count;
+    for (int i = 0; i < count; i++) {
+        taps[i].layer = nst_layer_index(names[i]);
+        taps[i].weight = w;
+    }
+}
+
+nst_status nst_transfer_preset(nst_transfer_config *cfg, const char *name, nst_error *err) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->style_scale = 1.0f;
+    cfg->lbfgs_history = 10;
+    cfg->init = NST_INIT_CONTENT;
+    cfg->seed = 1;
+    if (strcmp(name, "seed") == 0) {
+        /* The original notebook, exactly: see README. */
+        static const char *const taps[] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
+        cfg->size = 224;
+        cfg->squash = 1;
+        set_taps(cfg->content_taps, &cfg->n_content_taps, taps, 5, 1.0f);
+        set_taps(cfg->style_taps, &cfg->n_style_taps, taps, 5, 1.0f);
+        cfg->gram_norm = NST_GRAM_RAW;
+        cfg->content_weight = 1.0f;
+        cfg->style_weight = 0.01f;
+        cfg->tv_weight = 0.0f;
+        cfg->optimizer = NST_OPT_ADAM;
+        cfg->steps = 2000;
+        cfg->lr = 0.0003f * 255.0f; /* 0.0003 in 0..1 pixel units */
+        cfg->save_every = 200;
+        return NST_OK;
+    }
+    if (strcmp(name, "gatys") == 0) {
+        /* The published recipe: content relu4_2, style relu1_1..relu5_1, L-BFGS, TV. */
+        static const char *const content[] = {"relu4_2"};
+        static const char *const style[] = {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"};
+        cfg->size = 512;
+        cfg->squash = 0;
+        set_taps(cfg->content_taps, &cfg->n_content_taps, content, 1, 1.0f);
+        set_taps(cfg->style_taps, &cfg->n_style_taps, style, 5, 1.0f);
+        cfg->gram_norm = NST_GRAM_NORMALIZED;
+        cfg->content_weight = 5.0f;
+        cfg->style_weight = 100.0f;
+        cfg->tv_weight = 1.0f;
+        cfg->optimizer = NST_OPT_LBFGS;
+        cfg->steps = 500;
+        cfg->lr = 1.0f; /* used only if the optimizer is switched to Adam */
+        cfg->save_every = 0;
+        return NST_OK;
+    }
+    return nst_fail(err, NST_ERR_ARG, "unknown preset '%s' (known: gatys, seed)", name);
+}
+
+static nst_status init_image(nst_transfer *t, nst_error *err);
+
+/* ---- building ------------------------------------------------------------------ */
+
+static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst_error *err) {
+    if (cfg->size < 16 || cfg->size > NST_MAX_DIMENSION)
+        return nst_fail(err, NST_ERR_ARG, "size %d is out of range (16..%d)", cfg->size, NST_MAX_DIMENSION);
+    if (cfg->steps < 0) return nst_fail(err, NST_ERR_ARG, "steps must be >= 0");
+    if (n_styles < 1 || n_styles > NST_MAX_STYLES)
+        return nst_fail(err, NST_ERR_ARG, "need 1..%d style images, got %d", NST_MAX_STYLES, n_styles);
+    if (cfg->n_content_taps + cfg->n_style_taps == 0)
+        return nst_fail(err, NST_ERR_ARG, "no content or style layers");
+    if (cfg->n_content_taps > NST_MAX_TAPS || cfg->n_style_taps > NST_MAX_TAPS)
+        return nst_fail(err, NST_ERR_ARG, "too many layers (at most %d)", NST_MAX_TAPS);
+    for (int i = 0; i < cfg->n_content_taps + cfg->n_style_taps; i++) {
+        int l = i < cfg->n_content_taps ? cfg->content_taps[i].layer : cfg->style_taps[i - cfg->n_content_taps].layer;
+        if (l < 0 || l >= NST_NUM_LAYERS) return nst_fail(err, NST_ERR_ARG, "bad layer index %d", l);
+    }
+    if (!(cfg->lr > 0.0f) && cfg->optimizer == NST_OPT_ADAM)
+        return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
+    if (!(cfg->style_scale > 0.0f)) return nst_fail(err, NST_ERR_ARG, "style scale must be > 0");
+    return NST_OK;
+}
+
+/* Output size for an image resized so that its longer side is `side`. */
+static void fit_size(int w, int h, int side, int *ow, int *oh) {
+    if (w >= h) {
+        *ow = side;
+        *oh = (int)lround((double)h * side / w);
+    } else {
+        *oh = side;
+        *ow = (int)lround((double)w * side / h);
+    }
+    if (*ow < 1) *ow = 1;
+    if (*oh < 1) *oh = 1;
+}
+
+/* Resizes img to w x h (a copy if already that size) and preprocesses it into x (3,h,w). */
+static nst_status prepare_input(float *x, const nst_image *img, int w, int h, nst_error *err) {
+    nst_image r = {0};
+    if (img->width == w && img->height == h) {
+        vgg19_preprocess(x, img);
+        return NST_OK;
+    }
+    nst_status s = nst_image_resize(&r, img, w, h, err);
+    if (s) return s;
+    vgg19_preprocess(x, &r);
+    nst_image_free(&r);
+    return NST_OK;
+}
+
+static int depth_needed(const nst_transfer_config *cfg) {
+    int depth = 0;
+    for (int i = 0; i < cfg->n_content_taps; i++)
+        if (cfg->content_taps[i].layer + 1 > depth) depth = cfg->content_taps[i].layer + 1;
+    for (int i = 0; i < cfg->n_style_taps; i++)
+        if (cfg->style_taps[i].layer + 1 > depth) depth = cfg->style_taps[i].layer + 1;
+    return depth;
+}
+
+/* Computes the style targets A (blend-weighted mean of the style images' Grams). */
+static nst_status style_targets(nst_transfer *t, const nst_image *styles, const float *blend,
+                                int n_styles, int depth, nst_error *err) {
+    const nst_transfer_config *cfg = t->cfg;
+    double total_blend = 0.0;
+    for (int i = 0; i < n_styles; i++) total_blend += blend ? blend[i] : 1.0;
+    if (!(total_blend > 0.0)) return nst_fail(err, NST_ERR_ARG, "style blend weights must sum to > 0");
+    for (int i = 0; i < n_styles; i++) {
+        int w, h;
+        if (cfg->squash) {
+            w = h = cfg->size;
+        } else {
+            int side = (int)lround(cfg->size * (double)cfg->style_scale);
+            fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &w, &h);
+        }
+        vgg19_acts sa;
+        nst_status s = vgg19_acts_build(&sa, depth, h, w, err);
+        if (s) return s;
+        s = prepare_input(sa.input, &styles[i], w, h, err);
+        if (s) { vgg19_acts_free(&sa); return s; }
+        float b = (float)((blend ? blend[i] : 1.0) / total_blend);
+        for (int l = 0; l < depth; l++) {
+            vgg19_forward_layer(t->net, &sa, l);
+            layer_loss *L = &t->loss[l];
+            if (!L->A) continue;
+            int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
+            gram_forward(L->G, sa.out[l], C, N, gram_scale(cfg, C, N));
+            for (size_t k = 0; k < (size_t)C * C; k++) L->A[k] += b * L->G[k];
+        }
+        vgg19_acts_free(&sa);
+    }
+    return NST_OK;
+}
+
+static void transfer_free(nst_transfer *t) {
+    vgg19_acts_free(&t->acts);
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        free(t->loss[l].P);
+        free(t->loss[l].A);
+        free(t->loss[l].G);
+        free(t->loss[l].dG);
+        free(t->loss[l].grad);
+    }
+    free(t->x);
+    free(t->grad);
+    free(t->content_input);
+    free(t);
+}
+
+void gatys_free(nst_transfer *t) {
+    if (t) transfer_free(t);
+}
+
+const float *gatys_content_input(const nst_transfer *t) { return t->content_input; }
+
+static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                                 const nst_image *content, const nst_image *styles, const float *blend,
+                                 int n_styles, nst_error *err) {
+    t->cfg = cfg;
+    t->net = net;
+    t->content = content;
+    if (cfg->squash) t->W = t->H = cfg->size;
+    else fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+    int depth = depth_needed(cfg);
+    nst_status s = vgg19_acts_build(&t->acts, depth, t->H, t->W, err);
+    if (s) return s;
+    size_t n = (size_t)3 * t->H * t->W;
+    t->x = nst_alloc_array(n, sizeof(float));
+    t->grad = nst_alloc_array(n, sizeof(float));
+    t->content_input = nst_alloc_array(n, sizeof(float));
+    if (!t->x || !t->grad || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+
+    /* per-layer weights and buffers */
+    for (int i = 0; i < cfg->n_content_taps; i++)
+        t->loss[cfg->content_taps[i].layer].content_w += cfg->content_weight * cfg->content_taps[i].weight;
+    for (int i = 0; i < cfg->n_style_taps; i++)
+        t->loss[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
+    for (int l = 0; l < depth; l++) {
+        layer_loss *L = &t->loss[l];
+        int is_content = 0, is_style = 0;
+        for (int i = 0; i < cfg->n_content_taps; i++) is_content |= cfg->content_taps[i].layer == l;
+        for (int i = 0; i < cfg->n_style_taps; i++) is_style |= cfg->style_taps[i].layer == l;
+        if (!is_content && !is_style) continue;
+        size_t size = vgg19_layer_size(&t->acts, l), cc = (size_t)t->acts.C[l] * t->acts.C[l];
+        L->grad = nst_alloc_array(size, sizeof(float));
+        if (is_content) L->P = nst_alloc_array(size, sizeof(float));
+        if (is_style) {
+            L->A = nst_calloc_array(cc, sizeof(float));
+            L->G = nst_alloc_array(cc, sizeof(float));
+            L->dG = nst_alloc_array(cc, sizeof(float));
+        }
+        if (!L->grad || (is_content && !L->P) || (is_style && (!L->A || !L->G || !L->dG)))
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory for the loss buffers");
+        t->tap_grad[l] = L->grad;
+    }
+
+    /* content targets P */
+    s = prepare_input(t->acts.input, content, t->W, t->H, err);
+    if (s) return s;
+    memcpy(t->content_input, t->acts.input, n * sizeof(float));
+    memcpy(t->x, t->acts.input, n * sizeof(float)); /* the default initial image */
+    for (int l = 0; l < depth; l++) {
+        vgg19_forward_layer(net, &t->acts, l);
+        if (t->loss[l].P) memcpy(t->loss[l].P, t->acts.out[l], vgg19_layer_size(&t->acts, l) * sizeof(float));
+    }
+    return style_targets(t, styles, blend, n_styles, depth, err);
+}
+
+nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                       const nst_image *content, const nst_image *styles, const float *blend,
+                       int n_styles, nst_error *err) {
+    *out = NULL;
+    nst_status s = check_config(cfg, n_styles, err);
+    if (s) return s;
+    nst_transfer *t = calloc(1, sizeof *t);
+    if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
+    if (!s) s = init_image(t, err);
+    if (s) {
+        transfer_free(t);
+        return s;
+    }
+    *out = t;
+    return NST_OK;
+}
+
+/* ---- the objective -------------------------------------------------------------- */
+
+double gatys_eval(nst_transfer *t, const float *x, float *grad) {
+    const nst_transfer_config *cfg = t->cfg;
+    vgg19_acts *a = &t->acts;
+    size_t n = (size_t)3 * t->H * t->W;
+    memcpy(a->input, x, n * sizeof(float));
+    double content = 0.0, style = 0.0;
+    for (int l = 0; l < a->depth; l++) {
+        vgg19_forward_layer(t->net, a, l);
+        layer_loss *L = &t->loss[l];
+        if (!L->grad) continue;
+        /* the losses read the tap now, before the next ReLU overwrites it in place */
+        size_t size = vgg19_layer_size(a, l);
+        memset(L->grad, 0, size * sizeof(float));
+        if (L->P) {
+            L->content_value = content_loss_forward(a->out[l], L->P, size);
+            content += L->content_w * L->content_value;
+            content_loss_backward(L->grad, a->out[l], L->P, size, L->content_w);
+        }
+        if (L->A) {
+            int C = a->C[l], N = a->Hl[l] * a->Wl[l];
+            float gs = gram_scale(cfg, C, N);
+            L->style_value = style_loss_forward(L->G, a->out[l], L->A, C, N, gs);
+            style += L->style_w * L->style_value;
+            style_loss_backward(L->grad, L->dG, L->G, L->A, a->out[l], C, N, gs, L->style_w);
+        }
+    }
+    vgg19_backward(t->net, a, t->tap_grad, grad, 0);
+    double tv = 0.0;
+    if (cfg->tv_weight > 0.0f) {
+        tv = cfg->tv_weight * tv_loss_forward(x, 3, t->H, t->W);
+        tv_loss_backward(grad, x, 3, t->H, t->W, cfg->tv_weight);
+    }
+    t->content_loss = content;
+    t->style_loss = style;
+    t->tv_loss = tv;
+    return content + style + tv;
+}
+
+static double objective(void *ctx, const float *x, float *grad) { return gatys_eval(ctx, x, grad); }
+
+void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style) {
+    *content = t->loss[l].content_value;
+    *style = t->loss[l].style_value;
+}
+
+void gatys_size(const nst_transfer *t, int *W, int *H) {
+    *W = t->W;
+    *H = t->H;
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+/* Keeps the content's colours: the result's luminance with the content's chroma (YIQ). */
+static void preserve_colors(nst_image *result, const nst_image *content, nst_error *err) {
+    nst_image c = {0};
+    if (nst_image_resize(&c, content, result->width, result->height, err) != NST_OK) return;
+    size_t hw = (size_t)result->width * result->height;
+    for (size_t i = 0; i < hw; i++) {
+        float *p = result->pixels + 3 * i, *q = c.pixels + 3 * i;
+        float y = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        float ci = 0.596f * q[0] - 0.274f * q[1] - 0.322f * q[2];
+        float cq = 0.211f * q[0] - 0.523f * q[1] + 0.312f * q[2];
+        float rgb[3] = {y + 0.956f * ci + 0.621f * cq, y - 0.272f * ci - 0.647f * cq, y - 1.106f * ci + 1.703f * cq};
+        for (int k = 0; k < 3; k++) p[k] = rgb[k] < 0.0f ? 0.0f : rgb[k] > 255.0f ? 255.0f : rgb[k];
+    }
+    nst_image_free(&c);
+}
+
+nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err) {
+    nst_status s = nst_image_alloc(img, t->W, t->H, err);
+    if (s) return s;
+    vgg19_deprocess(img, t->x);
+    if (t->cfg->preserve_colors) preserve_colors(img, t->content, err);
+    return NST_OK;
+}
+
+static nst_status init_image(nst_transfer *t, nst_error *err) {
+    const nst_transfer_config *cfg = t->cfg;
+    size_t n = (size_t)3 * t->H * t->W;
+    if (cfg->init == NST_INIT_NOISE) {
+        nst_rng rng;
+        nst_rng_seed(&rng, cfg->seed);
+        for (size_t i = 0; i < n; i++) t->x[i] = (float)(16.0 * nst_rng_normal(&rng));
+    } else if (cfg->init == NST_INIT_FILE) {
+        nst_image img = {0};
+        nst_status s = nst_image_load(&img, cfg->init_file, 0, err);
+        if (s) return s;
+        s = prepare_input(t->x, &img, t->W, t->H, err);
+        nst_image_free(&img);
+        return s;
+    } /* NST_INIT_CONTENT: t->x already holds the content */
+    return NST_OK;
+}
+
+nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net,
+                            const nst_image *content, const nst_image *styles, const float *blend,
+                            int n_styles, nst_progress_fn progress, void *user, nst_image *result,
+                            nst_error *err) {
+    memset(result, 0, sizeof *result);
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    double t0 = nst_now();
+    nst_transfer *t;
+    nst_status s = gatys_build(&t, cfg, net, content, styles, blend, n_styles, err);
+    if (s) return s;
+    size_t n = (size_t)3 * t->H * t->W;
+    adam_state adam = {0};
+    lbfgs_state lbfgs = {0};
+    if (cfg->optimizer == NST_OPT_ADAM) s = adam_build(&adam, n, cfg->lr, err);
+    else s = lbfgs_build(&lbfgs, n, cfg->lbfgs_history, err);
+    if (s) { transfer_free(t); return s; }
+
+    nst_status status = NST_OK;
+    double f = 0.0;
+    if (cfg->optimizer == NST_OPT_LBFGS && cfg->steps > 0) f = gatys_eval(t, t->x, t->grad);
+    for (int step = 1; step <= cfg->steps; step++) {
+        if (cfg->optimizer == NST_OPT_ADAM) {
+            f = gatys_eval(t, t->x, t->grad); /* the loss reported is the one before the update */
+            adam_update(&adam, t->x, t->grad);
+        } else if (!lbfgs_step(&lbfgs, t->x, &f, t->grad, objective, t)) {
+            /* converged or stuck: no step lowers the loss any more */
+            nst_progress p = {step - 1, cfg->steps, nst_now() - t0, t->content_loss, t->style_loss, t->tv_loss, f};
+            if (progress) progress(t, &p, user);
+            break;
+        }
+        if (!isfinite(f)) {
+            status = nst_fail(err, NST_ERR_ARG, "the loss became %g at step %d; lower the learning rate or weights", f, step);
+            break;
+        }
+        nst_progress p = {step, cfg->steps, nst_now() - t0, t->content_loss, t->style_loss, t->tv_loss, f};
+        if (progress && progress(t, &p, user)) {
+            status = nst_fail(err, NST_ERR_INTERRUPTED, "stopped after step %d of %d", step, cfg->steps);
+            break;
+        }
+    }
+    nst_status s2 = nst_transfer_snapshot(t, result, err);
+    if (s2) status = s2;
+    adam_free(&adam);
+    lbfgs_free(&lbfgs);
+    transfer_free(t);
+    return status;
+}

@@ -1,0 +1,24 @@
+/* gatys.h - the optimization-based transfer's internals, for nst_transfer_run and the
+ * tests. Life cycle: gatys_build (targets from the content and style images) ->
+ * gatys_eval (loss and gradient at any image, many times) -> gatys_free. */
+#ifndef NST_GATYS_H
+#define NST_GATYS_H
+
+#include "nst.h"
+
+nst_status gatys_build(nst_transfer **t, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                       const nst_image *content, const nst_image *styles, const float *blend,
+                       int n_styles, nst_error *err);
+void gatys_free(nst_transfer *t);
+
+/* Size of the image being optimized; x below is (3,H,W) in the network's input space. */
+void gatys_size(const nst_transfer *t, int *W, int *H);
+/* The content image, preprocessed (3,H,W). */
+const float *gatys_content_input(const nst_transfer *t);
+
+/* Total loss at x; writes d(total)/dx into grad (3,H,W). */
+double gatys_eval(nst_transfer *t, const float *x, float *grad);
+/* After gatys_eval: the unweighted content and style loss at layer l (0 if not a tap). */
+void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style);
+
+#endif

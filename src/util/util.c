@@ -1,0 +1,123 @@
+/* util.c - error formatting, checked allocation, atomic writes, clock, random numbers. */
+#include "util/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+nst_status nst_fail(nst_error *err, nst_status status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+const char *nst_status_name(nst_status s) {
+    switch (s) {
+    case NST_OK: return "ok";
+    case NST_ERR_ARG: return "invalid argument";
+    case NST_ERR_IO: return "i/o error";
+    case NST_ERR_FORMAT: return "bad file format";
+    case NST_ERR_LIMIT: return "size limit exceeded";
+    case NST_ERR_NOMEM: return "out of memory";
+    case NST_ERR_INTERRUPTED: return "interrupted";
+    }
+    return "unknown error";
+}
+
+void *nst_alloc_array(size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size) return NULL;
+    size_t bytes = count * size;
+    return malloc(bytes ? bytes : 1);
+}
+
+void *nst_calloc_array(size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size) return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+nst_status nst_atomic_open(nst_atomic_file *af, const char *path, nst_error *err) {
+    memset(af, 0, sizeof *af);
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof af->path)
+        return nst_fail(err, NST_ERR_ARG, "%s: bad output path", path);
+    memcpy(af->path, path, len + 1);
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(af->tmp_path);
+    if (fd < 0)
+        return nst_fail(err, NST_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    af->fp = fdopen(fd, "wb");
+    if (!af->fp) {
+        int e = errno;
+        close(fd);
+        unlink(af->tmp_path);
+        return nst_fail(err, NST_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    }
+    return NST_OK;
+}
+
+nst_status nst_atomic_commit(nst_atomic_file *af, nst_error *err) {
+    int failed = ferror(af->fp) || fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0;
+    int e = errno;
+    if (fclose(af->fp) != 0 && !failed) { failed = 1; e = errno; }
+    af->fp = NULL;
+    if (!failed) {
+        /* mkstemp creates 0600; give the file the usual permissions. */
+        mode_t mask = umask(0);
+        umask(mask);
+        chmod(af->tmp_path, 0666 & ~mask);
+        if (rename(af->tmp_path, af->path) == 0) return NST_OK;
+        e = errno;
+    }
+    unlink(af->tmp_path);
+    return nst_fail(err, NST_ERR_IO, "%s: write failed: %s", af->path, strerror(e));
+}
+
+void nst_atomic_abort(nst_atomic_file *af) {
+    if (af->fp) fclose(af->fp);
+    af->fp = NULL;
+    if (af->tmp_path[0]) unlink(af->tmp_path);
+}
+
+double nst_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void nst_rng_seed(nst_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t nst_rng_next(nst_rng *r) { /* xoshiro256** */
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double nst_rng_uniform(nst_rng *r) { return (double)(nst_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double nst_rng_normal(nst_rng *r) { /* Box-Muller; one value per call keeps it stateless */
+    double u1 = nst_rng_uniform(r), u2 = nst_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}

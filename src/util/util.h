@@ -1,0 +1,42 @@
+/* util.h - small internal helpers shared by the library: error messages, checked
+ * allocation, atomic file writes, timing, a deterministic random generator. */
+#ifndef NST_UTIL_H
+#define NST_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "nst.h"
+
+/* Formats a message into err (if not NULL) and returns status, so callers can write
+ * `return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));` */
+nst_status nst_fail(nst_error *err, nst_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* malloc of count*size bytes with overflow check; NULL on overflow or failure. */
+void *nst_alloc_array(size_t count, size_t size);
+/* The same, zero-filled. */
+void *nst_calloc_array(size_t count, size_t size);
+
+/* Atomic file writing: open a temporary file beside path, write to it, then commit
+ * (fflush, fsync, rename over path) or abort (close and delete the temporary). */
+typedef struct {
+    FILE *fp;
+    char path[4096];
+    char tmp_path[4096 + 32];
+} nst_atomic_file;
+
+nst_status nst_atomic_open(nst_atomic_file *af, const char *path, nst_error *err);
+nst_status nst_atomic_commit(nst_atomic_file *af, nst_error *err);
+void nst_atomic_abort(nst_atomic_file *af);
+
+/* Seconds from a monotonic clock. */
+double nst_now(void);
+
+/* SplitMix64-seeded xoshiro-style generator: deterministic for a given seed. */
+typedef struct { uint64_t s[4]; } nst_rng;
+void nst_rng_seed(nst_rng *r, uint64_t seed);
+uint64_t nst_rng_next(nst_rng *r);
+double nst_rng_uniform(nst_rng *r);  /* [0, 1) */
+double nst_rng_normal(nst_rng *r);   /* N(0, 1) */
+
+#endif

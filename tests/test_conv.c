@@ -1,0 +1,198 @@
+/* test_conv.c - the 3x3 convolution: the reference gradients against central finite
+ * differences, the fast paths (the dispatched kernel and the portable one) against the
+ * reference on many shapes, and determinism. */
+#include <omp.h>
+#include <stdint.h>
+
+#include "tensor/ops.h"
+#include "test_util.h"
+
+/* Exposed by conv.c for the tests only: the portable path whatever the CPU. */
+void conv3x3_forward_portable(float *out, const float *inp, const conv3x3_packed *w,
+                              const float *bias, int H, int W);
+void conv3x3_backward_input_portable(float *dinp, const float *dout, const conv3x3_packed *w,
+                                     int H, int W);
+
+static float *rand_array(size_t n, unsigned long long *st) {
+    float *a = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = test_rand(st);
+    return a;
+}
+
+/* L = sum(conv(inp, weight, bias) * R) in double; inp is (C_in,H,W), R is (C_out,H,W) */
+static double conv_loss(const double *inp, const double *weight, const double *bias, const float *R,
+                        int C_in, int C_out, int H, int W) {
+    double L = 0.0;
+    for (int co = 0; co < C_out; co++)
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++) {
+                double s = bias[co];
+                for (int ci = 0; ci < C_in; ci++)
+                    for (int kh = 0; kh < 3; kh++)
+                        for (int kw = 0; kw < 3; kw++) {
+                            int y = h + kh - 1, x = w + kw - 1;
+                            if (y < 0 || y >= H || x < 0 || x >= W) continue;
+                            s += inp[((size_t)ci * H + y) * W + x] * weight[((size_t)co * C_in + ci) * 9 + kh * 3 + kw];
+                        }
+                L += s * R[((size_t)co * H + h) * W + w];
+            }
+    return L;
+}
+
+/* Central differences of conv_loss for every element of v (one of inp/weight/bias,
+ * held in double), against the analytic gradient g; returns the max abs error
+ * relative to max |g|. */
+static double fd_check(double *v, size_t n, const float *g, const double *inp, const double *weight,
+                       const double *bias, const float *R, int C_in, int C_out, int H, int W) {
+    const double eps = 1e-3;
+    double maxerr = 0.0, maxg = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double keep = v[i];
+        v[i] = keep + eps;
+        double lp = conv_loss(inp, weight, bias, R, C_in, C_out, H, W);
+        v[i] = keep - eps;
+        double lm = conv_loss(inp, weight, bias, R, C_in, C_out, H, W);
+        v[i] = keep;
+        double fd = (lp - lm) / (2 * eps);
+        if (fabs(fd - g[i]) > maxerr) maxerr = fabs(fd - g[i]);
+        if (fabs(g[i]) > maxg) maxg = fabs(g[i]);
+    }
+    return maxerr / maxg;
+}
+
+static void test_reference_gradients(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 1234 + C_in * 7 + H;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *R = rand_array(no, &st);
+    double *dinp = malloc(ni * sizeof(double)), *dw = malloc(nw * sizeof(double)), *db = malloc(C_out * sizeof(double));
+    for (size_t i = 0; i < ni; i++) dinp[i] = inp[i];
+    for (size_t i = 0; i < nw; i++) dw[i] = weight[i];
+    for (int i = 0; i < C_out; i++) db[i] = bias[i];
+
+    float *gi = malloc(ni * sizeof(float)), *gw = calloc(nw, sizeof(float)), *gb = calloc(C_out, sizeof(float));
+    conv3x3_backward_input_ref(gi, R, weight, C_in, C_out, H, W);
+    conv3x3_backward_weight_ref(gw, gb, R, inp, C_in, C_out, H, W);
+    double e;
+    e = fd_check(dinp, ni, gi, dinp, dw, db, R, C_in, C_out, H, W);
+    CHECK(e < 1e-5, "dinp vs finite differences %d,%d,%d,%d: %g", C_in, C_out, H, W, e);
+    e = fd_check(dw, nw, gw, dinp, dw, db, R, C_in, C_out, H, W);
+    CHECK(e < 1e-5, "dweight vs finite differences %d,%d,%d,%d: %g", C_in, C_out, H, W, e);
+    e = fd_check(db, C_out, gb, dinp, dw, db, R, C_in, C_out, H, W);
+    CHECK(e < 1e-5, "dbias vs finite differences %d,%d,%d,%d: %g", C_in, C_out, H, W, e);
+
+    /* "accumulates": a second call adds the same amount again */
+    float *gw2 = malloc(nw * sizeof(float));
+    memcpy(gw2, gw, nw * sizeof(float));
+    conv3x3_backward_weight_ref(gw2, NULL, R, inp, C_in, C_out, H, W);
+    for (size_t i = 0; i < nw; i++) gw[i] *= 2.0f;
+    CHECK(rel_l2(gw2, gw, nw) < 1e-6, "backward_weight accumulates");
+
+    /* the forward reference against the double loss: sum(out * R) */
+    float *out = malloc(no * sizeof(float));
+    conv3x3_forward_ref(out, inp, weight, bias, C_in, C_out, H, W);
+    double L = 0.0;
+    for (size_t i = 0; i < no; i++) L += (double)out[i] * R[i];
+    double Ld = conv_loss(dinp, dw, db, R, C_in, C_out, H, W);
+    CHECK(fabs(L - Ld) <= 1e-5 * (fabs(Ld) + 1.0), "forward_ref vs double: %g vs %g", L, Ld);
+
+    free(inp); free(weight); free(bias); free(R); free(dinp); free(dw); free(db);
+    free(gi); free(gw); free(gb); free(gw2); free(out);
+}
+
+/* The fast paths against the reference on one shape, with and without bias. */
+static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 99 + (unsigned long long)C_in * 131 + C_out * 17 + H * 5 + W;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *dout = rand_array(no, &st);
+    float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const float *b = with_bias ? bias : NULL;
+        conv3x3_forward_ref(ref, inp, weight, b, C_in, C_out, H, W);
+        for (size_t i = 0; i < no; i++) got[i] = NAN; /* every output must be written */
+        conv3x3_forward(got, inp, &p, b, H, W);
+        double e = rel_l2(got, ref, no);
+        CHECK(e < 1e-6, "forward %s %d->%d %dx%d bias=%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, with_bias, e);
+        for (size_t i = 0; i < no; i++) got[i] = NAN;
+        conv3x3_forward_portable(got, inp, &p, b, H, W);
+        e = rel_l2(got, ref, no);
+        CHECK(e < 1e-6, "forward portable %d->%d %dx%d bias=%d: %g", C_in, C_out, H, W, with_bias, e);
+    }
+    conv3x3_backward_input_ref(dref, dout, weight, C_in, C_out, H, W);
+    for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+    conv3x3_backward_input(dgot, dout, &p, H, W);
+    double e = rel_l2(dgot, dref, ni);
+    CHECK(e < 1e-6, "backward_input %s %d->%d %dx%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, e);
+    for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+    conv3x3_backward_input_portable(dgot, dout, &p, H, W);
+    e = rel_l2(dgot, dref, ni);
+    CHECK(e < 1e-6, "backward_input portable %d->%d %dx%d: %g", C_in, C_out, H, W, e);
+
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(dout); free(ref); free(got); free(dref); free(dgot);
+}
+
+/* Two runs, and 1 vs 2 threads, give bit-identical outputs (work is split over output
+ * channels and rows only, so the thread count does not change any sum). */
+static void test_determinism(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 7;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
+    float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(2);
+    conv3x3_forward(o1, inp, &p, bias, H, W);
+    conv3x3_forward(o2, inp, &p, bias, H, W);
+    conv3x3_backward_input(d1, o1, &p, H, W);
+    conv3x3_backward_input(d2, o1, &p, H, W);
+    omp_set_num_threads(1);
+    conv3x3_forward(o3, inp, &p, bias, H, W);
+    conv3x3_backward_input(d3, o1, &p, H, W);
+    omp_set_num_threads(nt);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "forward run to run %d->%d", C_in, C_out);
+    CHECK(memcmp(d1, d2, ni * sizeof(float)) == 0, "backward run to run %d->%d", C_in, C_out);
+    CHECK(memcmp(o1, o3, no * sizeof(float)) == 0, "forward 1 vs 2 threads %d->%d", C_in, C_out);
+    CHECK(memcmp(d1, d3, ni * sizeof(float)) == 0, "backward 1 vs 2 threads %d->%d", C_in, C_out);
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(o1); free(o2); free(o3); free(d1); free(d2); free(d3);
+}
+
+int main(void) {
+    printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
+
+    test_reference_gradients(3, 5, 5, 4);
+    test_reference_gradients(2, 3, 1, 6);
+    test_reference_gradients(4, 2, 7, 1);
+
+    static const int shapes[][4] = {
+        /* C_in, C_out, H, W */
+        {1, 1, 1, 1},     {3, 3, 1, 1},     {3, 5, 1, 7},     {5, 3, 5, 3},     {17, 5, 13, 17},
+        {3, 64, 13, 17},  {64, 3, 13, 17},  {3, 64, 32, 32},  {64, 3, 64, 64},  {64, 17, 5, 3},
+        {17, 64, 7, 1},   {16, 20, 2, 33},  {33, 40, 6, 47},  {64, 64, 32, 32}, {64, 64, 64, 64},
+        {128, 128, 13, 17}, {64, 128, 7, 33}, {128, 64, 16, 16}, {130, 6, 9, 15},
+        {256, 256, 14, 14}, {512, 512, 5, 3}, {300, 260, 3, 30},
+    };
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+        test_fast_vs_ref(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
+
+    test_determinism(64, 64, 29, 37);
+    test_determinism(3, 64, 20, 20);
+    test_determinism(64, 3, 20, 20);
+
+    /* empty pack / free round trip is safe twice */
+    conv3x3_packed p;
+    float wt[9] = {0};
+    CHECK(conv3x3_pack(&p, wt, 1, 1) == 0, "pack 1x1");
+    conv3x3_packed_free(&p);
+    conv3x3_packed_free(&p);
+    CHECK(p.fwd == NULL && p.bwd == NULL, "free clears");
+    TEST_DONE();
+}

@@ -1,0 +1,77 @@
+/* test_optim.c - Adam against a hand computation; L-BFGS on an ill-conditioned quadratic
+ * and the Rosenbrock function: it converges and never increases f. */
+#include "optim/optim.h"
+#include "test_util.h"
+
+static void test_adam(void) {
+    adam_state s;
+    nst_error err;
+    float x[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f};
+    CHECK(adam_build(&s, 2, 0.1f, &err) == NST_OK, "%s", err.msg);
+    /* two steps by hand, in double */
+    double m[2] = {0}, v[2] = {0}, xe[2] = {1.0, -2.0};
+    for (int t = 1; t <= 2; t++) {
+        adam_update(&s, x, g);
+        for (int i = 0; i < 2; i++) {
+            m[i] = 0.9 * m[i] + 0.1 * g[i];
+            v[i] = 0.999 * v[i] + 0.001 * (double)g[i] * g[i];
+            double mh = m[i] / (1 - pow(0.9, t)), vh = v[i] / (1 - pow(0.999, t));
+            xe[i] -= 0.1 * mh / (sqrt(vh) + 1e-8);
+        }
+    }
+    for (int i = 0; i < 2; i++) CHECK(fabs(x[i] - xe[i]) < 1e-5, "adam x[%d] %.8f want %.8f", i, x[i], xe[i]);
+    adam_free(&s);
+}
+
+/* f(x) = sum_i c_i (x_i - 1)^2, condition number 1e4 */
+static double quadratic(void *ctx, const float *x, float *g) {
+    int n = *(int *)ctx;
+    double f = 0;
+    for (int i = 0; i < n; i++) {
+        double c = pow(10.0, 4.0 * i / (n - 1));
+        f += c * (x[i] - 1.0) * (x[i] - 1.0);
+        g[i] = (float)(2 * c * (x[i] - 1.0));
+    }
+    return f;
+}
+
+static double rosenbrock(void *ctx, const float *x, float *g) {
+    int n = *(int *)ctx;
+    double f = 0;
+    for (int i = 0; i < n; i++) g[i] = 0;
+    for (int i = 0; i + 1 < n; i++) {
+        double a = x[i + 1] - (double)x[i] * x[i], b = 1.0 - x[i];
+        f += 100 * a * a + b * b;
+        g[i] += (float)(-400 * a * x[i] - 2 * b);
+        g[i + 1] += (float)(200 * a);
+    }
+    return f;
+}
+
+static void run_lbfgs(const char *name, objective_fn fn, int n, int iters, double tol) {
+    lbfgs_state s;
+    nst_error err;
+    CHECK(lbfgs_build(&s, n, 10, &err) == NST_OK, "%s", err.msg);
+    float *x = calloc(n, 4), *g = calloc(n, 4);
+    for (int i = 0; i < n; i++) x[i] = (i % 2) ? 1.5f : -1.2f;
+    double f = fn(&n, x, g), f_prev = f;
+    int monotone = 1, it;
+    for (it = 0; it < iters; it++) {
+        if (!lbfgs_step(&s, x, &f, g, fn, &n)) break;
+        if (f > f_prev) monotone = 0;
+        f_prev = f;
+    }
+    CHECK(monotone, "%s: f increased", name);
+    CHECK(f < tol, "%s: f = %.3g after %d iterations", name, f, it);
+    printf("lbfgs %-10s f = %.3g after %d iterations, %d evaluations\n", name, f, it, s.evals);
+    free(x);
+    free(g);
+    lbfgs_free(&s);
+}
+
+int main(void) {
+    test_adam();
+    run_lbfgs("quadratic", quadratic, 50, 400, 1e-3);
+    run_lbfgs("rosenbrock", rosenbrock, 10, 500, 1e-4);
+    TEST_DONE();
+}

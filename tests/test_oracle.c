@@ -1,0 +1,297 @@
+/* test_oracle.c - nst against PyTorch: ../shared/oracle/gatys64 holds a 64x64 transfer
+ * computed by PyTorch on the same weights. Checks, each as a relative L2 error:
+ *   weights loader (per-tensor sums and first values),
+ *   preprocessing of the PNG inputs,
+ *   every conv layer's output (fast and reference convolutions)        < 1e-5
+ *   the Grams, each per-layer loss, the gradients, 5 Adam steps          < 1e-4 */
+#include <cjson/cJSON.h>
+
+#include "net/vgg19.h"
+#include "test_util.h"
+#include "transfer/gatys.h"
+
+#define ORACLE NST_SHARED_DIR "/oracle/gatys64/"
+#define FEATURE_TOL 1e-5
+#define LOSS_TOL 1e-4
+
+static cJSON *index_json;
+
+static float *oracle(const char *name, size_t n) {
+    char path[512];
+    snprintf(path, sizeof path, ORACLE "%s.f32", name);
+    float *a = read_f32(path, n);
+    if (!a) { fprintf(stderr, "missing oracle array %s\n", name); exit(1); }
+    return a;
+}
+
+static double json_num(const char *a, const char *b, const char *c) {
+    const cJSON *j = cJSON_GetObjectItem(index_json, a);
+    if (b) j = cJSON_GetObjectItem(j, b);
+    if (c) j = cJSON_GetObjectItem(j, c);
+    if (!cJSON_IsNumber(j)) { fprintf(stderr, "index.json: no %s/%s/%s\n", a, b ? b : "", c ? c : ""); exit(1); }
+    return j->valuedouble;
+}
+
+static double rel_err(double a, double b) { return fabs(a - b) / (fabs(b) > 0 ? fabs(b) : 1.0); }
+
+static void test_weights(const nst_vgg19 *net) {
+    const cJSON *sums = cJSON_GetObjectItem(index_json, "weights_checksums");
+    for (int k = 0; k < 16; k++) {
+        const vgg_conv *c = &net->conv[k];
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            int b = 0, i = k;
+            static const int convs[5] = {2, 2, 4, 4, 4};
+            while (i >= convs[b]) i -= convs[b++];
+            char name[64];
+            snprintf(name, sizeof name, "block%d_conv%d/%s", b + 1, i + 1, is_bias ? "bias" : "kernel");
+            const cJSON *e = cJSON_GetObjectItem(sums, name);
+            size_t n = is_bias ? (size_t)c->C_out : (size_t)9 * c->C_in * c->C_out;
+            const float *v = is_bias ? c->bias : c->weight;
+            double sum = 0, sumsq = 0;
+            for (size_t j = 0; j < n; j++) { sum += v[j]; sumsq += (double)v[j] * v[j]; }
+            double want_sum = cJSON_GetObjectItem(e, "sum")->valuedouble;
+            double want_sq = cJSON_GetObjectItem(e, "sumsq")->valuedouble;
+            CHECK(fabs(sum - want_sum) < 1e-6 * (1 + sqrt(want_sq * n)), "%s sum %.9g want %.9g", name, sum, want_sum);
+            CHECK(rel_err(sumsq, want_sq) < 1e-9, "%s sumsq %.12g want %.12g", name, sumsq, want_sq);
+            /* first4 are in HWIO order: kh=kw=ci=0, co=0..3 -> OIHW index co*C_in*9 */
+            const cJSON *f4 = cJSON_GetObjectItem(e, "first4");
+            for (int j = 0; j < 4; j++) {
+                float got = is_bias ? v[j] : v[(size_t)j * c->C_in * 9];
+                float want = (float)cJSON_GetArrayItem(f4, j)->valuedouble;
+                CHECK(got == want, "%s first4[%d] %.9g want %.9g", name, j, got, want);
+            }
+        }
+    }
+}
+
+static void test_preprocess(void) {
+    static const char *names[2] = {"content", "style"};
+    for (int i = 0; i < 2; i++) {
+        char path[512], arr[64];
+        snprintf(path, sizeof path, ORACLE "%s_64.png", names[i]);
+        nst_image img = {0};
+        nst_error err;
+        CHECK(nst_image_load(&img, path, 0, &err) == NST_OK, "%s", err.msg);
+        if (!img.pixels) continue;
+        float x[3 * 64 * 64];
+        vgg19_preprocess(x, &img);
+        snprintf(arr, sizeof arr, "input_%s", names[i]);
+        float *want = oracle(arr, 3 * 64 * 64);
+        double e = rel_l2(x, want, 3 * 64 * 64);
+        CHECK(e < 1e-7, "preprocess %s: rel err %.3g", names[i], e);
+        nst_image_free(&img);
+        free(want);
+    }
+}
+
+/* Forward pass on a preprocessed oracle input; compares the named conv layers. */
+static void test_features(const nst_vgg19 *net, const char *input, const char *prefix, int all_convs, int ref) {
+    vgg19_acts a;
+    nst_error err;
+    CHECK(vgg19_acts_build(&a, NST_NUM_LAYERS - 1, 64, 64, &err) == NST_OK, "%s", err.msg);
+    float *x = oracle(input, 3 * 64 * 64);
+    memcpy(a.input, x, sizeof(float) * 3 * 64 * 64);
+    double worst = 0;
+    for (int l = 0; l < a.depth; l++) {
+        float *pre = NULL;
+        if (ref) vgg19_forward_layer_ref(net, &a, l);
+        else vgg19_forward_layer(net, &a, l);
+        const char *name = nst_layer_name(l);
+        if (vgg19_layer_kind(l) != VGG_CONV) continue;
+        if (!all_convs && name[6] != '1') continue; /* the taps convB_1 only */
+        char arr[64];
+        snprintf(arr, sizeof arr, "%s_%s", prefix, name);
+        size_t n = vgg19_layer_size(&a, l);
+        pre = oracle(arr, n);
+        double e = rel_l2(a.out[l], pre, n);
+        if (e > worst) worst = e;
+        CHECK(e < FEATURE_TOL, "%s (%s conv): rel err %.3g", arr, ref ? "reference" : "fast", e);
+        free(pre);
+    }
+    printf("features %-8s %-9s worst rel L2 error %.3g\n", prefix, ref ? "reference" : "fast", worst);
+    free(x);
+    vgg19_acts_free(&a);
+}
+
+/* An nst_image from a preprocessed oracle input (inverse of the preprocessing). */
+static nst_image oracle_image(const char *input) {
+    nst_image img = {0};
+    nst_error err;
+    nst_image_alloc(&img, 64, 64, &err);
+    float *x = oracle(input, 3 * 64 * 64);
+    static const float mean[3] = {103.939f, 116.779f, 123.68f};
+    for (int i = 0; i < 64 * 64; i++)
+        for (int c = 0; c < 3; c++) img.pixels[i * 3 + 2 - c] = x[c * 64 * 64 + i] + mean[c];
+    free(x);
+    return img;
+}
+
+static nst_transfer_config seed_config(float content_weight, float style_weight, int steps) {
+    nst_transfer_config cfg;
+    nst_error err;
+    nst_transfer_preset(&cfg, "seed", &err);
+    cfg.size = 64;
+    cfg.content_weight = content_weight;
+    cfg.style_weight = style_weight;
+    cfg.steps = steps;
+    return cfg;
+}
+
+static void test_grams_losses_gradients(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
+    static const char *taps[5] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
+    float *gen = oracle("input_gen", 3 * 64 * 64), *grad = malloc(sizeof(float) * 3 * 64 * 64);
+    nst_error err;
+    /* weights (content, style) for: total, content only, style only (unweighted) */
+    static const struct { float cw, sw; const char *grad; const char *loss; } cases[3] = {
+        {1.0f, 0.01f, "grad_total_gen", "total"}, {1.0f, 0.0f, "grad_content_gen", "content"},
+        {0.0f, 1.0f, "grad_style_gen", "style"}};
+    for (int k = 0; k < 3; k++) {
+        nst_transfer_config cfg = seed_config(cases[k].cw, cases[k].sw, 0);
+        nst_transfer *t;
+        CHECK(gatys_build(&t, &cfg, net, content, style, NULL, 1, &err) == NST_OK, "%s", err.msg);
+        /* the content image is exactly the oracle's input */
+        float *xc = oracle("input_content", 3 * 64 * 64);
+        CHECK(rel_l2(gatys_content_input(t), xc, 3 * 64 * 64) < 1e-7, "content input differs");
+        free(xc);
+        double f = gatys_eval(t, gen, grad);
+        float *want = oracle(cases[k].grad, 3 * 64 * 64);
+        double e = rel_l2(grad, want, 3 * 64 * 64);
+        CHECK(e < LOSS_TOL, "%s: rel err %.3g", cases[k].grad, e);
+        printf("gradient %-22s rel L2 error %.3g\n", cases[k].grad, e);
+        free(want);
+        double want_f = json_num("losses", "gen", cases[k].loss);
+        if (k == 2) want_f = json_num("losses", "gen", "style"); /* unweighted */
+        CHECK(rel_err(f, want_f) < LOSS_TOL, "loss %s %.10g want %.10g", cases[k].loss, f, want_f);
+        printf("loss     %-22s %.10g (oracle %.10g, rel error %.3g)\n", cases[k].loss, f, want_f, rel_err(f, want_f));
+        if (k == 0) {
+            for (int i = 0; i < 5; i++) {
+                double c, s;
+                gatys_layer_losses(t, nst_layer_index(taps[i]), &c, &s);
+                double wc = json_num("losses_per_layer", taps[i], "content_gen");
+                double ws = json_num("losses_per_layer", taps[i], "style_gen");
+                CHECK(rel_err(c, wc) < LOSS_TOL, "content loss %s %.10g want %.10g", taps[i], c, wc);
+                CHECK(rel_err(s, ws) < LOSS_TOL, "style loss %s %.10g want %.10g", taps[i], s, ws);
+                printf("layer    %-8s content rel error %.3g  style rel error %.3g\n", taps[i], rel_err(c, wc), rel_err(s, ws));
+            }
+            /* the style targets and the gen Grams */
+            for (int i = 0; i < 5; i++) {
+                int l = nst_layer_index(taps[i]);
+                int C = l == 0 ? 64 : l == 5 ? 128 : l == 10 ? 256 : 512;
+                size_t cc = (size_t)C * C;
+                vgg19_acts a;
+                vgg19_acts_build(&a, l + 1, 64, 64, &err);
+                static const char *which[3] = {"style", "content", "gen"};
+                for (int w = 0; w < 3; w++) {
+                    char arr[64];
+                    snprintf(arr, sizeof arr, "input_%s", which[w]);
+                    float *x = oracle(arr, 3 * 64 * 64);
+                    memcpy(a.input, x, sizeof(float) * 3 * 64 * 64);
+                    vgg19_forward(net, &a);
+                    float *G = malloc(cc * sizeof(float));
+                    gram_forward(G, a.out[l], C, a.Hl[l] * a.Wl[l], 1.0f);
+                    snprintf(arr, sizeof arr, "gram_%s_%s", which[w], taps[i]);
+                    float *want_g = oracle(arr, cc);
+                    double eg = rel_l2(G, want_g, cc);
+                    CHECK(eg < LOSS_TOL, "%s: rel err %.3g", arr, eg);
+                    printf("gram     %-22s rel L2 error %.3g\n", arr, eg);
+                    free(G);
+                    free(want_g);
+                    free(x);
+                }
+                vgg19_acts_free(&a);
+            }
+            /* gradient at the content image: the seed's first step */
+            float *xc2 = oracle("input_content", 3 * 64 * 64);
+            double f0 = gatys_eval(t, xc2, grad);
+            want = oracle("grad_total_at_content", 3 * 64 * 64);
+            e = rel_l2(grad, want, 3 * 64 * 64);
+            CHECK(e < LOSS_TOL, "grad_total_at_content: rel err %.3g", e);
+            printf("gradient %-22s rel L2 error %.3g\n", "grad_total_at_content", e);
+            double wf0 = json_num("losses", "at_content", "total");
+            CHECK(rel_err(f0, wf0) < LOSS_TOL, "loss at content %.10g want %.10g", f0, wf0);
+            free(want);
+            free(xc2);
+        }
+        gatys_free(t);
+    }
+    free(gen);
+    free(grad);
+}
+
+/* The seed preset's first 5 Adam steps through the public API. */
+typedef struct { double total[8], content[8], style[8]; int n; } loss_log;
+
+static int record(nst_transfer *t, const nst_progress *p, void *user) {
+    loss_log *log = user;
+    if (log->n < 8) {
+        log->total[log->n] = p->total_loss;
+        log->content[log->n] = p->content_loss;
+        log->style[log->n] = p->style_loss;
+        log->n++;
+    }
+    return 0;
+}
+
+static void test_adam(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
+    nst_transfer_config cfg = seed_config(1.0f, 0.01f, 5);
+    loss_log log = {0};
+    nst_image out = {0};
+    nst_error err;
+    CHECK(nst_transfer_run(&cfg, net, content, style, NULL, 1, record, &log, &out, &err) == NST_OK, "%s", err.msg);
+    CHECK(log.n == 5, "%d progress calls", log.n);
+    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetObjectItem(index_json, "adam"), "losses_before_each_step");
+    for (int i = 0; i < 5 && i < log.n; i++) {
+        const cJSON *s = cJSON_GetArrayItem(steps, i);
+        double wt = cJSON_GetObjectItem(s, "total")->valuedouble;
+        double wc = cJSON_GetObjectItem(s, "content")->valuedouble;
+        double ws = cJSON_GetObjectItem(s, "style")->valuedouble * 0.01; /* progress reports weighted */
+        CHECK(rel_err(log.total[i], wt) < LOSS_TOL, "adam step %d total %.10g want %.10g", i, log.total[i], wt);
+        CHECK(rel_err(log.style[i], ws) < LOSS_TOL, "adam step %d style %.10g want %.10g", i, log.style[i], ws);
+        /* the content loss is 0 before step 0 and tiny after: compare absolutely there */
+        CHECK(fabs(log.content[i] - wc) < LOSS_TOL * (wc > 1 ? wc : 1) + 1e-3 * (i > 0), "adam step %d content %.10g want %.10g", i, log.content[i], wc);
+    }
+    /* the image after 5 steps, in the network's input space (the result is clamped RGB:
+     * compare the same clamp of the oracle) */
+    float *want = oracle("adam_x_after_5", 3 * 64 * 64);
+    nst_image want_img = {0};
+    nst_image_alloc(&want_img, 64, 64, &err);
+    vgg19_deprocess(&want_img, want);
+    double e = rel_l2(out.pixels, want_img.pixels, 3 * 64 * 64);
+    double maxd = 0;
+    for (int i = 0; i < 3 * 64 * 64; i++) maxd = fmax(maxd, fabs(out.pixels[i] - want_img.pixels[i]));
+    CHECK(e < LOSS_TOL, "adam x after 5: rel err %.3g", e);
+    CHECK(maxd < 2 * 0.0765 + 1e-3, "adam x after 5: max abs diff %.3g", maxd);
+    printf("adam     x after 5 steps       rel L2 error %.3g, max abs %.3g (lr 0.0765)\n", e, maxd);
+    free(want);
+    nst_image_free(&want_img);
+    nst_image_free(&out);
+}
+
+int main(void) {
+    FILE *f = fopen(ORACLE "index.json", "rb");
+    if (!f) { fprintf(stderr, "cannot open " ORACLE "index.json\n"); return 1; }
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    index_json = cJSON_Parse(text);
+    CHECK(index_json != NULL, "index.json parses");
+
+    nst_vgg19 *net;
+    nst_error err;
+    CHECK(nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", &err) == NST_OK, "%s", err.msg);
+    test_weights(net);
+    test_preprocess();
+    test_features(net, "input_content", "content", 1, 0);
+    test_features(net, "input_content", "content", 1, 1);
+    test_features(net, "input_style", "style", 0, 0);
+    test_features(net, "input_gen", "gen", 0, 0);
+    nst_image content = oracle_image("input_content"), style = oracle_image("input_style");
+    test_grams_losses_gradients(net, &content, &style);
+    test_adam(net, &content, &style);
+    nst_image_free(&content);
+    nst_image_free(&style);
+    nst_vgg19_free(net);
+    cJSON_Delete(index_json);
+    TEST_DONE();
+}
