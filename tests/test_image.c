@@ -406,6 +406,69 @@ static void test_grey_jpeg(void) {
     nst_image_free(&img);
 }
 
+/* CMYK and YCCK JPEGs as Photoshop writes them: inverted (255 = no ink), marked by an
+ * Adobe APP14 segment, which libjpeg writes for these colour spaces. Also progressive. */
+static void write_jpeg_ex(const char *path, int w, int h, int comps, J_COLOR_SPACE in, J_COLOR_SPACE stored,
+                          int progressive, const unsigned char *data) {
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(2); }
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = w, c.image_height = h, c.input_components = comps, c.in_color_space = in;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, stored);
+    jpeg_set_quality(&c, 95, TRUE);
+    if (progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)data + (size_t)c.next_scanline * w * comps;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+}
+
+static void test_jpeg_flavours(void) {
+    /* Left half: no ink (white); right half: full cyan ink (inverted C = 0). */
+    unsigned char d[16 * 16 * 4];
+    for (int i = 0; i < 16 * 16; i++) {
+        int right = (i % 16) >= 8;
+        d[4 * i] = right ? 0 : 255, d[4 * i + 1] = 255, d[4 * i + 2] = 255, d[4 * i + 3] = 255;
+    }
+    J_COLOR_SPACE stored[2] = {JCS_CMYK, JCS_YCCK};
+    for (int k = 0; k < 2; k++) {
+        const char *p = tpath(k ? "ycck.jpg" : "cmyk.jpg");
+        write_jpeg_ex(p, 16, 16, 4, JCS_CMYK, stored[k], 0, d);
+        nst_image img;
+        nst_error err;
+        CHECK(nst_image_load(&img, p, 0, &err) == NST_OK, "%s: %s", p, err.msg);
+        CHECK(img.pixels && near_rgb(px(&img, 2, 8), 255, 255, 255, 12) && near_rgb(px(&img, 13, 8), 0, 255, 255, 12),
+              "%s colours: %.0f,%.0f,%.0f / %.0f,%.0f,%.0f", p, px(&img, 2, 8)[0], px(&img, 2, 8)[1],
+              px(&img, 2, 8)[2], px(&img, 13, 8)[0], px(&img, 13, 8)[1], px(&img, 13, 8)[2]);
+        nst_image_free(&img);
+    }
+
+    /* Progressive: decodes, and a truncated one is refused. */
+    unsigned char rgb[48 * 32 * 3];
+    unsigned long long seed = 9;
+    for (int i = 0; i < 48 * 32 * 3; i++) rgb[i] = (unsigned char)(127.5f + 127.f * test_rand(&seed));
+    write_jpeg_ex(tpath("prog.jpg"), 48, 32, 3, JCS_RGB, JCS_YCbCr, 1, rgb);
+    nst_image img;
+    nst_error err;
+    CHECK(nst_image_load(&img, tpath("prog.jpg"), 0, &err) == NST_OK && img.width == 48 && img.height == 32,
+          "progressive: %s", err.msg);
+    nst_image_free(&img);
+    size_t len = 0;
+    unsigned char *b = read_bytes(tpath("prog.jpg"), &len);
+    write_bytes(tpath("prog-half.jpg"), b, len / 2);
+    free(b);
+    expect_fail(tpath("prog-half.jpg"), 0, NST_ERR_FORMAT, "truncated progressive jpeg");
+}
+
 /* A 32x16 JPEG with four coloured 16x8 quadrants: red, green / blue, white. */
 static const float Q_RED[3] = {255, 0, 0}, Q_GREEN[3] = {0, 255, 0}, Q_BLUE[3] = {0, 0, 255},
                    Q_WHITE[3] = {255, 255, 255};
@@ -899,6 +962,7 @@ int main(void) {
     test_jpeg_roundtrip();
     test_png_flavours();
     test_grey_jpeg();
+    test_jpeg_flavours();
     test_exif();
     test_shared_images();
     test_ppm();

@@ -1,5 +1,6 @@
 /* image_io.c - reading PNG, JPEG and binary PPM/PGM into float RGB (0..255), and
- * writing PNG and JPEG.
+ * writing PNG and JPEG. Sample values are taken as they are stored (as sRGB): gamma
+ * chunks and ICC profiles are not applied, as the networks were trained on such data.
  *
  * libpng and libjpeg report errors by longjmp. To keep that well defined, every
  * decoder keeps what it owns (buffers, the image being filled, libjpeg's state) in a

@@ -104,14 +104,12 @@ static void gram_backward_portable(float *dF, const float *dG, const float *F, i
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
-static int gram_have_avx512(void) {
 #ifdef NST_X86
+static int gram_have_avx512(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
 }
+#endif
 
 void gram_forward(float *G, const float *F, int C, int N, float scale) {
 #ifdef NST_X86

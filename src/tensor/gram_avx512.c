@@ -20,6 +20,7 @@
 #define GF_NC 128 /* pixels per chunk: the (GF_NC,64) panel is 32 KB, inside L1 */
 #define G_MR 6    /* rows of G (or dF) per register tile */
 #define G_NB 64   /* columns per register tile: 4 vectors */
+#define GB_NB 256 /* pixels per backward block (a multiple of G_NB) */
 
 /* Transposes 16 rows of 16 floats (row r at src + r*ld, lanes past kmask zero, rows
  * with rmask bit clear zero) into dst (16 rows of 16, dst row k at dst + k*ldd). */
@@ -64,8 +65,9 @@ static inline void transpose16(float *dst, int ldd, const float *src, size_t ld,
 /* The 6x64 forward tile over one chunk: acc[a][v] = sum_k A[a][k] * P[k][16v..16v+15]
  * for k < kc; A rows are F rows (stride N), P is the (GF_NC,64) panel. Adds into G rows
  * i0..i0+nrow-1, columns j0..j0+63 masked to < C (or stores if first). */
-static inline void gram_fwd_tile(float *G, int C, const float *A, size_t N, const float *P,
-                                 int kc, int i0, int nrow, int j0, int first) {
+static inline __attribute__((always_inline)) void
+gram_fwd_tile(float *G, int C, const float *A, size_t N, const float *P, int kc, int i0, int nrow,
+              int j0, int first, const int v0) {
     __m512 acc[G_MR][4];
     const float *a[G_MR];
     for (int r = 0; r < G_MR; r++) {
@@ -73,20 +75,19 @@ static inline void gram_fwd_tile(float *G, int C, const float *A, size_t N, cons
         for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
     }
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(P + k * G_NB), b1 = _mm512_load_ps(P + k * G_NB + 16);
-        __m512 b2 = _mm512_load_ps(P + k * G_NB + 32), b3 = _mm512_load_ps(P + k * G_NB + 48);
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int v = v0; v < 4; v++) b[v] = _mm512_load_ps(P + k * G_NB + 16 * v);
 #pragma GCC unroll 6
         for (int r = 0; r < G_MR; r++) {
             __m512 x = _mm512_set1_ps(a[r][k]);
-            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+#pragma GCC unroll 4
+            for (int v = v0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
         }
     }
     for (int r = 0; r < nrow; r++) {
         float *g = G + (size_t)(i0 + r) * C + j0;
-        for (int v = 0; v < 4; v++) {
+        for (int v = v0; v < 4; v++) {
             int rem = C - j0 - 16 * v;
             if (rem <= 0) break;
             __mmask16 m = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
@@ -98,27 +99,38 @@ static inline void gram_fwd_tile(float *G, int C, const float *A, size_t N, cons
 
 /* G is (C,C), F is (C,N): G = scale * F F^T */
 void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
-    const int npj = (C + G_NB - 1) / G_NB;
-    /* tiles (jp, it) in order; panel jp has ceil(min(C, 64(jp+1)) / 6) i-tiles */
-    long ntiles = 0;
-    for (int jp = 0; jp < npj; jp++) {
-        int ilim = (jp + 1) * G_NB < C ? (jp + 1) * G_NB : C;
-        ntiles += (ilim + G_MR - 1) / G_MR;
+    if (N <= 0) { /* no pixels: the chunk loop below would leave G unwritten */
+        memset(G, 0, (size_t)C * C * sizeof(float));
+        return;
     }
+    const int npj = (C + G_NB - 1) / G_NB;
+    /* Tiles (jp, it) in order: panel jp has the i-tiles with i0 < min(C, 64(jp+1)). A
+     * tile costs its vectors right of the diagonal (4 - v0); threads get contiguous
+     * runs of tiles of about equal cost. */
+    long total = 0;
+    for (int jp = 0; jp < npj; jp++)
+        for (int i0 = 0; i0 < C && i0 < (jp + 1) * G_NB; i0 += G_MR)
+            total += 4 - (i0 > jp * G_NB ? (i0 - jp * G_NB) / 16 : 0);
+    const int nthr = omp_get_max_threads();
+    float *Pbuf = aligned_alloc(64, (size_t)nthr * GF_NC * G_NB * sizeof(float));
+    if (!Pbuf) return; /* 32 KB per thread; nothing sensible to do without it */
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        long t0 = ntiles * t / nt, t1 = ntiles * (t + 1) / nt;
-        float *P = aligned_alloc(64, GF_NC * G_NB * sizeof(float));
-        long base = 0;
-        for (int jp = 0; jp < npj && P; jp++) {
+        float *P = Pbuf + (size_t)t * GF_NC * G_NB;
+        long cum = 0;
+        for (int jp = 0; jp < npj; jp++) {
             int j0 = jp * G_NB;
-            int ilim = j0 + G_NB < C ? j0 + G_NB : C;
-            long n_it = (ilim + G_MR - 1) / G_MR;
-            /* this thread's i-tiles of panel jp: [lo, hi) */
-            long lo = t0 > base ? t0 - base : 0, hi = t1 - base < n_it ? t1 - base : n_it;
-            base += n_it;
-            if (lo >= hi) continue;
+            /* this thread's i-tiles of panel jp: those whose cost starts in its share */
+            int lo = -1, hi = -1;
+            for (int i0 = 0; i0 < C && i0 < j0 + G_NB; i0 += G_MR) {
+                if (cum * nt / total == t) {
+                    if (lo < 0) lo = i0 / G_MR;
+                    hi = i0 / G_MR + 1;
+                }
+                cum += 4 - (i0 > j0 ? (i0 - j0) / 16 : 0);
+            }
+            if (lo < 0) continue;
             unsigned rmask[4];
             for (int q = 0; q < 4; q++) {
                 int rows = C - j0 - 16 * q;
@@ -127,6 +139,12 @@ void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
             }
             for (long k0 = 0; k0 < N; k0 += GF_NC) {
                 int kc = N - k0 < GF_NC ? (int)(N - k0) : GF_NC;
+                /* The 64 rows of the panel are 64 streams, more than the hardware
+                 * prefetcher tracks: fetch their next chunk while this one is used. */
+                if (k0 + 2 * GF_NC <= N)
+                    for (int q = 0; q < G_NB && j0 + q < C; q++)
+                        for (int l = 0; l < GF_NC; l += 16)
+                            _mm_prefetch((const char *)(F + (size_t)(j0 + q) * N + k0 + GF_NC + l), _MM_HINT_T1);
                 for (int kk = 0; kk < kc; kk += 16) {
                     int rem = kc - kk;
                     __mmask16 km = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
@@ -134,14 +152,20 @@ void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
                         transpose16(P + kk * G_NB + 16 * q, G_NB, F + (size_t)(j0 + 16 * q) * N + k0 + kk,
                                     (size_t)N, km, rmask[q]);
                 }
-                for (long it = lo; it < hi; it++) {
-                    int i0 = (int)it * G_MR;
+                for (int it = lo; it < hi; it++) {
+                    int i0 = it * G_MR;
                     int nrow = C - i0 < G_MR ? C - i0 : G_MR;
-                    gram_fwd_tile(G, C, F + (size_t)i0 * N + k0, (size_t)N, P, kc, i0, nrow, j0, k0 == 0);
+                    const float *A = F + (size_t)i0 * N + k0;
+                    /* vectors of columns all left of the diagonal (j < i0) are the
+                     * lower triangle: skipped, the mirror fills them */
+                    int v0 = (i0 - j0) / 16;
+                    if (v0 <= 0) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 0);
+                    else if (v0 == 1) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 1);
+                    else if (v0 == 2) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 2);
+                    else gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 3);
                 }
             }
         }
-        free(P);
 #pragma omp barrier
         /* scale the upper triangle (with the diagonal), then mirror it down */
 #pragma omp for schedule(static)
@@ -151,23 +175,20 @@ void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
         for (int i = 0; i < C; i++)
             for (int j = 0; j < i; j++) G[(size_t)i * C + j] = G[(size_t)j * C + i];
     }
+    free(Pbuf);
 }
 
-/* The 6x64 backward tile: acc[a][v] = sum_j Sp[j][a] * F[j][n0+16v..], then dF += acc.
- * Sp is the packed panel (C,6) of S rows i0..i0+5; m[v] masks the pixels past N. */
-static inline void gram_bwd_tile(float *dF, const float *F, const float *Sp, int C, size_t N,
-                                 size_t n0, int nrow, const __mmask16 m[4], int prefetch) {
+/* The 6x64 backward tile: acc[a][v] = sum_j Sp[j][a] * Fp[j][16v..16v+15], then
+ * dF rows += acc. Sp is the packed panel (C,6) of S rows i0..i0+5, Fp the packed pixel
+ * block (C,GB_NB) at this tile's 64 columns; m[v] masks the pixels past N. */
+static inline void gram_bwd_tile(float *dF, const float *Fp, const float *Sp, int C, size_t N,
+                                 int nrow, const __mmask16 m[4]) {
     __m512 acc[G_MR][4];
     for (int r = 0; r < G_MR; r++)
         for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
-    const float *f = F + n0;
-    for (int j = 0; j < C; j++, f += N, Sp += G_MR) {
-        /* rows of F are N floats apart: too far for the hardware prefetcher, so the
-         * first pass over a block fetches a few rows ahead */
-        if (prefetch && j + 8 < C)
-            for (int v = 0; v < 4; v++) _mm_prefetch((const char *)(f + 8 * N + 16 * v), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m[0], f), b1 = _mm512_maskz_loadu_ps(m[1], f + 16);
-        __m512 b2 = _mm512_maskz_loadu_ps(m[2], f + 32), b3 = _mm512_maskz_loadu_ps(m[3], f + 48);
+    for (int j = 0; j < C; j++, Fp += GB_NB, Sp += G_MR) {
+        __m512 b0 = _mm512_load_ps(Fp), b1 = _mm512_load_ps(Fp + 16);
+        __m512 b2 = _mm512_load_ps(Fp + 32), b3 = _mm512_load_ps(Fp + 48);
 #pragma GCC unroll 6
         for (int r = 0; r < G_MR; r++) {
             __m512 x = _mm512_set1_ps(Sp[r]);
@@ -178,7 +199,7 @@ static inline void gram_bwd_tile(float *dF, const float *F, const float *Sp, int
         }
     }
     for (int r = 0; r < nrow; r++) {
-        float *d = dF + (size_t)r * N + n0;
+        float *d = dF + (size_t)r * N;
         for (int v = 0; v < 4; v++)
             _mm512_mask_storeu_ps(d + 16 * v, m[v], _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], d + 16 * v), acc[r][v]));
     }
@@ -187,9 +208,16 @@ static inline void gram_bwd_tile(float *dF, const float *F, const float *Sp, int
 /* accumulates: dF is (C,N), dG is (C,C): dF += scale * (dG + dG^T) F */
 void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int N, float scale) {
     const int nit = (C + G_MR - 1) / G_MR;
+    const int nthr = omp_get_max_threads();
     /* Sp[it][j][r] = scale * (dG[i][j] + dG[j][i]), i = 6 it + r (0 past C) */
     float *Sp = aligned_alloc(64, ((size_t)nit * G_MR * C * sizeof(float) + 63) / 64 * 64);
-    if (!Sp) return; /* cannot happen for C <= 512 short of a broken heap; nothing done */
+    /* per thread, the (C,GB_NB) pixel block of F, contiguous */
+    float *Fbuf = aligned_alloc(64, (size_t)nthr * C * GB_NB * sizeof(float));
+    if (!Sp || !Fbuf) { /* a few MB at most; nothing sensible to do without them */
+        free(Sp);
+        free(Fbuf);
+        return;
+    }
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
@@ -200,26 +228,45 @@ void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int
                     Sp[((size_t)it * C + j) * G_MR + r] =
                         i < C ? scale * (dG[(size_t)i * C + j] + dG[(size_t)j * C + i]) : 0.0f;
                 }
-        /* pixel blocks of 4 tiles (256 pixels): the S panel of an i-tile stays in L1
-         * over the block, the (C,256) slice of F stays in L2 over the i-tiles */
-        const long nblk = ((long)N + 4 * G_NB - 1) / (4 * G_NB);
+        /* Rows of F are N floats apart, a page or more: read in place, every j of the
+         * tile loop would be a TLB miss. So a block of GB_NB pixels is copied once into
+         * Fp (in L2), then every i-tile streams it; an i-tile's S panel stays in L1
+         * over the block's GB_NB/64 tiles. */
+        float *Fp = Fbuf + (size_t)omp_get_thread_num() * C * GB_NB;
+        const long nblk = ((long)N + GB_NB - 1) / GB_NB;
 #pragma omp for schedule(static)
         for (long b = 0; b < nblk; b++) {
+            size_t n0 = (size_t)b * GB_NB;
+            int nb = (size_t)N - n0 < GB_NB ? (int)((size_t)N - n0) : GB_NB;
+            for (int j = 0; j < C; j++) {
+                const float *src = F + (size_t)j * N + n0;
+                float *dst = Fp + (size_t)j * GB_NB;
+                if (nb == GB_NB) {
+                    if (b + 1 < nblk) /* the next block of this row, for the next item */
+                        for (int l = 0; l < GB_NB; l += 16) _mm_prefetch((const char *)(src + GB_NB + l), _MM_HINT_T2);
+                    for (int l = 0; l < GB_NB; l += 16) _mm512_store_ps(dst + l, _mm512_loadu_ps(src + l));
+                } else {
+                    for (int l = 0; l < GB_NB; l += 16) {
+                        int rem = nb - l;
+                        __mmask16 m = rem >= 16 ? 0xFFFF : rem <= 0 ? 0 : (__mmask16)((1u << rem) - 1);
+                        _mm512_store_ps(dst + l, _mm512_maskz_loadu_ps(m, src + l));
+                    }
+                }
+            }
             for (int it = 0; it < nit; it++) {
                 int i0 = it * G_MR, nrow = C - i0 < G_MR ? C - i0 : G_MR;
-                for (int s = 0; s < 4; s++) {
-                    size_t n0 = (size_t)b * 4 * G_NB + (size_t)s * G_NB;
-                    if (n0 >= (size_t)N) break;
+                for (int s = 0; s < GB_NB / G_NB && s * G_NB < nb; s++) {
                     __mmask16 m[4];
                     for (int v = 0; v < 4; v++) {
-                        long rem = (long)N - (long)n0 - 16 * v;
+                        int rem = nb - s * G_NB - 16 * v;
                         m[v] = rem >= 16 ? 0xFFFF : rem <= 0 ? 0 : (__mmask16)((1u << rem) - 1);
                     }
-                    gram_bwd_tile(dF + (size_t)i0 * N, F, Sp + (size_t)it * C * G_MR, C, (size_t)N, n0,
-                                  nrow, m, it == 0);
+                    gram_bwd_tile(dF + (size_t)i0 * N + n0 + s * G_NB, Fp + s * G_NB,
+                                  Sp + (size_t)it * C * G_MR, C, (size_t)N, nrow, m);
                 }
             }
         }
     }
     free(Sp);
+    free(Fbuf);
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# setup.sh - on a fresh Debian machine: install what is missing, build nst, and run a
+# real style transfer on the images in ../shared/images. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# 1. packages: compiler, CMake, and the libraries nst links (PNG, JPEG, JSON)
+bash scripts/install-deps.sh
+
+# 2. build
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+
+# 3. a real transfer: Tuebingen in the style of The Starry Night, the default preset
+#    (512 px, L-BFGS) unless NST_DEMO_ARGS says otherwise
+mkdir -p out
+SHARED=../shared/images
+# shellcheck disable=SC2086
+./build/nst transfer --content "$SHARED/content/tubingen.jpg" --style "$SHARED/style/starry_night.jpg" \
+    -o out/tubingen_starry_night.jpg --log out/tubingen_starry_night.csv ${NST_DEMO_ARGS:-}
+echo "setup: done; the result is out/tubingen_starry_night.jpg"

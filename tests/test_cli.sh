@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# test_cli.sh NST SHARED - the nst command end to end: help and version, a short real
+# transfer (loss falls, output decodes, CSV log, snapshots), Ctrl-C keeps the latest
+# image, and every kind of bad input gives a one-line error naming the file, the right
+# exit code and no output file.
+set -u
+NST=$1
+SHARED=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+CONTENT=$SHARED/oracle/gatys64/content_64.png
+STYLE=$SHARED/oracle/gatys64/style_64.png
+
+# expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
+expect() {
+    local code=$1 pattern=$2
+    shift 3
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    local rc=$?
+    if [ "$rc" != "$code" ]; then bad "exit $rc (want $code): $*: $(cat "$T/stderr")"; return; fi
+    if ! grep -Eq -- "$pattern" "$T/stderr"; then bad "stderr lacks '$pattern': $*: $(cat "$T/stderr")"; return; fi
+    if [ "$code" != 0 ] && [ "$(wc -l <"$T/stderr")" != 1 ]; then bad "error is not one line: $*: $(cat "$T/stderr")"; return; fi
+    ok
+}
+no_file() { if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "$1 was left behind"; else ok; fi; }
+
+# --- help and version ---
+$NST --help | grep -q "usage: nst" && ok || bad "nst --help"
+$NST transfer --help | grep -q -- "--content-layers" && ok || bad "nst transfer --help"
+$NST --version | grep -Eq "^nst [0-9]+\.[0-9]+\.[0-9]+" && ok || bad "nst --version"
+expect 2 "unknown command" -- $NST frobnicate
+expect 2 "needs --content" -- $NST transfer --style "$STYLE" -o "$T/x.png"
+
+# --- a short real transfer at 64 px with the default (gatys) preset ---
+OUT=$T/out.png
+if $NST transfer --content "$CONTENT" --style "$STYLE" -o "$OUT" --size 64 --steps 30 \
+    --save-every 10 --log "$T/log.csv" 2>"$T/stderr"; then ok; else bad "transfer failed: $(cat "$T/stderr")"; fi
+[ -s "$OUT" ] && ok || bad "no output"
+head -1 "$T/log.csv" | grep -qx "step,elapsed_s,content_loss,style_loss,tv_loss,total_loss" && ok || bad "csv header"
+[ "$(tail -n +2 "$T/log.csv" | wc -l)" -ge 20 ] && ok || bad "csv rows: $(wc -l <"$T/log.csv")"
+# the loss falls: last total < 0.5 * first total, and never rises (L-BFGS is monotone)
+awk -F, 'NR==2{first=$6} NR>2 && $6>prev*1.000001{rise=1} {prev=$6} END{exit !(prev < 0.5*first && !rise)}' "$T/log.csv" \
+    && ok || bad "loss did not fall monotonically: $(sed -n '2p;$p' "$T/log.csv")"
+[ -s "$T/out_step0010.png" ] && [ -s "$T/out_step0020.png" ] && ok || bad "snapshots: $(ls "$T")"
+grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line"
+# the output decodes: use it as the content of another run
+$NST transfer --content "$OUT" --style "$STYLE" -o "$T/again.jpg" --size 32 --steps 2 -q 2>"$T/stderr" \
+    && [ -s "$T/again.jpg" ] && ok || bad "output does not decode: $(cat "$T/stderr")"
+
+# --- the seed preset runs (a few steps) ---
+$NST transfer --preset seed --content "$CONTENT" --style "$STYLE" -o "$T/seed.png" --size 32 --steps 3 -q \
+    && [ -s "$T/seed.png" ] && ok || bad "seed preset"
+
+# --- Ctrl-C keeps the latest image ---
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 --steps 100000 -q 2>"$T/int.err" &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+rc=$?
+[ "$rc" = 1 ] && ok || bad "interrupted run exit $rc"
+[ -s "$T/int.png" ] && ok || bad "interrupted run left no image"
+grep -q "latest image" "$T/int.err" && ok || bad "interrupt message: $(cat "$T/int.err")"
+
+# --- bad input ---
+printf 'not an image' >"$T/text.png"
+head -c 300 "$SHARED/images/content/tubingen.jpg" >"$T/trunc.jpg"
+head -c 2000 "$CONTENT" >"$T/trunc.png"
+: >"$T/empty.jpg"
+run() { $NST transfer --size 32 --steps 1 -q "$@"; }
+expect 1 "nope.jpg" -- run --content "$T/nope.jpg" --style "$STYLE" -o "$T/o1.png"; no_file "$T/o1.png"
+expect 1 "text.png" -- run --content "$T/text.png" --style "$STYLE" -o "$T/o2.png"; no_file "$T/o2.png"
+expect 1 "trunc.jpg" -- run --content "$T/trunc.jpg" --style "$STYLE" -o "$T/o3.png"; no_file "$T/o3.png"
+expect 1 "trunc.png" -- run --content "$CONTENT" --style "$T/trunc.png" -o "$T/o4.png"; no_file "$T/o4.png"
+expect 1 "empty.jpg" -- run --content "$T/empty.jpg" --style "$STYLE" -o "$T/o5.png"; no_file "$T/o5.png"
+expect 2 "unknown layer 'relu9_1'" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o6.png" --style-layers relu1_1,relu9_1
+expect 2 "--steps: 'abc' is not an integer" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o7.png" --steps abc
+expect 2 "--style-weight: 'nan' is not a finite number" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o8.png" --style-weight nan
+expect 2 "--size: 5 is out of range" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o9.png" --size 5
+expect 2 "--lr: '1e999' is not a finite number" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o9.png" --lr 1e999
+expect 2 "--optimizer" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o9.png" --optimizer sgd
+expect 2 "unknown preset" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o9.png" --preset fast
+expect 2 "--threads" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o9.png" --threads 0
+expect 1 "no-such-dir/o.png" -- run --content "$CONTENT" --style "$STYLE" -o "$T/no-such-dir/o.png"
+expect 1 "unsupported image type" -- run --content "$CONTENT" --style "$STYLE" -o "$T/o.gif"; no_file "$T/o.gif"
+chmod 500 "$T" 2>/dev/null
+if [ "$(id -u)" != 0 ]; then expect 1 "cannot write" -- run --content "$CONTENT" --style "$STYLE" -o "$T/ro.png"; fi
+chmod 700 "$T"
+# weights: missing folder, corrupt manifest, truncated shard
+expect 1 "nowhere/model.json" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w1.png" --weights "$T/nowhere"; no_file "$T/w1.png"
+mkdir -p "$T/w"
+cp "$SHARED"/models/vgg19/* "$T/w/"
+chmod u+w "$T"/w/*
+printf '{"weightsManifest": [' >"$T/w/model.json"
+expect 1 "model.json: not valid JSON" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w2.png" --weights "$T/w"; no_file "$T/w2.png"
+cp "$SHARED/models/vgg19/model.json" "$T/w/"
+head -c 1000 "$SHARED/models/vgg19/group1-shard20of20.bin" >"$T/w/group1-shard20of20.bin"
+expect 1 "truncated" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w3.png" --weights "$T/w"; no_file "$T/w3.png"
+rm "$T/w/group1-shard3of20.bin"
+expect 1 "group1-shard3of20.bin: cannot open" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w4.png" --weights "$T/w"; no_file "$T/w4.png"
+cp "$SHARED/models/vgg19/group1-shard3of20.bin" "$SHARED/models/vgg19/group1-shard20of20.bin" "$T/w/"
+sed 's/"shape":\[3,3,3,64\]/"shape":[3,3,4,64]/' "$SHARED/models/vgg19/model.json" >"$T/w/model.json"
+expect 1 "wrong shape" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w5.png" --weights "$T/w"; no_file "$T/w5.png"
+# the environment variable is honoured (and wins over the default search)
+NST_WEIGHTS=$T/nowhere expect 1 "nowhere" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w6.png"
+# an existing output survives a failed run
+cp "$CONTENT" "$T/keep.png"
+expect 1 "text.png" -- run --content "$T/text.png" --style "$STYLE" -o "$T/keep.png"
+cmp -s "$CONTENT" "$T/keep.png" && ok || bad "existing output was changed by a failed run"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
