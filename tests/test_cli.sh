@@ -55,6 +55,23 @@ $NST transfer --content "$OUT" --style "$STYLE" -o "$T/again.jpg" --size 32 --st
 $NST transfer --preset seed --content "$CONTENT" --style "$STYLE" -o "$T/seed.png" --size 32 --steps 3 -q \
     && [ -s "$T/seed.png" ] && ok || bad "seed preset"
 
+# --- options users expect: several styles blended, colour preservation, inits, Adam ---
+$NST transfer --content "$CONTENT" --style "$STYLE,$CONTENT" --style-blend 3,1 -o "$T/blend.png" --size 48 --steps 3 -q \
+    && [ -s "$T/blend.png" ] && ok || bad "style blend"
+expect 2 "2 weights for 1 style" -- $NST transfer --content "$CONTENT" --style "$STYLE" --style-blend 1,2 -o "$T/x.png"
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/pc.png" --size 48 --steps 3 --preserve-colors -q \
+    && [ -s "$T/pc.png" ] && ok || bad "preserve colors"
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/noise.png" --size 48 --steps 3 --init noise --seed 7 -q \
+    && [ -s "$T/noise.png" ] && ok || bad "init noise"
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/noise2.png" --size 48 --steps 3 --init noise --seed 7 -q \
+    && cmp -s "$T/noise.png" "$T/noise2.png" && ok || bad "same seed, different output"
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/initf.png" --size 48 --steps 3 --init "$STYLE" -q \
+    && [ -s "$T/initf.png" ] && ok || bad "init from a file"
+expect 1 "missing.png" -- $NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/x.png" --size 48 --steps 3 --init "$T/missing.png"
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/adam.png" --size 48 --steps 5 --optimizer adam --lr 2 \
+    --content-layers relu3_1:2 --style-layers relu1_1,relu2_1:0.5 --gram raw --style-weight 1e-6 --threads 1 -q \
+    && [ -s "$T/adam.png" ] && ok || bad "adam with custom layers"
+
 # --- Ctrl-C keeps the latest image ---
 $NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 --steps 100000 -q 2>"$T/int.err" &
 pid=$!
