@@ -163,6 +163,34 @@ nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net
 /* The current image of a running transfer (allocates img; free with nst_image_free). */
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err);
 
+/* ------------------------------------------------------------------------- */
+/* Benchmark                                                                 */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    int size;    /* square input, size x size */
+    int iters;   /* timed repetitions of each measurement */
+    int warmup;  /* untimed repetitions first */
+    int threads; /* 0: the OpenMP default */
+    int n_taps;  /* layers used as content and style taps (the seed preset's by default) */
+    nst_tap taps[NST_MAX_TAPS];
+} nst_bench_config;
+
+typedef struct {
+    double forward_ms;          /* VGG19 forward up to the deepest tap */
+    double forward_backward_ms; /* forward + backward to the image */
+    double step_ms;             /* a whole seed-preset step: forward, losses, backward, Adam */
+    double conv_gflop;          /* convolution work of one forward pass (2*H*W*Cin*Cout*9 each) */
+    size_t activation_bytes;    /* memory of the activations and gradients */
+    const char *kernel;         /* the convolution kernel in use: avx512, avx2 or portable */
+} nst_bench_result;
+
+/* Fills cfg with the defaults: 224 px, 10 iterations, 2 warm-up, seed taps. */
+void nst_bench_defaults(nst_bench_config *cfg);
+/* Times the network and a seed-preset step on synthetic images (the best of iters). */
+nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_bench_result *res,
+                         nst_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,5 +37,6 @@ void stop_signals_install(void);
 int stop_requested(void);
 
 int cmd_transfer(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

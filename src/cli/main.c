@@ -11,6 +11,7 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  transfer   optimization-based transfer (Gatys et al.): nst transfer --help\n"
+    "  bench      time the network and a transfer step: nst bench --help\n"
     "\n"
     "options:\n"
     "  -h, --help     this help\n"
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     if (strcmp(cmd, "transfer") == 0) return cmd_transfer(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
     return EXIT_USAGE;
 }

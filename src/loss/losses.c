@@ -3,28 +3,6 @@
 
 #include "tensor/ops.h"
 
-/* Sums in a fixed number of blocks, whatever the number of threads, so that values are
- * reproducible bit for bit. */
-#define SUM_BLOCKS 64
-
-double sum_sq_diff(const float *a, const float *b, size_t n) {
-    double part[SUM_BLOCKS];
-    size_t block = (n + SUM_BLOCKS - 1) / SUM_BLOCKS;
-    #pragma omp parallel for schedule(static)
-    for (int k = 0; k < SUM_BLOCKS; k++) {
-        size_t lo = (size_t)k * block, hi = lo + block < n ? lo + block : n;
-        double s = 0.0;
-        for (size_t i = lo; i < hi; i++) {
-            double d = (double)a[i] - (b ? (double)b[i] : 0.0);
-            s += d * d;
-        }
-        part[k] = s;
-    }
-    double total = 0.0;
-    for (int k = 0; k < SUM_BLOCKS; k++) total += part[k];
-    return total;
-}
-
 double content_loss_forward(const float *F, const float *P, size_t n) {
     return sum_sq_diff(F, P, n) / (double)n;
 }
@@ -49,6 +27,7 @@ void style_loss_backward(float *dF, float *dG, const float *G, const float *A, c
 }
 
 double tv_loss_forward(const float *x, int C, int H, int W) {
+    enum { SUM_BLOCKS = 64 };
     double part[SUM_BLOCKS] = {0};
     int rows = C * H; /* row r is channel r/H, image row r%H */
     #pragma omp parallel for schedule(static)

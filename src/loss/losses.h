@@ -25,7 +25,4 @@ void style_loss_backward(float *dF, float *dG, const float *G, const float *A, c
 double tv_loss_forward(const float *x, int C, int H, int W);
 void tv_loss_backward(float *dx, const float *x, int C, int H, int W, float scale);
 
-/* Sum of squares, and of squared differences, in double, in a fixed order. */
-double sum_sq_diff(const float *a, const float *b, size_t n);
-
 #endif

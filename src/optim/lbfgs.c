@@ -6,27 +6,11 @@
 #include <string.h>
 
 #include "optim/optim.h"
+#include "tensor/ops.h"
 #include "util/util.h"
 
 #define ARMIJO_C1 1e-4
 #define MAX_BACKTRACKS 12
-
-/* Dot product in double, fixed order (reproducible for any thread count). */
-static double dot(const float *a, const float *b, size_t n) {
-    enum { BLOCKS = 64 };
-    double part[BLOCKS];
-    size_t block = (n + BLOCKS - 1) / BLOCKS;
-    #pragma omp parallel for schedule(static)
-    for (int k = 0; k < BLOCKS; k++) {
-        size_t lo = (size_t)k * block, hi = lo + block < n ? lo + block : n;
-        double acc = 0.0;
-        for (size_t i = lo; i < hi; i++) acc += (double)a[i] * b[i];
-        part[k] = acc;
-    }
-    double total = 0.0;
-    for (int k = 0; k < BLOCKS; k++) total += part[k];
-    return total;
-}
 
 /* y += a * x */
 static void axpy(float *y, double a, const float *x, size_t n) {
@@ -69,17 +53,17 @@ static void direction(lbfgs_state *s, const float *g) {
     int idx = s->head;
     for (int k = 0; k < s->count; k++) { /* newest to oldest */
         float *sk = s->s + (size_t)idx * n, *yk = s->y + (size_t)idx * n;
-        s->alpha[idx] = s->rho[idx] * dot(sk, d, n);
+        s->alpha[idx] = s->rho[idx] * dot_product(sk, d, n);
         axpy(d, -s->alpha[idx], yk, n);
         idx = (idx - 1 + s->history) % s->history;
     }
     float *sn = s->s + (size_t)s->head * n, *yn = s->y + (size_t)s->head * n;
-    double gamma = dot(sn, yn, n) / dot(yn, yn, n);
+    double gamma = dot_product(sn, yn, n) / dot_product(yn, yn, n);
     for (size_t i = 0; i < n; i++) d[i] = (float)(d[i] * gamma);
     idx = (s->head - s->count + 1 + s->history) % s->history;
     for (int k = 0; k < s->count; k++) { /* oldest to newest */
         float *sk = s->s + (size_t)idx * n, *yk = s->y + (size_t)idx * n;
-        double beta = s->rho[idx] * dot(yk, d, n);
+        double beta = s->rho[idx] * dot_product(yk, d, n);
         axpy(d, s->alpha[idx] - beta, sk, n);
         idx = (idx + 1) % s->history;
     }
@@ -89,7 +73,7 @@ int lbfgs_step(lbfgs_state *s, float *x, double *f, float *g, objective_fn fn, v
     size_t n = s->n;
     for (int attempt = 0; attempt < 2; attempt++) {
         direction(s, g);
-        double gd = dot(g, s->d, n);
+        double gd = dot_product(g, s->d, n);
         if (!(gd < 0.0)) { /* not a descent direction: forget the history and retry */
             s->count = 0;
             continue;
@@ -108,7 +92,7 @@ int lbfgs_step(lbfgs_state *s, float *x, double *f, float *g, objective_fn fn, v
                     sk[i] = s->x_try[i] - x[i];
                     yk[i] = s->g_try[i] - g[i];
                 }
-                double sy = dot(sk, yk, n), yy = dot(yk, yk, n);
+                double sy = dot_product(sk, yk, n), yy = dot_product(yk, yk, n);
                 if (sy > 1e-10 * yy && yy > 0.0) { /* curvature condition, else skip the pair */
                     s->head = slot;
                     s->rho[slot] = 1.0 / sy;

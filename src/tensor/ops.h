@@ -61,4 +61,11 @@ void maxpool2x2_forward(float *out, const float *inp, int C, int H, int W);
  * The gradient goes to the first maximum in each window (row-major), as PyTorch does. */
 void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W);
 
+/* ---- reductions (double, fixed order: the same result for any thread count) ---- */
+
+/* a, b are (n): sum a*b */
+double dot_product(const float *a, const float *b, size_t n);
+/* a, b are (n): sum (a-b)^2; b may be NULL (then sum a^2) */
+double sum_sq_diff(const float *a, const float *b, size_t n);
+
 #endif

@@ -148,6 +148,12 @@ static nst_status prepare_input(float *x, const nst_image *img, int w, int h, ns
     return NST_OK;
 }
 
+static int is_tap(const nst_tap *taps, int n, int l) {
+    for (int i = 0; i < n; i++)
+        if (taps[i].layer == l) return 1;
+    return 0;
+}
+
 static int depth_needed(const nst_transfer_config *cfg) {
     int depth = 0;
     for (int i = 0; i < cfg->n_content_taps; i++)
@@ -181,10 +187,20 @@ static nst_status style_targets(nst_transfer *t, const nst_image *styles, const 
         for (int l = 0; l < depth; l++) {
             vgg19_forward_layer(t->net, &sa, l);
             layer_loss *L = &t->loss[l];
-            if (!L->A) continue;
+            if (!is_tap(cfg->style_taps, cfg->n_style_taps, l)) continue;
             int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
+            size_t cc = (size_t)C * C;
+            if (!L->A) {
+                L->A = nst_calloc_array(cc, sizeof(float));
+                L->G = nst_alloc_array(cc, sizeof(float));
+                L->dG = nst_alloc_array(cc, sizeof(float));
+                if (!L->A || !L->G || !L->dG) {
+                    vgg19_acts_free(&sa);
+                    return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
+                }
+            }
             gram_forward(L->G, sa.out[l], C, N, gram_scale(cfg, C, N));
-            for (size_t k = 0; k < (size_t)C * C; k++) L->A[k] += b * L->G[k];
+            for (size_t k = 0; k < cc; k++) L->A[k] += b * L->G[k];
         }
         vgg19_acts_free(&sa);
     }
@@ -221,34 +237,33 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     if (cfg->squash) t->W = t->H = cfg->size;
     else fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
     int depth = depth_needed(cfg);
-    nst_status s = vgg19_acts_build(&t->acts, depth, t->H, t->W, err);
+
+    /* per-layer weights */
+    for (int i = 0; i < cfg->n_content_taps; i++)
+        t->loss[cfg->content_taps[i].layer].content_w += cfg->content_weight * cfg->content_taps[i].weight;
+    for (int i = 0; i < cfg->n_style_taps; i++)
+        t->loss[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
+
+    /* the style targets first, so that the style images' activations are freed before
+     * the content's are allocated (lower peak memory) */
+    nst_status s = style_targets(t, styles, blend, n_styles, depth, err);
+    if (s) return s;
+
+    s = vgg19_acts_build(&t->acts, depth, t->H, t->W, err);
     if (s) return s;
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
     t->grad = nst_alloc_array(n, sizeof(float));
     t->content_input = nst_alloc_array(n, sizeof(float));
     if (!t->x || !t->grad || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-
-    /* per-layer weights and buffers */
-    for (int i = 0; i < cfg->n_content_taps; i++)
-        t->loss[cfg->content_taps[i].layer].content_w += cfg->content_weight * cfg->content_taps[i].weight;
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        t->loss[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
     for (int l = 0; l < depth; l++) {
         layer_loss *L = &t->loss[l];
-        int is_content = 0, is_style = 0;
-        for (int i = 0; i < cfg->n_content_taps; i++) is_content |= cfg->content_taps[i].layer == l;
-        for (int i = 0; i < cfg->n_style_taps; i++) is_style |= cfg->style_taps[i].layer == l;
-        if (!is_content && !is_style) continue;
-        size_t size = vgg19_layer_size(&t->acts, l), cc = (size_t)t->acts.C[l] * t->acts.C[l];
+        int content_tap = is_tap(cfg->content_taps, cfg->n_content_taps, l);
+        if (!content_tap && !L->A) continue;
+        size_t size = vgg19_layer_size(&t->acts, l);
         L->grad = nst_alloc_array(size, sizeof(float));
-        if (is_content) L->P = nst_alloc_array(size, sizeof(float));
-        if (is_style) {
-            L->A = nst_calloc_array(cc, sizeof(float));
-            L->G = nst_alloc_array(cc, sizeof(float));
-            L->dG = nst_alloc_array(cc, sizeof(float));
-        }
-        if (!L->grad || (is_content && !L->P) || (is_style && (!L->A || !L->G || !L->dG)))
+        if (content_tap) L->P = nst_alloc_array(size, sizeof(float));
+        if (!L->grad || (content_tap && !L->P))
             return nst_fail(err, NST_ERR_NOMEM, "out of memory for the loss buffers");
         t->tap_grad[l] = L->grad;
     }
@@ -262,7 +277,7 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
         vgg19_forward_layer(net, &t->acts, l);
         if (t->loss[l].P) memcpy(t->loss[l].P, t->acts.out[l], vgg19_layer_size(&t->acts, l) * sizeof(float));
     }
-    return style_targets(t, styles, blend, n_styles, depth, err);
+    return NST_OK;
 }
 
 nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const nst_vgg19 *net,
@@ -329,6 +344,9 @@ void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *s
     *content = t->loss[l].content_value;
     *style = t->loss[l].style_value;
 }
+
+vgg19_acts *gatys_acts(nst_transfer *t) { return &t->acts; }
+float *const *gatys_tap_grads(nst_transfer *t) { return t->tap_grad; }
 
 void gatys_size(const nst_transfer *t, int *W, int *H) {
     *W = t->W;

@@ -5,6 +5,7 @@
 #define NST_GATYS_H
 
 #include "nst.h"
+#include "net/vgg19.h"
 
 nst_status gatys_build(nst_transfer **t, const nst_transfer_config *cfg, const nst_vgg19 *net,
                        const nst_image *content, const nst_image *styles, const float *blend,
@@ -20,5 +21,10 @@ const float *gatys_content_input(const nst_transfer *t);
 double gatys_eval(nst_transfer *t, const float *x, float *grad);
 /* After gatys_eval: the unweighted content and style loss at layer l (0 if not a tap). */
 void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style);
+
+/* The network state, for benchmarks: activations of the last evaluation and the
+ * per-layer loss gradients (NULL where a layer is not a tap). */
+vgg19_acts *gatys_acts(nst_transfer *t);
+float *const *gatys_tap_grads(nst_transfer *t);
 
 #endif
