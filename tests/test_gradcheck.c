@@ -160,26 +160,40 @@ static void test_objective(const nst_vgg19 *net, const char *preset) {
     nst_image_free(&style);
 }
 
-/* The network's backward with the fast convolutions equals the one with the reference. */
+/* Adds a fixed random gradient at the top layer. */
+static void add_top_grad(void *ctx, const vgg19_acts *a, int l, float *g) {
+    const float *R = ctx;
+    size_t n = vgg19_layer_size(a, l);
+    for (size_t i = 0; i < n; i++) g[i] += R[i];
+}
+
+/* The network's backward with the fast convolutions equals the one with the reference,
+ * with and without a kept (not in-place) ReLU. */
 static void test_backward_fast_vs_ref(const nst_vgg19 *net) {
-    vgg19_acts a;
-    nst_error err;
-    int depth = nst_layer_index("relu3_1") + 1;
-    CHECK(vgg19_acts_build(&a, depth, 20, 28, &err) == NST_OK, "%s", err.msg);
-    fill(a.input, 3 * 20 * 28, 100.0f);
-    vgg19_forward(net, &a);
-    float *taps[NST_NUM_LAYERS] = {0};
-    int top = depth - 1;
-    size_t n = vgg19_layer_size(&a, top);
-    taps[top] = malloc(n * 4);
-    fill(taps[top], n, 1.0f);
-    float *d1 = malloc(3 * 20 * 28 * 4), *d2 = malloc(3 * 20 * 28 * 4);
-    vgg19_backward(net, &a, taps, d1, 0);
-    vgg19_backward(net, &a, taps, d2, 1);
-    double e = rel_l2(d1, d2, 3 * 20 * 28);
-    CHECK(e < 1e-5, "network backward fast vs reference: rel err %.3g", e);
-    free(taps[top]); free(d1); free(d2);
-    vgg19_acts_free(&a);
+    for (int keep_conv = 0; keep_conv < 2; keep_conv++) {
+        vgg19_acts a;
+        nst_error err;
+        int depth = nst_layer_index("relu3_1") + 1;
+        unsigned char keep[NST_NUM_LAYERS] = {0};
+        keep[nst_layer_index("conv2_1")] = (unsigned char)keep_conv;
+        CHECK(vgg19_acts_build(&a, depth, 20, 28, keep, &err) == NST_OK, "%s", err.msg);
+        CHECK((a.out[nst_layer_index("relu2_1")] != a.out[nst_layer_index("conv2_1")]) == keep_conv, "keep");
+        fill(a.input, 3 * 20 * 28, 100.0f);
+        vgg19_forward(net, &a);
+        int top = depth - 1;
+        unsigned char tap[NST_NUM_LAYERS] = {0};
+        tap[top] = 1;
+        size_t n = vgg19_layer_size(&a, top);
+        float *R = malloc(n * 4);
+        fill(R, n, 1.0f);
+        float *d1 = malloc(3 * 20 * 28 * 4), *d2 = malloc(3 * 20 * 28 * 4);
+        vgg19_backward(net, &a, tap, add_top_grad, R, d1, 0);
+        vgg19_backward(net, &a, tap, add_top_grad, R, d2, 1);
+        double e = rel_l2(d1, d2, 3 * 20 * 28);
+        CHECK(e < 1e-5, "network backward fast vs reference: rel err %.3g", e);
+        free(R); free(d1); free(d2);
+        vgg19_acts_free(&a);
+    }
 }
 
 int main(void) {

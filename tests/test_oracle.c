@@ -88,7 +88,7 @@ static void test_preprocess(void) {
 static void test_features(const nst_vgg19 *net, const char *input, const char *prefix, int all_convs, int ref) {
     vgg19_acts a;
     nst_error err;
-    CHECK(vgg19_acts_build(&a, NST_NUM_LAYERS - 1, 64, 64, &err) == NST_OK, "%s", err.msg);
+    CHECK(vgg19_acts_build(&a, NST_NUM_LAYERS - 1, 64, 64, NULL, &err) == NST_OK, "%s", err.msg);
     float *x = oracle(input, 3 * 64 * 64);
     memcpy(a.input, x, sizeof(float) * 3 * 64 * 64);
     double worst = 0;
@@ -179,7 +179,7 @@ static void test_grams_losses_gradients(const nst_vgg19 *net, const nst_image *c
                 int C = l == 0 ? 64 : l == 5 ? 128 : l == 10 ? 256 : 512;
                 size_t cc = (size_t)C * C;
                 vgg19_acts a;
-                vgg19_acts_build(&a, l + 1, 64, 64, &err);
+                vgg19_acts_build(&a, l + 1, 64, 64, NULL, &err);
                 static const char *which[3] = {"style", "content", "gen"};
                 for (int w = 0; w < 3; w++) {
                     char arr[64];

@@ -389,7 +389,8 @@ const char *nst_vgg19_dir(const nst_vgg19 *net) { return net->dir; }
 
 /* ---- activations ---------------------------------------------------------------- */
 
-nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *err) {
+nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsigned char *keep,
+                            nst_error *err) {
     memset(a, 0, sizeof *a);
     if (depth < 1 || depth > NST_NUM_LAYERS || H < 1 || W < 1)
         return nst_fail(err, NST_ERR_ARG, "bad network size %dx%d, depth %d", W, H, depth);
@@ -415,7 +416,7 @@ nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *e
         a->Hl[l] = h;
         a->Wl[l] = w;
         size_t n = (size_t)C * h * w;
-        if (kind != VGG_RELU) total += n; /* ReLU runs in place over its conv's output */
+        if (kind != VGG_RELU || (keep && keep[l - 1])) total += n; /* else ReLU runs in place */
         if (n > largest) largest = n;
     }
     total += 2 * largest;
@@ -428,7 +429,7 @@ nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *e
     a->input = p;
     p += (size_t)3 * H * W;
     for (int l = 0; l < depth; l++) {
-        if (vgg19_layer_kind(l) == VGG_RELU) {
+        if (vgg19_layer_kind(l) == VGG_RELU && !(keep && keep[l - 1])) {
             a->out[l] = a->out[l - 1];
         } else {
             a->out[l] = p;
@@ -474,15 +475,14 @@ void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a) {
     for (int l = 0; l < a->depth; l++) vgg19_forward_layer(net, a, l);
 }
 
-void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, float *const *tap_grad, float *dinput,
-                    int use_ref) {
+void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *tap, vgg19_tap_fn tap_fn,
+                    void *ctx, float *dinput, int use_ref) {
     float *g = a->grad_a, *spare = a->grad_b;
     int top = a->depth - 1;
     memset(g, 0, vgg19_layer_size(a, top) * sizeof(float));
     for (int l = top; l >= 0; l--) {
         size_t n = vgg19_layer_size(a, l);
-        if (tap_grad[l])
-            for (size_t i = 0; i < n; i++) g[i] += tap_grad[l][i];
+        if (tap && tap[l]) tap_fn(ctx, a, l, g);
         float *dst = l == 0 ? dinput : spare;
         int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
         switch (vgg19_layer_kind(l)) {

@@ -43,8 +43,12 @@ typedef struct {
     size_t bytes;
 } vgg19_acts;
 
-/* Allocates activations for an H x W input computed up to and including layer depth-1. */
-nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, nst_error *err);
+/* Allocates activations for an H x W input computed up to and including layer depth-1.
+ * keep: NULL, or a flag per layer: 1 where a conv's output must stay intact after the
+ * forward pass (a loss reads it during the backward pass), so that the ReLU after it gets
+ * a buffer of its own instead of running in place. */
+nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsigned char *keep,
+                            nst_error *err);
 void vgg19_acts_free(vgg19_acts *a);
 static inline size_t vgg19_layer_size(const vgg19_acts *a, int l) {
     return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
@@ -55,11 +59,16 @@ void vgg19_forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l);
 /* Whole forward pass: layers 0..depth-1. */
 void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a);
 
-/* Backward from layer depth-1 to the input: tap_grad[l], if not NULL, is dLoss/d(out of
- * layer l), shape (C[l],Hl[l],Wl[l]). Writes dLoss/d(input) into dinput (3,H,W).
+/* Adds the losses' gradient with respect to the output of layer l into g, which is
+ * (C[l],Hl[l],Wl[l]) and holds the gradient flowing back from the layers above. */
+typedef void (*vgg19_tap_fn)(void *ctx, const vgg19_acts *a, int l, float *g);
+
+/* Backward from layer depth-1 to the input: at each layer l with tap[l] set, tap_fn adds
+ * the losses' gradient there (computing it now, instead of storing one gradient per tap,
+ * saves memory). Writes dLoss/d(input) into dinput (3,H,W).
  * use_ref selects the reference convolution (for tests). */
-void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, float *const *tap_grad, float *dinput,
-                    int use_ref);
+void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *tap, vgg19_tap_fn tap_fn,
+                    void *ctx, float *dinput, int use_ref);
 /* Forward with the reference convolution (for tests). */
 void vgg19_forward_layer_ref(const nst_vgg19 *net, vgg19_acts *a, int l);
 

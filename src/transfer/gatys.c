@@ -21,8 +21,7 @@ typedef struct {
     float content_w, style_w; /* cfg weight * per-layer weight; 0 when not a tap */
     float *P;                 /* (C,H,W) content target */
     float *A;                 /* (C,C) style target */
-    float *G, *dG;            /* (C,C) scratch: the image's Gram and its gradient */
-    float *grad;              /* (C,H,W) dLoss/d(layer output) */
+    float *G, *dG;            /* (C,C) the image's Gram (kept from forward to backward), its gradient */
     double content_value, style_value; /* unweighted losses at the last evaluation */
 } layer_loss;
 
@@ -32,7 +31,7 @@ struct nst_transfer {
     int H, W;
     vgg19_acts acts;
     layer_loss loss[NST_NUM_LAYERS];
-    float *tap_grad[NST_NUM_LAYERS];        /* loss[l].grad or NULL, for vgg19_backward */
+    unsigned char tap[NST_NUM_LAYERS];      /* 1 where a loss reads layer l */
     float *x, *grad;                        /* (3,H,W) the image being optimized and df/dx */
     float *content_input;                   /* (3,H,W) the content, preprocessed */
     const nst_image *content;               /* for preserve_colors */
@@ -179,7 +178,7 @@ static nst_status style_targets(nst_transfer *t, const nst_image *styles, const 
             fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &w, &h);
         }
         vgg19_acts sa;
-        nst_status s = vgg19_acts_build(&sa, depth, h, w, err);
+        nst_status s = vgg19_acts_build(&sa, depth, h, w, NULL, err);
         if (s) return s;
         s = prepare_input(sa.input, &styles[i], w, h, err);
         if (s) { vgg19_acts_free(&sa); return s; }
@@ -214,7 +213,6 @@ static void transfer_free(nst_transfer *t) {
         free(t->loss[l].A);
         free(t->loss[l].G);
         free(t->loss[l].dG);
-        free(t->loss[l].grad);
     }
     free(t->x);
     free(t->grad);
@@ -249,7 +247,13 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     nst_status s = style_targets(t, styles, blend, n_styles, depth, err);
     if (s) return s;
 
-    s = vgg19_acts_build(&t->acts, depth, t->H, t->W, err);
+    /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */
+    unsigned char keep[NST_NUM_LAYERS] = {0};
+    for (int l = 0; l < depth; l++) {
+        t->tap[l] = is_tap(cfg->content_taps, cfg->n_content_taps, l) || t->loss[l].A != NULL;
+        keep[l] = t->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
+    }
+    s = vgg19_acts_build(&t->acts, depth, t->H, t->W, keep, err);
     if (s) return s;
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
@@ -257,15 +261,9 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     t->content_input = nst_alloc_array(n, sizeof(float));
     if (!t->x || !t->grad || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     for (int l = 0; l < depth; l++) {
-        layer_loss *L = &t->loss[l];
-        int content_tap = is_tap(cfg->content_taps, cfg->n_content_taps, l);
-        if (!content_tap && !L->A) continue;
-        size_t size = vgg19_layer_size(&t->acts, l);
-        L->grad = nst_alloc_array(size, sizeof(float));
-        if (content_tap) L->P = nst_alloc_array(size, sizeof(float));
-        if (!L->grad || (content_tap && !L->P))
-            return nst_fail(err, NST_ERR_NOMEM, "out of memory for the loss buffers");
-        t->tap_grad[l] = L->grad;
+        if (!is_tap(cfg->content_taps, cfg->n_content_taps, l)) continue;
+        t->loss[l].P = nst_alloc_array(vgg19_layer_size(&t->acts, l), sizeof(float));
+        if (!t->loss[l].P) return nst_fail(err, NST_ERR_NOMEM, "out of memory for the content targets");
     }
 
     /* content targets P */
@@ -300,6 +298,17 @@ nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const
 
 /* ---- the objective -------------------------------------------------------------- */
 
+/* The losses' gradient at layer l, added into g during the backward pass. */
+static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
+    nst_transfer *t = ctx;
+    layer_loss *L = &t->loss[l];
+    if (L->P) content_loss_backward(g, a->out[l], L->P, vgg19_layer_size(a, l), L->content_w);
+    if (L->A) {
+        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
+        style_loss_backward(g, L->dG, L->G, L->A, a->out[l], C, N, gram_scale(t->cfg, C, N), L->style_w);
+    }
+}
+
 double gatys_eval(nst_transfer *t, const float *x, float *grad) {
     const nst_transfer_config *cfg = t->cfg;
     vgg19_acts *a = &t->acts;
@@ -309,24 +318,17 @@ double gatys_eval(nst_transfer *t, const float *x, float *grad) {
     for (int l = 0; l < a->depth; l++) {
         vgg19_forward_layer(t->net, a, l);
         layer_loss *L = &t->loss[l];
-        if (!L->grad) continue;
-        /* the losses read the tap now, before the next ReLU overwrites it in place */
-        size_t size = vgg19_layer_size(a, l);
-        memset(L->grad, 0, size * sizeof(float));
         if (L->P) {
-            L->content_value = content_loss_forward(a->out[l], L->P, size);
+            L->content_value = content_loss_forward(a->out[l], L->P, vgg19_layer_size(a, l));
             content += L->content_w * L->content_value;
-            content_loss_backward(L->grad, a->out[l], L->P, size, L->content_w);
         }
         if (L->A) {
             int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-            float gs = gram_scale(cfg, C, N);
-            L->style_value = style_loss_forward(L->G, a->out[l], L->A, C, N, gs);
+            L->style_value = style_loss_forward(L->G, a->out[l], L->A, C, N, gram_scale(cfg, C, N));
             style += L->style_w * L->style_value;
-            style_loss_backward(L->grad, L->dG, L->G, L->A, a->out[l], C, N, gs, L->style_w);
         }
     }
-    vgg19_backward(t->net, a, t->tap_grad, grad, 0);
+    vgg19_backward(t->net, a, t->tap, tap_backward, t, grad, 0);
     double tv = 0.0;
     if (cfg->tv_weight > 0.0f) {
         tv = cfg->tv_weight * tv_loss_forward(x, 3, t->H, t->W);
@@ -346,7 +348,7 @@ void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *s
 }
 
 vgg19_acts *gatys_acts(nst_transfer *t) { return &t->acts; }
-float *const *gatys_tap_grads(nst_transfer *t) { return t->tap_grad; }
+void gatys_backward(nst_transfer *t, float *grad) { vgg19_backward(t->net, &t->acts, t->tap, tap_backward, t, grad, 0); }
 
 void gatys_size(const nst_transfer *t, int *W, int *H) {
     *W = t->W;

@@ -22,9 +22,9 @@ double gatys_eval(nst_transfer *t, const float *x, float *grad);
 /* After gatys_eval: the unweighted content and style loss at layer l (0 if not a tap). */
 void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style);
 
-/* The network state, for benchmarks: activations of the last evaluation and the
- * per-layer loss gradients (NULL where a layer is not a tap). */
+/* For benchmarks: the network's activations, and the backward pass alone (the losses'
+ * gradients at the taps, through the network to the image) after a forward pass. */
 vgg19_acts *gatys_acts(nst_transfer *t);
-float *const *gatys_tap_grads(nst_transfer *t);
+void gatys_backward(nst_transfer *t, float *grad);
 
 #endif
