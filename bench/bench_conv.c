@@ -1,14 +1,16 @@
 /* bench_conv.c - GFLOP/s of the fast 3x3 convolution (forward and backward to the
  * input) on the VGG19 layer shapes at 224x224 and 512x512, and of the Gram matrix, with
- * 1 and 2 threads. Each figure is the best of a few runs (the machine is shared).
+ * 1 and 2 threads, for each kernel named (by setting NST_KERNEL; a kernel this CPU
+ * lacks is skipped). Each figure is the best of a few runs (the machine is shared).
  *
- *   bench_conv [reps]   (default 3)
+ *   bench_conv [reps] [kernels]   (default 3 avx512,avx2; e.g. portable,avx2)
  *
  * A conv pass counts 2*H*W*C_in*C_out*9 flops; gram forward counts the SYRK's
  * C*(C+1)*N (the upper triangle), gram backward the GEMM's 2*C*C*N. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tensor/ops.h"
 
@@ -82,25 +84,37 @@ static void bench_gram_shape(int C, int N, int reps) {
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 3;
     if (reps < 1) reps = 1;
+    const char *kernels = argc > 2 ? argv[2] : "avx512,avx2";
     int maxt = omp_get_max_threads();
-    printf("conv3x3 kernel: %s, GFLOP/s, best of %d\n", conv3x3_kernel_name(), reps);
-    printf("%-8s %-9s %-9s    |  1 thread: fwd    bwd |  2 threads: fwd   bwd\n", "layer", "C", "HxW");
     static const char *names[] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1",
                                   "conv3_2", "conv4_1", "conv4_2", "conv5_1"};
     static const int cin[] = {3, 64, 64, 128, 128, 256, 256, 512, 512};
     static const int cout[] = {64, 64, 128, 128, 256, 256, 512, 512, 512};
     static const int div[] = {1, 1, 2, 2, 4, 4, 8, 8, 16};
-    for (int size = 224; size <= 512; size += 288)
-        for (int l = 0; l < 9; l++) {
-            conv_shape s = {names[l], cin[l], cout[l], size / div[l]};
-            bench_conv_shape(&s, reps);
+    char list[256];
+    snprintf(list, sizeof(list), "%s", kernels);
+    for (char *save = NULL, *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        setenv("NST_KERNEL", k, 1);
+        if (strcmp(conv3x3_kernel_name(), k) != 0) {
+            printf("kernel %s: not available on this CPU, skipped\n\n", k);
+            continue;
         }
-    printf("\n%-22s |  1 thread: fwd    bwd |  2 threads: fwd   bwd\n", "gram");
-    for (int size = 224; size <= 512; size += 288)
-        for (int l = 0; l < 4; l++) {
-            int C = 64 << l, side = size >> l;
-            bench_gram_shape(C, side * side, reps);
-        }
+        printf("conv3x3 kernel: %s, GFLOP/s, best of %d\n", k, reps);
+        printf("%-8s %-9s %-9s    |  1 thread: fwd    bwd |  2 threads: fwd   bwd\n", "layer", "C", "HxW");
+        for (int size = 224; size <= 512; size += 288)
+            for (int l = 0; l < 9; l++) {
+                conv_shape s = {names[l], cin[l], cout[l], size / div[l]};
+                bench_conv_shape(&s, reps);
+            }
+        printf("\n%-22s |  1 thread: fwd    bwd |  2 threads: fwd   bwd\n", "gram");
+        for (int size = 224; size <= 512; size += 288)
+            for (int l = 0; l < 4; l++) {
+                int C = 64 << l, side = size >> l;
+                bench_gram_shape(C, side * side, reps);
+            }
+        printf("\n");
+    }
+    unsetenv("NST_KERNEL");
     omp_set_num_threads(maxt);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* test_conv.c - the 3x3 convolution: the reference gradients against central finite
- * differences, the fast paths (the dispatched kernel and the portable one) against the
- * reference on many shapes, and determinism. */
+ * differences, the fast paths (the dispatched kernel, the AVX2 one and the portable
+ * one) against the reference on many shapes, determinism, and the NST_KERNEL override. */
 #include <omp.h>
 #include <stdint.h>
 
@@ -12,6 +12,13 @@ void conv3x3_forward_portable(float *out, const float *inp, const conv3x3_packed
                               const float *bias, int H, int W);
 void conv3x3_backward_input_portable(float *dinp, const float *dout, const conv3x3_packed *w,
                                      int H, int W);
+/* ... and the AVX2 path: returns -1 (and does nothing) if the CPU has no AVX2+FMA. */
+int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
+                         const float *bias, int H, int W);
+int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_packed *w,
+                                int H, int W);
+
+static int have_avx2; /* set in main: whether the AVX2 path runs here */
 
 static float *rand_array(size_t n, unsigned long long *st) {
     float *a = malloc(n * sizeof(float));
@@ -122,6 +129,12 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
         conv3x3_forward_portable(got, inp, &p, b, H, W);
         e = rel_l2(got, ref, no);
         CHECK(e < 1e-6, "forward portable %d->%d %dx%d bias=%d: %g", C_in, C_out, H, W, with_bias, e);
+        if (have_avx2) {
+            for (size_t i = 0; i < no; i++) got[i] = NAN;
+            conv3x3_forward_avx2(got, inp, &p, b, H, W);
+            e = rel_l2(got, ref, no);
+            CHECK(e < 1e-6, "forward avx2 %d->%d %dx%d bias=%d: %g", C_in, C_out, H, W, with_bias, e);
+        }
     }
     conv3x3_backward_input_ref(dref, dout, weight, C_in, C_out, H, W);
     for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
@@ -132,14 +145,33 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     conv3x3_backward_input_portable(dgot, dout, &p, H, W);
     e = rel_l2(dgot, dref, ni);
     CHECK(e < 1e-6, "backward_input portable %d->%d %dx%d: %g", C_in, C_out, H, W, e);
+    if (have_avx2) {
+        for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+        conv3x3_backward_input_avx2(dgot, dout, &p, H, W);
+        e = rel_l2(dgot, dref, ni);
+        CHECK(e < 1e-6, "backward_input avx2 %d->%d %dx%d: %g", C_in, C_out, H, W, e);
+    }
 
     conv3x3_packed_free(&p);
     free(inp); free(weight); free(bias); free(dout); free(ref); free(got); free(dref); free(dgot);
 }
 
+/* conv3x3_forward / _backward_input, or with avx2 set the AVX2 path */
+static void run_fwd(int avx2, float *out, const float *inp, const conv3x3_packed *p,
+                    const float *bias, int H, int W) {
+    if (avx2) conv3x3_forward_avx2(out, inp, p, bias, H, W);
+    else conv3x3_forward(out, inp, p, bias, H, W);
+}
+static void run_bwd(int avx2, float *dinp, const float *dout, const conv3x3_packed *p, int H, int W) {
+    if (avx2) conv3x3_backward_input_avx2(dinp, dout, p, H, W);
+    else conv3x3_backward_input(dinp, dout, p, H, W);
+}
+
 /* Two runs, and 1 vs 2 threads, give bit-identical outputs (work is split over output
- * channels and rows only, so the thread count does not change any sum). */
-static void test_determinism(int C_in, int C_out, int H, int W) {
+ * channels and rows only, so the thread count does not change any sum). avx2: test
+ * the AVX2 path instead of the dispatched one. */
+static void test_determinism(int C_in, int C_out, int H, int W, int avx2) {
+    const char *name = avx2 ? "avx2" : conv3x3_kernel_name();
     unsigned long long st = 7;
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
     float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
@@ -149,24 +181,75 @@ static void test_determinism(int C_in, int C_out, int H, int W) {
     CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(2);
-    conv3x3_forward(o1, inp, &p, bias, H, W);
-    conv3x3_forward(o2, inp, &p, bias, H, W);
-    conv3x3_backward_input(d1, o1, &p, H, W);
-    conv3x3_backward_input(d2, o1, &p, H, W);
+    run_fwd(avx2, o1, inp, &p, bias, H, W);
+    run_fwd(avx2, o2, inp, &p, bias, H, W);
+    run_bwd(avx2, d1, o1, &p, H, W);
+    run_bwd(avx2, d2, o1, &p, H, W);
     omp_set_num_threads(1);
-    conv3x3_forward(o3, inp, &p, bias, H, W);
-    conv3x3_backward_input(d3, o1, &p, H, W);
+    run_fwd(avx2, o3, inp, &p, bias, H, W);
+    run_bwd(avx2, d3, o1, &p, H, W);
     omp_set_num_threads(nt);
-    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "forward run to run %d->%d", C_in, C_out);
-    CHECK(memcmp(d1, d2, ni * sizeof(float)) == 0, "backward run to run %d->%d", C_in, C_out);
-    CHECK(memcmp(o1, o3, no * sizeof(float)) == 0, "forward 1 vs 2 threads %d->%d", C_in, C_out);
-    CHECK(memcmp(d1, d3, ni * sizeof(float)) == 0, "backward 1 vs 2 threads %d->%d", C_in, C_out);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "forward %s run to run %d->%d", name, C_in, C_out);
+    CHECK(memcmp(d1, d2, ni * sizeof(float)) == 0, "backward %s run to run %d->%d", name, C_in, C_out);
+    CHECK(memcmp(o1, o3, no * sizeof(float)) == 0, "forward %s 1 vs 2 threads %d->%d", name, C_in, C_out);
+    CHECK(memcmp(d1, d3, ni * sizeof(float)) == 0, "backward %s 1 vs 2 threads %d->%d", name, C_in, C_out);
     conv3x3_packed_free(&p);
     free(inp); free(weight); free(bias); free(o1); free(o2); free(o3); free(d1); free(d2); free(d3);
 }
 
+/* NST_KERNEL caps the dispatch: "portable" always works, "avx2" where the CPU has it,
+ * anything else leaves the best kernel; the forward pass then equals that path's. */
+static void test_kernel_override(void) {
+    const char *keep = getenv("NST_KERNEL");
+    char *saved = keep ? strdup(keep) : NULL;
+    unsetenv("NST_KERNEL");
+    const char *best = conv3x3_kernel_name();
+    unsigned long long st = 3;
+    const int C_in = 5, C_out = 6, H = 7, W = 19;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
+    float *inp = rand_array(ni, &st), *weight = rand_array((size_t)C_out * C_in * 9, &st);
+    float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+
+    setenv("NST_KERNEL", "portable", 1);
+    CHECK(strcmp(conv3x3_kernel_name(), "portable") == 0, "NST_KERNEL=portable: %s", conv3x3_kernel_name());
+    conv3x3_forward(o1, inp, &p, NULL, H, W);
+    conv3x3_forward_portable(o2, inp, &p, NULL, H, W);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=portable runs the portable path");
+
+    setenv("NST_KERNEL", "avx2", 1);
+    CHECK(strcmp(conv3x3_kernel_name(), have_avx2 ? "avx2" : "portable") == 0, "NST_KERNEL=avx2: %s",
+          conv3x3_kernel_name());
+    if (have_avx2) {
+        conv3x3_forward(o1, inp, &p, NULL, H, W);
+        conv3x3_forward_avx2(o2, inp, &p, NULL, H, W);
+        CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=avx2 runs the avx2 path");
+    }
+
+    setenv("NST_KERNEL", "avx512", 1);
+    CHECK(strcmp(conv3x3_kernel_name(), best) == 0, "NST_KERNEL=avx512: %s", conv3x3_kernel_name());
+    setenv("NST_KERNEL", "bogus", 1);
+    CHECK(strcmp(conv3x3_kernel_name(), best) == 0, "NST_KERNEL=bogus: %s", conv3x3_kernel_name());
+
+    if (saved) setenv("NST_KERNEL", saved, 1);
+    else unsetenv("NST_KERNEL");
+    free(saved);
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(o1); free(o2);
+}
+
 int main(void) {
     printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
+    {
+        /* probe: does the AVX2 path run on this CPU? */
+        conv3x3_packed p;
+        float wt[9] = {0}, x = 1.0f, y;
+        CHECK(conv3x3_pack(&p, wt, 1, 1) == 0, "pack 1x1");
+        have_avx2 = conv3x3_forward_avx2(&y, &x, &p, NULL, 1, 1) == 0;
+        conv3x3_packed_free(&p);
+        if (!have_avx2) printf("note: no AVX2+FMA on this CPU (or not x86-64): AVX2 path not tested\n");
+    }
 
     test_reference_gradients(3, 5, 5, 4);
     test_reference_gradients(2, 3, 1, 6);
@@ -183,9 +266,13 @@ int main(void) {
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
         test_fast_vs_ref(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
 
-    test_determinism(64, 64, 29, 37);
-    test_determinism(3, 64, 20, 20);
-    test_determinism(64, 3, 20, 20);
+    for (int avx2 = 0; avx2 <= have_avx2; avx2++) {
+        test_determinism(64, 64, 29, 37, avx2);
+        test_determinism(3, 64, 20, 20, avx2);
+        test_determinism(64, 3, 20, 20, avx2);
+        test_determinism(200, 20, 11, 30, avx2); /* two channel blocks (CONV_CB = 128) */
+    }
+    test_kernel_override();
 
     /* empty pack / free round trip is safe twice */
     conv3x3_packed p;

@@ -1,8 +1,9 @@
 /* conv.c - 3x3 convolution, stride 1, zero padding 1, for one image (C,H,W).
  *
  * Three tiers: the *_ref loops (obviously correct, slow, used by the tests), a
- * portable blocked C path, and the intrinsics kernels of conv_avx512.c chosen at run
- * time. All fast paths are a direct convolution with a plain float32 sum over
+ * portable blocked C path, and the intrinsics kernels of conv_avx512.c / conv_avx2.c
+ * chosen at run time (the environment variable NST_KERNEL=portable|avx2|avx512 caps
+ * the choice, for tests and benchmarks). All fast paths are a direct convolution with a plain float32 sum over
  * (input channel, kh, kw) - no Winograd/FFT - so they agree with the reference (and
  * with PyTorch) to rounding.
  *
@@ -22,6 +23,8 @@
 #ifdef NST_X86
 void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const float *bias,
                         int C_in, int C_out, int H, int W);
+void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const float *bias,
+                      int C_in, int C_out, int H, int W);
 #endif
 
 /* ---- reference ------------------------------------------------------------------ */
@@ -189,24 +192,47 @@ static void conv_run_portable(float *out, const float *inp, const float *wpack, 
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
-static int have_avx512(void) {
+enum { K_PORTABLE, K_AVX2, K_AVX512 };
+
+/* The best kernel this CPU runs. Cheap (cpu_init only reads cached cpuid data), so it
+ * is simply asked at each call: no global state. */
+static int cpu_best(void) {
 #ifdef NST_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return K_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return K_AVX2;
 #endif
+    return K_PORTABLE;
 }
 
-const char *conv3x3_kernel_name(void) { return have_avx512() ? "avx512" : "portable"; }
+/* The kernel to run: the best one, or a lower one named by NST_KERNEL (a name the CPU
+ * cannot run, or an unknown one, leaves the best). Read at each call, so a test or
+ * benchmark can switch paths with setenv. */
+static int pick_kernel(void) {
+    int best = cpu_best(), want = best;
+    const char *e = getenv("NST_KERNEL");
+    if (e && strcmp(e, "portable") == 0) want = K_PORTABLE;
+    else if (e && strcmp(e, "avx2") == 0) want = K_AVX2;
+    return want < best ? want : best;
+}
+
+const char *conv3x3_kernel_name(void) {
+    switch (pick_kernel()) {
+    case K_AVX512: return "avx512";
+    case K_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
 
 static void conv_run(float *out, const float *inp, const float *wpack, const float *bias,
                      int C_in, int C_out, int H, int W) {
 #ifdef NST_X86
-    if (have_avx512()) {
-        conv3x3_run_avx512(out, inp, wpack, bias, C_in, C_out, H, W);
-        return;
+    switch (pick_kernel()) {
+    case K_AVX512: conv3x3_run_avx512(out, inp, wpack, bias, C_in, C_out, H, W); return;
+    case K_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); return;
+    default: break;
     }
 #endif
     conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
@@ -231,4 +257,27 @@ void conv3x3_forward_portable(float *out, const float *inp, const conv3x3_packed
 void conv3x3_backward_input_portable(float *dinp, const float *dout, const conv3x3_packed *w,
                                      int H, int W) {
     conv_run_portable(dinp, dout, w->bwd, NULL, w->C_out, w->C_in, H, W);
+}
+
+/* The AVX2 path whatever NST_KERNEL says, for the tests (not in ops.h). Returns 0, or
+ * -1 without touching out if the CPU (or the build) has no AVX2+FMA. */
+int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
+                         const float *bias, int H, int W) {
+#ifdef NST_X86
+    if (cpu_best() >= K_AVX2) {
+        conv3x3_run_avx2(out, inp, w->fwd, bias, w->C_in, w->C_out, H, W);
+        return 0;
+    }
+#endif
+    return -1;
+}
+int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_packed *w,
+                                int H, int W) {
+#ifdef NST_X86
+    if (cpu_best() >= K_AVX2) {
+        conv3x3_run_avx2(dinp, dout, w->bwd, NULL, w->C_out, w->C_in, H, W);
+        return 0;
+    }
+#endif
+    return -1;
 }

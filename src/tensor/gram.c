@@ -2,8 +2,9 @@
  * its gradient dF += scale * (dG + dG^T) F.
  *
  * The *_ref loops sum in double (they are the yardstick of the tests); the fast path
- * is the AVX-512 kernels of gram_avx512.c when the CPU has them, else the portable
- * blocked loops below. All paths split work over G entries / rows of dF, never over a
+ * is the AVX-512 kernels of gram_avx512.c when the CPU has them, else the AVX2+FMA
+ * ones of gram_avx2.c, else the portable blocked loops below (NST_KERNEL=portable|avx2
+ * caps the choice, as for conv3x3). All paths split work over G entries / rows of dF, never over a
  * sum, so a result does not depend on the thread count.
  */
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #ifdef NST_X86
 void gram_forward_avx512(float *G, const float *F, int C, int N, float scale);
 void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int N, float scale);
+void gram_forward_avx2(float *G, const float *F, int C, int N, float scale);
+void gram_backward_avx2(float *dF, const float *dG, const float *F, int C, int N, float scale);
 #endif
 
 /* ---- reference ------------------------------------------------------------------ */
@@ -104,18 +107,33 @@ static void gram_backward_portable(float *dF, const float *dG, const float *F, i
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
+enum { K_PORTABLE, K_AVX2, K_AVX512 };
+
+/* The best kernel this CPU runs; asked at each call (cheap), so no global state. */
+static int gram_cpu_best(void) {
 #ifdef NST_X86
-static int gram_have_avx512(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-}
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return K_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return K_AVX2;
 #endif
+    return K_PORTABLE;
+}
+
+/* The best kernel, or a lower one named by NST_KERNEL (read at each call). */
+static int gram_pick(void) {
+    int best = gram_cpu_best(), want = best;
+    const char *e = getenv("NST_KERNEL");
+    if (e && strcmp(e, "portable") == 0) want = K_PORTABLE;
+    else if (e && strcmp(e, "avx2") == 0) want = K_AVX2;
+    return want < best ? want : best;
+}
 
 void gram_forward(float *G, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    if (gram_have_avx512()) {
-        gram_forward_avx512(G, F, C, N, scale);
-        return;
+    switch (gram_pick()) {
+    case K_AVX512: gram_forward_avx512(G, F, C, N, scale); return;
+    case K_AVX2: gram_forward_avx2(G, F, C, N, scale); return;
+    default: break;
     }
 #endif
     gram_forward_portable(G, F, C, N, scale);
@@ -123,9 +141,10 @@ void gram_forward(float *G, const float *F, int C, int N, float scale) {
 
 void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    if (gram_have_avx512()) {
-        gram_backward_avx512(dF, dG, F, C, N, scale);
-        return;
+    switch (gram_pick()) {
+    case K_AVX512: gram_backward_avx512(dF, dG, F, C, N, scale); return;
+    case K_AVX2: gram_backward_avx2(dF, dG, F, C, N, scale); return;
+    default: break;
     }
 #endif
     gram_backward_portable(dF, dG, F, C, N, scale);
@@ -138,4 +157,25 @@ void gram_forward_portable_test(float *G, const float *F, int C, int N, float sc
 void gram_backward_portable_test(float *dF, const float *dG, const float *F, int C, int N,
                                  float scale) {
     gram_backward_portable(dF, dG, F, C, N, scale);
+}
+
+/* The AVX2 path whatever NST_KERNEL says, for the tests (not in ops.h). Returns 0, or
+ * -1 without touching the output if the CPU (or the build) has no AVX2+FMA. */
+int gram_forward_avx2_test(float *G, const float *F, int C, int N, float scale) {
+#ifdef NST_X86
+    if (gram_cpu_best() >= K_AVX2) {
+        gram_forward_avx2(G, F, C, N, scale);
+        return 0;
+    }
+#endif
+    return -1;
+}
+int gram_backward_avx2_test(float *dF, const float *dG, const float *F, int C, int N, float scale) {
+#ifdef NST_X86
+    if (gram_cpu_best() >= K_AVX2) {
+        gram_backward_avx2(dF, dG, F, C, N, scale);
+        return 0;
+    }
+#endif
+    return -1;
 }
