@@ -239,6 +239,24 @@ static void test_kernel_override(void) {
     free(inp); free(weight); free(o1); free(o2);
 }
 
+/* The fused backward-with-ReLU-mask equals the backward followed by relu_backward,
+ * bit for bit, on every path (AVX-512 fuses in registers; the others mask afterwards). */
+static void test_backward_relu_fused(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 99;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
+    float *wt = rand_array((size_t)C_out * C_in * 9, &st), *dout = rand_array(no, &st);
+    float *mask = rand_array(ni, &st), *a = malloc(ni * 4), *b = malloc(ni * 4);
+    for (size_t i = 0; i < ni; i += 7) mask[i] = 0.0f; /* exact zeros count as "not > 0" */
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out) == 0, "pack");
+    conv3x3_backward_input(a, dout, &p, H, W);
+    relu_backward(a, a, mask, ni);
+    conv3x3_backward_input_relu(b, dout, &p, mask, H, W);
+    CHECK(memcmp(a, b, ni * 4) == 0, "fused relu backward differs (%d,%d,%d,%d)", C_in, C_out, H, W);
+    conv3x3_packed_free(&p);
+    free(wt); free(dout); free(mask); free(a); free(b);
+}
+
 int main(void) {
     printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
     {
@@ -273,6 +291,9 @@ int main(void) {
         test_determinism(200, 20, 11, 30, avx2); /* two channel blocks (CONV_CB = 128) */
     }
     test_kernel_override();
+    test_backward_relu_fused(64, 64, 29, 37);
+    test_backward_relu_fused(3, 64, 13, 17);   /* the conv1_1 shape: mask of 3 channels */
+    test_backward_relu_fused(130, 200, 6, 47); /* two channel blocks, remainders */
 
     /* empty pack / free round trip is safe twice */
     conv3x3_packed p;

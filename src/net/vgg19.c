@@ -478,7 +478,7 @@ void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a) {
 void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *tap, vgg19_tap_fn tap_fn,
                     void *ctx, float *dinput, int use_ref) {
     float *g = a->grad_a, *spare = a->grad_b;
-    int top = a->depth - 1;
+    int top = a->depth - 1, relu_done = 0;
     memset(g, 0, vgg19_layer_size(a, top) * sizeof(float));
     for (int l = top; l >= 0; l--) {
         size_t n = vgg19_layer_size(a, l);
@@ -488,13 +488,19 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
         switch (vgg19_layer_kind(l)) {
         case VGG_CONV: {
             const vgg_conv *c = &net->conv[vgg19_layer_conv(l)];
+            /* the ReLU below can be fused into this conv's backward unless a loss adds
+             * its gradient between the two */
+            int fuse = !use_ref && l > 0 && vgg19_layer_kind(l - 1) == VGG_RELU && !(tap && tap[l - 1]);
             if (use_ref) conv3x3_backward_input_ref(dst, g, c->weight, c->C_in, c->C_out, Hi, Wi);
+            else if (fuse) conv3x3_backward_input_relu(dst, g, &c->packed, a->out[l - 1], Hi, Wi);
             else conv3x3_backward_input(dst, g, &c->packed, Hi, Wi);
+            relu_done = fuse;
             break;
         }
         case VGG_RELU:
             /* out[l] holds max(x,0): positive exactly where x is, so it serves as the mask */
-            relu_backward(g, g, a->out[l], n);
+            if (!relu_done) relu_backward(g, g, a->out[l], n);
+            relu_done = 0;
             continue; /* in place: g stays the current buffer */
         case VGG_POOL:
             maxpool2x2_backward(dst, g, a->out[l - 1], a->C[l - 1], Hi, Wi);

@@ -22,7 +22,7 @@
 
 #ifdef NST_X86
 void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const float *bias,
-                        int C_in, int C_out, int H, int W);
+                        const float *mask, int C_in, int C_out, int H, int W);
 void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const float *bias,
                       int C_in, int C_out, int H, int W);
 #endif
@@ -226,27 +226,37 @@ const char *conv3x3_kernel_name(void) {
     }
 }
 
+/* mask: NULL, or (C_out,H,W): out is zeroed where mask <= 0 (a fused ReLU backward; the
+ * AVX-512 kernel does it in registers, the others in a second pass) */
 static void conv_run(float *out, const float *inp, const float *wpack, const float *bias,
-                     int C_in, int C_out, int H, int W) {
+                     const float *mask, int C_in, int C_out, int H, int W) {
 #ifdef NST_X86
     switch (pick_kernel()) {
-    case K_AVX512: conv3x3_run_avx512(out, inp, wpack, bias, C_in, C_out, H, W); return;
-    case K_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); return;
-    default: break;
+    case K_AVX512: conv3x3_run_avx512(out, inp, wpack, bias, mask, C_in, C_out, H, W); return;
+    case K_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); break;
+    default: conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W); break;
     }
-#endif
+#else
     conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
+#endif
+    if (mask) relu_backward(out, out, mask, (size_t)C_out * H * W);
 }
 
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W) {
-    conv_run(out, inp, w->fwd, bias, w->C_in, w->C_out, H, W);
+    conv_run(out, inp, w->fwd, bias, NULL, w->C_in, w->C_out, H, W);
 }
 
 /* dinp is (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W) {
-    conv_run(dinp, dout, w->bwd, NULL, w->C_out, w->C_in, H, W);
+    conv_run(dinp, dout, w->bwd, NULL, NULL, w->C_out, w->C_in, H, W);
+}
+
+/* dinp, mask are (C_in,H,W), dout is (C_out,H,W) */
+void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
+                                 const float *mask, int H, int W) {
+    conv_run(dinp, dout, w->bwd, NULL, mask, w->C_out, w->C_in, H, W);
 }
 
 /* The portable path whatever the CPU, for the tests (not in ops.h). */

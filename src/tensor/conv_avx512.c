@@ -40,8 +40,8 @@ static inline __mmask16 lane_range(int lo, int hi) {
  * w0..w0+15 (only < W), channels co0..co0+nco-1. first: start from bias (or 0), else
  * add to what out holds (the previous channel blocks' partial sums, in a fixed order). */
 static inline __attribute__((always_inline)) void
-conv_tile(float *out, const float *inp, const float *wb, const float *bias, int c0, int c1,
-          int first, int H, int W, int h0, int w0, int nco) {
+conv_tile(float *out, const float *inp, const float *wb, const float *bias, const float *mask,
+          int c0, int c1, int first, int H, int W, int h0, int w0, int nco) {
     const size_t HW = (size_t)H * W;
     const __mmask16 mo = lane_range(0, W - w0);
     const __mmask16 mk[3] = {lane_range(1 - w0, W - w0 + 1), mo, lane_range(0, W - w0 - 1)};
@@ -103,16 +103,24 @@ conv_tile(float *out, const float *inp, const float *wb, const float *bias, int 
     for (int k = 0; k < CONV_KB; k++) {
         if (k >= nco) break;
 #pragma GCC unroll 8
-        for (int r = 0; r < CONV_RT; r++)
-            _mm512_mask_storeu_ps(out + k * HW + (size_t)(h0 + r) * W + w0, mrow[r], acc[r][k]);
+        for (int r = 0; r < CONV_RT; r++) {
+            size_t o = k * HW + (size_t)(h0 + r) * W + w0;
+            __m512 v = acc[r][k];
+            if (mask) { /* fused ReLU backward: zero where the ReLU's output was not > 0 */
+                __m512 m = _mm512_maskz_loadu_ps(mrow[r], mask + o);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+            }
+            _mm512_mask_storeu_ps(out + o, mrow[r], v);
+        }
     }
 }
 
 /* out is (C_out,H,W), inp is (C_in,H,W), wpack is (ceil(C_out/KB),C_in,9,KB), bias is
- * (C_out) or NULL. Work is split over (row tile, channel block) pairs, never over the
+ * (C_out) or NULL, mask is (C_out,H,W) or NULL (then out is zeroed where mask <= 0, as
+ * the backward pass of a ReLU would, while the tile is still in registers). Work is split over (row tile, channel block) pairs, never over the
  * sum, so the result does not depend on the thread count at all. */
 void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const float *bias,
-                        int C_in, int C_out, int H, int W) {
+                        const float *mask, int C_in, int C_out, int H, int W) {
     const size_t HW = (size_t)H * W;
     const int ncob = (C_out + CONV_KB - 1) / CONV_KB;
     const int nrt = (H + CONV_RT - 1) / CONV_RT;
@@ -128,11 +136,13 @@ void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const 
         const float *wb = wpack + (size_t)cob * C_in * 9 * CONV_KB;
         const float *bb = bias ? bias + co0 : NULL;
         float *ob = out + (size_t)co0 * HW;
+        const float *mb = mask ? mask + (size_t)co0 * HW : NULL;
         for (int c0 = 0; c0 < C_in; c0 += CONV_CB) {
             int c1 = c0 + CONV_CB < C_in ? c0 + CONV_CB : C_in;
+            const float *m = c1 == C_in ? mb : NULL; /* the mask applies to the final sums */
             for (int wt = 0; wt < nwt; wt++) {
-                if (c0 == 0) conv_tile(ob, inp, wb, bb, c0, c1, 1, H, W, rt * CONV_RT, wt * 16, nco);
-                else conv_tile(ob, inp, wb, bb, c0, c1, 0, H, W, rt * CONV_RT, wt * 16, nco);
+                if (c0 == 0) conv_tile(ob, inp, wb, bb, m, c0, c1, 1, H, W, rt * CONV_RT, wt * 16, nco);
+                else conv_tile(ob, inp, wb, bb, m, c0, c1, 0, H, W, rt * CONV_RT, wt * 16, nco);
             }
         }
     }

@@ -36,6 +36,11 @@ void conv3x3_packed_free(conv3x3_packed *p);
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W);
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W);
+/* The backward pass to the input fused with the backward of the ReLU that produced this
+ * conv's input: the same as conv3x3_backward_input then relu_backward(dinp, dinp, mask),
+ * without a second pass over memory. mask is that ReLU's output, (C_in,H,W). */
+void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
+                                 const float *mask, int H, int W);
 /* Which kernel the fast path dispatches to on this CPU: "avx512", "avx2" or "portable". */
 const char *conv3x3_kernel_name(void);
 
