@@ -53,7 +53,7 @@ static void test_maxpool(void) {
     float *x = malloc(n * 4), *dx = malloc(n * 4), *y = malloc(no * 4), *R = malloc(no * 4);
     fill(x, n, 1.0f);
     fill(R, no, 1.0f);
-    maxpool2x2_backward(dx, R, x, C, H, W);
+    maxpool2x2_backward(dx, R, x, C, H, W, 0);
     for (size_t i = 0; i < n; i++) {
         float h = 1e-4f, save = x[i];
         x[i] = save + h; maxpool2x2_forward(y, x, C, H, W); double lp = dotd(R, y, no);
@@ -63,8 +63,16 @@ static void test_maxpool(void) {
     }
     /* ties: the whole gradient goes to one element of the window */
     float xt[4] = {1, 1, 1, 1}, dxt[4], g = 2.0f;
-    maxpool2x2_backward(dxt, &g, xt, 1, 2, 2);
+    maxpool2x2_backward(dxt, &g, xt, 1, 2, 2, 0);
     CHECK(dxt[0] == 2.0f && dxt[1] == 0 && dxt[2] == 0 && dxt[3] == 0, "tie goes to the first maximum");
+    /* fused with the ReLU below: equal to pooling backward then relu_backward */
+    for (size_t i = 0; i < n; i += 3) x[i] = x[i] > 0 ? x[i] : 0.0f; /* a ReLU output, with ties at 0 */
+    float *dy = malloc(n * 4);
+    maxpool2x2_backward(dx, R, x, C, H, W, 0);
+    relu_backward(dx, dx, x, n);
+    maxpool2x2_backward(dy, R, x, C, H, W, 1);
+    CHECK(memcmp(dx, dy, n * 4) == 0, "maxpool backward with fused relu");
+    free(dy);
     free(x); free(dx); free(y); free(R);
 }
 

@@ -502,9 +502,12 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
             if (!relu_done) relu_backward(g, g, a->out[l], n);
             relu_done = 0;
             continue; /* in place: g stays the current buffer */
-        case VGG_POOL:
-            maxpool2x2_backward(dst, g, a->out[l - 1], a->C[l - 1], Hi, Wi);
+        case VGG_POOL: {
+            int fuse = vgg19_layer_kind(l - 1) == VGG_RELU && !(tap && tap[l - 1]);
+            maxpool2x2_backward(dst, g, a->out[l - 1], a->C[l - 1], Hi, Wi, fuse);
+            relu_done = fuse;
             break;
+        }
         }
         float *t = g;
         g = spare;

@@ -63,8 +63,11 @@ void relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 /* 2x2 max pooling, stride 2, floor: out is (C,H/2,W/2), inp is (C,H,W) */
 void maxpool2x2_forward(float *out, const float *inp, int C, int H, int W);
 /* dinp is (C,H,W) (overwritten; rows/cols past 2*(H/2) get 0), dout is (C,H/2,W/2).
- * The gradient goes to the first maximum in each window (row-major), as PyTorch does. */
-void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W);
+ * The gradient goes to the first maximum in each window (row-major), as PyTorch does.
+ * relu_below: inp is a ReLU's output, and that ReLU's backward is fused in (the same as
+ * relu_backward(dinp, dinp, inp) afterwards). */
+void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W,
+                         int relu_below);
 
 /* ---- reductions (double, fixed order: the same result for any thread count) ---- */
 

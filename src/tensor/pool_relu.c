@@ -29,7 +29,8 @@ void maxpool2x2_forward(float *out, const float *inp, int C, int H, int W) {
     }
 }
 
-void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W) {
+void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C, int H, int W,
+                         int relu_below) {
     int Ho = H / 2, Wo = W / 2;
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -46,8 +47,9 @@ void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C
                 float *dst = &d0[2 * j];
                 if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; dst = &d0[2 * j + 1]; }
                 if (r1[2 * j] > best) { best = r1[2 * j]; dst = &d1[2 * j]; }
-                if (r1[2 * j + 1] > best) { dst = &d1[2 * j + 1]; }
-                *dst += g[j];
+                if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; dst = &d1[2 * j + 1]; }
+                /* with a ReLU below, its backward zeroes the winner where the max is 0 */
+                if (!relu_below || best > 0.0f) *dst += g[j];
             }
         }
     }
