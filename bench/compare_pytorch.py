@@ -8,8 +8,14 @@ Both sides use the same weights (../shared/models/vgg19), the same image size an
 same number of threads. Each side runs in its own process so that peak memory (RSS) is
 measured separately; each timing is the best of --iters steps after a warm-up.
 
+It also prints, from the same run: the SGEMM peak of PyTorch's BLAS (2048^3) and nst's
+convolution throughput as a share of it, nst's speed-up from 1 to --threads threads, and
+nst's peak RSS for a transfer step at each of --rss-sizes.
+
 usage: bench/compare_pytorch.py [--nst build/nst] [--sizes 224,512] [--threads 2] [--iters 5]
-Needs Debian's python3-torch (run with /usr/bin/python3).
+                                [--rss-sizes 512,1024,2048]
+Needs Debian's python3-torch and an optimized BLAS (libopenblas0-pthread):
+scripts/install-bench-deps.sh installs both. Run with /usr/bin/python3.
 """
 import argparse
 import json
@@ -102,6 +108,24 @@ def run_rss(cmd, env=None):
     return out, usage.ru_maxrss / 1024.0
 
 
+def sgemm_worker(threads):
+    import torch
+    torch.set_num_threads(threads)
+    n = 2048
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    best = 1e30
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    print(f"gflops={2 * n ** 3 / best / 1e9:.1f}")
+
+
+def bench_field(out, name):
+    m = re.search(name + r"\s+([0-9.]+) ms\s+([0-9.]+) GFLOP/s", out)
+    return float(m.group(1)), float(m.group(2))
+
+
 def ms_per_step(out):
     m = re.search(r"ms_per_step=([0-9.]+)", out)
     return float(m.group(1))
@@ -113,10 +137,15 @@ def main():
     ap.add_argument("--sizes", default="224,512")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--rss-sizes", default="512,1024,2048")
     ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sgemm-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
         torch_worker(a.torch_worker, a.threads, a.iters)
+        return
+    if a.sgemm_worker:
+        sgemm_worker(a.threads)
         return
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     print(f"{'size':>5} {'threads':>7} {'nst ms':>9} {'torch ms':>9} {'speed-up':>8} {'nst MB':>8} {'torch MB':>9} {'mem ratio':>9}")
@@ -133,6 +162,34 @@ def main():
             torch_ms, torch_mb = min(torch_ms, ms_per_step(out)), max(torch_mb, mb)
         print(f"{size:>5} {a.threads:>7} {nst_ms:>9.1f} {torch_ms:>9.1f} {torch_ms / nst_ms:>7.2f}x "
               f"{nst_mb:>8.0f} {torch_mb:>9.0f} {nst_mb / torch_mb:>9.2f}", flush=True)
+
+    out, _ = run_rss([sys.executable, __file__, "--sgemm-worker", "--threads", str(a.threads)], env)
+    peak = float(re.search(r"gflops=([0-9.]+)", out).group(1))
+    print(f"\nSGEMM 2048^3 in PyTorch's BLAS, {a.threads} threads: {peak:.0f} GFLOP/s")
+    print("nst convolution throughput (direct-equivalent FLOPs: 2*H*W*Cin*Cout*9 per conv; "
+          "a Winograd layer does fewer multiplications):")
+    for size in [int(s) for s in a.sizes.split(",")]:
+        out, _ = run_rss([a.nst, "bench", "--size", str(size), "--threads", str(a.threads),
+                          "--iters", str(a.iters)], env)
+        _, fwd = bench_field(out, "forward")
+        _, fb = bench_field(out, "forward\\+backward")
+        print(f"  {size}: forward {fwd:.0f} GFLOP/s ({100 * fwd / peak:.0f}% of SGEMM), "
+              f"forward+backward {fb:.0f} GFLOP/s ({100 * fb / peak:.0f}%)")
+
+    print("\nnst thread scaling (transfer step, ms):")
+    for size in [int(s) for s in a.sizes.split(",")]:
+        t = {}
+        for th in (1, a.threads):
+            out, _ = run_rss([a.nst, "bench", "--size", str(size), "--threads", str(th), "--iters", str(a.iters)],
+                             dict(os.environ, OMP_NUM_THREADS=str(th)))
+            t[th] = ms_per_step(out)
+        print(f"  {size}: 1 thread {t[1]:.1f}, {a.threads} threads {t[a.threads]:.1f}: {t[1] / t[a.threads]:.2f}x")
+
+    print("\nnst peak RSS of a seed-preset transfer step:")
+    for size in [int(s) for s in a.rss_sizes.split(",") if s]:
+        out, mb = run_rss([a.nst, "bench", "--size", str(size), "--threads", str(a.threads), "--iters", "1",
+                           "--warmup", "0"], env)
+        print(f"  {size}x{size}: {mb:.0f} MB, {ms_per_step(out) / 1e3:.2f} s per step", flush=True)
 
 
 if __name__ == "__main__":
