@@ -1,5 +1,7 @@
 /* pool_relu.c - ReLU and 2x2 max pooling, forward and backward. Both are memory-bound
  * and simple enough that the plain loop is the reference and the fast path at once. */
+#include <string.h>
+
 #include "tensor/ops.h"
 
 void relu_forward(float *out, const float *inp, size_t n) {
@@ -35,22 +37,29 @@ void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float *dplane = dinp + (size_t)c * H * W;
-        for (size_t k = 0; k < (size_t)H * W; k++) dplane[k] = 0.0f;
         for (int i = 0; i < Ho; i++) {
             const float *r0 = inp + ((size_t)c * H + 2 * i) * W;
             const float *r1 = r0 + W;
             float *d0 = dplane + (size_t)(2 * i) * W, *d1 = d0 + W;
             const float *g = dout + ((size_t)c * Ho + i) * Wo;
+            /* every element of the window is written (the winner gets the gradient, the
+             * others 0), so the plane needs no separate clearing pass */
             for (int j = 0; j < Wo; j++) {
                 /* first maximum in row-major order wins ties, as in PyTorch */
                 float best = r0[2 * j];
-                float *dst = &d0[2 * j];
-                if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; dst = &d0[2 * j + 1]; }
-                if (r1[2 * j] > best) { best = r1[2 * j]; dst = &d1[2 * j]; }
-                if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; dst = &d1[2 * j + 1]; }
+                int k = 0;
+                if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; k = 1; }
+                if (r1[2 * j] > best) { best = r1[2 * j]; k = 2; }
+                if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; k = 3; }
                 /* with a ReLU below, its backward zeroes the winner where the max is 0 */
-                if (!relu_below || best > 0.0f) *dst += g[j];
+                float v = (!relu_below || best > 0.0f) ? g[j] : 0.0f;
+                d0[2 * j] = k == 0 ? v : 0.0f;
+                d0[2 * j + 1] = k == 1 ? v : 0.0f;
+                d1[2 * j] = k == 2 ? v : 0.0f;
+                d1[2 * j + 1] = k == 3 ? v : 0.0f;
             }
+            if (W & 1) d0[W - 1] = d1[W - 1] = 0.0f; /* the column floor dropped */
         }
+        if (H & 1) memset(dplane + (size_t)(H - 1) * W, 0, (size_t)W * sizeof(float)); /* the row */
     }
 }
