@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# install-deps.sh - installs the Debian packages nst needs, if any are missing.
+# install-deps.sh [PACKAGE...] - installs the Debian packages that are missing: by default
+# what nst needs to build (compiler, CMake, PNG, JPEG, JSON), else the ones named.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev libcjson-dev"
+PKGS="${*:-build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev libcjson-dev}"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -11,4 +12,5 @@ echo "install-deps: installing$missing"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
+# shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
