@@ -2,9 +2,10 @@
  * pixels are optimized so that its VGG19 features match the content photo's and its Gram
  * matrices match the painting's.
  *
- * One evaluation of the objective = one forward pass up to the deepest tap, the losses
- * (and their gradients) computed at each tap as soon as the forward pass reaches it,
- * one backward pass to the image, plus total variation on the image itself. */
+ * One evaluation of the objective = one forward pass up to the deepest tap (the losses'
+ * values computed at each tap as soon as the forward pass reaches it), one backward pass
+ * to the image (the losses' gradients added at each tap as the backward pass reaches it),
+ * plus total variation on the image itself. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
