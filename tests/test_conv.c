@@ -1,6 +1,7 @@
 /* test_conv.c - the 3x3 convolution: the reference gradients against central finite
- * differences, the fast paths (the dispatched kernel, the AVX2 one and the portable
- * one) against the reference on many shapes, determinism, and the NST_KERNEL override. */
+ * differences, the fast paths (the dispatched kernel, the AVX2 one, the portable one and
+ * Winograd F(2x2,3x3)) against the reference on many shapes, determinism, and the
+ * NST_KERNEL / NST_CONV overrides. */
 #include <omp.h>
 #include <stdint.h>
 
@@ -18,7 +19,17 @@ int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
 int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_packed *w,
                                 int H, int W);
 
+/* ... and the Winograd F(2x2,3x3) path: returns -1 (and does nothing) where it does not
+ * exist (no AVX-512, or a channel count < 64). mask: NULL, or as for _relu. */
+int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed *w,
+                             const float *bias, int H, int W);
+int conv3x3_backward_input_winograd(float *dinp, const float *dout, const conv3x3_packed *w,
+                                    const float *mask, int H, int W);
+
 static int have_avx2; /* set in main: whether the AVX2 path runs here */
+static int have_winograd; /* set in main: whether the Winograd path runs here */
+static double wino_worst; /* the worst Winograd relative L2 error seen */
+#define WINO_TOL 2e-6
 
 static float *rand_array(size_t n, unsigned long long *st) {
     float *a = malloc(n * sizeof(float));
@@ -117,14 +128,16 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
     conv3x3_packed p;
     CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    /* the dispatched path is Winograd here (unless NST_CONV=direct): its own tolerance */
+    const double tol = have_winograd && C_in >= 64 && C_out >= 64 ? WINO_TOL : 1e-6;
 
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *b = with_bias ? bias : NULL;
         conv3x3_forward_ref(ref, inp, weight, b, C_in, C_out, H, W);
         for (size_t i = 0; i < no; i++) got[i] = NAN; /* every output must be written */
-        conv3x3_forward(got, inp, &p, b, H, W);
+        conv3x3_forward(got, inp, &p, b, H, W, NULL);
         double e = rel_l2(got, ref, no);
-        CHECK(e < 1e-6, "forward %s %d->%d %dx%d bias=%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, with_bias, e);
+        CHECK(e < tol, "forward %s %d->%d %dx%d bias=%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, with_bias, e);
         for (size_t i = 0; i < no; i++) got[i] = NAN;
         conv3x3_forward_portable(got, inp, &p, b, H, W);
         e = rel_l2(got, ref, no);
@@ -138,9 +151,9 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     }
     conv3x3_backward_input_ref(dref, dout, weight, C_in, C_out, H, W);
     for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
-    conv3x3_backward_input(dgot, dout, &p, H, W);
+    conv3x3_backward_input(dgot, dout, &p, H, W, NULL);
     double e = rel_l2(dgot, dref, ni);
-    CHECK(e < 1e-6, "backward_input %s %d->%d %dx%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, e);
+    CHECK(e < tol, "backward_input %s %d->%d %dx%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, e);
     for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
     conv3x3_backward_input_portable(dgot, dout, &p, H, W);
     e = rel_l2(dgot, dref, ni);
@@ -156,15 +169,111 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     free(inp); free(weight); free(bias); free(dout); free(ref); free(got); free(dref); free(dgot);
 }
 
+/* The Winograd path against the reference on one shape: forward with and without bias,
+ * backward to the input with and without the fused ReLU mask. */
+static void test_winograd_vs_ref(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 5 + (unsigned long long)C_in * 31 + C_out * 7 + H * 3 + W;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *dout = rand_array(no, &st), *mask = rand_array(ni, &st);
+    for (size_t i = 0; i < ni; i += 5) mask[i] = 0.0f; /* exact zeros count as "not > 0" */
+    float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const float *b = with_bias ? bias : NULL;
+        conv3x3_forward_ref(ref, inp, weight, b, C_in, C_out, H, W);
+        for (size_t i = 0; i < no; i++) got[i] = NAN; /* every output must be written */
+        CHECK(conv3x3_forward_winograd(got, inp, &p, b, H, W) == 0, "winograd forward runs");
+        double e = rel_l2(got, ref, no);
+        if (!(e <= wino_worst)) wino_worst = e;
+        CHECK(e < WINO_TOL, "forward winograd %d->%d %dx%d bias=%d: %g", C_in, C_out, H, W, with_bias, e);
+    }
+    conv3x3_backward_input_ref(dref, dout, weight, C_in, C_out, H, W);
+    for (int with_mask = 0; with_mask < 2; with_mask++) {
+        if (with_mask) relu_backward(dref, dref, mask, ni);
+        for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+        CHECK(conv3x3_backward_input_winograd(dgot, dout, &p, with_mask ? mask : NULL, H, W) == 0,
+              "winograd backward runs");
+        double e = rel_l2(dgot, dref, ni);
+        if (!(e <= wino_worst)) wino_worst = e;
+        CHECK(e < WINO_TOL, "backward_input winograd %d->%d %dx%d mask=%d: %g", C_in, C_out, H, W, with_mask, e);
+    }
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(dout); free(mask); free(ref); free(got); free(dref); free(dgot);
+}
+
+/* The Winograd path: bit-identical run to run and for 1 vs 2 threads (work is split over
+ * tile blocks and output channels, never over a sum), mask included. */
+static void test_winograd_determinism(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 11;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *mask = rand_array(ni, &st);
+    float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
+    float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(2);
+    conv3x3_forward_winograd(o1, inp, &p, bias, H, W);
+    conv3x3_forward_winograd(o2, inp, &p, bias, H, W);
+    conv3x3_backward_input_winograd(d1, o1, &p, mask, H, W);
+    conv3x3_backward_input_winograd(d2, o1, &p, mask, H, W);
+    omp_set_num_threads(1);
+    conv3x3_forward_winograd(o3, inp, &p, bias, H, W);
+    conv3x3_backward_input_winograd(d3, o1, &p, mask, H, W);
+    omp_set_num_threads(nt);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "forward winograd run to run %d->%d %dx%d", C_in, C_out, H, W);
+    CHECK(memcmp(d1, d2, ni * sizeof(float)) == 0, "backward winograd run to run %d->%d %dx%d", C_in, C_out, H, W);
+    CHECK(memcmp(o1, o3, no * sizeof(float)) == 0, "forward winograd 1 vs 2 threads %d->%d %dx%d", C_in, C_out, H, W);
+    CHECK(memcmp(d1, d3, ni * sizeof(float)) == 0, "backward winograd 1 vs 2 threads %d->%d %dx%d", C_in, C_out, H, W);
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(mask); free(o1); free(o2); free(o3); free(d1); free(d2); free(d3);
+}
+
+/* NST_CONV: by default the dispatched paths are Winograd where it exists (bit for bit),
+ * except the forward pass of 64 -> 64; NST_CONV=direct gives the direct kernel. */
+static void test_winograd_dispatch(int C_in, int C_out, int H, int W) {
+    const char *keep = getenv("NST_CONV");
+    char *saved = keep ? strdup(keep) : NULL;
+    unsigned long long st = 17;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *fw = malloc(no * sizeof(float)), *fd = malloc(no * sizeof(float)), *fx = malloc(no * sizeof(float));
+    float *bw = malloc(ni * sizeof(float)), *bd = malloc(ni * sizeof(float)), *bx = malloc(ni * sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    conv3x3_forward_winograd(fw, inp, &p, bias, H, W);
+    conv3x3_backward_input_winograd(bw, fw, &p, NULL, H, W);
+    setenv("NST_CONV", "direct", 1);
+    conv3x3_forward(fd, inp, &p, bias, H, W, NULL);
+    conv3x3_backward_input(bd, fw, &p, H, W, NULL);
+    unsetenv("NST_CONV");
+    conv3x3_forward(fx, inp, &p, bias, H, W, NULL);
+    conv3x3_backward_input(bx, fw, &p, H, W, NULL);
+    int fwd_wino = C_in > 64 || C_out > 64;
+    CHECK(memcmp(fx, fwd_wino ? fw : fd, no * sizeof(float)) == 0, "default forward %d->%d is %s", C_in, C_out,
+          fwd_wino ? "winograd" : "direct");
+    CHECK(memcmp(bx, bw, ni * sizeof(float)) == 0, "default backward %d->%d is winograd", C_in, C_out);
+    CHECK(memcmp(fd, fw, no * sizeof(float)) != 0, "NST_CONV=direct forward %d->%d is not winograd", C_in, C_out);
+    CHECK(memcmp(bd, bw, ni * sizeof(float)) != 0, "NST_CONV=direct backward %d->%d is not winograd", C_in, C_out);
+    if (saved) setenv("NST_CONV", saved, 1);
+    free(saved);
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(fw); free(fd); free(fx); free(bw); free(bd); free(bx);
+}
+
 /* conv3x3_forward / _backward_input, or with avx2 set the AVX2 path */
 static void run_fwd(int avx2, float *out, const float *inp, const conv3x3_packed *p,
                     const float *bias, int H, int W) {
     if (avx2) conv3x3_forward_avx2(out, inp, p, bias, H, W);
-    else conv3x3_forward(out, inp, p, bias, H, W);
+    else conv3x3_forward(out, inp, p, bias, H, W, NULL);
 }
 static void run_bwd(int avx2, float *dinp, const float *dout, const conv3x3_packed *p, int H, int W) {
     if (avx2) conv3x3_backward_input_avx2(dinp, dout, p, H, W);
-    else conv3x3_backward_input(dinp, dout, p, H, W);
+    else conv3x3_backward_input(dinp, dout, p, H, W, NULL);
 }
 
 /* Two runs, and 1 vs 2 threads, give bit-identical outputs (work is split over output
@@ -214,7 +323,7 @@ static void test_kernel_override(void) {
 
     setenv("NST_KERNEL", "portable", 1);
     CHECK(strcmp(conv3x3_kernel_name(), "portable") == 0, "NST_KERNEL=portable: %s", conv3x3_kernel_name());
-    conv3x3_forward(o1, inp, &p, NULL, H, W);
+    conv3x3_forward(o1, inp, &p, NULL, H, W, NULL);
     conv3x3_forward_portable(o2, inp, &p, NULL, H, W);
     CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=portable runs the portable path");
 
@@ -222,7 +331,7 @@ static void test_kernel_override(void) {
     CHECK(strcmp(conv3x3_kernel_name(), have_avx2 ? "avx2" : "portable") == 0, "NST_KERNEL=avx2: %s",
           conv3x3_kernel_name());
     if (have_avx2) {
-        conv3x3_forward(o1, inp, &p, NULL, H, W);
+        conv3x3_forward(o1, inp, &p, NULL, H, W, NULL);
         conv3x3_forward_avx2(o2, inp, &p, NULL, H, W);
         CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=avx2 runs the avx2 path");
     }
@@ -249,9 +358,9 @@ static void test_backward_relu_fused(int C_in, int C_out, int H, int W) {
     for (size_t i = 0; i < ni; i += 7) mask[i] = 0.0f; /* exact zeros count as "not > 0" */
     conv3x3_packed p;
     CHECK(conv3x3_pack(&p, wt, C_in, C_out) == 0, "pack");
-    conv3x3_backward_input(a, dout, &p, H, W);
+    conv3x3_backward_input(a, dout, &p, H, W, NULL);
     relu_backward(a, a, mask, ni);
-    conv3x3_backward_input_relu(b, dout, &p, mask, H, W);
+    conv3x3_backward_input_relu(b, dout, &p, mask, H, W, NULL);
     CHECK(memcmp(a, b, ni * 4) == 0, "fused relu backward differs (%d,%d,%d,%d)", C_in, C_out, H, W);
     conv3x3_packed_free(&p);
     free(wt); free(dout); free(mask); free(a); free(b);
@@ -267,6 +376,17 @@ int main(void) {
         have_avx2 = conv3x3_forward_avx2(&y, &x, &p, NULL, 1, 1) == 0;
         conv3x3_packed_free(&p);
         if (!have_avx2) printf("note: no AVX2+FMA on this CPU (or not x86-64): AVX2 path not tested\n");
+    }
+
+    {
+        /* probe: does the Winograd path run here (AVX-512; channels >= 64)? */
+        conv3x3_packed p;
+        float *wt = calloc(64 * 64 * 9, sizeof(float)), *x = calloc(64, sizeof(float)), *y = calloc(64, sizeof(float));
+        CHECK(conv3x3_pack(&p, wt, 64, 64) == 0, "pack 64x64");
+        have_winograd = conv3x3_forward_winograd(y, x, &p, NULL, 1, 1) == 0;
+        conv3x3_packed_free(&p);
+        free(wt); free(x); free(y);
+        if (!have_winograd) printf("note: no AVX-512 on this CPU: Winograd path not tested\n");
     }
 
     test_reference_gradients(3, 5, 5, 4);
@@ -289,6 +409,28 @@ int main(void) {
         test_determinism(3, 64, 20, 20, avx2);
         test_determinism(64, 3, 20, 20, avx2);
         test_determinism(200, 20, 11, 30, avx2); /* two channel blocks (CONV_CB = 128) */
+    }
+    if (have_winograd) {
+        static const int wshapes[][4] = {
+            /* C_in, C_out, H, W: odd and even sizes, one tile, partial tile rows/columns,
+             * tile rows shorter than a 16-tile vector, channel counts not multiples of 8 */
+            {64, 64, 1, 1},    {64, 64, 1, 2},    {64, 64, 2, 1},     {64, 64, 3, 3},
+            {64, 64, 2, 2},    {64, 64, 5, 64},   {64, 64, 64, 5},    {64, 64, 7, 9},
+            {64, 64, 32, 32},  {64, 64, 33, 31},  {64, 64, 64, 64},   {64, 128, 7, 33},
+            {128, 64, 16, 16}, {128, 128, 13, 17}, {128, 256, 28, 28}, {256, 128, 14, 15},
+            {256, 256, 14, 14}, {256, 512, 9, 11}, {512, 256, 8, 8},  {512, 512, 5, 3},
+            {512, 512, 14, 14}, {300, 260, 3, 30}, {65, 71, 19, 23},  {72, 200, 37, 1},
+            {96, 64, 1, 45},   {64, 64, 63, 61},
+        };
+        for (size_t s = 0; s < sizeof(wshapes) / sizeof(wshapes[0]); s++)
+            test_winograd_vs_ref(wshapes[s][0], wshapes[s][1], wshapes[s][2], wshapes[s][3]);
+        printf("winograd: worst relative L2 error vs reference %.3g (tolerance %g)\n", wino_worst, WINO_TOL);
+        test_winograd_determinism(64, 64, 29, 37);
+        test_winograd_determinism(128, 72, 64, 64);
+        test_winograd_determinism(512, 512, 7, 7);
+        test_winograd_determinism(200, 136, 3, 50);
+        test_winograd_dispatch(64, 64, 20, 21);
+        test_winograd_dispatch(128, 64, 20, 21);
     }
     test_kernel_override();
     test_backward_relu_fused(64, 64, 29, 37);

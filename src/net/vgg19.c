@@ -443,6 +443,7 @@ nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsign
 
 void vgg19_acts_free(vgg19_acts *a) {
     free(a->memory);
+    conv3x3_workspace_free(&a->ws);
     memset(a, 0, sizeof *a);
 }
 
@@ -456,7 +457,7 @@ static void forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l, int use_re
     case VGG_CONV: {
         const vgg_conv *c = &net->conv[vgg19_layer_conv(l)];
         if (use_ref) conv3x3_forward_ref(a->out[l], inp, c->weight, c->bias, c->C_in, c->C_out, Hi, Wi);
-        else conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi);
+        else conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
         break;
     }
     case VGG_RELU:
@@ -492,8 +493,8 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
              * its gradient between the two */
             int fuse = !use_ref && l > 0 && vgg19_layer_kind(l - 1) == VGG_RELU && !(tap && tap[l - 1]);
             if (use_ref) conv3x3_backward_input_ref(dst, g, c->weight, c->C_in, c->C_out, Hi, Wi);
-            else if (fuse) conv3x3_backward_input_relu(dst, g, &c->packed, a->out[l - 1], Hi, Wi);
-            else conv3x3_backward_input(dst, g, &c->packed, Hi, Wi);
+            else if (fuse) conv3x3_backward_input_relu(dst, g, &c->packed, a->out[l - 1], Hi, Wi, &a->ws);
+            else conv3x3_backward_input(dst, g, &c->packed, Hi, Wi, &a->ws);
             relu_done = fuse;
             break;
         }

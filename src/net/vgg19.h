@@ -40,6 +40,7 @@ typedef struct {
     float *out[NST_NUM_LAYERS];     /* output of each layer; a ReLU shares its conv's buffer */
     float *grad_a, *grad_b;         /* ping-pong gradient buffers, as large as the largest layer */
     float *memory;                  /* the one allocation behind all of the above */
+    conv3x3_workspace ws;           /* the convolutions' scratch, kept from call to call */
     size_t bytes;
 } vgg19_acts;
 

@@ -27,20 +27,34 @@ typedef struct {
     int C_in, C_out;
     float *fwd; /* packed for the forward pass */
     float *bwd; /* packed (flipped, transposed) for the backward pass to the input */
+    /* Winograd F(2x2,3x3) transforms of the same two kernels (conv.c), or NULL: built only
+     * where that path pays (C_in >= 64 and C_out >= 64) and the CPU has AVX-512. Each is
+     * 16/9 the size of the weights (VGG19: 285 MB for both, next to 160 MB for fwd+bwd). */
+    float *wino_fwd, *wino_bwd;
 } conv3x3_packed;
+
+/* Scratch memory of the fast path (the Winograd transforms), kept by the caller from
+ * call to call: allocating it afresh each time costs page faults, ~10% on small layers.
+ * Zero-initialise; grown on demand; one call at a time may use it. NULL: allocated per call. */
+typedef struct {
+    float *buf;
+    size_t n;
+} conv3x3_workspace;
+void conv3x3_workspace_free(conv3x3_workspace *ws);
 
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
 int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out);
 void conv3x3_packed_free(conv3x3_packed *p);
 /* Same contracts as the _ref versions. */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
-                     int H, int W);
-void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W);
+                     int H, int W, conv3x3_workspace *ws);
+void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W,
+                            conv3x3_workspace *ws);
 /* The backward pass to the input fused with the backward of the ReLU that produced this
  * conv's input: the same as conv3x3_backward_input then relu_backward(dinp, dinp, mask),
  * without a second pass over memory. mask is that ReLU's output, (C_in,H,W). */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
-                                 const float *mask, int H, int W);
+                                 const float *mask, int H, int W, conv3x3_workspace *ws);
 /* Which kernel the fast path dispatches to on this CPU: "avx512", "avx2" or "portable". */
 const char *conv3x3_kernel_name(void);
 
