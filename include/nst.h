@@ -81,8 +81,9 @@ typedef struct nst_vgg19 nst_vgg19;
 /* Loads the VGG19 weights (TensorFlow.js layers-model, uint8-quantized) from dir.
  * dir = NULL searches: $NST_WEIGHTS, then ../shared/models/vgg19 beside the source
  * checkout the library was built from, beside the executable, and beside the current
- * directory. */
-nst_status nst_vgg19_load(nst_vgg19 **net, const char *dir, nst_error *err);
+ * directory. depth: how many layers will be run (e.g. nst_transfer_depth(); 0 = all):
+ * only their convolutions are prepared for the fast kernels, which saves memory. */
+nst_status nst_vgg19_load(nst_vgg19 **net, const char *dir, int depth, nst_error *err);
 void nst_vgg19_free(nst_vgg19 *net);
 /* Folder the weights were read from. */
 const char *nst_vgg19_dir(const nst_vgg19 *net);
@@ -136,6 +137,9 @@ typedef struct {
     int threads;           /* 0: leave the OpenMP default (OMP_NUM_THREADS or all cores) */
     int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
 } nst_transfer_config;
+
+/* Layers a transfer with this configuration runs: the deepest tap + 1. */
+int nst_transfer_depth(const nst_transfer_config *cfg);
 
 /* Fills cfg with a named preset: "gatys" (the default) or "seed" (the original notebook).
  * Returns NST_ERR_ARG for an unknown name. */

@@ -213,7 +213,7 @@ int main(void) {
     test_tv();
     nst_vgg19 *net;
     nst_error err;
-    if (nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", &err) != NST_OK) {
+    if (nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", 0, &err) != NST_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }

@@ -279,7 +279,7 @@ int main(void) {
 
     nst_vgg19 *net;
     nst_error err;
-    CHECK(nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", &err) == NST_OK, "%s", err.msg);
+    CHECK(nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", 0, &err) == NST_OK, "%s", err.msg);
     test_weights(net);
     test_preprocess();
     test_features(net, "input_content", "content", 1, 0);

@@ -66,7 +66,10 @@ int cmd_bench(int argc, char **argv) {
     }
     nst_vgg19 *net = NULL;
     nst_error err;
-    if (nst_vgg19_load(&net, weights, &err) != NST_OK) {
+    int depth = 0;
+    for (int i = 0; i < cfg.n_taps; i++)
+        if (cfg.taps[i].layer + 1 > depth) depth = cfg.taps[i].layer + 1;
+    if (nst_vgg19_load(&net, weights, depth, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
         return EXIT_FAIL;
     }

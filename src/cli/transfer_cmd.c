@@ -223,7 +223,7 @@ int cmd_transfer(int argc, char **argv) {
     if (nst_image_load(&content, content_path, 0, &err) != NST_OK) goto fail;
     for (int i = 0; i < n_styles; i++)
         if (nst_image_load(&style_imgs[i], styles[i], 0, &err) != NST_OK) goto fail;
-    if (nst_vgg19_load(&net, weights, &err) != NST_OK) goto fail;
+    if (nst_vgg19_load(&net, weights, nst_transfer_depth(&cfg), &err) != NST_OK) goto fail;
     if (log_path) {
         rs.log = fopen(log_path, "w");
         if (!rs.log) {

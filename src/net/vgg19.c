@@ -43,6 +43,13 @@ vgg_layer_kind vgg19_layer_kind(int layer) {
     return n[0] == 'c' ? VGG_CONV : n[0] == 'r' ? VGG_RELU : VGG_POOL;
 }
 
+/* The layer index of conv k (0..15). */
+static int vgg19_layer_index_of_conv(int k) {
+    for (int l = 0; l < NST_NUM_LAYERS; l++)
+        if (vgg19_layer_kind(l) == VGG_CONV && k-- == 0) return l;
+    return NST_NUM_LAYERS;
+}
+
 int vgg19_layer_conv(int layer) {
     int k = -1;
     for (int l = 0; l <= layer; l++)
@@ -250,7 +257,7 @@ static nst_status read_shards(const char *dir, const cJSON *paths, const char *j
     return NST_OK;
 }
 
-static nst_status load_weights(nst_vgg19 *net, const char *dir, nst_error *err) {
+static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_error *err) {
     char json_path[4200];
     snprintf(json_path, sizeof json_path, "%s/model.json", dir);
     unsigned char *text;
@@ -343,6 +350,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, nst_error *err) 
         conv_shape(k, &c->C_in, &c->C_out);
         c->weight = net->params + offs[k];
         c->bias = c->weight + (size_t)9 * c->C_in * c->C_out;
+        if (vgg19_layer_index_of_conv(k) >= depth) continue; /* never run: not packed */
         if (conv3x3_pack(&c->packed, c->weight, c->C_in, c->C_out) != 0) {
             s = nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights");
             goto done;
@@ -354,7 +362,7 @@ done:
     return s;
 }
 
-nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, nst_error *err) {
+nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, int depth, nst_error *err) {
     *out = NULL;
     nst_vgg19 *net = calloc(1, sizeof *net);
     if (!net) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
@@ -369,7 +377,9 @@ nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, nst_error *err) {
                             tried, NST_WEIGHTS_ENV);
         }
     }
-    nst_status s = load_weights(net, net->dir, err);
+    if (depth <= 0 || depth > NST_NUM_LAYERS) depth = NST_NUM_LAYERS;
+    net->depth = depth;
+    nst_status s = load_weights(net, net->dir, depth, err);
     if (s) {
         nst_vgg19_free(net);
         return s;

@@ -26,6 +26,7 @@ struct nst_vgg19 {
     char dir[4096];
     float *params;      /* every weight and bias, one allocation */
     vgg_conv conv[16];  /* conv1_1 .. conv5_4 */
+    int depth;          /* layers 0..depth-1 can be run (their convs are packed) */
 };
 
 /* The static shape of layer l: its kind, and for convs the index into net->conv. */

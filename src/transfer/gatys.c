@@ -154,7 +154,7 @@ static int is_tap(const nst_tap *taps, int n, int l) {
     return 0;
 }
 
-static int depth_needed(const nst_transfer_config *cfg) {
+int nst_transfer_depth(const nst_transfer_config *cfg) {
     int depth = 0;
     for (int i = 0; i < cfg->n_content_taps; i++)
         if (cfg->content_taps[i].layer + 1 > depth) depth = cfg->content_taps[i].layer + 1;
@@ -235,7 +235,7 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     t->content = content;
     if (cfg->squash) t->W = t->H = cfg->size;
     else fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
-    int depth = depth_needed(cfg);
+    int depth = nst_transfer_depth(cfg);
 
     /* per-layer weights */
     for (int i = 0; i < cfg->n_content_taps; i++)
@@ -285,6 +285,9 @@ nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const
     *out = NULL;
     nst_status s = check_config(cfg, n_styles, err);
     if (s) return s;
+    if (nst_transfer_depth(cfg) > net->depth)
+        return nst_fail(err, NST_ERR_ARG, "layer %s is deeper than the network was loaded for (%s)",
+                        nst_layer_name(nst_transfer_depth(cfg) - 1), nst_layer_name(net->depth - 1));
     nst_transfer *t = calloc(1, sizeof *t);
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
