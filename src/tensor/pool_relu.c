@@ -44,13 +44,18 @@ void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int C
             const float *g = dout + ((size_t)c * Ho + i) * Wo;
             /* every element of the window is written (the winner gets the gradient, the
              * others 0), so the plane needs no separate clearing pass */
+            #pragma omp simd
             for (int j = 0; j < Wo; j++) {
-                /* first maximum in row-major order wins ties, as in PyTorch */
-                float best = r0[2 * j];
-                int k = 0;
-                if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; k = 1; }
-                if (r1[2 * j] > best) { best = r1[2 * j]; k = 2; }
-                if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; k = 3; }
+                /* first maximum in row-major order wins ties, as in PyTorch; written
+                 * without branches (the winner is data-dependent, so branches mispredict) */
+                float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+                int kb = b > a;
+                float m1 = kb ? b : a;
+                int kc = c > m1;
+                float m2 = kc ? c : m1;
+                int kd = d > m2;
+                float best = kd ? d : m2;
+                int k = kd ? 3 : kc ? 2 : kb ? 1 : 0;
                 /* with a ReLU below, its backward zeroes the winner where the max is 0 */
                 float v = (!relu_below || best > 0.0f) ? g[j] : 0.0f;
                 d0[2 * j] = k == 0 ? v : 0.0f;
