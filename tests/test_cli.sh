@@ -51,6 +51,10 @@ grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line"
 $NST transfer --content "$OUT" --style "$STYLE" -o "$T/again.jpg" --size 32 --steps 2 -q 2>"$T/stderr" \
     && [ -s "$T/again.jpg" ] && ok || bad "output does not decode: $(cat "$T/stderr")"
 
+# --- nst info ---
+$NST info "$CONTENT" | grep -qx "$CONTENT: 64x64" && ok || bad "nst info"
+expect 1 "nope.png" -- $NST info "$T/nope.png"
+
 # --- nst bench: its last line is ms_per_step=<number> ---
 $NST bench --size 48 --iters 1 --warmup 0 --threads 1 >"$T/bench.out" 2>"$T/stderr" \
     && tail -1 "$T/bench.out" | grep -Eq "^ms_per_step=[0-9]+\.[0-9]+$" && ok || bad "bench: $(cat "$T/bench.out" "$T/stderr")"

@@ -38,5 +38,6 @@ int stop_requested(void);
 
 int cmd_transfer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const char USAGE[] =
     "commands:\n"
     "  transfer   optimization-based transfer (Gatys et al.): nst transfer --help\n"
     "  bench      time the network and a transfer step: nst bench --help\n"
+    "  info       print the size of images: nst info FILE...\n"
     "\n"
     "options:\n"
     "  -h, --help     this help\n"
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "transfer") == 0) return cmd_transfer(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -2,6 +2,7 @@
  * with a progress bar, a CSV log, periodic snapshots and Ctrl-C handling. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -245,7 +246,15 @@ int cmd_transfer(int argc, char **argv) {
     if (s != NST_OK && s != NST_ERR_INTERRUPTED) goto fail;
     nst_error save_err;
     if (nst_image_save(&result, output, &save_err) != NST_OK) {
-        err = save_err;
+        /* a full disk or a folder gone read-only must not lose a finished run */
+        char rescue[512];
+        const char *tmp = getenv("TMPDIR");
+        snprintf(rescue, sizeof rescue, "%s/nst-rescue-%ld.png", tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
+        nst_error rescue_err;
+        if (nst_image_save(&result, rescue, &rescue_err) == NST_OK)
+            snprintf(err.msg, sizeof err.msg, "%.480s; the result was saved to %.480s instead", save_err.msg, rescue);
+        else
+            err = save_err;
         goto fail;
     }
     if (s == NST_ERR_INTERRUPTED) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +65,26 @@ nst_status nst_atomic_open(nst_atomic_file *af, const char *path, nst_error *err
     return NST_OK;
 }
 
+/* Makes a rename durable: the new directory entry reaches the disk too. Best effort. */
+static void sync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+    if (len >= sizeof dir) return;
+    if (slash) {
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+        if (len == 0) strcpy(dir, "/");
+    } else {
+        strcpy(dir, ".");
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 nst_status nst_atomic_commit(nst_atomic_file *af, nst_error *err) {
     int failed = ferror(af->fp) || fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0;
     int e = errno;
@@ -74,7 +95,10 @@ nst_status nst_atomic_commit(nst_atomic_file *af, nst_error *err) {
         mode_t mask = umask(0);
         umask(mask);
         chmod(af->tmp_path, 0666 & ~mask);
-        if (rename(af->tmp_path, af->path) == 0) return NST_OK;
+        if (rename(af->tmp_path, af->path) == 0) {
+            sync_parent_dir(af->path);
+            return NST_OK;
+        }
         e = errno;
     }
     unlink(af->tmp_path);

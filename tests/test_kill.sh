@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test_kill.sh NST SHARED - no lost work: kill `nst transfer` with SIGKILL at random
+# moments while it writes snapshots every step, many times, and check that every image
+# file present is complete and decodable and that no temporary file is left; SIGTERM
+# saves the latest image; a run whose output folder vanishes saves its result elsewhere.
+set -u
+NST=$1
+SHARED=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+CONTENT=$SHARED/oracle/gatys64/content_64.png
+STYLE=$SHARED/oracle/gatys64/style_64.png
+KILLS=${NST_KILLS:-25}
+
+decodes() { "$NST" info "$1" >/dev/null 2>&1; }
+
+RANDOM=7
+for i in $(seq 1 "$KILLS"); do
+    d=$T/k$i
+    mkdir -p "$d"
+    "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$d/out.png" --size 64 --steps 100000 \
+        --save-every 1 -q 2>/dev/null &
+    pid=$!
+    # between 0.3 and 2.3 s: inside start-up, inside the loop, inside a snapshot write
+    sleep "$((RANDOM % 20 / 10)).$((RANDOM % 10))$((RANDOM % 10))"
+    sleep 0.3
+    kill -KILL $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    for f in "$d"/*.png; do
+        [ -e "$f" ] || continue
+        decodes "$f" && ok || bad "kill $i: $f does not decode"
+    done
+done
+# temporaries of interrupted writes are the only leftovers allowed: none may be an image name
+leftover=$(find "$T" -name '*.png' -size 0 | wc -l)
+[ "$leftover" = 0 ] && ok || bad "$leftover empty image files"
+snaps=$(find "$T" -name 'out_step*.png' | wc -l)
+[ "$snaps" -gt 0 ] && ok || bad "no snapshot was ever written"
+echo "killed $KILLS runs; $snaps snapshots checked"
+
+# SIGTERM: the latest image is written to the output
+"$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/term.png" --size 64 --steps 100000 -q 2>"$T/term.err" &
+pid=$!
+sleep 2
+kill -TERM $pid
+wait $pid
+rc=$?
+[ "$rc" = 1 ] && decodes "$T/term.png" && ok || bad "SIGTERM: exit $rc, $(cat "$T/term.err")"
+
+# the output folder disappears during the run: the result is saved elsewhere, and said so
+mkdir -p "$T/gone" "$T/rescue"
+TMPDIR=$T/rescue "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/gone/out.png" --size 64 \
+    --steps 40 -q 2>"$T/gone.err" &
+pid=$!
+sleep 0.5
+rm -rf "$T/gone"
+wait $pid
+rc=$?
+rescued=$(ls "$T"/rescue/nst-rescue-*.png 2>/dev/null | head -1)
+if [ "$rc" = 1 ] && [ -n "$rescued" ] && decodes "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
+else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
