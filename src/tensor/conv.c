@@ -152,8 +152,6 @@ static void pack_winograd(float *dst, const float *weight, int C_in, int n_out, 
         }
 }
 
-static int cpu_best(void);
-enum { K_PORTABLE, K_AVX2, K_AVX512 };
 
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
 int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
@@ -171,7 +169,7 @@ int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
     p->C_out = C_out;
     pack_blocks(p->fwd, weight, C_in, C_out, C_in, 0);
     pack_blocks(p->bwd, weight, C_in, C_in, C_out, 1);
-    if (C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best() == K_AVX512) {
+    if (C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512) {
         size_t wf = (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * C_in;
         size_t wb = (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * C_out;
         p->wino_fwd = aligned_alloc(64, (wf * sizeof(float) + 63) / 64 * 64);
@@ -248,36 +246,12 @@ static void conv_run_portable(float *out, const float *inp, const float *wpack, 
     }
 }
 
-/* ---- dispatch ------------------------------------------------------------------- */
-
-/* The best kernel this CPU runs. Cheap (cpu_init only reads cached cpuid data), so it
- * is simply asked at each call: no global state. */
-static int cpu_best(void) {
-#ifdef NST_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        return K_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return K_AVX2;
-#endif
-    return K_PORTABLE;
-}
-
-/* The kernel to run: the best one, or a lower one named by NST_KERNEL (a name the CPU
- * cannot run, or an unknown one, leaves the best). Read at each call, so a test or
- * benchmark can switch paths with setenv. */
-static int pick_kernel(void) {
-    int best = cpu_best(), want = best;
-    const char *e = getenv("NST_KERNEL");
-    if (e && strcmp(e, "portable") == 0) want = K_PORTABLE;
-    else if (e && strcmp(e, "avx2") == 0) want = K_AVX2;
-    return want < best ? want : best;
-}
+/* ---- dispatch (tier from cpu.c, asked at each call: cheap, and no global state) ---- */
 
 const char *conv3x3_kernel_name(void) {
-    switch (pick_kernel()) {
-    case K_AVX512: return "avx512";
-    case K_AVX2: return "avx2";
+    switch (cpu_kernel_tier()) {
+    case CPU_AVX512: return "avx512";
+    case CPU_AVX2: return "avx2";
     default: return "portable";
     }
 }
@@ -296,15 +270,15 @@ static void conv_run(float *out, const float *inp, const float *wpack, const flo
                      const float *bias, const float *mask, int C_in, int C_out, int H, int W,
                      conv3x3_workspace *ws) {
 #ifdef NST_X86
-    switch (pick_kernel()) {
-    case K_AVX512:
+    switch (cpu_kernel_tier()) {
+    case CPU_AVX512:
         /* (-1: no memory for its scratch; the direct kernel needs none) */
         if (wino && winograd_on() &&
             conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, C_in, C_out, H, W, ws) == 0)
             return;
         conv3x3_run_avx512(out, inp, wpack, bias, mask, C_in, C_out, H, W);
         return;
-    case K_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); break;
+    case CPU_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); break;
     default: conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W); break;
     }
 #else
@@ -359,7 +333,7 @@ void conv3x3_backward_input_portable(float *dinp, const float *dout, const conv3
 int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
                          const float *bias, int H, int W) {
 #ifdef NST_X86
-    if (cpu_best() >= K_AVX2) {
+    if (cpu_best_tier() >= CPU_AVX2) {
         conv3x3_run_avx2(out, inp, w->fwd, bias, w->C_in, w->C_out, H, W);
         return 0;
     }
@@ -369,7 +343,7 @@ int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
 int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_packed *w,
                                 int H, int W) {
 #ifdef NST_X86
-    if (cpu_best() >= K_AVX2) {
+    if (cpu_best_tier() >= CPU_AVX2) {
         conv3x3_run_avx2(dinp, dout, w->bwd, NULL, w->C_out, w->C_in, H, W);
         return 0;
     }
@@ -383,7 +357,7 @@ int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_pa
 int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed *w,
                              const float *bias, int H, int W) {
 #ifdef NST_X86
-    if (w->wino_fwd && cpu_best() == K_AVX512)
+    if (w->wino_fwd && cpu_best_tier() == CPU_AVX512)
         return conv3x3_run_winograd_avx512(out, inp, w->wino_fwd, bias, NULL, w->C_in, w->C_out, H, W, NULL);
 #endif
     return -1;
@@ -391,7 +365,7 @@ int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed 
 int conv3x3_backward_input_winograd(float *dinp, const float *dout, const conv3x3_packed *w,
                                     const float *mask, int H, int W) {
 #ifdef NST_X86
-    if (w->wino_bwd && cpu_best() == K_AVX512)
+    if (w->wino_bwd && cpu_best_tier() == CPU_AVX512)
         return conv3x3_run_winograd_avx512(dinp, dout, w->wino_bwd, NULL, mask, w->C_out, w->C_in, H, W, NULL);
 #endif
     return -1;

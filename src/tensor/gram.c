@@ -105,34 +105,13 @@ static void gram_backward_portable(float *dF, const float *dG, const float *F, i
     free(S);
 }
 
-/* ---- dispatch ------------------------------------------------------------------- */
-
-enum { K_PORTABLE, K_AVX2, K_AVX512 };
-
-/* The best kernel this CPU runs; asked at each call (cheap), so no global state. */
-static int gram_cpu_best(void) {
-#ifdef NST_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return K_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return K_AVX2;
-#endif
-    return K_PORTABLE;
-}
-
-/* The best kernel, or a lower one named by NST_KERNEL (read at each call). */
-static int gram_pick(void) {
-    int best = gram_cpu_best(), want = best;
-    const char *e = getenv("NST_KERNEL");
-    if (e && strcmp(e, "portable") == 0) want = K_PORTABLE;
-    else if (e && strcmp(e, "avx2") == 0) want = K_AVX2;
-    return want < best ? want : best;
-}
+/* ---- dispatch (tier from cpu.c) ---------------------------------------------------- */
 
 void gram_forward(float *G, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    switch (gram_pick()) {
-    case K_AVX512: gram_forward_avx512(G, F, C, N, scale); return;
-    case K_AVX2: gram_forward_avx2(G, F, C, N, scale); return;
+    switch (cpu_kernel_tier()) {
+    case CPU_AVX512: gram_forward_avx512(G, F, C, N, scale); return;
+    case CPU_AVX2: gram_forward_avx2(G, F, C, N, scale); return;
     default: break;
     }
 #endif
@@ -141,9 +120,9 @@ void gram_forward(float *G, const float *F, int C, int N, float scale) {
 
 void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    switch (gram_pick()) {
-    case K_AVX512: gram_backward_avx512(dF, dG, F, C, N, scale); return;
-    case K_AVX2: gram_backward_avx2(dF, dG, F, C, N, scale); return;
+    switch (cpu_kernel_tier()) {
+    case CPU_AVX512: gram_backward_avx512(dF, dG, F, C, N, scale); return;
+    case CPU_AVX2: gram_backward_avx2(dF, dG, F, C, N, scale); return;
     default: break;
     }
 #endif
@@ -163,7 +142,7 @@ void gram_backward_portable_test(float *dF, const float *dG, const float *F, int
  * -1 without touching the output if the CPU (or the build) has no AVX2+FMA. */
 int gram_forward_avx2_test(float *G, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    if (gram_cpu_best() >= K_AVX2) {
+    if (cpu_best_tier() >= CPU_AVX2) {
         gram_forward_avx2(G, F, C, N, scale);
         return 0;
     }
@@ -172,7 +151,7 @@ int gram_forward_avx2_test(float *G, const float *F, int C, int N, float scale) 
 }
 int gram_backward_avx2_test(float *dF, const float *dG, const float *F, int C, int N, float scale) {
 #ifdef NST_X86
-    if (gram_cpu_best() >= K_AVX2) {
+    if (cpu_best_tier() >= CPU_AVX2) {
         gram_backward_avx2(dF, dG, F, C, N, scale);
         return 0;
     }

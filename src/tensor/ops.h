@@ -10,6 +10,14 @@
 
 #include <stddef.h>
 
+/* ---- CPU dispatch ------------------------------------------------------------------ */
+
+typedef enum { CPU_PORTABLE = 0, CPU_AVX2 = 1, CPU_AVX512 = 2 } cpu_tier;
+/* What this CPU supports (AVX2 needs FMA too; AVX-512 needs F, VL, BW and DQ). */
+cpu_tier cpu_best_tier(void);
+/* The tier the fast kernels use: the best, or a lower one named by NST_KERNEL. */
+cpu_tier cpu_kernel_tier(void);
+
 /* ---- 3x3 convolution, stride 1, zero padding 1 ("same") ------------------------ */
 
 /* out is (C_out,H,W), inp is (C_in,H,W), weight is (C_out,C_in,3,3), bias is (C_out) */
