@@ -3,17 +3,7 @@
 # transfer (loss falls, output decodes, CSV log, snapshots), Ctrl-C keeps the latest
 # image, and every kind of bad input gives a one-line error naming the file, the right
 # exit code and no output file.
-set -u
-NST=$1
-SHARED=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-CONTENT=$SHARED/oracle/gatys64/content_64.png
-STYLE=$SHARED/oracle/gatys64/style_64.png
+. "$(dirname "$0")/cli_lib.sh"
 
 # expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
 expect() {
@@ -138,5 +128,4 @@ cp "$CONTENT" "$T/keep.png"
 expect 1 "text.png" -- run --content "$T/text.png" --style "$STYLE" -o "$T/keep.png"
 cmp -s "$CONTENT" "$T/keep.png" && ok || bad "existing output was changed by a failed run"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

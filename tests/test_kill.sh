@@ -3,17 +3,7 @@
 # moments while it writes snapshots every step, many times, and check that every image
 # file present is complete and decodable and that no temporary file is left; SIGTERM
 # saves the latest image; a run whose output folder vanishes saves its result elsewhere.
-set -u
-NST=$1
-SHARED=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-CONTENT=$SHARED/oracle/gatys64/content_64.png
-STYLE=$SHARED/oracle/gatys64/style_64.png
+. "$(dirname "$0")/cli_lib.sh"
 KILLS=${NST_KILLS:-25}
 
 decodes() { "$NST" info "$1" >/dev/null 2>&1; }
@@ -64,5 +54,4 @@ rescued=$(ls "$T"/rescue/nst-rescue-*.png 2>/dev/null | head -1)
 if [ "$rc" = 1 ] && [ -n "$rescued" ] && decodes "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
 else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish
