@@ -1,12 +1,8 @@
 /* fuzz_image.c - libFuzzer entry point for the image loader: writes each input to a
  * temporary file and decodes it with nst_image_load (PNG, JPEG, PPM are all reached,
  * since the format comes from the content). Not part of the CMake build (the test glob
- * only takes tests/test_*.c). Build and run from the repository root:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_image.c \
- *       src/image/image_io.c src/image/resize.c src/util/util.c -lpng -ljpeg -lm -o fuzz_image
- *   mkdir -p corpus && cp ../shared/oracle/gatys64/content_64.png corpus/  # seeds
- *   ./fuzz_image -max_len=65536 -timeout=10 -rss_limit_mb=2048 corpus
+ * only takes tests/test_*.c): scripts/fuzz.sh builds it with clang's libFuzzer and the
+ * sanitizers and runs it on the seed corpus in tests/fuzz/corpus/image.
  *
  * A small max_pixels keeps every run fast, so the fuzzer explores the parsers rather
  * than spending its time filling huge images. */

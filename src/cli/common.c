@@ -106,7 +106,10 @@ int check_output_path(const char *flag, const char *path) {
     char dir[4096];
     if (slash) {
         size_t len = (size_t)(slash - path);
-        if (len >= sizeof dir) len = sizeof dir - 1;
+        if (len >= sizeof dir) { /* cut short, it would name some other folder */
+            fprintf(stderr, "nst: %s: %.64s...: %s\n", flag, path, strerror(ENAMETOOLONG));
+            return 0;
+        }
         memcpy(dir, path, len);
         dir[len] = '\0';
         if (len == 0) strcpy(dir, "/");

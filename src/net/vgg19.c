@@ -5,7 +5,10 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,12 +105,19 @@ static int find_default_dir(char *out, size_t outlen, char *tried, size_t triedl
 /* Reads a whole file of at most max_bytes. */
 static nst_status read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
                             nst_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
+     * refused below like any other file that is not a regular one */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
     }
     if ((unsigned long long)st.st_size > max_bytes) {
         fclose(f);
@@ -151,15 +161,28 @@ static void conv_shape(int k, int *C_in, int *C_out) {
 
 static int conv_from_name(const char *name, int *is_bias) {
     int b, i;
-    char rest[16];
+    char rest[16], canon[64];
     if (sscanf(name, "block%d_conv%d/%15s", &b, &i, rest) != 3) return -1;
     if (b < 1 || b > 5 || i < 1 || i > BLOCK_CONVS[b - 1]) return -1;
     if (strcmp(rest, "kernel") == 0) *is_bias = 0;
     else if (strcmp(rest, "bias") == 0) *is_bias = 1;
     else return -1;
+    /* sscanf skips spaces, signs and leading zeros and ignores what follows the last
+     * word: only the exact name may count as this tensor */
+    snprintf(canon, sizeof canon, "block%d_conv%d/%s", b, i, rest);
+    if (strcmp(name, canon) != 0) return -1;
     int k = i - 1;
     for (int j = 0; j < b - 1; j++) k += BLOCK_CONVS[j];
     return k;
+}
+
+/* A manifest string made fit for a one-line message: control characters (a JSON "\n"
+ * included) become '?', and a long one is cut. */
+static const char *printable(const char *s, char *buf, size_t len) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
 }
 
 /* Parses one weight entry of the manifest into t, checking name, shape and dtype. */
@@ -171,12 +194,14 @@ static nst_status parse_weight_entry(const cJSON *w, const char *json_path, mani
     const cJSON *quant = cJSON_GetObjectItemCaseSensitive(w, "quantization");
     if (!cJSON_IsString(name) || !cJSON_IsArray(shape) || !cJSON_IsString(dtype))
         return nst_fail(err, NST_ERR_FORMAT, "%s: weight entry without name, shape or dtype", json_path);
+    char nm[128], tmp[64];
+    printable(name->valuestring, nm, sizeof nm);
     if (strcmp(dtype->valuestring, "float32") != 0)
-        return nst_fail(err, NST_ERR_FORMAT, "%s: %s: unsupported dtype %s", json_path,
-                        name->valuestring, dtype->valuestring);
+        return nst_fail(err, NST_ERR_FORMAT, "%s: %s: unsupported dtype %s", json_path, nm,
+                        printable(dtype->valuestring, tmp, sizeof tmp));
     t->conv = conv_from_name(name->valuestring, &t->is_bias);
     if (t->conv < 0)
-        return nst_fail(err, NST_ERR_FORMAT, "%s: unexpected tensor %s", json_path, name->valuestring);
+        return nst_fail(err, NST_ERR_FORMAT, "%s: unexpected tensor %s", json_path, nm);
     int C_in, C_out;
     conv_shape(t->conv, &C_in, &C_out);
     int want_rank = t->is_bias ? 1 : 4;
@@ -192,7 +217,7 @@ static nst_status parse_weight_entry(const cJSON *w, const char *json_path, mani
         if (t->is_bias) snprintf(want_s, sizeof want_s, "[%d]", C_out);
         else snprintf(want_s, sizeof want_s, "[3,3,%d,%d]", C_in, C_out);
         return nst_fail(err, NST_ERR_FORMAT, "%s: %s has the wrong shape (VGG19 needs %s)", json_path,
-                        name->valuestring, want_s);
+                        nm, want_s);
     }
     t->count = t->is_bias ? (size_t)C_out : (size_t)9 * C_in * C_out;
     t->bytes_per_value = 4;
@@ -203,15 +228,21 @@ static nst_status parse_weight_entry(const cJSON *w, const char *json_path, mani
         const cJSON *sc = cJSON_GetObjectItemCaseSensitive(quant, "scale");
         const cJSON *mn = cJSON_GetObjectItemCaseSensitive(quant, "min");
         if (!cJSON_IsString(qd) || !cJSON_IsNumber(sc) || !cJSON_IsNumber(mn))
-            return nst_fail(err, NST_ERR_FORMAT, "%s: %s: bad quantization entry", json_path,
-                            name->valuestring);
+            return nst_fail(err, NST_ERR_FORMAT, "%s: %s: bad quantization entry", json_path, nm);
         if (strcmp(qd->valuestring, "uint8") == 0) t->bytes_per_value = 1;
         else if (strcmp(qd->valuestring, "uint16") == 0) t->bytes_per_value = 2;
         else
             return nst_fail(err, NST_ERR_FORMAT, "%s: %s: unsupported quantization %s", json_path,
-                            name->valuestring, qd->valuestring);
+                            nm, printable(qd->valuestring, tmp, sizeof tmp));
         t->scale = sc->valuedouble;
         t->min = mn->valuedouble;
+        /* cJSON reads 1e999 as infinity; and every dequantized value, min + q * scale,
+         * must be a finite float, or the network computes with inf and NaN */
+        double qmax = t->bytes_per_value == 1 ? 255.0 : 65535.0;
+        if (!isfinite(t->scale) || !isfinite(t->min) || t->scale < 0.0 ||
+            fabs(t->min) + qmax * t->scale > FLT_MAX)
+            return nst_fail(err, NST_ERR_FORMAT, "%s: %s: quantization scale %g / min %g out of range",
+                            json_path, nm, t->scale, t->min);
     }
     return NST_OK;
 }
@@ -225,30 +256,50 @@ static float decode_value(const unsigned char *p, const manifest_tensor *t) {
     return f;
 }
 
-/* Concatenates the group's shard files into one byte stream. */
+/* A shard path must stay inside the weights folder, and must not carry control
+ * characters: they would end up in the one-line error messages that name the file. */
+static int good_shard_path(const char *s) {
+    if (s[0] == '/' || strstr(s, "..")) return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
+    return 1;
+}
+
+/* Concatenates the group's shard files into one byte stream of at most max_bytes. */
 static nst_status read_shards(const char *dir, const cJSON *paths, const char *json_path,
-                              unsigned char **stream, size_t *size, nst_error *err) {
+                              size_t max_bytes, unsigned char **stream, size_t *size,
+                              nst_error *err) {
     size_t total = 0, cap = 0;
     unsigned char *buf = NULL;
     const cJSON *p;
     cJSON_ArrayForEach(p, paths) {
-        if (!cJSON_IsString(p) || p->valuestring[0] == '/' || strstr(p->valuestring, "..")) {
+        if (!cJSON_IsString(p) || !good_shard_path(p->valuestring)) {
             free(buf);
             return nst_fail(err, NST_ERR_FORMAT, "%s: bad shard path in weightsManifest", json_path);
         }
         char path[8400];
-        snprintf(path, sizeof path, "%s/%s", dir, p->valuestring);
+        if (snprintf(path, sizeof path, "%s/%s", dir, p->valuestring) >= (int)sizeof path) {
+            free(buf); /* a cut name could open some other file */
+            return nst_fail(err, NST_ERR_FORMAT, "%s: shard path too long in weightsManifest", json_path);
+        }
         unsigned char *data;
         size_t n;
-        nst_status s = read_file(path, (size_t)1 << 30, &data, &n, err);
+        nst_status s = read_file(path, max_bytes, &data, &n, err);
         if (s) { free(buf); return s; }
+        /* a manifest naming the same shard over and over must not fill the memory */
+        if (n > max_bytes - total) {
+            free(buf);
+            free(data);
+            return nst_fail(err, NST_ERR_LIMIT, "%s: the shards of one group hold more than the %zu bytes VGG19 can use",
+                            path, max_bytes);
+        }
         if (total + n > cap) {
             cap = (total + n) * 2;
             unsigned char *nb = realloc(buf, cap);
             if (!nb) { free(buf); free(data); return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path); }
             buf = nb;
         }
-        memcpy(buf + total, data, n);
+        if (n) memcpy(buf + total, data, n); /* an empty first shard leaves buf NULL */
         total += n;
         free(data);
     }
@@ -295,7 +346,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
         }
         unsigned char *stream = NULL;
         size_t stream_len = 0;
-        s = read_shards(dir, paths, json_path, &stream, &stream_len, err);
+        s = read_shards(dir, paths, json_path, total * sizeof(float), &stream, &stream_len, err);
         if (s) goto done;
         size_t offset = 0;
         const cJSON *w;
@@ -306,7 +357,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
             size_t need = t.count * (size_t)t.bytes_per_value;
             if (offset + need > stream_len) {
                 s = nst_fail(err, NST_ERR_FORMAT, "%s: shards are truncated: %zu bytes, tensors need more",
-                             dir, stream_len);
+                             json_path, stream_len);
                 free(stream);
                 goto done;
             }
@@ -332,7 +383,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
         free(stream);
         if (offset != stream_len) {
             s = nst_fail(err, NST_ERR_FORMAT, "%s: shards hold %zu bytes but the manifest describes %zu",
-                         dir, stream_len, offset);
+                         json_path, stream_len, offset);
             goto done;
         }
     }
