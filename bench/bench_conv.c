@@ -31,38 +31,6 @@ static float *rand_array(size_t n, unsigned *st) {
 
 typedef struct { const char *name; int C_in, C_out, H; } conv_shape;
 
-static void bench_conv_shape(const conv_shape *s, int reps) {
-    conv3x3_workspace ws = {0}; /* kept across calls, as the network keeps it */
-    int H = s->H, W = s->H;
-    unsigned st = 1;
-    size_t ni = (size_t)s->C_in * H * W, no = (size_t)s->C_out * H * W;
-    float *inp = rand_array(ni, &st), *out = rand_array(no, &st), *dinp = rand_array(ni, &st);
-    float *weight = rand_array((size_t)s->C_out * s->C_in * 9, &st), *bias = rand_array(s->C_out, &st);
-    conv3x3_packed p;
-    if (conv3x3_pack(&p, weight, s->C_in, s->C_out)) { fprintf(stderr, "out of memory\n"); exit(1); }
-    double flops = 2.0 * H * W * s->C_in * s->C_out * 9;
-    printf("%-8s %4d->%-4d %4dx%-4d", s->name, s->C_in, s->C_out, H, W);
-    for (int nt = 1; nt <= 2; nt++) {
-        omp_set_num_threads(nt);
-        double bf = 1e30, bb = 1e30;
-        for (int r = 0; r < reps; r++) {
-            double t = omp_get_wtime();
-            conv3x3_forward(out, inp, &p, bias, H, W, &ws);
-            t = omp_get_wtime() - t;
-            if (t < bf) bf = t;
-            t = omp_get_wtime();
-            conv3x3_backward_input(dinp, out, &p, H, W, &ws);
-            t = omp_get_wtime() - t;
-            if (t < bb) bb = t;
-        }
-        printf("  | %7.1f %7.1f", flops / bf * 1e-9, flops / bb * 1e-9);
-    }
-    printf("\n");
-    conv3x3_packed_free(&p);
-    conv3x3_workspace_free(&ws);
-    free(inp); free(out); free(dinp); free(weight); free(bias);
-}
-
 /* Best-of-reps seconds of conv3x3_forward and conv3x3_backward_input on one shape with
  * the current NST_KERNEL / NST_CONV. */
 static void time_conv(const conv_shape *s, int H, int reps, double *tf, double *tb) {
@@ -88,6 +56,19 @@ static void time_conv(const conv_shape *s, int H, int reps, double *tf, double *
     conv3x3_packed_free(&p);
     conv3x3_workspace_free(&ws);
     free(inp); free(out); free(dinp); free(weight); free(bias);
+}
+
+/* GFLOP/s of one shape, forward and backward, on 1 and 2 threads. */
+static void bench_conv_shape(const conv_shape *s, int reps) {
+    double flops = 2.0 * s->H * s->H * s->C_in * s->C_out * 9;
+    printf("%-8s %4d->%-4d %4dx%-4d", s->name, s->C_in, s->C_out, s->H, s->H);
+    for (int nt = 1; nt <= 2; nt++) {
+        omp_set_num_threads(nt);
+        double bf, bb;
+        time_conv(s, s->H, reps, &bf, &bb);
+        printf("  | %7.1f %7.1f", flops / bf * 1e-9, flops / bb * 1e-9);
+    }
+    printf("\n");
 }
 
 /* Direct vs Winograd, 2 threads, on the VGG19 convs with C_in, C_out >= 64 (all 16
