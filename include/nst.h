@@ -167,6 +167,77 @@ nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net
 /* The current image of a running transfer (allocates img; free with nst_image_free). */
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err);
 
+/* Keeps the original's colours: the stylized image's luminance with the original's
+ * chroma (YIQ). The original is resampled to the stylized image's size if needed. */
+nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *original, nst_error *err);
+
+/* ------------------------------------------------------------------------- */
+/* Fast (feed-forward) style transfer (Johnson et al.)                       */
+/* ------------------------------------------------------------------------- */
+
+/* A trained style network: a model file (.nstm, see docs/model-format.md). */
+typedef struct nst_style_net nst_style_net;
+
+/* Environment variable naming a folder of model files (searched by nst_style_net_load). */
+#define NST_MODELS_ENV "NST_MODELS"
+
+/* Loads a model file, or a style by name: NAME.nstm in $NST_MODELS, in the models/
+ * folder of the checkout the library was built from, and in models/ beside the
+ * executable. A name contains no '/' and no '.'. */
+nst_status nst_style_net_load(nst_style_net **net, const char *path_or_name, nst_error *err);
+void nst_style_net_free(nst_style_net *net);
+/* The file it was loaded from; a metadata string ("style", "command", ...) or NULL;
+ * the network's width (32: standard, 16: slim). */
+const char *nst_style_net_path(const nst_style_net *net);
+const char *nst_style_net_meta(const nst_style_net *net, const char *key);
+int nst_style_net_width(const nst_style_net *net);
+
+/* Stylises img (any size >= 1x1) into out (allocated, the same size). The network keeps
+ * scratch memory from call to call (sized for the last image), so one nst_style_net
+ * serves one thread at a time. */
+nst_status nst_style_net_apply(nst_style_net *net, const nst_image *img, nst_image *out,
+                               nst_error *err);
+
+typedef struct {
+    const char *style_path;      /* the painting */
+    const char *data_dir;        /* folder of training photos */
+    const char *output_path;     /* the model file (.nstm); also rewritten at each checkpoint */
+    const char *checkpoint_path; /* training state for --resume (default: OUTPUT.ckpt) */
+    const char *resume_path;     /* NULL, or a checkpoint to continue from */
+    const char *command;         /* the command line, recorded in the model file */
+    int steps, batch, size;      /* optimizer steps, photos per step, training crop size */
+    int style_size;              /* longer side of the painting for its Gram targets */
+    int width, n_res;            /* network width (32 standard, 16 slim) and residual blocks */
+    float lr;
+    int n_content_taps, n_style_taps;
+    nst_tap content_taps[NST_MAX_TAPS];
+    nst_tap style_taps[NST_MAX_TAPS];
+    float content_weight, style_weight, tv_weight;
+    uint64_t seed;
+    int threads;                 /* 0: the OpenMP default */
+    int checkpoint_every;        /* steps between checkpoints (0: only at the end) */
+    int holdout;                 /* photos held out of training: previews and evaluation */
+} nst_train_config;
+
+/* Fills cfg with the defaults (documented in the README). */
+void nst_train_defaults(nst_train_config *cfg);
+/* Layers the training's loss runs. */
+int nst_train_depth(const nst_train_config *cfg);
+
+typedef struct {
+    int step, steps;
+    double elapsed_s;
+    double content_loss, style_loss, tv_loss, total_loss; /* weighted, mean over the batch */
+    const char *checkpoint; /* non-NULL right after a checkpoint: the preview image written */
+} nst_train_progress;
+/* Called after every step; return nonzero to stop (a checkpoint is then written). */
+typedef int (*nst_train_progress_fn)(const nst_train_progress *p, void *user);
+
+/* Trains a style network. Writes cfg->output_path and the checkpoint at every checkpoint
+ * and at the end (also when stopped: then the status is NST_ERR_INTERRUPTED). */
+nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg,
+                         nst_train_progress_fn progress, void *user, nst_error *err);
+
 /* ------------------------------------------------------------------------- */
 /* Benchmark                                                                 */
 /* ------------------------------------------------------------------------- */

@@ -39,5 +39,7 @@ int stop_requested(void);
 int cmd_transfer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  transfer   optimization-based transfer (Gatys et al.): nst transfer --help\n"
+    "  train      train a fast style network on a painting: nst train --help\n"
+    "  apply      stylise photos with a trained network: nst apply --help\n"
     "  bench      time the network and a transfer step: nst bench --help\n"
     "  info       print the size of images: nst info FILE...\n"
     "\n"
@@ -19,7 +21,8 @@ static const char USAGE[] =
     "  --version      print the version\n"
     "\n"
     "example:\n"
-    "  nst transfer --content photo.jpg --style painting.jpg -o out.png\n";
+    "  nst transfer --content photo.jpg --style painting.jpg -o out.png\n"
+    "  nst apply --model starry_night photo.jpg -o out.jpg\n";
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -37,6 +40,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "transfer") == 0) return cmd_transfer(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "apply") == 0) return cmd_apply(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
     return EXIT_USAGE;

@@ -209,3 +209,22 @@ nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int
     *dst = out;
     return NST_OK;
 }
+
+/* Colour preservation (Gatys et al. 2016, "Preserving color in neural artistic style
+ * transfer"): luminance from the stylized image, chroma (I, Q of YIQ) from the original. */
+nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *original, nst_error *err) {
+    nst_image c = {0};
+    nst_status s = nst_image_resize(&c, original, stylized->width, stylized->height, err);
+    if (s) return s;
+    size_t hw = (size_t)stylized->width * stylized->height;
+    for (size_t i = 0; i < hw; i++) {
+        float *p = stylized->pixels + 3 * i, *q = c.pixels + 3 * i;
+        float y = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        float ci = 0.596f * q[0] - 0.274f * q[1] - 0.322f * q[2];
+        float cq = 0.211f * q[0] - 0.523f * q[1] + 0.312f * q[2];
+        float rgb[3] = {y + 0.956f * ci + 0.621f * cq, y - 0.272f * ci - 0.647f * cq, y - 1.106f * ci + 1.703f * cq};
+        for (int k = 0; k < 3; k++) p[k] = rgb[k] < 0.0f ? 0.0f : rgb[k] > 255.0f ? 255.0f : rgb[k];
+    }
+    nst_image_free(&c);
+    return NST_OK;
+}

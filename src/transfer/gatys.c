@@ -361,28 +361,15 @@ void gatys_size(const nst_transfer *t, int *W, int *H) {
 
 /* ---- running ------------------------------------------------------------------ */
 
-/* Keeps the content's colours: the result's luminance with the content's chroma (YIQ). */
-static void preserve_colors(nst_image *result, const nst_image *content, nst_error *err) {
-    nst_image c = {0};
-    if (nst_image_resize(&c, content, result->width, result->height, err) != NST_OK) return;
-    size_t hw = (size_t)result->width * result->height;
-    for (size_t i = 0; i < hw; i++) {
-        float *p = result->pixels + 3 * i, *q = c.pixels + 3 * i;
-        float y = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-        float ci = 0.596f * q[0] - 0.274f * q[1] - 0.322f * q[2];
-        float cq = 0.211f * q[0] - 0.523f * q[1] + 0.312f * q[2];
-        float rgb[3] = {y + 0.956f * ci + 0.621f * cq, y - 0.272f * ci - 0.647f * cq, y - 1.106f * ci + 1.703f * cq};
-        for (int k = 0; k < 3; k++) p[k] = rgb[k] < 0.0f ? 0.0f : rgb[k] > 255.0f ? 255.0f : rgb[k];
-    }
-    nst_image_free(&c);
-}
-
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err) {
     nst_status s = nst_image_alloc(img, t->W, t->H, err);
     if (s) return s;
     vgg19_deprocess(img, t->x);
-    if (t->cfg->preserve_colors) preserve_colors(img, t->content, err);
-    return NST_OK;
+    if (t->cfg->preserve_colors) {
+        s = nst_image_preserve_colors(img, t->content, err);
+        if (s) nst_image_free(img);
+    }
+    return s;
 }
 
 static nst_status init_image(nst_transfer *t, nst_error *err) {

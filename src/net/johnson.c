@@ -1,0 +1,311 @@
+/* johnson.c - the fast-style transformation network: build, forward, backward (see johnson.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/johnson.h"
+#include "tensor/layers.h"
+
+/* ---- building ------------------------------------------------------------------ */
+
+static void add_layer(johnson_net *net, const char *name, int C_in, int C_out, int K, int S,
+                      int upsample, int norm, int relu, int residual) {
+    jn_layer *L = &net->layer[net->n_layers++];
+    memset(L, 0, sizeof *L);
+    snprintf(L->name, sizeof L->name, "%s", name);
+    L->C_in = C_in;
+    L->C_out = C_out;
+    L->K = K;
+    L->S = S;
+    L->pad = K / 2;
+    L->upsample = upsample;
+    L->norm = norm;
+    L->relu = relu;
+    L->residual = residual;
+}
+
+/* Number of floats of layer L's parameters: weight, then gamma+beta or bias. */
+static size_t layer_params(const jn_layer *L) {
+    return (size_t)L->C_out * L->C_in * L->K * L->K + (size_t)L->C_out * (L->norm ? 2 : 1);
+}
+
+/* Points the layer's parameter (and gradient) pointers at base (and gbase). */
+static void layer_bind(jn_layer *L, float *base, float *gbase) {
+    size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
+    L->weight = base;
+    L->dweight = gbase;
+    if (L->norm) {
+        L->gamma = base + nw;
+        L->beta = base + nw + L->C_out;
+        L->dgamma = gbase ? gbase + nw : NULL;
+        L->dbeta = gbase ? gbase + nw + L->C_out : NULL;
+    } else {
+        L->bias = base + nw;
+        L->dbias = gbase ? gbase + nw : NULL;
+    }
+}
+
+nst_status johnson_build(johnson_net *net, int width, int n_res, int train, nst_error *err) {
+    memset(net, 0, sizeof *net);
+    if (width < 1 || width > 256) return nst_fail(err, NST_ERR_ARG, "network width %d is out of range (1..256)", width);
+    if (n_res < 0 || n_res > JN_MAX_RES) return nst_fail(err, NST_ERR_ARG, "residual blocks %d out of range (0..%d)", n_res, JN_MAX_RES);
+    int w = width;
+    net->width = width;
+    net->n_res = n_res;
+    add_layer(net, "c1", 3, w, 9, 1, 0, 1, 1, 0);
+    add_layer(net, "c2", w, 2 * w, 3, 2, 0, 1, 1, 0);
+    add_layer(net, "c3", 2 * w, 4 * w, 3, 2, 0, 1, 1, 0);
+    for (int r = 1; r <= n_res; r++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%da", r);
+        add_layer(net, name, 4 * w, 4 * w, 3, 1, 0, 1, 1, 0);
+        snprintf(name, sizeof name, "r%db", r);
+        add_layer(net, name, 4 * w, 4 * w, 3, 1, 0, 1, 0, 1);
+    }
+    add_layer(net, "u1", 4 * w, 2 * w, 3, 1, 1, 1, 1, 0);
+    add_layer(net, "u2", 2 * w, w, 3, 1, 1, 1, 1, 0);
+    add_layer(net, "out", w, 3, 9, 1, 0, 0, 0, 0);
+
+    for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l]);
+    net->params = nst_calloc_array(net->n_params, sizeof(float));
+    if (train) net->grads = nst_calloc_array(net->n_params, sizeof(float));
+    if (!net->params || (train && !net->grads)) {
+        johnson_free(net);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style network's parameters");
+    }
+    size_t off = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        jn_layer *L = &net->layer[l];
+        layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL);
+        if (L->norm)
+            for (int c = 0; c < L->C_out; c++) L->gamma[c] = 1.0f;
+        off += layer_params(L);
+    }
+    return NST_OK;
+}
+
+void johnson_free(johnson_net *net) {
+    for (int l = 0; l < net->n_layers; l++) conv2d_packed_free(&net->layer[l].packed);
+    free(net->params);
+    free(net->grads);
+    memset(net, 0, sizeof *net);
+}
+
+nst_status johnson_init_params(johnson_net *net, nst_rng *rng, nst_error *err) {
+    for (int l = 0; l < net->n_layers; l++) {
+        jn_layer *L = &net->layer[l];
+        size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
+        double bound = 1.0 / sqrt((double)L->C_in * L->K * L->K);
+        for (size_t i = 0; i < nw; i++) L->weight[i] = (float)((2.0 * nst_rng_uniform(rng) - 1.0) * bound);
+        for (int c = 0; c < L->C_out; c++) {
+            if (L->norm) {
+                L->gamma[c] = 1.0f;
+                L->beta[c] = 0.0f;
+            } else {
+                L->bias[c] = (float)((2.0 * nst_rng_uniform(rng) - 1.0) * bound);
+            }
+        }
+    }
+    return johnson_pack(net, err);
+}
+
+nst_status johnson_pack(johnson_net *net, nst_error *err) {
+    for (int l = 0; l < net->n_layers; l++) {
+        jn_layer *L = &net->layer[l];
+        if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S))
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory packing the style network's weights");
+    }
+    return NST_OK;
+}
+
+int johnson_n_tensors(const johnson_net *net) {
+    int n = 0;
+    for (int l = 0; l < net->n_layers; l++) n += net->layer[l].norm ? 3 : 2;
+    return n;
+}
+
+float *johnson_tensor(const johnson_net *net, int i, char name[64], int *ndim, int dims[4]) {
+    for (int l = 0; l < net->n_layers; l++) {
+        const jn_layer *L = &net->layer[l];
+        int k = L->norm ? 3 : 2;
+        if (i >= k) {
+            i -= k;
+            continue;
+        }
+        if (i == 0) {
+            snprintf(name, 64, "%s.weight", L->name);
+            *ndim = 4;
+            dims[0] = L->C_out, dims[1] = L->C_in, dims[2] = L->K, dims[3] = L->K;
+            return L->weight;
+        }
+        *ndim = 1;
+        dims[0] = L->C_out;
+        snprintf(name, 64, "%s.%s", L->name, !L->norm ? "bias" : i == 1 ? "gamma" : "beta");
+        return !L->norm ? L->bias : i == 1 ? L->gamma : L->beta;
+    }
+    return NULL;
+}
+
+/* ---- activations ---------------------------------------------------------------- */
+
+nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, int train,
+                              nst_error *err) {
+    memset(a, 0, sizeof *a);
+    if (H < 8 || W < 8 || H % 4 || W % 4)
+        return nst_fail(err, NST_ERR_ARG, "style network input %dx%d: sides must be multiples of 4, at least 8", W, H);
+    a->H = H;
+    a->W = W;
+    a->train = train;
+    /* shapes, and the largest buffer of each kind */
+    size_t n_in = (size_t)3 * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in, total = n_in;
+    int h = H, w = W;
+    for (int l = 0; l < net->n_layers; l++) {
+        const jn_layer *L = &net->layer[l];
+        a->Hi[l] = h;
+        a->Wi[l] = w;
+        if (L->upsample) {
+            h *= 2;
+            w *= 2;
+            size_t nu = (size_t)L->C_in * h * w;
+            if (nu > max_up) max_up = nu;
+        }
+        a->Hp[l] = h + 2 * L->pad;
+        a->Wp[l] = w + 2 * L->pad;
+        a->Ho[l] = (a->Hp[l] - L->K) / L->S + 1;
+        a->Wo[l] = (a->Wp[l] - L->K) / L->S + 1;
+        size_t np = (size_t)L->C_in * a->Hp[l] * a->Wp[l], nz = (size_t)L->C_out * a->Ho[l] * a->Wo[l];
+        if (np > max_pad) max_pad = np;
+        if (nz > max_z) max_z = nz;
+        if (nz > max_g) max_g = nz;
+        if (train) total += np + 2 * nz + 2 * (size_t)L->C_out;
+        h = a->Ho[l];
+        w = a->Wo[l];
+    }
+    if (max_up > max_g) max_g = max_up;
+    if (train) total += max_up + 3 * max_g + max_z + max_pad;
+    else {
+        total += max_pad + max_z + 3 * max_z + max_up;
+        for (int l = 0; l < net->n_layers; l++) total += 2 * (size_t)net->layer[l].C_out;
+    }
+    a->memory = nst_alloc_array(total, sizeof(float));
+    if (!a->memory)
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style network at %dx%d (%.0f MB)", W, H,
+                        total * 4.0 / 1e6);
+    a->bytes = total * sizeof(float);
+    float *p = a->memory;
+    a->input = p, p += n_in;
+    if (train) {
+        for (int l = 0; l < net->n_layers; l++) {
+            const jn_layer *L = &net->layer[l];
+            size_t nz = (size_t)L->C_out * a->Ho[l] * a->Wo[l];
+            a->pad[l] = p, p += (size_t)L->C_in * a->Hp[l] * a->Wp[l];
+            a->z[l] = p, p += nz;
+            a->y[l] = p, p += nz;
+            a->mean[l] = p, p += L->C_out;
+            a->rstd[l] = p, p += L->C_out;
+        }
+        a->up = p, p += max_up;
+        a->g_a = p, p += max_g;
+        a->g_b = p, p += max_g;
+        a->g_skip = p, p += max_g;
+        a->g_z = p, p += max_z;
+        a->g_pad = p, p += max_pad;
+    } else {
+        /* forward only: one padded input and one conv output shared by every layer, and
+         * three rotating outputs (a residual block reads its input two layers later) */
+        float *pad = p, *z = (p += max_pad), *ys[3];
+        p += max_z;
+        for (int k = 0; k < 3; k++) ys[k] = p, p += max_z;
+        a->up = p, p += max_up;
+        for (int l = 0; l < net->n_layers; l++) {
+            a->pad[l] = pad;
+            a->z[l] = z;
+            a->y[l] = ys[l % 3];
+            a->mean[l] = p, p += net->layer[l].C_out;
+            a->rstd[l] = p, p += net->layer[l].C_out;
+        }
+    }
+    return NST_OK;
+}
+
+void johnson_acts_free(jn_acts *a) {
+    free(a->memory);
+    conv2d_workspace_free(&a->ws);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- forward / backward -------------------------------------------------------- */
+
+nst_status johnson_forward(const johnson_net *net, jn_acts *a, int use_ref, nst_error *err) {
+    for (int l = 0; l < net->n_layers; l++) {
+        const jn_layer *L = &net->layer[l];
+        const float *src = l == 0 ? a->input : a->y[l - 1];
+        int h = a->Hi[l], w = a->Wi[l];
+        if (L->upsample) {
+            upsample2x_forward(a->up, src, L->C_in, h, w);
+            src = a->up;
+            h *= 2;
+            w *= 2;
+        }
+        reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
+        if (use_ref) {
+            conv2d_forward_ref(a->z[l], a->pad[l], L->weight, L->bias, L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
+        } else if (conv2d_forward(a->z[l], a->pad[l], &L->packed, L->bias, a->Hp[l], a->Wp[l], &a->ws)) {
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory in the style network's layer %s", L->name);
+        }
+        size_t N = (size_t)a->Ho[l] * a->Wo[l];
+        if (L->norm) {
+            instance_norm_forward(a->y[l], a->mean[l], a->rstd[l], a->z[l], L->gamma, L->beta, L->C_out, (int)N, L->relu);
+            if (L->residual) add_forward(a->y[l], a->y[l], a->y[l - 2], L->C_out * N);
+        } else {
+            sigmoid255_forward(a->y[l], a->z[l], L->C_out * N);
+        }
+    }
+    return NST_OK;
+}
+
+nst_status johnson_backward(johnson_net *net, jn_acts *a, const float *dout, float *dinput,
+                            int use_ref, nst_error *err) {
+    if (!a->train || !net->grads)
+        return nst_fail(err, NST_ERR_ARG, "style network backward needs training buffers");
+    float *g = a->g_a; /* d(loss)/d(output of layer l), then of its input */
+    memcpy(g, dout, (size_t)3 * a->H * a->W * sizeof(float));
+    for (int l = net->n_layers - 1; l >= 0; l--) {
+        jn_layer *L = &net->layer[l];
+        size_t N = (size_t)a->Ho[l] * a->Wo[l];
+        if (L->norm) {
+            /* a block's output gradient also flows straight to the block's input */
+            if (L->residual) memcpy(a->g_skip, g, L->C_out * N * sizeof(float));
+            instance_norm_backward(a->g_z, L->dgamma, L->dbeta, g, a->y[l], a->z[l], a->mean[l], a->rstd[l],
+                                   L->gamma, L->C_out, (int)N, L->relu);
+        } else {
+            sigmoid255_backward(a->g_z, g, a->y[l], L->C_out * N);
+        }
+        if (use_ref) {
+            conv2d_backward_weight_ref(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
+        } else if (conv2d_backward_weight(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l],
+                                          a->Wp[l], L->K, L->S, &a->ws)) {
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory in the style network's layer %s", L->name);
+        }
+        if (l == 0 && !dinput) break; /* nobody needs the gradient of the photo */
+        if (use_ref) {
+            conv2d_backward_input_ref(a->g_pad, a->g_z, L->weight, L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
+        } else if (conv2d_backward_input(a->g_pad, a->g_z, &L->packed, a->Hp[l], a->Wp[l], &a->ws)) {
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory in the style network's layer %s", L->name);
+        }
+        int h = a->Hi[l], w = a->Wi[l];
+        if (L->upsample) {
+            reflect_pad_backward(a->g_b, a->g_pad, L->C_in, 2 * h, 2 * w, L->pad);
+            upsample2x_backward(g, a->g_b, L->C_in, h, w);
+        } else {
+            reflect_pad_backward(g, a->g_pad, L->C_in, h, w, L->pad);
+        }
+        if (l + 1 < net->n_layers && net->layer[l + 1].residual) {
+            size_t n = (size_t)L->C_in * h * w;
+            for (size_t i = 0; i < n; i++) g[i] += a->g_skip[i];
+        }
+    }
+    if (dinput) memcpy(dinput, g, (size_t)3 * a->H * a->W * sizeof(float));
+    return NST_OK;
+}

@@ -1,0 +1,685 @@
+/* fast.c - fast (feed-forward) style transfer: training a style network with the
+ * perceptual loss of the VGG19 (Johnson et al. 2016), saving and loading it as a model
+ * file, and applying it to photos of any size.
+ *
+ * One training step, for each photo x of the mini-batch, one at a time (instance norm
+ * makes every image independent, so a batch is just gradient accumulation and needs
+ * the memory of one image):
+ *   P = VGG(x) at the content layers                      (content target)
+ *   y = net(x)                                            (the stylised photo, 0..255)
+ *   loss = content(VGG(y), P) + style(Gram(VGG(y)), A) + TV(y), A the painting's Grams
+ *   backward through the VGG to y, then through net to its parameters
+ * then one Adam update of the parameters over the batch's mean gradient. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loss/losses.h"
+#include "net/johnson.h"
+#include "net/model_file.h"
+#include "net/vgg19.h"
+#include "optim/optim.h"
+#include "tensor/ops.h"
+#include "transfer/dataset.h"
+#include "transfer/fast.h"
+#include "util/util.h"
+
+#define ARCH_NAME "johnson-in" /* the "arch" string of the model files this code writes */
+
+/* ---- model files ------------------------------------------------------------------ */
+
+/* Adds the network's architecture and parameters to m. */
+static nst_status model_add_net(nstm_model *m, const johnson_net *net, nst_error *err) {
+    nst_status s;
+    if ((s = nstm_add_string(m, "arch", ARCH_NAME, err))) return s;
+    if ((s = nstm_add_int(m, "width", net->width, err))) return s;
+    if ((s = nstm_add_int(m, "res_blocks", net->n_res, err))) return s;
+    for (int i = 0; i < johnson_n_tensors(net); i++) {
+        char name[64];
+        int ndim, dims[4];
+        const float *data = johnson_tensor(net, i, name, &ndim, dims);
+        if ((s = nstm_add_tensor(m, name, ndim, dims, data, err))) return s;
+    }
+    return NST_OK;
+}
+
+/* Builds a network from a loaded model file (path for messages). */
+static nst_status model_read_net(johnson_net *net, const nstm_model *m, const char *path, int train,
+                                 nst_error *err) {
+    const char *arch = nstm_get_string(m, "arch");
+    if (!arch || strcmp(arch, ARCH_NAME) != 0)
+        return nst_fail(err, NST_ERR_FORMAT, "%s: not a style network of a kind this nst knows (arch '%s')", path,
+                        arch ? arch : "missing");
+    int32_t width, n_res;
+    nst_status s;
+    if ((s = nstm_expect_int(m, path, "width", 1, 256, &width, err))) return s;
+    if ((s = nstm_expect_int(m, path, "res_blocks", 0, JN_MAX_RES, &n_res, err))) return s;
+    if ((s = johnson_build(net, width, n_res, train, err))) return s;
+    for (int i = 0; i < johnson_n_tensors(net); i++) {
+        char name[64];
+        int ndim, dims[4];
+        float *dst = johnson_tensor(net, i, name, &ndim, dims);
+        const float *src;
+        if ((s = nstm_expect_tensor(m, path, name, ndim, dims, &src, err))) {
+            johnson_free(net);
+            return s;
+        }
+        const nstm_tensor *t = nstm_find_tensor(m, name);
+        memcpy(dst, src, t->count * sizeof(float));
+    }
+    if ((s = johnson_pack(net, err))) johnson_free(net);
+    return s;
+}
+
+/* ---- applying --------------------------------------------------------------------- */
+
+struct nst_style_net {
+    johnson_net net;
+    nstm_model meta;  /* the file's strings (tensors dropped after loading) */
+    char path[4096];
+    jn_acts acts;     /* sized for the last image */
+};
+
+/* Is s a bare style name (no folder, no extension)? */
+static int is_style_name(const char *s) {
+    return *s && !strchr(s, '/') && !strchr(s, '.');
+}
+
+static int file_exists(const char *path) { return access(path, R_OK) == 0; }
+
+/* Finds NAME.nstm in the places nst_style_net_load documents; 0 if nowhere. */
+static int find_named_model(char *out, size_t len, const char *name) {
+    const char *env = getenv(NST_MODELS_ENV);
+    if (env && *env && snprintf(out, len, "%s/%s.nstm", env, name) < (int)len && file_exists(out)) return 1;
+#ifdef NST_SOURCE_DIR
+    if (snprintf(out, len, "%s/models/%s.nstm", NST_SOURCE_DIR, name) < (int)len && file_exists(out)) return 1;
+#endif
+    char exe[2048]; /* shorter than out, with room for the model's name */
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        if (snprintf(out, len, "%s/models/%.64s.nstm", exe, name) < (int)len && file_exists(out)) return 1;
+        if (snprintf(out, len, "%s/../models/%.64s.nstm", exe, name) < (int)len && file_exists(out)) return 1;
+    }
+    return 0;
+}
+
+nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, nst_error *err) {
+    *out = NULL;
+    nst_style_net *sn = calloc(1, sizeof *sn);
+    if (!sn) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    const char *path = path_or_name;
+    if (is_style_name(path_or_name) && !file_exists(path_or_name)) {
+        if (!find_named_model(sn->path, sizeof sn->path, path_or_name)) {
+            free(sn);
+            return nst_fail(err, NST_ERR_IO,
+                            "%s: no such model file, and no style of that name in $" NST_MODELS_ENV
+                            " or the models/ folder",
+                            path_or_name);
+        }
+        path = sn->path;
+    } else {
+        snprintf(sn->path, sizeof sn->path, "%s", path_or_name);
+    }
+    nstm_model m = {0};
+    nst_status s = nstm_load(&m, path, err);
+    if (!s) s = model_read_net(&sn->net, &m, path, 0, err);
+    if (s) {
+        nstm_free(&m);
+        free(sn);
+        return s;
+    }
+    /* keep the metadata only */
+    for (int i = 0; i < m.n_strings && !s; i++) s = nstm_add_string(&sn->meta, m.strings[i].name, m.strings[i].value, err);
+    nstm_free(&m);
+    if (s) {
+        nst_style_net_free(sn);
+        return s;
+    }
+    *out = sn;
+    return NST_OK;
+}
+
+void nst_style_net_free(nst_style_net *sn) {
+    if (!sn) return;
+    johnson_free(&sn->net);
+    johnson_acts_free(&sn->acts);
+    nstm_free(&sn->meta);
+    free(sn);
+}
+
+const char *nst_style_net_path(const nst_style_net *sn) { return sn->path; }
+const char *nst_style_net_meta(const nst_style_net *sn, const char *key) { return nstm_get_string(&sn->meta, key); }
+int nst_style_net_width(const nst_style_net *sn) { return sn->net.width; }
+
+/* The padded size the network runs at: a multiple of 4, at least 8. */
+static int padded_side(int n) {
+    int p = (n + 3) / 4 * 4;
+    return p < 8 ? 8 : p;
+}
+
+/* img (H,W,3) 0..255 -> x (3,Hp,Wp) 0..1, the border past W, H filled by clamping
+ * to the edge (at most 3 pixels, or up to 8 for tiny images; cropped off afterwards). */
+static void image_to_planes(float *x, const nst_image *img, int Hp, int Wp) {
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < Hp; i++) {
+            int si = i < img->height ? i : img->height - 1;
+            const float *row = img->pixels + (size_t)si * img->width * 3;
+            float *dst = x + ((size_t)c * Hp + i) * Wp;
+            for (int j = 0; j < Wp; j++) {
+                int sj = j < img->width ? j : img->width - 1;
+                dst[j] = row[3 * sj + c] * (1.0f / 255.0f);
+            }
+        }
+}
+
+/* y (3,Hp,Wp) 0..255 -> img (H,W,3), the top-left H x W. */
+static void planes_to_image(nst_image *img, const float *y, int Hp, int Wp) {
+    for (int i = 0; i < img->height; i++)
+        for (int j = 0; j < img->width; j++)
+            for (int c = 0; c < 3; c++) img->pixels[((size_t)i * img->width + j) * 3 + c] = y[((size_t)c * Hp + i) * Wp + j];
+}
+
+nst_status nst_style_net_apply(nst_style_net *sn, const nst_image *img, nst_image *out, nst_error *err) {
+    memset(out, 0, sizeof *out);
+    int Hp = padded_side(img->height), Wp = padded_side(img->width);
+    nst_status s;
+    if (sn->acts.H != Hp || sn->acts.W != Wp) {
+        johnson_acts_free(&sn->acts);
+        if ((s = johnson_acts_build(&sn->acts, &sn->net, Hp, Wp, 0, err))) return s;
+    }
+    image_to_planes(sn->acts.input, img, Hp, Wp);
+    if ((s = johnson_forward(&sn->net, &sn->acts, 0, err))) return s;
+    if ((s = nst_image_alloc(out, img->width, img->height, err))) return s;
+    planes_to_image(out, johnson_output(&sn->net, &sn->acts), Hp, Wp);
+    return NST_OK;
+}
+
+/* ---- training --------------------------------------------------------------------- */
+
+void nst_train_defaults(nst_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->steps = 2000;
+    cfg->batch = 4;
+    cfg->size = 256;
+    cfg->style_size = 512;
+    cfg->width = 32;
+    cfg->n_res = 5;
+    cfg->lr = 1e-3f;
+    static const char *const style[] = {"relu1_1", "relu2_1", "relu3_1", "relu4_1"};
+    cfg->n_content_taps = 1;
+    cfg->content_taps[0].layer = nst_layer_index("relu2_2");
+    cfg->content_taps[0].weight = 1.0f;
+    cfg->n_style_taps = 4;
+    for (int i = 0; i < 4; i++) {
+        cfg->style_taps[i].layer = nst_layer_index(style[i]);
+        cfg->style_taps[i].weight = 1.0f;
+    }
+    cfg->content_weight = 1.0f;
+    cfg->style_weight = 50.0f;
+    cfg->tv_weight = 1e-3f;
+    cfg->seed = 1;
+    cfg->checkpoint_every = 200;
+    cfg->holdout = 4;
+}
+
+int nst_train_depth(const nst_train_config *cfg) {
+    int depth = 0;
+    for (int i = 0; i < cfg->n_content_taps; i++)
+        if (cfg->content_taps[i].layer + 1 > depth) depth = cfg->content_taps[i].layer + 1;
+    for (int i = 0; i < cfg->n_style_taps; i++)
+        if (cfg->style_taps[i].layer + 1 > depth) depth = cfg->style_taps[i].layer + 1;
+    return depth;
+}
+
+/* The loss at one VGG layer. */
+typedef struct {
+    float content_w, style_w; /* 0 where not a tap */
+    float *P;                 /* (C,H,W) the current photo's features (content target) */
+    float *A, *G, *dG;        /* (C,C) the painting's Gram, the image's, its gradient */
+} train_tap;
+
+struct fast_trainer {
+    const nst_train_config *cfg;
+    const nst_vgg19 *vgg;
+    johnson_net net;
+    jn_acts acts;
+    vgg19_acts vacts;
+    int depth, content_depth;
+    train_tap tap[NST_NUM_LAYERS];
+    unsigned char is_tap[NST_NUM_LAYERS];
+    adam_state adam;
+    nst_dataset *data;
+    float *batch;      /* (B,3,S,S) photos, 0..1 */
+    float *dy;         /* (3,S,S) d(loss)/d(network output) */
+    float *vgrad;      /* (3,S,S) d(loss)/d(VGG input) */
+    int step;          /* steps completed */
+    double content_loss, style_loss, tv_loss; /* weighted, mean over the last batch */
+};
+
+static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
+
+/* The network's output (RGB planes, 0..255) -> the VGG's input (BGR minus the mean). */
+static void output_to_vgg(float *v, const float *y, size_t hw) {
+    static const float mean_bgr[3] = {103.939f, 116.779f, 123.68f};
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < hw; i++) v[c * hw + i] = y[(2 - c) * hw + i] - mean_bgr[c];
+}
+
+/* Style targets: the painting's normalised Grams at the style layers. */
+static nst_status style_targets(fast_trainer *t, nst_error *err) {
+    const nst_train_config *cfg = t->cfg;
+    nst_image style = {0}, resized = {0};
+    nst_status s = nst_image_load(&style, cfg->style_path, 0, err);
+    if (s) return s;
+    int w, h, side = cfg->style_size;
+    if (style.width >= style.height) w = side, h = (int)lround((double)style.height * side / style.width);
+    else h = side, w = (int)lround((double)style.width * side / style.height);
+    if (w < 16) w = 16;
+    if (h < 16) h = 16;
+    s = nst_image_resize(&resized, &style, w, h, err);
+    nst_image_free(&style);
+    if (s) return s;
+    vgg19_acts sa;
+    s = vgg19_acts_build(&sa, t->depth, h, w, NULL, err);
+    if (s) { nst_image_free(&resized); return s; }
+    vgg19_preprocess(sa.input, &resized);
+    nst_image_free(&resized);
+    for (int l = 0; l < t->depth && !s; l++) {
+        vgg19_forward_layer(t->vgg, &sa, l);
+        train_tap *T = &t->tap[l];
+        if (T->style_w == 0.0f) continue;
+        int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
+        T->A = nst_alloc_array((size_t)C * C, sizeof(float));
+        T->G = nst_alloc_array((size_t)C * C, sizeof(float));
+        T->dG = nst_alloc_array((size_t)C * C, sizeof(float));
+        if (!T->A || !T->G || !T->dG) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
+        else gram_forward(T->A, sa.out[l], C, N, gram_norm(C, N));
+    }
+    vgg19_acts_free(&sa);
+    return s;
+}
+
+void fast_trainer_free(fast_trainer *t) {
+    if (!t) return;
+    johnson_free(&t->net);
+    johnson_acts_free(&t->acts);
+    vgg19_acts_free(&t->vacts);
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        free(t->tap[l].P);
+        free(t->tap[l].A);
+        free(t->tap[l].G);
+        free(t->tap[l].dG);
+    }
+    adam_free(&t->adam);
+    if (t->data) dataset_free(t->data);
+    free(t->batch);
+    free(t->dy);
+    free(t->vgrad);
+    free(t);
+}
+
+static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_error *err) {
+    if (cfg->steps < 0) return nst_fail(err, NST_ERR_ARG, "steps must be >= 0");
+    if (cfg->batch < 1 || cfg->batch > 256) return nst_fail(err, NST_ERR_ARG, "batch %d is out of range (1..256)", cfg->batch);
+    if (cfg->size < 32 || cfg->size > 2048 || cfg->size % 4)
+        return nst_fail(err, NST_ERR_ARG, "training size %d must be a multiple of 4 in 32..2048", cfg->size);
+    if (cfg->style_size < 16 || cfg->style_size > 8192)
+        return nst_fail(err, NST_ERR_ARG, "style size %d is out of range (16..8192)", cfg->style_size);
+    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr)) return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
+    if (cfg->n_content_taps + cfg->n_style_taps == 0) return nst_fail(err, NST_ERR_ARG, "no content or style layers");
+    if (cfg->n_content_taps > NST_MAX_TAPS || cfg->n_style_taps > NST_MAX_TAPS)
+        return nst_fail(err, NST_ERR_ARG, "too many layers (at most %d)", NST_MAX_TAPS);
+    for (int i = 0; i < cfg->n_content_taps + cfg->n_style_taps; i++) {
+        int l = i < cfg->n_content_taps ? cfg->content_taps[i].layer : cfg->style_taps[i - cfg->n_content_taps].layer;
+        if (l < 0 || l >= NST_NUM_LAYERS) return nst_fail(err, NST_ERR_ARG, "bad layer index %d", l);
+    }
+    if (nst_train_depth(cfg) > vgg->depth)
+        return nst_fail(err, NST_ERR_ARG, "layer %s is deeper than the network was loaded for",
+                        nst_layer_name(nst_train_depth(cfg) - 1));
+    return NST_OK;
+}
+
+nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, const nst_vgg19 *vgg,
+                              nst_error *err) {
+    *out = NULL;
+    nst_status s = check_train_config(cfg, vgg, err);
+    if (s) return s;
+    fast_trainer *t = calloc(1, sizeof *t);
+    if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    t->cfg = cfg;
+    t->vgg = vgg;
+    t->depth = nst_train_depth(cfg);
+    for (int i = 0; i < cfg->n_content_taps; i++) {
+        int l = cfg->content_taps[i].layer;
+        t->tap[l].content_w += cfg->content_weight * cfg->content_taps[i].weight;
+        if (l + 1 > t->content_depth) t->content_depth = l + 1;
+    }
+    for (int i = 0; i < cfg->n_style_taps; i++)
+        t->tap[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
+
+    int S = cfg->size;
+    size_t n = (size_t)3 * S * S;
+    if ((s = style_targets(t, err))) goto fail;
+    unsigned char keep[NST_NUM_LAYERS] = {0};
+    for (int l = 0; l < t->depth; l++) {
+        t->is_tap[l] = t->tap[l].content_w != 0.0f || t->tap[l].style_w != 0.0f;
+        keep[l] = t->is_tap[l] && vgg19_layer_kind(l) == VGG_CONV;
+    }
+    if ((s = vgg19_acts_build(&t->vacts, t->depth, S, S, keep, err))) goto fail;
+    for (int l = 0; l < t->depth; l++) {
+        if (t->tap[l].content_w == 0.0f) continue;
+        t->tap[l].P = nst_alloc_array(vgg19_layer_size(&t->vacts, l), sizeof(float));
+        if (!t->tap[l].P) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
+    }
+    if ((s = johnson_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
+    nst_rng rng;
+    nst_rng_seed(&rng, cfg->seed);
+    if ((s = johnson_init_params(&t->net, &rng, err))) goto fail;
+    if ((s = johnson_acts_build(&t->acts, &t->net, S, S, 1, err))) goto fail;
+    if ((s = adam_build(&t->adam, t->net.n_params, cfg->lr, err))) goto fail;
+    t->batch = nst_alloc_array((size_t)cfg->batch * n, sizeof(float));
+    t->dy = nst_alloc_array(n, sizeof(float));
+    t->vgrad = nst_alloc_array(n, sizeof(float));
+    if (!t->batch || !t->dy || !t->vgrad) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
+    *out = t;
+    return NST_OK;
+fail:
+    fast_trainer_free(t);
+    return s;
+}
+
+johnson_net *fast_trainer_net(fast_trainer *t) { return &t->net; }
+
+/* The losses' gradient at VGG layer l, added into g during the backward pass. */
+static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
+    fast_trainer *t = ctx;
+    train_tap *T = &t->tap[l];
+    float inv_b = 1.0f / (float)t->cfg->batch; /* the loss is the batch's mean */
+    if (T->content_w != 0.0f) content_loss_backward(g, a->out[l], T->P, vgg19_layer_size(a, l), T->content_w * inv_b);
+    if (T->style_w != 0.0f) {
+        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
+        style_loss_backward(g, T->dG, T->G, T->A, a->out[l], C, N, gram_norm(C, N), T->style_w * inv_b);
+    }
+}
+
+nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int backward, nst_error *err) {
+    const nst_train_config *cfg = t->cfg;
+    int S = cfg->size;
+    size_t hw = (size_t)S * S, n = 3 * hw;
+    vgg19_acts *va = &t->vacts;
+    /* content target: the photo's features */
+    float *y255 = t->dy; /* scratch until the backward pass */
+    for (size_t i = 0; i < n; i++) y255[i] = photo[i] * 255.0f;
+    output_to_vgg(va->input, y255, hw);
+    for (int l = 0; l < t->content_depth; l++) {
+        vgg19_forward_layer(t->vgg, va, l);
+        if (t->tap[l].P) memcpy(t->tap[l].P, va->out[l], vgg19_layer_size(va, l) * sizeof(float));
+    }
+    /* the stylised photo and its losses */
+    memcpy(t->acts.input, photo, n * sizeof(float));
+    nst_status s = johnson_forward(&t->net, &t->acts, 0, err);
+    if (s) return s;
+    const float *y = johnson_output(&t->net, &t->acts);
+    output_to_vgg(va->input, y, hw);
+    double content = 0.0, style = 0.0;
+    for (int l = 0; l < t->depth; l++) {
+        vgg19_forward_layer(t->vgg, va, l);
+        train_tap *T = &t->tap[l];
+        if (T->content_w != 0.0f) content += T->content_w * content_loss_forward(va->out[l], T->P, vgg19_layer_size(va, l));
+        if (T->style_w != 0.0f) {
+            int C = va->C[l], N = va->Hl[l] * va->Wl[l];
+            style += T->style_w * style_loss_forward(T->G, va->out[l], T->A, C, N, gram_norm(C, N));
+        }
+    }
+    double tv = cfg->tv_weight > 0.0f ? cfg->tv_weight * tv_loss_forward(y, 3, S, S) : 0.0;
+    t->content_loss += content / cfg->batch;
+    t->style_loss += style / cfg->batch;
+    t->tv_loss += tv / cfg->batch;
+    if (!backward) return NST_OK;
+    vgg19_backward(t->vgg, va, t->is_tap, tap_backward, t, t->vgrad, 0);
+    /* VGG input (BGR) -> network output (RGB): the channel order reversed */
+    for (int c = 0; c < 3; c++) memcpy(t->dy + (2 - c) * hw, t->vgrad + c * hw, hw * sizeof(float));
+    if (cfg->tv_weight > 0.0f) tv_loss_backward(t->dy, y, 3, S, S, cfg->tv_weight / cfg->batch);
+    return johnson_backward(&t->net, &t->acts, t->dy, NULL, 0, err);
+}
+
+/* One optimizer step over the mini-batch in t->batch. */
+nst_status fast_trainer_step(fast_trainer *t, nst_error *err) {
+    const nst_train_config *cfg = t->cfg;
+    size_t n = (size_t)3 * cfg->size * cfg->size;
+    memset(t->net.grads, 0, t->net.n_params * sizeof(float));
+    t->content_loss = t->style_loss = t->tv_loss = 0.0;
+    for (int b = 0; b < cfg->batch; b++) {
+        nst_status s = fast_trainer_image_loss(t, t->batch + b * n, 1, err);
+        if (s) return s;
+    }
+    adam_update(&t->adam, t->net.params, t->net.grads);
+    t->step++;
+    return johnson_pack(&t->net, err);
+}
+
+double fast_trainer_losses(const fast_trainer *t, double *content, double *style, double *tv) {
+    if (content) *content = t->content_loss;
+    if (style) *style = t->style_loss;
+    if (tv) *tv = t->tv_loss;
+    return t->content_loss + t->style_loss + t->tv_loss;
+}
+
+float *fast_trainer_batch(fast_trainer *t) { return t->batch; }
+
+/* ---- the training run: data, checkpoints, previews, resumption ---------------------- */
+
+/* out.nstm -> out_step000200.jpg */
+static void preview_path(char *buf, size_t len, const char *output, int step) {
+    const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - output) : (int)strlen(output);
+    snprintf(buf, len, "%.*s_step%06d.jpg", stem, output, step);
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void taps_string(char *buf, size_t len, const nst_tap *taps, int n) {
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s:%g", i ? "," : "", nst_layer_name(taps[i].layer), taps[i].weight);
+    }
+}
+
+/* The network and the record of what made it. */
+static nst_status model_add_record(const fast_trainer *t, nstm_model *m, nst_error *err) {
+    const nst_train_config *cfg = t->cfg;
+    char buf[1024];
+    nst_status s = model_add_net(m, &t->net, err);
+    if (!s) s = nstm_add_string(m, "style", base_name(cfg->style_path), err);
+    if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
+    snprintf(buf, sizeof buf, "%d", t->step);
+    if (!s) s = nstm_add_string(m, "steps", buf, err);
+    snprintf(buf, sizeof buf, "batch %d, size %d, style size %d, lr %g, content weight %g, style weight %g, tv weight %g, seed %llu",
+             cfg->batch, cfg->size, cfg->style_size, cfg->lr, cfg->content_weight, cfg->style_weight, cfg->tv_weight,
+             (unsigned long long)cfg->seed);
+    if (!s) s = nstm_add_string(m, "training", buf, err);
+    taps_string(buf, sizeof buf, cfg->content_taps, cfg->n_content_taps);
+    if (!s) s = nstm_add_string(m, "content_layers", buf, err);
+    taps_string(buf, sizeof buf, cfg->style_taps, cfg->n_style_taps);
+    if (!s) s = nstm_add_string(m, "style_layers", buf, err);
+    return s;
+}
+
+/* The model file. */
+static nst_status save_model(const fast_trainer *t, const char *path, nst_error *err) {
+    nstm_model m = {0};
+    nst_status s = model_add_record(t, &m, err);
+    if (!s) s = nstm_save(&m, path, err);
+    nstm_free(&m);
+    return s;
+}
+
+nst_status fast_trainer_save_model(const fast_trainer *t, const char *path, nst_error *err) {
+    return save_model(t, path, err);
+}
+
+/* The checkpoint: the model plus the optimizer's and the sampler's state. */
+static nst_status save_checkpoint(const fast_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
+    nstm_model m = {0};
+    dataset_position pos;
+    dataset_get_position(data, &pos);
+    int n = (int)t->net.n_params;
+    nst_status s = model_add_record(t, &m, err);
+    if (!s) s = nstm_add_string(&m, "kind", "checkpoint", err);
+    if (!s) s = nstm_add_int(&m, "step", t->step, err);
+    if (!s) s = nstm_add_int(&m, "adam_t", t->adam.t, err);
+    if (!s) s = nstm_add_tensor(&m, "adam.m", 1, &n, t->adam.m, err);
+    if (!s) s = nstm_add_tensor(&m, "adam.v", 1, &n, t->adam.v, err);
+    if (!s) s = nstm_add_int(&m, "data.seed_lo", (int32_t)(uint32_t)pos.seed, err);
+    if (!s) s = nstm_add_int(&m, "data.seed_hi", (int32_t)(uint32_t)(pos.seed >> 32), err);
+    if (!s) s = nstm_add_int(&m, "data.epoch", (int32_t)pos.epoch, err);
+    if (!s) s = nstm_add_int(&m, "data.index", (int32_t)pos.index, err);
+    if (!s) s = nstm_add_int(&m, "data.n_train", (int32_t)pos.n_train, err);
+    if (!s) s = nstm_add_int(&m, "data.failures", (int32_t)pos.failures, err);
+    if (!s) s = nstm_save(&m, path, err);
+    nstm_free(&m);
+    return s;
+}
+
+static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char *path, nst_error *err) {
+    nstm_model m = {0};
+    johnson_net saved = {0};
+    nst_status s = nstm_load(&m, path, err);
+    if (s) return s;
+    const char *kind = nstm_get_string(&m, "kind");
+    if (!kind || strcmp(kind, "checkpoint") != 0) {
+        s = nst_fail(err, NST_ERR_FORMAT, "%s: a model file, not a training checkpoint (use the .ckpt file)", path);
+        goto done;
+    }
+    if ((s = model_read_net(&saved, &m, path, 0, err))) goto done;
+    if (saved.width != t->net.width || saved.n_res != t->net.n_res) {
+        s = nst_fail(err, NST_ERR_ARG, "%s: the checkpoint is of a width %d network with %d residual blocks, not %d and %d",
+                     path, saved.width, saved.n_res, t->net.width, t->net.n_res);
+        goto done;
+    }
+    memcpy(t->net.params, saved.params, t->net.n_params * sizeof(float));
+    int n = (int)t->net.n_params;
+    const float *am, *av;
+    int32_t step, adam_t, v[6];
+    static const char *const names[6] = {"data.seed_lo", "data.seed_hi", "data.epoch", "data.index", "data.n_train", "data.failures"};
+    if ((s = nstm_expect_tensor(&m, path, "adam.m", 1, &n, &am, err))) goto done;
+    if ((s = nstm_expect_tensor(&m, path, "adam.v", 1, &n, &av, err))) goto done;
+    if ((s = nstm_expect_int(&m, path, "step", 0, INT32_MAX, &step, err))) goto done;
+    if ((s = nstm_expect_int(&m, path, "adam_t", 0, INT32_MAX, &adam_t, err))) goto done;
+    for (int i = 0; i < 6; i++)
+        if ((s = nstm_expect_int(&m, path, names[i], i < 2 ? INT32_MIN : 0, INT32_MAX, &v[i], err))) goto done;
+    memcpy(t->adam.m, am, (size_t)n * sizeof(float));
+    memcpy(t->adam.v, av, (size_t)n * sizeof(float));
+    t->adam.t = adam_t;
+    t->step = step;
+    dataset_position pos = {(uint64_t)(uint32_t)v[0] | (uint64_t)(uint32_t)v[1] << 32, v[2], v[3], v[4], v[5]};
+    if ((s = dataset_set_position(data, &pos, err))) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        s = nst_fail(err, s, "%s: does not fit the data folder: %s", path, msg);
+        goto done;
+    }
+    s = johnson_pack(&t->net, err);
+done:
+    johnson_free(&saved);
+    nstm_free(&m);
+    return s;
+}
+
+/* The network applied to the first held-out photo (or the first photo), saved as a JPEG. */
+static nst_status save_preview(fast_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
+    int count = dataset_count(data), first = dataset_train_count(data) < count ? dataset_train_count(data) : 0;
+    nst_image img = {0}, small = {0}, out = {0};
+    nst_status s = nst_image_load(&img, dataset_path(data, first), 0, err);
+    if (s) return s;
+    int side = t->cfg->size * 2, w = img.width, h = img.height;
+    if (w > side || h > side) { /* previews stay small and quick */
+        if (w >= h) h = (int)lround((double)h * side / w), w = side;
+        else w = (int)lround((double)w * side / h), h = side;
+        if ((s = nst_image_resize(&small, &img, w, h, err))) goto done;
+        nst_image_free(&img);
+        img = small;
+    }
+    nst_style_net sn = {0};
+    sn.net = t->net; /* borrowed: the packed weights are current */
+    s = nst_style_net_apply(&sn, &img, &out, err);
+    johnson_acts_free(&sn.acts);
+    if (!s) s = nst_image_save(&out, path, err);
+done:
+    nst_image_free(&img);
+    nst_image_free(&out);
+    return s;
+}
+
+nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
+                         void *user, nst_error *err) {
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    if (!cfg->style_path || !cfg->data_dir || !cfg->output_path)
+        return nst_fail(err, NST_ERR_ARG, "training needs a style image, a data folder and an output file");
+    char ckpt[4096], preview[4200];
+    if (snprintf(ckpt, sizeof ckpt, "%s", cfg->checkpoint_path ? cfg->checkpoint_path : cfg->output_path) >= (int)sizeof ckpt - 6)
+        return nst_fail(err, NST_ERR_ARG, "%s: path too long", cfg->output_path);
+    if (!cfg->checkpoint_path) strcat(ckpt, ".ckpt");
+
+    nst_dataset *data = NULL;
+    fast_trainer *t = NULL;
+    nst_status s = dataset_open(&data, cfg->data_dir, err);
+    if (s) return s;
+    dataset_set_seed(data, cfg->seed);
+    dataset_set_holdout(data, cfg->holdout);
+    if (dataset_train_count(data) < 1) {
+        s = nst_fail(err, NST_ERR_ARG, "%s: %d photos, all held out (--holdout %d)", cfg->data_dir,
+                     dataset_count(data), cfg->holdout);
+        goto done;
+    }
+    if ((s = fast_trainer_build(&t, cfg, vgg, err))) goto done;
+    if (cfg->resume_path && (s = load_checkpoint(t, data, cfg->resume_path, err))) goto done;
+
+    double t0 = nst_now();
+    int start = t->step;
+    while (t->step < cfg->steps) {
+        if ((s = dataset_next_batch(data, t->batch, cfg->batch, cfg->size, err))) break;
+        if ((s = fast_trainer_step(t, err))) break;
+        double c, st, tv, total = fast_trainer_losses(t, &c, &st, &tv);
+        if (!isfinite(total)) {
+            s = nst_fail(err, NST_ERR_ARG, "the loss became %g at step %d; lower the learning rate", total, t->step);
+            break;
+        }
+        int checkpoint = t->step == cfg->steps || (cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0);
+        nst_train_progress p = {t->step, cfg->steps, nst_now() - t0, c, st, tv, total, NULL};
+        (void)start;
+        if (checkpoint) {
+            preview_path(preview, sizeof preview, cfg->output_path, t->step);
+            if ((s = save_checkpoint(t, data, ckpt, err)) || (s = save_model(t, cfg->output_path, err)) ||
+                (s = save_preview(t, data, preview, err)))
+                break;
+            p.checkpoint = preview;
+        }
+        if (progress && progress(&p, user)) {
+            if (!checkpoint && ((s = save_checkpoint(t, data, ckpt, err)) || (s = save_model(t, cfg->output_path, err))))
+                break;
+            s = nst_fail(err, NST_ERR_INTERRUPTED, "stopped after step %d of %d; resume with --resume %s", t->step,
+                         cfg->steps, ckpt);
+            break;
+        }
+    }
+    if (!s && t->step >= cfg->steps && cfg->steps == start) {
+        /* nothing to do (already trained that far): still write the model */
+        s = save_model(t, cfg->output_path, err);
+    }
+done:
+    fast_trainer_free(t);
+    dataset_free(data);
+    return s;
+}

@@ -1,0 +1,279 @@
+/* test_conv2d.c - the general KxK, stride-S convolution (conv2d.h): the reference
+ * gradients against central finite differences in double, the fast paths (dispatched,
+ * and portable) against the reference on many shapes (odd sizes, (H-K) not a multiple of
+ * S, channel counts off the register blocks, the Johnson network's layers at small
+ * sizes), determinism, accumulation of the weight gradient, and re-packing. */
+#include <omp.h>
+#include <stdint.h>
+
+#include "tensor/conv2d.h"
+#include "test_util.h"
+
+#define FAST_TOL 1e-5 /* relative L2 of the fast paths against the reference */
+
+static float *rand_array(size_t n, unsigned long long *st) {
+    float *a = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = test_rand(st);
+    return a;
+}
+
+/* L = sum(conv(inp, weight, bias) * R) in double; inp (Ci,H,W), weight (Co,Ci,K,K),
+ * bias (Co), R (Co,Ho,Wo) */
+static double conv_loss(const double *inp, const double *weight, const double *bias, const float *R,
+                        int Ci, int Co, int H, int W, int K, int S) {
+    const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    double L = 0.0;
+    for (int co = 0; co < Co; co++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                double s = bias[co];
+                for (int ci = 0; ci < Ci; ci++)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++)
+                            s += inp[((size_t)ci * H + i * S + kh) * W + j * S + kw] *
+                                 weight[(((size_t)co * Ci + ci) * K + kh) * K + kw];
+                L += s * R[((size_t)co * Ho + i) * Wo + j];
+            }
+    return L;
+}
+
+/* Central differences of conv_loss for each element of v (inp, weight or bias, in
+ * double) against the analytic gradient g: max abs error over max |g|. L is linear in
+ * each element, so the differences are exact but for rounding: a tight tolerance means
+ * something. */
+static double fd_check(double *v, size_t n, const float *g, const double *inp, const double *weight,
+                       const double *bias, const float *R, int Ci, int Co, int H, int W, int K, int S) {
+    const double eps = 1e-2;
+    double maxerr = 0.0, maxg = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double keep = v[i];
+        v[i] = keep + eps;
+        double lp = conv_loss(inp, weight, bias, R, Ci, Co, H, W, K, S);
+        v[i] = keep - eps;
+        double lm = conv_loss(inp, weight, bias, R, Ci, Co, H, W, K, S);
+        v[i] = keep;
+        double fd = (lp - lm) / (2 * eps);
+        if (fabs(fd - g[i]) > maxerr) maxerr = fabs(fd - g[i]);
+        if (fabs(g[i]) > maxg) maxg = fabs(g[i]);
+    }
+    return maxerr / maxg;
+}
+
+static void test_reference(int Ci, int Co, int H, int W, int K, int S) {
+    const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    unsigned long long st = 99 + Ci * 31 + H * 7 + K;
+    size_t ni = (size_t)Ci * H * W, no = (size_t)Co * Ho * Wo, nw = (size_t)Co * Ci * K * K;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(Co, &st);
+    float *R = rand_array(no, &st);
+    double *di = malloc(ni * sizeof(double)), *dw = malloc(nw * sizeof(double)), *db = malloc(Co * sizeof(double));
+    for (size_t i = 0; i < ni; i++) di[i] = inp[i];
+    for (size_t i = 0; i < nw; i++) dw[i] = weight[i];
+    for (int i = 0; i < Co; i++) db[i] = bias[i];
+
+    float *gi = malloc(ni * sizeof(float)), *gw = calloc(nw, sizeof(float)), *gb = calloc(Co, sizeof(float));
+    for (size_t i = 0; i < ni; i++) gi[i] = 123.0f; /* must be overwritten */
+    conv2d_backward_input_ref(gi, R, weight, Ci, Co, H, W, K, S);
+    conv2d_backward_weight_ref(gw, gb, R, inp, Ci, Co, H, W, K, S);
+    double e;
+    e = fd_check(di, ni, gi, di, dw, db, R, Ci, Co, H, W, K, S);
+    CHECK(e < 1e-5, "ref dinp vs finite differences Ci=%d Co=%d H=%d W=%d K=%d S=%d: %g", Ci, Co, H, W, K, S, e);
+    e = fd_check(dw, nw, gw, di, dw, db, R, Ci, Co, H, W, K, S);
+    CHECK(e < 1e-5, "ref dweight vs finite differences Ci=%d Co=%d H=%d W=%d K=%d S=%d: %g", Ci, Co, H, W, K, S, e);
+    e = fd_check(db, Co, gb, di, dw, db, R, Ci, Co, H, W, K, S);
+    CHECK(e < 1e-5, "ref dbias vs finite differences Ci=%d Co=%d H=%d W=%d K=%d S=%d: %g", Ci, Co, H, W, K, S, e);
+
+    /* the forward reference against the double loss */
+    float *out = malloc(no * sizeof(float));
+    conv2d_forward_ref(out, inp, weight, bias, Ci, Co, H, W, K, S);
+    double L = 0.0;
+    for (size_t i = 0; i < no; i++) L += (double)out[i] * R[i];
+    double Ld = conv_loss(di, dw, db, R, Ci, Co, H, W, K, S);
+    CHECK(fabs(L - Ld) <= 1e-5 * (fabs(Ld) + 1.0), "forward_ref vs double: %g vs %g", L, Ld);
+
+    free(inp); free(weight); free(bias); free(R); free(di); free(dw); free(db);
+    free(gi); free(gw); free(gb); free(out);
+}
+
+/* The three fast passes (portable: the portable path) against the reference on one shape;
+ * with a workspace kept across the calls or none. Also: the weight gradient accumulates,
+ * and a second run gives the same bits. */
+static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, int use_ws) {
+    const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    unsigned long long st = 7 + Ci * 13 + Co * 5 + H + W * 3 + K * 11 + S;
+    size_t ni = (size_t)Ci * H * W, no = (size_t)Co * Ho * Wo, nw = (size_t)Co * Ci * K * K;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(Co, &st);
+    float *dout = rand_array(no, &st), *dw0 = rand_array(nw, &st), *db0 = rand_array(Co, &st);
+    float *out_r = malloc(no * sizeof(float)), *out_f = malloc(no * sizeof(float));
+    float *di_r = malloc(ni * sizeof(float)), *di_f = malloc(ni * sizeof(float));
+    float *dw_r = malloc(nw * sizeof(float)), *dw_f = malloc(nw * sizeof(float));
+    float *db_r = malloc(Co * sizeof(float)), *db_f = malloc(Co * sizeof(float));
+    float *tmp = malloc((ni > no ? (ni > nw ? ni : nw) : (no > nw ? no : nw)) * sizeof(float));
+    conv2d_workspace ws0 = {0}, *ws = use_ws ? &ws0 : NULL;
+    conv2d_packed p = {0};
+    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S) == 0, "pack");
+    const char *tag = portable ? "portable" : conv2d_kernel_name();
+
+    conv2d_forward_ref(out_r, inp, weight, bias, Ci, Co, H, W, K, S);
+    conv2d_backward_input_ref(di_r, dout, weight, Ci, Co, H, W, K, S);
+    memcpy(dw_r, dw0, nw * sizeof(float));
+    memcpy(db_r, db0, Co * sizeof(float));
+    conv2d_backward_weight_ref(dw_r, db_r, dout, inp, Ci, Co, H, W, K, S);
+
+    for (size_t i = 0; i < no; i++) out_f[i] = NAN;
+    for (size_t i = 0; i < ni; i++) di_f[i] = NAN; /* overwritten, rows the conv skips too */
+    memcpy(dw_f, dw0, nw * sizeof(float));
+    memcpy(db_f, db0, Co * sizeof(float));
+    int rc;
+    if (portable) {
+        rc = conv2d_forward_portable(out_f, inp, &p, bias, H, W, ws);
+        rc |= conv2d_backward_input_portable(di_f, dout, &p, H, W, ws);
+        rc |= conv2d_backward_weight_portable(dw_f, db_f, dout, inp, Ci, Co, H, W, K, S, ws);
+    } else {
+        rc = conv2d_forward(out_f, inp, &p, bias, H, W, ws);
+        rc |= conv2d_backward_input(di_f, dout, &p, H, W, ws);
+        rc |= conv2d_backward_weight(dw_f, db_f, dout, inp, Ci, Co, H, W, K, S, ws);
+    }
+    CHECK(rc == 0, "fast passes return 0");
+    double ef = rel_l2(out_f, out_r, no), ei = rel_l2(di_f, di_r, ni);
+    /* the gradient alone (minus the starting values), so the check is not diluted */
+    for (size_t i = 0; i < nw; i++) { dw_f[i] -= dw0[i]; dw_r[i] -= dw0[i]; }
+    for (int i = 0; i < Co; i++) { db_f[i] -= db0[i]; db_r[i] -= db0[i]; }
+    double ew = rel_l2(dw_f, dw_r, nw), eb = rel_l2(db_f, db_r, Co);
+    CHECK(ef <= FAST_TOL && ei <= FAST_TOL && ew <= FAST_TOL && eb <= FAST_TOL,
+          "%s Ci=%d Co=%d H=%d W=%d K=%d S=%d ws=%d: fwd %g bwd_in %g bwd_w %g bwd_b %g", tag, Ci, Co, H,
+          W, K, S, use_ws, ef, ei, ew, eb);
+
+    /* same bits again; and the weight gradient accumulates (a second call adds again) */
+    if (portable) conv2d_forward_portable(tmp, inp, &p, bias, H, W, ws);
+    else conv2d_forward(tmp, inp, &p, bias, H, W, ws);
+    int same = memcmp(tmp, out_f, no * sizeof(float)) == 0;
+    if (portable) conv2d_backward_input_portable(tmp, dout, &p, H, W, ws);
+    else conv2d_backward_input(tmp, dout, &p, H, W, ws);
+    same &= memcmp(tmp, di_f, ni * sizeof(float)) == 0;
+    memcpy(tmp, dw0, nw * sizeof(float));
+    memcpy(dw_f, dw0, nw * sizeof(float));
+    if (portable) {
+        conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+        conv2d_backward_weight_portable(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+    } else {
+        conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+        conv2d_backward_weight(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+    }
+    same &= memcmp(tmp, dw_f, nw * sizeof(float)) == 0;
+    CHECK(same, "%s Ci=%d Co=%d H=%d W=%d K=%d S=%d: deterministic", tag, Ci, Co, H, W, K, S);
+    memset(tmp, 0, nw * sizeof(float));
+    for (int rep = 0; rep < 2; rep++) {
+        if (portable) conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+        else conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+    }
+    for (size_t i = 0; i < nw; i++) dw_r[i] *= 2.0f;
+    CHECK(rel_l2(tmp, dw_r, nw) <= FAST_TOL, "%s: backward_weight accumulates", tag);
+
+    conv2d_packed_free(&p);
+    conv2d_workspace_free(&ws0);
+    free(inp); free(weight); free(bias); free(dout); free(dw0); free(db0); free(out_r); free(out_f);
+    free(di_r); free(di_f); free(dw_r); free(dw_f); free(db_r); free(db_f); free(tmp);
+}
+
+/* The weight gradient gives the same bits on 1 and 2 threads (fixed chunks, fixed order). */
+static void test_threads(int Ci, int Co, int H, int W, int K, int S) {
+    const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    unsigned long long st = 5;
+    size_t ni = (size_t)Ci * H * W, no = (size_t)Co * Ho * Wo, nw = (size_t)Co * Ci * K * K;
+    float *inp = rand_array(ni, &st), *dout = rand_array(no, &st);
+    float *a = calloc(nw, sizeof(float)), *b = calloc(nw, sizeof(float));
+    float *ba = calloc(Co, sizeof(float)), *bb = calloc(Co, sizeof(float));
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    conv2d_backward_weight(a, ba, dout, inp, Ci, Co, H, W, K, S, NULL);
+    omp_set_num_threads(2);
+    conv2d_backward_weight(b, bb, dout, inp, Ci, Co, H, W, K, S, NULL);
+    omp_set_num_threads(nt);
+    CHECK(memcmp(a, b, nw * sizeof(float)) == 0 && memcmp(ba, bb, Co * sizeof(float)) == 0,
+          "backward_weight: 1 and 2 threads give the same bits (Ci=%d Co=%d H=%d K=%d S=%d)", Ci, Co, H, K, S);
+    free(inp); free(dout); free(a); free(b); free(ba); free(bb);
+}
+
+/* Packing again into the same struct (a weight update; a new shape) gives the new conv. */
+static void test_repack(void) {
+    const int Ci = 64, Co = 64, K = 3, S = 1, H = 14, W = 13, Ho = 12, Wo = 11;
+    unsigned long long st = 77;
+    float *w1 = rand_array((size_t)Co * Ci * 9, &st), *w2 = rand_array((size_t)Co * Ci * 9, &st);
+    float *inp = rand_array((size_t)Ci * H * W, &st);
+    float *o_r = malloc((size_t)Co * Ho * Wo * sizeof(float)), *o_f = malloc((size_t)Co * Ho * Wo * sizeof(float));
+    conv2d_packed p = {0};
+    conv2d_workspace ws = {0};
+    CHECK(conv2d_pack(&p, w1, Ci, Co, K, S) == 0, "pack");
+    conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
+    float *fwd = p.fwd;
+    CHECK(conv2d_pack(&p, w2, Ci, Co, K, S) == 0, "re-pack");
+    CHECK(p.fwd == fwd, "re-pack of the same shape reuses the memory");
+    conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
+    conv2d_forward_ref(o_r, inp, w2, NULL, Ci, Co, H, W, K, S);
+    CHECK(rel_l2(o_f, o_r, (size_t)Co * Ho * Wo) <= FAST_TOL, "re-packed forward");
+    /* a different shape in the same struct: 5 -> 3, K=5, S=2 */
+    float *o2_r = malloc(3 * 5 * 5 * sizeof(float)), *o2_f = malloc(3 * 5 * 5 * sizeof(float));
+    CHECK(conv2d_pack(&p, w1, 5, 3, 5, 2) == 0, "re-pack, new shape");
+    float *inp2 = rand_array(5 * 13 * 14, &st);
+    conv2d_forward(o2_f, inp2, &p, NULL, 13, 14, &ws);
+    conv2d_forward_ref(o2_r, inp2, w1, NULL, 5, 3, 13, 14, 5, 2);
+    CHECK(rel_l2(o2_f, o2_r, 3 * 5 * 5) <= FAST_TOL, "re-packed forward, new shape");
+    conv2d_packed_free(&p);
+    conv2d_workspace_free(&ws);
+    free(w1); free(w2); free(inp); free(o_r); free(o_f); free(o2_r); free(o2_f); free(inp2);
+}
+
+typedef struct { int Ci, Co, H, W, K, S; } shape;
+
+int main(void) {
+    /* the reference against finite differences: K in {1,3,9}, S in {1,2}, odd sizes */
+    static const shape ref_shapes[] = {
+        {1, 1, 5, 7, 1, 1},  {3, 5, 7, 5, 1, 2},   {5, 3, 9, 7, 3, 1},  {17, 1, 6, 5, 3, 2},
+        {1, 17, 7, 8, 3, 2}, {3, 3, 11, 10, 9, 1}, {1, 5, 12, 11, 9, 2}, {3, 2, 9, 9, 5, 2},
+    };
+    for (size_t i = 0; i < sizeof(ref_shapes) / sizeof(ref_shapes[0]); i++) {
+        const shape *s = &ref_shapes[i];
+        test_reference(s->Ci, s->Co, s->H, s->W, s->K, s->S);
+    }
+
+    /* fast against the reference */
+    static const shape shapes[] = {
+        /* odd sizes, (H-K) not a multiple of S, channels off the blocks of 8/16 */
+        {1, 1, 5, 7, 1, 1},     {1, 1, 6, 9, 1, 2},     {3, 5, 9, 7, 3, 1},     {5, 3, 10, 9, 3, 2},
+        {17, 17, 13, 21, 3, 1}, {17, 5, 12, 37, 3, 2},  {5, 17, 19, 18, 5, 2},  {3, 4, 20, 35, 7, 1},
+        {4, 2, 14, 15, 7, 2},   {2, 1, 11, 40, 9, 1},   {1, 9, 12, 13, 9, 2},   {6, 7, 11, 50, 9, 1},
+        {9, 6, 3, 3, 3, 1},     {9, 6, 3, 4, 3, 2},     {70, 66, 9, 19, 3, 1},  {64, 64, 4, 5, 3, 1},
+        {33, 20, 8, 70, 1, 2},  {16, 16, 35, 34, 3, 2}, {8, 24, 18, 17, 1, 1},
+        /* the Johnson layers (w = 32) at small sizes */
+        {3, 32, 28, 30, 9, 1},   /* c1 */
+        {32, 64, 22, 21, 3, 2},  /* c2 */
+        {64, 128, 13, 14, 3, 2}, /* c3 */
+        {128, 128, 10, 12, 3, 1}, /* residual */
+        {128, 64, 18, 17, 3, 1}, /* u1 */
+        {64, 32, 26, 27, 3, 1},  /* u2 */
+        {32, 3, 30, 28, 9, 1},   /* out */
+        /* slim (w = 16) */
+        {3, 16, 24, 24, 9, 1},  {16, 32, 18, 18, 3, 2}, {64, 64, 12, 12, 3, 1}, {16, 3, 24, 25, 9, 1},
+    };
+    const size_t ns = sizeof(shapes) / sizeof(shapes[0]);
+    for (size_t i = 0; i < ns; i++) {
+        const shape *s = &shapes[i];
+        test_fast(s->Ci, s->Co, s->H, s->W, s->K, s->S, 0, (int)(i % 2));
+        test_fast(s->Ci, s->Co, s->H, s->W, s->K, s->S, 1, (int)(i % 2 == 0));
+    }
+
+    /* NST_KERNEL=portable through the public entry points */
+    setenv("NST_KERNEL", "portable", 1);
+    CHECK(strcmp(conv2d_kernel_name(), "portable") == 0, "NST_KERNEL=portable: %s", conv2d_kernel_name());
+    test_fast(17, 5, 12, 37, 3, 2, 0, 1);
+    test_fast(128, 128, 10, 12, 3, 1, 0, 1);
+    test_fast(32, 3, 30, 28, 9, 1, 0, 0);
+    unsetenv("NST_KERNEL");
+
+    test_threads(32, 64, 41, 43, 3, 2);
+    test_threads(3, 32, 60, 70, 9, 1);
+    test_threads(128, 128, 40, 40, 3, 1);
+    test_repack();
+    printf("conv2d kernel: %s\n", conv2d_kernel_name());
+    TEST_DONE();
+}

@@ -1,0 +1,336 @@
+/* test_johnson.c - the fast-style network and its training:
+ *   - the whole network's backward (parameters and input) against central finite
+ *     differences, on the reference convolutions;
+ *   - the fast path against the reference, forward and backward;
+ *   - a model saved and loaded gives bit-identical outputs; bad model files are refused;
+ *   - a tiny training run lowers the loss by a stated margin, and a run stopped and
+ *     resumed from its checkpoint ends with bit-identical parameters. */
+#include <unistd.h>
+
+#include "net/johnson.h"
+#include "net/model_file.h"
+#include "test_util.h"
+#include "transfer/fast.h"
+
+static unsigned long long rng = 7;
+
+static void fill(float *a, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) a[i] = lo + (hi - lo) * 0.5f * (test_rand(&rng) + 1.0f);
+}
+
+static double dotd(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* L = <R, net(x)> / 255 on the reference path */
+static double net_loss(johnson_net *net, jn_acts *a, const float *R) {
+    nst_error err;
+    johnson_forward(net, a, 1, &err);
+    return dotd(R, johnson_output(net, a), (size_t)3 * a->H * a->W) / 255.0;
+}
+
+typedef struct {
+    int checked, kinked, bad;
+    double worst;
+} fd_stats;
+
+/* Central differences at two steps: where they disagree, a step crossed a ReLU kink and
+ * the coordinate is skipped (counted); elsewhere the analytic value must match. The
+ * floor 1e-2 in the denominator is the float network's rounding noise in (L+ - L-)/2h. */
+static void fd_check(fd_stats *st, johnson_net *net, jn_acts *a, const float *R, float *x, double ana) {
+    double num[2];
+    float save = *x;
+    for (int k = 0; k < 2; k++) {
+        float h = k ? 1e-3f : 2e-3f;
+        *x = save + h; double lp = net_loss(net, a, R);
+        *x = save - h; double lm = net_loss(net, a, R);
+        *x = save;
+        num[k] = (lp - lm) / (2.0 * h);
+    }
+    if (fabs(num[0] - num[1]) > 2e-2 * fmax(fabs(num[0]), fabs(num[1])) + 1e-2) {
+        st->kinked++;
+        return;
+    }
+    double e = fabs(num[1] - ana) / (fmax(fabs(num[1]), fabs(ana)) + 1e-2);
+    if (e > st->worst) st->worst = e;
+    if (e > 5e-2) st->bad++; /* a wrong term is O(1) off; float noise reaches ~4% */
+    st->checked++;
+}
+
+static void fd_report(const fd_stats *st, int relu, const char *what) {
+    CHECK(st->bad == 0, "relu %d: %s: %d of %d off (worst rel %.3g)", relu, what, st->bad, st->checked, st->worst);
+    CHECK(st->kinked * 2 < st->checked, "relu %d: %s: too many kinks (%d) to check", relu, what, st->kinked);
+    printf("network (relu %s) %s: %d checked, %d skipped at kinks, worst rel error %.3g\n", relu ? "on" : "off", what,
+           st->checked, st->kinked, st->worst);
+}
+
+/* relu = 0 turns every ReLU off: the network is then smooth. With the ReLUs on, a step
+ * can cross a kink somewhere in the (tiny, so densely kinked) network: fd_check skips
+ * those coordinates. The fused norm+ReLU backward is also checked alone in test_layers. */
+static void test_gradcheck(int relu) {
+    johnson_net net;
+    jn_acts a;
+    nst_error err;
+    nst_rng r;
+    nst_rng_seed(&r, 3);
+    CHECK(johnson_build(&net, 2, 1, 1, &err) == NST_OK, "%s", err.msg);
+    johnson_init_params(&net, &r, &err);
+    /* non-trivial norms: gamma away from 1, beta away from 0 */
+    for (int l = 0; l < net.n_layers; l++)
+        if (net.layer[l].norm) {
+            fill(net.layer[l].gamma, net.layer[l].C_out, 0.5f, 1.5f);
+            fill(net.layer[l].beta, net.layer[l].C_out, -0.3f, 0.3f);
+        }
+    if (!relu)
+        for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0;
+    int H = 16, W = 12;
+    CHECK(johnson_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    size_t n = (size_t)3 * H * W;
+    float *R = malloc(n * 4), *dout = malloc(n * 4), *dx = malloc(n * 4);
+    fill(a.input, n, 0.0f, 1.0f);
+    fill(R, n, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i++) dout[i] = R[i] / 255.0f;
+    net_loss(&net, &a, R);
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(johnson_backward(&net, &a, dout, dx, 1, &err) == NST_OK, "%s", err.msg);
+
+    /* double-precision-like differences: float network, so a large-ish step and a
+     * tolerance that still catches any wrong term (those are O(1) off) */
+    fd_stats ps = {0}, xs = {0};
+    for (size_t i = 0; i < net.n_params; i += 1 + net.n_params / 150) fd_check(&ps, &net, &a, R, &net.params[i], net.grads[i]);
+    for (size_t i = 0; i < n; i += 5) fd_check(&xs, &net, &a, R, &a.input[i], dx[i]);
+    fd_report(&ps, relu, "parameter gradients");
+    fd_report(&xs, relu, "input gradient");
+    free(R); free(dout); free(dx);
+    johnson_acts_free(&a);
+    johnson_free(&net);
+}
+
+static void test_fast_vs_ref(void) {
+    johnson_net net;
+    jn_acts a;
+    nst_error err;
+    nst_rng r;
+    nst_rng_seed(&r, 5);
+    CHECK(johnson_build(&net, 8, 2, 1, &err) == NST_OK, "%s", err.msg);
+    johnson_init_params(&net, &r, &err);
+    int H = 36, W = 28;
+    CHECK(johnson_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    size_t n = (size_t)3 * H * W;
+    float *dout = malloc(n * 4), *dx_ref = malloc(n * 4), *dx = malloc(n * 4), *y_ref = malloc(n * 4);
+    float *g_ref = malloc(net.n_params * 4);
+    fill(a.input, n, 0.0f, 1.0f);
+    fill(dout, n, -1.0f, 1.0f);
+    johnson_forward(&net, &a, 1, &err);
+    memcpy(y_ref, johnson_output(&net, &a), n * 4);
+    memset(net.grads, 0, net.n_params * 4);
+    johnson_backward(&net, &a, dout, dx_ref, 1, &err);
+    memcpy(g_ref, net.grads, net.n_params * 4);
+    CHECK(johnson_forward(&net, &a, 0, &err) == NST_OK, "%s", err.msg);
+    double ey = rel_l2(johnson_output(&net, &a), y_ref, n);
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(johnson_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
+    double eg = rel_l2(net.grads, g_ref, net.n_params), ex = rel_l2(dx, dx_ref, n);
+    CHECK(ey < 1e-5, "fast forward vs reference: rel L2 %.3g", ey);
+    CHECK(eg < 1e-4, "fast parameter gradients vs reference: rel L2 %.3g", eg);
+    CHECK(ex < 1e-4, "fast input gradient vs reference: rel L2 %.3g", ex);
+    printf("fast vs reference: output %.3g, parameter grads %.3g, input grad %.3g\n", ey, eg, ex);
+    /* the forward-only (shared buffers) mode gives the same output bit for bit */
+    jn_acts b;
+    CHECK(johnson_acts_build(&b, &net, H, W, 0, &err) == NST_OK, "%s", err.msg);
+    memcpy(b.input, a.input, n * 4);
+    johnson_forward(&net, &a, 0, &err);
+    johnson_forward(&net, &b, 0, &err);
+    CHECK(memcmp(johnson_output(&net, &a), johnson_output(&net, &b), n * 4) == 0, "inference mode == training mode");
+    johnson_acts_free(&b);
+    free(dout); free(dx_ref); free(dx); free(y_ref); free(g_ref);
+    johnson_acts_free(&a);
+    johnson_free(&net);
+}
+
+static nst_train_config tiny_config(const char *out) {
+    nst_train_config cfg;
+    nst_train_defaults(&cfg);
+    cfg.style_path = NST_SHARED_DIR "/images/style/starry_night.jpg";
+    cfg.data_dir = NST_SHARED_DIR "/datasets/photos256";
+    cfg.output_path = out;
+    cfg.size = 64;
+    cfg.style_size = 128;
+    cfg.batch = 2;
+    cfg.width = 8;
+    cfg.n_res = 2;
+    cfg.lr = 1e-2f;
+    cfg.steps = 40;
+    cfg.checkpoint_every = 0;
+    return cfg;
+}
+
+/* Parameters of a model file, in the file's order. */
+static float *model_params(const char *path, size_t *n) {
+    nstm_model m = {0};
+    nst_error err;
+    if (nstm_load(&m, path, &err) != NST_OK) { fprintf(stderr, "%s\n", err.msg); return NULL; }
+    size_t total = 0;
+    for (int i = 0; i < m.n_tensors; i++) total += m.tensors[i].count;
+    float *p = malloc(total * 4), *q = p;
+    for (int i = 0; i < m.n_tensors; i++) {
+        memcpy(q, m.tensors[i].data, m.tensors[i].count * 4);
+        q += m.tensors[i].count;
+    }
+    nstm_free(&m);
+    *n = total;
+    return p;
+}
+
+static void test_training(const nst_vgg19 *vgg, const char *dir) {
+    char out[512], out2[512], ckpt[600], bad[512];
+    snprintf(out, sizeof out, "%s/tiny.nstm", dir);
+    snprintf(out2, sizeof out2, "%s/tiny2.nstm", dir);
+    snprintf(bad, sizeof bad, "%s/bad.nstm", dir);
+    nst_train_config cfg = tiny_config(out);
+    nst_error err;
+
+    /* the loss falls: mean of the last 5 steps below 60% of the first step's */
+    fast_trainer *t;
+    CHECK(fast_trainer_build(&t, &cfg, vgg, &err) == NST_OK, "%s", err.msg);
+    if (!t) return;
+    double first = 0, last = 0;
+    /* a fixed set of photos through the trainer's own loop (the run below uses the dataset) */
+    char files[8][600];
+    nst_image img = {0}, sq = {0};
+    for (int k = 0; k < 8; k++) snprintf(files[k], sizeof files[k], "%s/%05d.jpg", cfg.data_dir, k + 1);
+    for (int step = 0; step < cfg.steps; step++) {
+        float *batch = fast_trainer_batch(t);
+        for (int b = 0; b < cfg.batch; b++) {
+            const char *f = files[(step * cfg.batch + b) % 8];
+            if (nst_image_load(&img, f, 0, &err) || nst_image_resize(&sq, &img, 64, 64, &err)) {
+                CHECK(0, "cannot read %s: %s", f, err.msg);
+                return;
+            }
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < 64 * 64; i++) batch[(size_t)b * 3 * 4096 + c * 4096 + i] = sq.pixels[3 * i + c] / 255.0f;
+            nst_image_free(&img);
+            nst_image_free(&sq);
+        }
+        CHECK(fast_trainer_step(t, &err) == NST_OK, "%s", err.msg);
+        double loss = fast_trainer_losses(t, NULL, NULL, NULL);
+        if (step == 0) first = loss;
+        if (step >= cfg.steps - 5) last += loss / 5;
+    }
+    printf("tiny training: loss %.4g at step 1, %.4g over the last 5 of %d steps (%.1f%%)\n", first, last, cfg.steps,
+           100.0 * last / first);
+    CHECK(last < 0.6 * first, "training loss fell from %.4g to only %.4g", first, last);
+
+    /* save, load, apply: bit-identical to the network in memory */
+    CHECK(fast_trainer_save_model(t, out, &err) == NST_OK, "%s", err.msg);
+    nst_style_net *sn = NULL;
+    CHECK(nst_style_net_load(&sn, out, &err) == NST_OK, "%s", err.msg);
+    if (sn) {
+        nst_image photo = {0}, res = {0};
+        nst_image_alloc(&photo, 40, 28, &err);
+        fill(photo.pixels, (size_t)40 * 28 * 3, 0.0f, 255.0f);
+        CHECK(nst_style_net_apply(sn, &photo, &res, &err) == NST_OK, "%s", err.msg);
+        jn_acts a;
+        johnson_net *net = fast_trainer_net(t);
+        johnson_acts_build(&a, net, 28, 40, 0, &err);
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < 28 * 40; i++) a.input[c * 28 * 40 + i] = photo.pixels[3 * i + c] * (1.0f / 255.0f);
+        johnson_forward(net, &a, 0, &err);
+        const float *y = johnson_output(net, &a);
+        int same = res.width == 40 && res.height == 28;
+        for (int c = 0; c < 3 && same; c++)
+            for (int i = 0; i < 28 * 40; i++) same &= res.pixels[3 * i + c] == y[c * 28 * 40 + i];
+        CHECK(same, "loaded model's output is bit-identical to the trained network's");
+        johnson_acts_free(&a);
+        /* odd sizes, tiny images: same size out, no crop */
+        int sizes[][2] = {{1, 1}, {7, 3}, {33, 17}, {5, 64}};
+        for (int k = 0; k < 4; k++) {
+            nst_image p2 = {0}, r2 = {0};
+            nst_image_alloc(&p2, sizes[k][0], sizes[k][1], &err);
+            fill(p2.pixels, (size_t)sizes[k][0] * sizes[k][1] * 3, 0.0f, 255.0f);
+            CHECK(nst_style_net_apply(sn, &p2, &r2, &err) == NST_OK && r2.width == sizes[k][0] && r2.height == sizes[k][1],
+                  "apply %dx%d", sizes[k][0], sizes[k][1]);
+            nst_image_free(&p2);
+            nst_image_free(&r2);
+        }
+        nst_image_free(&photo);
+        nst_image_free(&res);
+        nst_style_net_free(sn);
+    }
+    fast_trainer_free(t);
+
+    /* bad model files: a tensor missing, a wrong shape, another kind of file */
+    nstm_model m = {0};
+    CHECK(nstm_load(&m, out, &err) == NST_OK, "%s", err.msg);
+    nstm_model m2 = {0};
+    for (int i = 0; i < m.n_ints; i++) nstm_add_int(&m2, m.ints[i].name, m.ints[i].value, &err);
+    for (int i = 0; i < m.n_strings; i++) nstm_add_string(&m2, m.strings[i].name, m.strings[i].value, &err);
+    for (int i = 1; i < m.n_tensors; i++) /* c1.weight dropped */
+        nstm_add_tensor(&m2, m.tensors[i].name, m.tensors[i].ndim, m.tensors[i].dims, m.tensors[i].data, &err);
+    nstm_save(&m2, bad, &err);
+    CHECK(nst_style_net_load(&sn, bad, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm") &&
+              strstr(err.msg, "c1.weight") && !strchr(err.msg, '\n'),
+          "missing tensor refused: %s", err.msg);
+    nstm_free(&m2);
+    nstm_model m3 = {0};
+    for (int i = 0; i < m.n_ints; i++)
+        nstm_add_int(&m3, m.ints[i].name, strcmp(m.ints[i].name, "width") ? m.ints[i].value : 9, &err);
+    for (int i = 0; i < m.n_strings; i++) nstm_add_string(&m3, m.strings[i].name, m.strings[i].value, &err);
+    for (int i = 0; i < m.n_tensors; i++)
+        nstm_add_tensor(&m3, m.tensors[i].name, m.tensors[i].ndim, m.tensors[i].dims, m.tensors[i].data, &err);
+    nstm_save(&m3, bad, &err);
+    CHECK(nst_style_net_load(&sn, bad, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm"),
+          "shape mismatch refused: %s", err.msg);
+    nstm_free(&m3);
+    nstm_free(&m);
+    CHECK(nst_style_net_load(&sn, NST_SHARED_DIR "/images/style/starry_night.jpg", &err) == NST_ERR_FORMAT &&
+              strstr(err.msg, "starry_night.jpg"),
+          "a JPEG is not a model: %s", err.msg);
+    CHECK(nst_style_net_load(&sn, "no_such_style_anywhere", &err) == NST_ERR_IO && strstr(err.msg, "no_such_style_anywhere"),
+          "unknown style name: %s", err.msg);
+
+    /* stopped and resumed == straight through, bit for bit */
+    cfg.steps = 6;
+    cfg.holdout = 2;
+    CHECK(nst_train_run(&cfg, vgg, NULL, NULL, &err) == NST_OK, "%s", err.msg);
+    nst_train_config c2 = cfg;
+    c2.output_path = out2;
+    c2.steps = 3;
+    CHECK(nst_train_run(&c2, vgg, NULL, NULL, &err) == NST_OK, "%s", err.msg);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out2);
+    c2.steps = 6;
+    c2.resume_path = ckpt;
+    CHECK(nst_train_run(&c2, vgg, NULL, NULL, &err) == NST_OK, "%s", err.msg);
+    size_t n1 = 0, n2 = 0;
+    float *p1 = model_params(out, &n1), *p2 = model_params(out2, &n2);
+    CHECK(p1 && p2 && n1 == n2 && memcmp(p1, p2, n1 * 4) == 0, "resumed training gives the same parameters");
+    free(p1);
+    free(p2);
+    /* the preview of the last checkpoint exists */
+    char prev[600];
+    snprintf(prev, sizeof prev, "%s/tiny_step000006.jpg", dir);
+    CHECK(access(prev, R_OK) == 0, "preview %s written", prev);
+}
+
+int main(void) {
+    test_gradcheck(0);
+    test_gradcheck(1);
+    test_fast_vs_ref();
+    nst_vgg19 *vgg = NULL;
+    nst_error err;
+    nst_train_config cfg = tiny_config("x");
+    if (nst_vgg19_load(&vgg, NST_SHARED_DIR "/models/vgg19", nst_train_depth(&cfg), &err) != NST_OK) {
+        CHECK(0, "weights: %s", err.msg);
+        TEST_DONE();
+    }
+    char dir[] = "/tmp/nst_test_johnson_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    test_training(vgg, dir);
+    nst_vgg19_free(vgg);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_DONE();
+}
