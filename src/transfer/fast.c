@@ -222,8 +222,8 @@ void nst_train_defaults(nst_train_config *cfg) {
         cfg->style_taps[i].weight = 1.0f;
     }
     cfg->content_weight = 1.0f;
-    cfg->style_weight = 50.0f;
-    cfg->tv_weight = 1e-3f;
+    cfg->style_weight = 3.0f;
+    cfg->tv_weight = 1e-2f;
     cfg->seed = 1;
     cfg->checkpoint_every = 200;
     cfg->holdout = 4;

@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""compare_fast_pytorch.py - nst's fast style transfer against PyTorch, back to back.
+
+Two kinds of work, on random inputs, same threads on both sides:
+  apply  the Johnson et al. network (instance norm, nearest-upsampling decoder) forward
+         at each --sizes (square) for each --widths (32 standard, 16 slim);
+  train  one training step: batch --batch at --train-size, the network forward, VGG19
+         (the same tfjs weights, ../shared/models/vgg19) up to relu4_1, content loss at
+         relu2_2, normalised-Gram style loss at relu1_1, relu2_1, relu3_1, relu4_1, total
+         variation, backward, one Adam update (nst train's defaults and weights; PyTorch's
+         style targets are random Grams, nst's the painting's: the step costs the same).
+nst's side is build/bench_fast; PyTorch's is this file run as a worker. Every
+configuration runs in its own process on each side, so that its peak RSS is its own.
+PyTorch runs in a few variants (eager; channels_last; for apply also TorchScript frozen
+and optimized for inference) and the best is reported. Each time is the best of --iters
+after one warm-up.
+
+usage: bench/compare_fast_pytorch.py [--threads 2] [--iters 3] [--sizes 512,1024]
+                                     [--widths 32,16] [--no-train]
+Needs Debian's python3-torch (scripts/install-bench-deps.sh). Run with /usr/bin/python3.
+"""
+import argparse
+import os
+import re
+import shlex
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
+import compare_pytorch  # noqa: E402  (the VGG19 weights loader, run_rss)
+
+APPLY_VARIANTS = ["eager", "channels_last", "jit"]
+TRAIN_VARIANTS = ["eager", "channels_last"]
+STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+CONTENT_TAP = "relu2_2"
+# nst_train_defaults()
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, LR = 1.0, 50.0, 1e-3, 1e-3
+MEAN_BGR = [103.939, 116.779, 123.68]
+
+
+def johnson_net(torch, w, n_res=5):
+    """The network of src/net/johnson.h: RGB 0..1 in, RGB 0..255 out."""
+    nn = torch.nn
+
+    def conv_in_relu(cin, cout, k, stride=1, relu=True, upsample=False):
+        layers = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
+        layers += [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride, bias=False),  # IN removes a bias
+                   nn.InstanceNorm2d(cout, affine=True)]
+        return layers + [nn.ReLU()] if relu else layers
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(*conv_in_relu(c, c, 3), *conv_in_relu(c, c, 3, relu=False))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    class Johnson(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                *conv_in_relu(3, w, 9), *conv_in_relu(w, 2 * w, 3, 2), *conv_in_relu(2 * w, 4 * w, 3, 2),
+                *[Residual(4 * w) for _ in range(n_res)],
+                *conv_in_relu(4 * w, 2 * w, 3, upsample=True), *conv_in_relu(2 * w, w, 3, upsample=True),
+                nn.ReflectionPad2d(4), nn.Conv2d(w, 3, 9))
+
+        def forward(self, x):
+            return 255.0 * torch.sigmoid(self.body(x))
+
+    return Johnson()
+
+
+def best_ms(fn, iters):
+    """Best of iters calls after one warm-up, in ms."""
+    best = 1e30
+    for it in range(iters + 1):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        if it > 0:
+            best = min(best, dt)
+    return best * 1e3
+
+
+def apply_worker(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    net = johnson_net(torch, a.width).eval()
+    x = torch.rand(1, 3, a.size, a.size)
+    with torch.no_grad():
+        if a.variant == "channels_last":
+            net = net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif a.variant == "jit":
+            # freezing folds the weights in; optimize_for_inference pre-packs the convs
+            net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(net)))
+        ms = best_ms(lambda: net(x), a.iters)
+    print(f"ms={ms:.3f}")
+
+
+def train_worker(a):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    fmt = torch.channels_last if a.variant == "channels_last" else torch.contiguous_format
+    params = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v
+              for k, v in compare_pytorch.load_vgg19(torch, a.weights, 4).items()}
+    mean = torch.tensor(MEAN_BGR).view(1, 3, 1, 1)
+
+    def vgg_features(y255, last):
+        """relu outputs up to and including `last`, from RGB 0..255 (the VGG wants BGR - mean)."""
+        x = (y255.flip(1) - mean).contiguous(memory_format=fmt)
+        out = {}
+        for b, (n, _) in enumerate(compare_pytorch.BLOCKS, start=1):
+            for i in range(1, n + 1):
+                name = f"block{b}_conv{i}"
+                x = F.relu(F.conv2d(x, params[name + "/kernel"], params[name + "/bias"], padding=1))
+                out[f"relu{b}_{i}"] = x
+                if f"relu{b}_{i}" == last:
+                    return out
+            x = F.max_pool2d(x, 2)
+
+    def gram(f):
+        b, c, h, w = f.shape
+        f = f.reshape(b, c, h * w)
+        return f @ f.transpose(1, 2) / (c * h * w)
+
+    net = johnson_net(torch, a.width).train().to(memory_format=fmt)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    photos = torch.rand(a.batch, 3, a.size, a.size).contiguous(memory_format=fmt)
+    with torch.no_grad():  # fixed style targets: any (C,C) matrices cost the same
+        targets = {t: gram(f) for t, f in vgg_features(torch.rand(1, 3, a.size, a.size) * 255, "relu4_1").items()
+                   if t in STYLE_TAPS}
+
+    def step():
+        opt.zero_grad()
+        with torch.no_grad():
+            content_target = vgg_features(photos * 255, CONTENT_TAP)[CONTENT_TAP]
+        y = net(photos)
+        f = vgg_features(y, "relu4_1")
+        content = F.mse_loss(f[CONTENT_TAP], content_target)
+        style = sum(((gram(f[t]) - targets[t]) ** 2).mean() for t in STYLE_TAPS)
+        c, h, w = y.shape[1:]
+        tv = (((y[:, :, :, 1:] - y[:, :, :, :-1]) ** 2).sum() + ((y[:, :, 1:, :] - y[:, :, :-1, :]) ** 2).sum()) \
+            / (a.batch * c * h * w)
+        loss = CONTENT_WEIGHT * content + STYLE_WEIGHT * style + TV_WEIGHT * tv
+        loss.backward()
+        opt.step()
+
+    print(f"ms={best_ms(step, a.iters):.3f}")
+
+
+def run(cmd, env):
+    """Runs cmd in its own process, printing the command line; (stdout, peak RSS in MB)."""
+    print("$ " + shlex.join(cmd), flush=True)
+    return compare_pytorch.run_rss(cmd, env)
+
+
+def field(out, name):
+    return float(re.search(re.escape(name) + r"=([0-9.]+)", out).group(1))
+
+
+def torch_best(kind, variants, args, env):
+    """The fastest PyTorch variant: (ms, peak MB, variant)."""
+    best = (1e30, 0.0, "")
+    for v in variants:
+        out, mb = run([sys.executable, __file__, "--worker", kind, "--variant", v] + args, env)
+        print(f"  torch {v}: {field(out, 'ms'):.1f} ms, {mb:.0f} MB", flush=True)
+        best = min(best, (field(out, "ms"), mb, v))
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench_fast"), help="nst's bench_fast")
+    ap.add_argument("--weights", default=os.path.normpath(compare_pytorch.WEIGHTS), help="the VGG19 tfjs weights folder")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--sizes", default="512,1024")
+    ap.add_argument("--widths", default="32,16")
+    ap.add_argument("--train-size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--no-train", action="store_true")
+    # worker mode (one configuration, one variant, in this process)
+    ap.add_argument("--worker", choices=["apply", "train"], help=argparse.SUPPRESS)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--width", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker == "apply":
+        return apply_worker(a)
+    if a.worker == "train":
+        return train_worker(a)
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    common = ["--threads", str(a.threads), "--iters", str(a.iters)]
+    widths = [int(w) for w in a.widths.split(",")]
+    sizes = [int(s) for s in a.sizes.split(",")]
+    rows = []  # (configuration, nst ms, torch ms, nst MB, torch MB, torch variant)
+    for w in widths:
+        for s in sizes:
+            out, nst_mb = run([a.bench, *common, "--widths", str(w), "--sizes", str(s), "--no-train"], env)
+            nst_ms = field(out, f"apply_ms_w{w}_{s}")
+            print(f"  nst: {nst_ms:.1f} ms, {nst_mb:.0f} MB", flush=True)
+            torch_ms, torch_mb, variant = torch_best(
+                "apply", APPLY_VARIANTS, [*common, "--width", str(w), "--size", str(s)], env)
+            rows.append((f"apply w{w} {s}x{s}", nst_ms, torch_ms, nst_mb, torch_mb, variant))
+    if not a.no_train:
+        for w in widths:
+            out, nst_mb = run([a.bench, *common, "--widths", str(w), "--no-apply", "--train-size",
+                               str(a.train_size), "--batch", str(a.batch), "--weights", a.weights], env)
+            nst_ms = field(out, f"train_step_ms_w{w}")
+            print(f"  nst: {nst_ms:.1f} ms (network {field(out, f'train_net_ms_w{w}'):.1f}), {nst_mb:.0f} MB", flush=True)
+            torch_ms, torch_mb, variant = torch_best(
+                "train", TRAIN_VARIANTS, [*common, "--width", str(w), "--size", str(a.train_size),
+                                          "--batch", str(a.batch), "--weights", a.weights], env)
+            rows.append((f"train w{w} b{a.batch} {a.train_size}x{a.train_size}", nst_ms, torch_ms, nst_mb,
+                         torch_mb, variant))
+
+    print(f"\n{a.threads} threads, best of {a.iters} after a warm-up; peak RSS of each process "
+          "(PyTorch: its fastest variant)")
+    print(f"{'configuration':<22} {'nst ms':>9} {'torch ms':>9} {'speed-up':>8} {'nst MB':>7} {'torch MB':>8}  torch variant")
+    for name, nms, tms, nmb, tmb, variant in rows:
+        print(f"{name:<22} {nms:>9.1f} {tms:>9.1f} {tms / nms:>7.2f}x {nmb:>7.0f} {tmb:>8.0f}  {variant}")
+
+
+if __name__ == "__main__":
+    main()
