@@ -693,7 +693,7 @@ static void test_files(void) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0 && ftruncate(fd, (off_t)NSTM_MAX_FILE_BYTES + 1) == 0) {
         close(fd);
-        expect_file_fail("huge file", path, NST_ERR_LIMIT, "more than a model can be");
+        expect_file_fail("huge file", path, NST_ERR_LIMIT, "more than the limit of");
     } else if (fd >= 0) {
         close(fd);
     }

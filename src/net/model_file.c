@@ -345,53 +345,11 @@ nst_status nstm_load_memory(nstm_model *m, const void *data, size_t size, const 
     return s;
 }
 
-/* Reads a whole regular file of at most max_bytes. */
-static nst_status read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
-                            nst_error *err) {
-    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
-     * refused below like anything else that is not a regular file */
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    if (fd < 0) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > max_bytes) {
-        close(fd);
-        return nst_fail(err, NST_ERR_LIMIT, "%s: file is %lld bytes, more than a model can be (%zu)", path,
-                        (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = read(fd, buf + got, n - got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        got += (size_t)k;
-    }
-    int e = errno;
-    close(fd);
-    if (got != n) {
-        free(buf);
-        return nst_fail(err, NST_ERR_IO, "%s: read error: %s", path,
-                        got < n && e ? strerror(e) : "the file changed while being read");
-    }
-    *data = buf;
-    *size = n;
-    return NST_OK;
-}
-
 nst_status nstm_load(nstm_model *m, const char *path, nst_error *err) {
     memset(m, 0, sizeof *m);
     unsigned char *buf = NULL;
     size_t size = 0;
-    nst_status s = read_file(path, NSTM_MAX_FILE_BYTES, &buf, &size, err);
+    nst_status s = nst_read_file(path, NSTM_MAX_FILE_BYTES, &buf, &size, err);
     if (s != NST_OK) return s;
     s = nstm_load_memory(m, buf, size, path, err);
     free(buf);

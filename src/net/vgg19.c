@@ -102,46 +102,6 @@ static int find_default_dir(char *out, size_t outlen, char *tried, size_t triedl
     return 0;
 }
 
-/* Reads a whole file of at most max_bytes. */
-static nst_status read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
-                            nst_error *err) {
-    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
-     * refused below like any other file that is not a regular one */
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    if (fd < 0) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
-    }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if ((unsigned long long)st.st_size > max_bytes) {
-        fclose(f);
-        return nst_fail(err, NST_ERR_LIMIT, "%s: file is %lld bytes, more than the limit of %zu",
-                        path, (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        return nst_fail(err, NST_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return NST_OK;
-}
-
 /* One tensor of the manifest, as it lies in the byte stream. */
 typedef struct {
     int conv;          /* which conv layer (0..15) */
@@ -284,7 +244,7 @@ static nst_status read_shards(const char *dir, const cJSON *paths, const char *j
         }
         unsigned char *data;
         size_t n;
-        nst_status s = read_file(path, max_bytes, &data, &n, err);
+        nst_status s = nst_read_file(path, max_bytes, &data, &n, err);
         if (s) { free(buf); return s; }
         /* a manifest naming the same shard over and over must not fill the memory */
         if (n > max_bytes - total) {
@@ -313,7 +273,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
     snprintf(json_path, sizeof json_path, "%s/model.json", dir);
     unsigned char *text;
     size_t text_len;
-    nst_status s = read_file(json_path, (size_t)64 << 20, &text, &text_len, err);
+    nst_status s = nst_read_file(json_path, (size_t)64 << 20, &text, &text_len, err);
     if (s) return s;
     cJSON *root = cJSON_ParseWithLength((const char *)text, text_len);
     free(text);
@@ -595,4 +555,13 @@ void vgg19_deprocess(nst_image *img, const float *x) {
             float v = x[c * hw + i] + CAFFE_MEAN_BGR[c];
             img->pixels[i * 3 + (2 - c)] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
         }
+}
+
+int vgg19_taps_depth(const nst_tap *a, int na, const nst_tap *b, int nb) {
+    int depth = 0;
+    for (int i = 0; i < na; i++)
+        if (a[i].layer + 1 > depth) depth = a[i].layer + 1;
+    for (int i = 0; i < nb; i++)
+        if (b[i].layer + 1 > depth) depth = b[i].layer + 1;
+    return depth;
 }

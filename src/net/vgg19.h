@@ -74,6 +74,9 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
 /* Forward with the reference convolution (for tests). */
 void vgg19_forward_layer_ref(const nst_vgg19 *net, vgg19_acts *a, int l);
 
+/* Layers to run for losses at these taps: the deepest tap + 1 (0 if none). */
+int vgg19_taps_depth(const nst_tap *a, int na, const nst_tap *b, int nb);
+
 /* Caffe preprocessing: RGB 0..255 (H,W,3) -> BGR minus the ImageNet mean, (3,H,W). */
 void vgg19_preprocess(float *x, const nst_image *img);
 /* And back, clamped to 0..255. img must be allocated with the right size. */

@@ -230,12 +230,7 @@ void nst_train_defaults(nst_train_config *cfg) {
 }
 
 int nst_train_depth(const nst_train_config *cfg) {
-    int depth = 0;
-    for (int i = 0; i < cfg->n_content_taps; i++)
-        if (cfg->content_taps[i].layer + 1 > depth) depth = cfg->content_taps[i].layer + 1;
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        if (cfg->style_taps[i].layer + 1 > depth) depth = cfg->style_taps[i].layer + 1;
-    return depth;
+    return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
 
 /* The loss at one VGG layer. */

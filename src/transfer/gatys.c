@@ -155,12 +155,7 @@ static int is_tap(const nst_tap *taps, int n, int l) {
 }
 
 int nst_transfer_depth(const nst_transfer_config *cfg) {
-    int depth = 0;
-    for (int i = 0; i < cfg->n_content_taps; i++)
-        if (cfg->content_taps[i].layer + 1 > depth) depth = cfg->content_taps[i].layer + 1;
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        if (cfg->style_taps[i].layer + 1 > depth) depth = cfg->style_taps[i].layer + 1;
-    return depth;
+    return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
 
 /* Computes the style targets A (blend-weighted mean of the style images' Grams). */

@@ -145,3 +145,45 @@ double nst_rng_normal(nst_rng *r) { /* Box-Muller; one value per call keeps it s
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
+
+nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
+                            nst_error *err) {
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
+     * refused below like anything else that is not a regular file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        close(fd);
+        return nst_fail(err, NST_ERR_LIMIT, "%s: file is %lld bytes, more than the limit of %zu", path,
+                        (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, buf + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    int e = errno;
+    close(fd);
+    if (got != n) {
+        free(buf);
+        return nst_fail(err, NST_ERR_IO, "%s: read error: %s", path,
+                        got < n && e ? strerror(e) : "the file changed while being read");
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *size = n;
+    return NST_OK;
+}

@@ -29,6 +29,11 @@ nst_status nst_atomic_open(nst_atomic_file *af, const char *path, nst_error *err
 nst_status nst_atomic_commit(nst_atomic_file *af, nst_error *err);
 void nst_atomic_abort(nst_atomic_file *af);
 
+/* Reads a whole regular file of at most max_bytes into a new buffer (*data, *size; a NUL
+ * follows the last byte; free() it). FIFOs, folders and devices are refused without
+ * blocking; a larger file is refused (NST_ERR_LIMIT) before anything is allocated. */
+nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size, nst_error *err);
+
 /* Seconds from a monotonic clock. */
 double nst_now(void);
 
