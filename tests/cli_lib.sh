@@ -16,3 +16,15 @@ finish() {
 }
 CONTENT=$SHARED/oracle/gatys64/content_64.png
 STYLE=$SHARED/oracle/gatys64/style_64.png
+# expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
+expect() {
+    local code=$1 pattern=$2
+    shift 3
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    local rc=$?
+    if [ "$rc" != "$code" ]; then bad "exit $rc (want $code): $*: $(cat "$T/stderr")"; return; fi
+    if ! grep -Eq -- "$pattern" "$T/stderr"; then bad "stderr lacks '$pattern': $*: $(cat "$T/stderr")"; return; fi
+    if [ "$code" != 0 ] && [ "$(wc -l <"$T/stderr")" != 1 ]; then bad "error is not one line: $*: $(cat "$T/stderr")"; return; fi
+    ok
+}
+no_file() { if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "$1 was left behind"; else ok; fi; }

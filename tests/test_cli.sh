@@ -5,19 +5,6 @@
 # exit code and no output file.
 . "$(dirname "$0")/cli_lib.sh"
 
-# expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
-expect() {
-    local code=$1 pattern=$2
-    shift 3
-    "$@" >"$T/stdout" 2>"$T/stderr"
-    local rc=$?
-    if [ "$rc" != "$code" ]; then bad "exit $rc (want $code): $*: $(cat "$T/stderr")"; return; fi
-    if ! grep -Eq -- "$pattern" "$T/stderr"; then bad "stderr lacks '$pattern': $*: $(cat "$T/stderr")"; return; fi
-    if [ "$code" != 0 ] && [ "$(wc -l <"$T/stderr")" != 1 ]; then bad "error is not one line: $*: $(cat "$T/stderr")"; return; fi
-    ok
-}
-no_file() { if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "$1 was left behind"; else ok; fi; }
-
 # --- help and version ---
 $NST --help | grep -q "usage: nst" && ok || bad "nst --help"
 $NST transfer --help | grep -q -- "--content-layers" && ok || bad "nst transfer --help"

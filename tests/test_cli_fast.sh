@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test_cli_fast.sh NST SHARED - `nst train` and `nst apply` end to end: a tiny real
+# training run (its loss falls; model, checkpoint, preview and log are written), apply on
+# one photo, several and a folder, odd sizes, --size and --preserve-colors, the shipped
+# styles by name, and every kind of bad input: one-line error naming the file, the right
+# exit code, no output left behind.
+. "$(dirname "$0")/cli_lib.sh"
+
+size_of() { "$NST" info "$1" | sed -n 's/.*: \([0-9]*x[0-9]*\)$/\1/p'; }
+
+mkdir -p "$T/data"
+for i in 00001 00002 00003 00004 00005; do cp "$SHARED/datasets/photos256/$i.jpg" "$T/data/"; done
+$NST train --help | grep -q -- "--checkpoint-every" && ok || bad "nst train --help"
+$NST apply --help | grep -q -- "--out-dir" && ok || bad "nst apply --help"
+
+# --- a tiny real training run ---
+M=$T/tiny.nstm
+if $NST train --style "$STYLE" --data "$T/data" -o "$M" --size 32 --style-size 64 --width 4 --res-blocks 1 \
+    --batch 2 --holdout 1 --steps 30 --checkpoint-every 15 --lr 0.01 --log "$T/train.csv" 2>"$T/stderr"; then ok
+else bad "train failed: $(cat "$T/stderr")"; fi
+[ -s "$M" ] && [ -s "$M.ckpt" ] && [ -s "$T/tiny_step000015.jpg" ] && [ -s "$T/tiny_step000030.jpg" ] && ok ||
+    bad "train outputs: $(ls "$T")"
+head -1 "$T/train.csv" | grep -qx "step,elapsed_s,content_loss,style_loss,tv_loss,total_loss" && ok || bad "train csv header"
+# the loss falls: the mean of the last 5 steps is below 70% of the first step's
+awk -F, 'NR==2{first=$6} NR>=27{s+=$6; n++} END{exit !(n==5 && s/n < 0.7*first)}' "$T/train.csv" && ok ||
+    bad "training loss did not fall: $(sed -n '2p;$p' "$T/train.csv")"
+grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line: $(cat "$T/stderr")"
+$NST info "$M" | grep -q "style network, width 4, trained 30 steps on style_64.png" && ok || bad "info: $($NST info "$M")"
+
+# --- apply ---
+expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/a.png"
+[ "$(size_of "$T/a.png")" = "$(size_of "$CONTENT")" ] && ok || bad "apply changed the size"
+expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/b.jpg" --size 50 --preserve-colors
+[ "$(size_of "$T/b.jpg")" = "50x50" ] && ok || bad "--size 50 gave $(size_of "$T/b.jpg")"
+# odd and tiny sizes come back at their own size (tubingen.jpg is 1024x768)
+PHOTO=$SHARED/images/content/tubingen.jpg
+for want in 1x1 7x5 33x25 61x46; do
+    $NST apply --model "$M" "$PHOTO" -o "$T/odd.png" --size "${want%x*}" -q 2>"$T/stderr" &&
+        [ "$(size_of "$T/odd.png")" = "$want" ] && ok || bad "apply at $want: $(size_of "$T/odd.png") $(cat "$T/stderr")"
+done
+# several photos and a folder into --out-dir
+mkdir -p "$T/in"
+cp "$CONTENT" "$T/in/p1.png"
+cp "$SHARED/datasets/photos256/00001.jpg" "$T/in/p2.jpg"
+echo "not an image" >"$T/in/notes.txt"
+expect 0 "wrote" -- $NST apply --model "$M" --out-dir "$T/outdir" "$T/in" "$STYLE"
+[ -s "$T/outdir/p1.png" ] && [ -s "$T/outdir/p2.jpg" ] && [ -s "$T/outdir/style_64.png" ] && [ ! -e "$T/outdir/notes.txt" ] &&
+    ok || bad "out-dir: $(ls "$T/outdir")"
+# the same model and photo give the same bytes
+$NST apply --model "$M" "$CONTENT" -o "$T/a2.png" -q && cmp -s "$T/a.png" "$T/a2.png" && ok || bad "apply is not deterministic"
+# the styles that ship with nst, by name
+for s in $(ls "$(dirname "$0")/../models/"*.nstm 2>/dev/null); do
+    name=$(basename "$s" .nstm)
+    expect 0 "wrote" -- $NST apply --model "$name" "$CONTENT" -o "$T/ship_$name.png"
+done
+if ls "$(dirname "$0")/../models/"*.nstm >/dev/null 2>&1; then
+    $NST apply --list | grep -q "width" && ok || bad "apply --list: $($NST apply --list)"
+fi
+
+# --- bad input ---
+expect 2 "needs --model" -- $NST apply "$CONTENT" -o "$T/x.png"
+expect 2 "one photo" -- $NST apply --model "$M" "$CONTENT" "$STYLE" -o "$T/x.png"
+expect 1 "no_such_style: no such model file" -- $NST apply --model no_such_style "$CONTENT" -o "$T/x.png"
+no_file "$T/x.png"
+expect 1 "style_64.png: not an nst model file" -- $NST apply --model "$STYLE" "$CONTENT" -o "$T/x.png"
+head -c 300 "$M" >"$T/trunc.nstm"
+expect 1 "trunc.nstm: truncated" -- $NST apply --model "$T/trunc.nstm" "$CONTENT" -o "$T/x.png"
+cp "$M" "$T/flip.nstm"
+printf '\x55' | dd of="$T/flip.nstm" bs=1 seek=500 conv=notrunc 2>/dev/null
+expect 1 "flip.nstm: checksum mismatch" -- $NST apply --model "$T/flip.nstm" "$CONTENT" -o "$T/x.png"
+no_file "$T/x.png"
+expect 1 "missing.png: cannot open" -- $NST apply --model "$M" "$T/missing.png" -o "$T/x.png"
+no_file "$T/x.png"
+expect 1 "unsupported image type" -- $NST apply --model "$M" "$CONTENT" -o "$T/x.gif"
+expect 2 "unknown option" -- $NST apply --model "$M" --frobnicate "$CONTENT" -o "$T/x.png"
+expect 2 "needs --style FILE, --data DIR" -- $NST train --style "$STYLE" -o "$T/m.nstm"
+expect 2 "not a multiple of 4" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 34
+expect 2 "is not an integer" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --steps ten
+expect 1 "nodata: cannot" -- $NST train --style "$STYLE" --data "$T/nodata" -o "$T/m.nstm" --steps 1
+mkdir -p "$T/empty"
+expect 1 "empty: no image files|empty.*no .*image" -- $NST train --style "$STYLE" --data "$T/empty" -o "$T/m.nstm" --steps 1
+expect 1 "missing.jpg: cannot open" -- $NST train --style "$T/missing.jpg" --data "$T/data" -o "$T/m.nstm" --steps 1
+expect 1 "tiny.nstm: a model file, not a training checkpoint" -- \
+    $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 32 --width 4 --res-blocks 1 --steps 40 --resume "$M"
+expect 1 "width 4 network with 1 residual blocks, not 8" -- \
+    $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 32 --width 8 --res-blocks 1 --steps 40 --resume "$M.ckpt"
+no_file "$T/m.nstm"
+
+finish
