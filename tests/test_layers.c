@@ -348,7 +348,25 @@ static void test_add(void) {
     CHECK(memcmp(a, y, sizeof y) == 0, "add in place");
 }
 
+/* the fused upsample + pad equals the two ops one after the other, bit for bit */
+static void test_upsample_pad_fused(void) {
+    int shapes[][4] = {{3, 5, 7, 1}, {2, 4, 4, 4}, {1, 3, 2, 1}, {4, 9, 6, 3}};
+    for (int k = 0; k < 4; k++) {
+        int C = shapes[k][0], H = shapes[k][1], W = shapes[k][2], p = shapes[k][3];
+        size_t n = (size_t)C * H * W, nu = 4 * n, np = (size_t)C * (2 * H + 2 * p) * (2 * W + 2 * p);
+        float *x = malloc(n * 4), *u = malloc(nu * 4), *a = malloc(np * 4), *b = malloc(np * 4);
+        unsigned long long st = 99 + k;
+        for (size_t i = 0; i < n; i++) x[i] = test_rand(&st);
+        upsample2x_forward(u, x, C, H, W);
+        reflect_pad_forward(a, u, C, 2 * H, 2 * W, p);
+        upsample2x_reflect_pad_forward(b, x, C, H, W, p);
+        CHECK(memcmp(a, b, np * 4) == 0, "fused upsample+pad %dx%dx%d p=%d", C, H, W, p);
+        free(x); free(u); free(a); free(b);
+    }
+}
+
 int main(void) {
+    test_upsample_pad_fused();
     test_reflect_pad();
     test_instance_norm_grad(0);
     test_instance_norm_grad(1);

@@ -183,9 +183,9 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
         w = a->Wo[l];
     }
     if (max_up > max_g) max_g = max_up;
-    if (train) total += max_up + 3 * max_g + max_z + max_pad;
+    if (train) total += 3 * max_g + max_z + max_pad;
     else {
-        total += max_pad + max_z + 3 * max_z + max_up;
+        total += max_pad + max_z + 3 * max_z;
         for (int l = 0; l < net->n_layers; l++) total += 2 * (size_t)net->layer[l].C_out;
     }
     a->memory = nst_alloc_array(total, sizeof(float));
@@ -205,7 +205,6 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
             a->mean[l] = p, p += L->C_out;
             a->rstd[l] = p, p += L->C_out;
         }
-        a->up = p, p += max_up;
         a->g_a = p, p += max_g;
         a->g_b = p, p += max_g;
         a->g_skip = p, p += max_g;
@@ -217,7 +216,6 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
         float *pad = p, *z = (p += max_pad), *ys[3];
         p += max_z;
         for (int k = 0; k < 3; k++) ys[k] = p, p += max_z;
-        a->up = p, p += max_up;
         for (int l = 0; l < net->n_layers; l++) {
             a->pad[l] = pad;
             a->z[l] = z;
@@ -242,13 +240,8 @@ nst_status johnson_forward(const johnson_net *net, jn_acts *a, int use_ref, nst_
         const jn_layer *L = &net->layer[l];
         const float *src = l == 0 ? a->input : a->y[l - 1];
         int h = a->Hi[l], w = a->Wi[l];
-        if (L->upsample) {
-            upsample2x_forward(a->up, src, L->C_in, h, w);
-            src = a->up;
-            h *= 2;
-            w *= 2;
-        }
-        reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
+        if (L->upsample) upsample2x_reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
+        else reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
         if (use_ref) {
             conv2d_forward_ref(a->z[l], a->pad[l], L->weight, L->bias, L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
         } else if (conv2d_forward(a->z[l], a->pad[l], &L->packed, L->bias, a->Hp[l], a->Wp[l], &a->ws)) {

@@ -80,7 +80,6 @@ typedef struct {
     float *z[JN_MAX_LAYERS];         /* conv outputs (C_out,Ho,Wo) */
     float *y[JN_MAX_LAYERS];         /* layer outputs (C_out,Ho,Wo); the last is the image */
     float *mean[JN_MAX_LAYERS], *rstd[JN_MAX_LAYERS]; /* the norms' statistics (C_out) */
-    float *up;                       /* scratch: the upsampled input of u1/u2 */
     float *g_a, *g_b, *g_skip, *g_z, *g_pad; /* gradients (training only) */
     float *memory;
     size_t bytes;

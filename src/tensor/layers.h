@@ -56,6 +56,9 @@ void instance_norm_backward_ref(float *dinp, float *dgamma, float *dbeta, const 
 void upsample2x_forward(float *out, const float *inp, int C, int H, int W);
 /* dinp is (C,H,W) (overwritten): the sum of its 2x2 block of dout (C,2H,2W) */
 void upsample2x_backward(float *dinp, const float *dout, int C, int H, int W);
+/* upsample2x_forward then reflect_pad_forward in one pass, without the upsampled image in
+ * between: out is (C,2H+2p,2W+2p), inp is (C,H,W); needs p < 2H and p < 2W */
+void upsample2x_reflect_pad_forward(float *out, const float *inp, int C, int H, int W, int p);
 
 /* ---- output layer ------------------------------------------------------------------------- */
 
