@@ -18,4 +18,12 @@ SHARED=../shared/images
 # shellcheck disable=SC2086
 ./build/nst transfer --content "$SHARED/content/tubingen.jpg" --style "$SHARED/style/starry_night.jpg" \
     -o out/tubingen_starry_night.jpg --log out/tubingen_starry_night.csv ${NST_DEMO_ARGS:-}
-echo "setup: done; the result is out/tubingen_starry_night.jpg"
+
+# 4. the same photo through the style networks that ship with nst (one pass each)
+for model in models/*.nstm; do
+    [ -e "$model" ] || continue
+    style=$(basename "$model" .nstm)
+    ./build/nst apply --model "$style" "$SHARED/content/tubingen.jpg" -o "out/tubingen_${style}_fast.jpg"
+done
+echo "setup: done; the results are in out/ (tubingen_starry_night.jpg: optimization-based;"
+echo "       tubingen_*_fast.jpg: the shipped style networks)"
