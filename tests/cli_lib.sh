@@ -28,3 +28,12 @@ expect() {
     ok
 }
 no_file() { if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "$1 was left behind"; else ok; fi; }
+# wait_for_steps LOG N: until the CSV log of a running command has N step rows (at most
+# 10 minutes: start-up under the sanitizers on a loaded machine is slow)
+wait_for_steps() {
+    for _ in $(seq 1 6000); do
+        [ -e "$1" ] && [ "$(($(wc -l <"$1") - 1))" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}

@@ -59,9 +59,10 @@ $NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/adam.png" --size 48 -
     && [ -s "$T/adam.png" ] && ok || bad "adam with custom layers"
 
 # --- Ctrl-C keeps the latest image ---
-$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 --steps 100000 -q 2>"$T/int.err" &
+$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 --steps 100000 -q \
+    --log "$T/int.csv" 2>"$T/int.err" &
 pid=$!
-sleep 3
+wait_for_steps "$T/int.csv" 2
 kill -INT $pid
 wait $pid
 rc=$?

@@ -49,9 +49,12 @@ snaps=$(find "$T" -name 'out_step*.png' | wc -l)
 echo "killed $KILLS runs over ${window_ms} ms each (first snapshot after ${first_ms} ms); $snaps snapshots checked"
 
 # SIGTERM: the latest image is written to the output
-"$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/term.png" --size 64 --steps 100000 -q 2>"$T/term.err" &
+# (sent once the run is stepping, as its log shows: before that there is nothing to save,
+# and under the sanitizers on a busy machine start-up can take tens of seconds)
+"$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/term.png" --size 64 --steps 100000 -q \
+    --log "$T/term.csv" 2>"$T/term.err" &
 pid=$!
-sleep 2
+wait_for_steps "$T/term.csv" 2
 kill -TERM $pid
 wait $pid
 rc=$?

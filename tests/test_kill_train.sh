@@ -69,9 +69,9 @@ else
 fi
 
 # SIGTERM: stops after the step, writes the model and the checkpoint, exit 1
-"$NST" "${TRAIN[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 2>"$T/term.err" &
+"$NST" "${TRAIN[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 --log "$T/term.csv" 2>"$T/term.err" &
 pid=$!
-sleep 3
+wait_for_steps "$T/term.csv" 2
 kill -TERM $pid
 wait $pid
 rc=$?
