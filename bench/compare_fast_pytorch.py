@@ -5,9 +5,8 @@ Two kinds of work, on random inputs, same threads on both sides:
   apply  the Johnson et al. network (instance norm, nearest-upsampling decoder) forward
          at each --sizes (square) for each --widths (32 standard, 16 slim);
   train  one training step: batch --batch at --train-size, the network forward, VGG19
-         (the same tfjs weights, ../shared/models/vgg19) up to relu4_1, content loss at
-         relu2_2, normalised-Gram style loss at relu1_1, relu2_1, relu3_1, relu4_1, total
-         variation, backward, one Adam update (nst train's defaults and weights; PyTorch's
+         (the same tfjs weights, ../shared/models/vgg19) up to relu5_1, content loss at
+         relu4_2, normalised-Gram style loss at relu1_1..relu5_1, total variation, backward, one Adam update (nst train's defaults and weights; PyTorch's
          style targets are random Grams, nst's the painting's: the step costs the same).
 nst's side is build/bench_fast; PyTorch's is this file run as a worker. Every
 configuration runs in its own process on each side, so that its peak RSS is its own.
@@ -34,10 +33,11 @@ import compare_pytorch  # noqa: E402  (the VGG19 weights loader, run_rss)
 
 APPLY_VARIANTS = ["eager", "channels_last", "jit"]
 TRAIN_VARIANTS = ["eager", "channels_last"]
-STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
-CONTENT_TAP = "relu2_2"
+STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+CONTENT_TAP = "relu4_2"
+DEEPEST = "relu5_1"
 # nst_train_defaults()
-CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, LR = 1.0, 50.0, 1e-3, 1e-3
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, LR = 7.5, 100.0, 200.0, 1e-3
 MEAN_BGR = [103.939, 116.779, 123.68]
 
 
@@ -110,7 +110,7 @@ def train_worker(a):
     torch.manual_seed(1)
     fmt = torch.channels_last if a.variant == "channels_last" else torch.contiguous_format
     params = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v
-              for k, v in compare_pytorch.load_vgg19(torch, a.weights, 4).items()}
+              for k, v in compare_pytorch.load_vgg19(torch, a.weights, 5).items()}
     mean = torch.tensor(MEAN_BGR).view(1, 3, 1, 1)
 
     def vgg_features(y255, last):
@@ -135,7 +135,7 @@ def train_worker(a):
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     photos = torch.rand(a.batch, 3, a.size, a.size).contiguous(memory_format=fmt)
     with torch.no_grad():  # fixed style targets: any (C,C) matrices cost the same
-        targets = {t: gram(f) for t, f in vgg_features(torch.rand(1, 3, a.size, a.size) * 255, "relu4_1").items()
+        targets = {t: gram(f) for t, f in vgg_features(torch.rand(1, 3, a.size, a.size) * 255, DEEPEST).items()
                    if t in STYLE_TAPS}
 
     def step():
@@ -143,7 +143,7 @@ def train_worker(a):
         with torch.no_grad():
             content_target = vgg_features(photos * 255, CONTENT_TAP)[CONTENT_TAP]
         y = net(photos)
-        f = vgg_features(y, "relu4_1")
+        f = vgg_features(y, DEEPEST)
         content = F.mse_loss(f[CONTENT_TAP], content_target)
         style = sum(((gram(f[t]) - targets[t]) ** 2).mean() for t in STYLE_TAPS)
         c, h, w = y.shape[1:]
