@@ -180,6 +180,12 @@ typedef struct nst_style_net nst_style_net;
 
 /* Environment variable naming a folder of model files (searched by nst_style_net_load). */
 #define NST_MODELS_ENV "NST_MODELS"
+#define NST_PATH_MAX 4096
+
+/* The folders searched for styles by name, in order ($NST_MODELS, the checkout's models/,
+ * models/ and ../models beside the executable; some may not exist): writes up to max of
+ * them into dirs and returns how many. */
+int nst_style_dirs(char dirs[][NST_PATH_MAX], int max);
 
 /* Loads a model file, or a style by name: NAME.nstm in $NST_MODELS, in the models/
  * folder of the checkout the library was built from, and in models/ beside the

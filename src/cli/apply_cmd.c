@@ -95,30 +95,32 @@ static void output_in_dir(char *buf, size_t len, const char *dir, const char *in
 }
 
 static void list_styles(void) {
-    const char *dirs[2] = {getenv(NST_MODELS_ENV), NULL};
-#ifdef NST_SOURCE_DIR
-    dirs[1] = NST_SOURCE_DIR "/models";
-#endif
-    for (int k = 0; k < 2; k++) {
-        if (!dirs[k] || !*dirs[k]) continue;
+    char dirs[4][NST_PATH_MAX];
+    int n = nst_style_dirs(dirs, 4);
+    path_list seen = {0}; /* a style found in an earlier folder hides later ones */
+    for (int k = 0; k < n; k++) {
         DIR *d = opendir(dirs[k]);
         if (!d) continue;
         struct dirent *e;
         while ((e = readdir(d))) {
             const char *dot = strrchr(e->d_name, '.');
             if (!dot || strcmp(dot, ".nstm") != 0) continue;
-            char path[8192];
-            snprintf(path, sizeof path, "%s/%s", dirs[k], e->d_name);
+            int dup = 0;
+            for (int i = 0; i < seen.n; i++) dup |= strcmp(seen.items[i], e->d_name) == 0;
+            if (dup || !list_add(&seen, e->d_name)) continue;
+            char path[2 * NST_PATH_MAX];
+            snprintf(path, sizeof path, "%.4095s/%.255s", dirs[k], e->d_name);
             nst_style_net *sn;
             nst_error err;
             if (nst_style_net_load(&sn, path, &err) != NST_OK) continue;
-            const char *style = nst_style_net_meta(sn, "style");
-            printf("%-20.*s width %-3d %s  (%s)\n", (int)(dot - e->d_name), e->d_name, nst_style_net_width(sn),
-                   style ? style : "?", path);
+            const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
+            printf("%-16.*s width %-3d %s steps on %-28s %s\n", (int)(dot - e->d_name), e->d_name,
+                   nst_style_net_width(sn), steps ? steps : "?", style ? style : "?", path);
             nst_style_net_free(sn);
         }
         closedir(d);
     }
+    list_free(&seen);
 }
 
 int cmd_apply(int argc, char **argv) {

@@ -91,22 +91,31 @@ static int is_style_name(const char *s) {
 
 static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
-/* Finds NAME.nstm in the places nst_style_net_load documents; 0 if nowhere. */
-static int find_named_model(char *out, size_t len, const char *name) {
+int nst_style_dirs(char dirs[][NST_PATH_MAX], int max) {
+    int n = 0;
     const char *env = getenv(NST_MODELS_ENV);
-    if (env && *env && snprintf(out, len, "%s/%s.nstm", env, name) < (int)len && file_exists(out)) return 1;
+    if (n < max && env && *env && strlen(env) < NST_PATH_MAX) snprintf(dirs[n++], NST_PATH_MAX, "%s", env);
 #ifdef NST_SOURCE_DIR
-    if (snprintf(out, len, "%s/models/%s.nstm", NST_SOURCE_DIR, name) < (int)len && file_exists(out)) return 1;
+    if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%.4000s/models", NST_SOURCE_DIR);
 #endif
-    char exe[2048]; /* shorter than out, with room for the model's name */
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
+    char exe[NST_PATH_MAX - 16];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
         char *slash = strrchr(exe, '/');
         if (slash) *slash = '\0';
-        if (snprintf(out, len, "%s/models/%.64s.nstm", exe, name) < (int)len && file_exists(out)) return 1;
-        if (snprintf(out, len, "%s/../models/%.64s.nstm", exe, name) < (int)len && file_exists(out)) return 1;
+        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/models", exe);
+        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/../models", exe);
     }
+    return n;
+}
+
+/* Finds NAME.nstm in the places nst_style_net_load documents; 0 if nowhere. */
+static int find_named_model(char *out, size_t len, const char *name) {
+    char dirs[4][NST_PATH_MAX];
+    int n = nst_style_dirs(dirs, 4);
+    for (int i = 0; i < n; i++)
+        if (snprintf(out, len, "%s/%.64s.nstm", dirs[i], name) < (int)len && file_exists(out)) return 1;
     return 0;
 }
 
