@@ -78,4 +78,16 @@ rc=$?
 [ "$rc" = 1 ] && loads "$T/term.nstm" && loads "$T/term.nstm.ckpt" && grep -q "resume with --resume" "$T/term.err" && ok ||
     bad "SIGTERM: exit $rc, $(cat "$T/term.err")"
 
+# the output folder disappears during the run: the state is saved to $TMPDIR, and said so
+mkdir -p "$T/gone" "$T/rescue"
+TMPDIR=$T/rescue "$NST" "${TRAIN[@]}" -o "$T/gone/m.nstm" --steps 100000 --log "$T/gone.csv" 2>"$T/gone.err" &
+pid=$!
+wait_for_steps "$T/gone.csv" 1
+rm -rf "$T/gone"
+wait $pid
+rc=$?
+rescued=$(ls "$T"/rescue/nst-rescue-*.ckpt 2>/dev/null | head -1)
+if [ "$rc" = 1 ] && [ -n "$rescued" ] && loads "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
+else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
+
 finish

@@ -629,6 +629,26 @@ done:
     return s;
 }
 
+/* Writes the checkpoint and the model. If that fails (a full disk, a folder gone or made
+ * read-only), the run's state is not lost: the checkpoint, which is also a model file
+ * and can be resumed from, goes to $TMPDIR (or /tmp) instead, and the message says where. */
+static nst_status save_state(const fast_trainer *t, const nst_dataset *data, const char *ckpt, nst_error *err) {
+    nst_status s = save_checkpoint(t, data, ckpt, err);
+    if (!s) s = save_model(t, t->cfg->output_path, err);
+    if (!s) return NST_OK;
+    char rescue[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(rescue, sizeof rescue, "%.400s/nst-rescue-%ld.ckpt", tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
+    nst_error rescue_err;
+    if (save_checkpoint(t, data, rescue, &rescue_err) == NST_OK) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        nst_fail(err, s, "%.500s; the training state (step %d) was saved to %s instead (resume from it, or apply it as a model)",
+                 msg, t->step, rescue);
+    }
+    return s;
+}
+
 nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
                          void *user, nst_error *err) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
@@ -665,17 +685,13 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
         }
         int checkpoint = t->step == cfg->steps || (cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0);
         nst_train_progress p = {t->step, cfg->steps, nst_now() - t0, c, st, tv, total, NULL};
-        (void)start;
         if (checkpoint) {
             preview_path(preview, sizeof preview, cfg->output_path, t->step);
-            if ((s = save_checkpoint(t, data, ckpt, err)) || (s = save_model(t, cfg->output_path, err)) ||
-                (s = save_preview(t, data, preview, err)))
-                break;
+            if ((s = save_state(t, data, ckpt, err)) || (s = save_preview(t, data, preview, err))) break;
             p.checkpoint = preview;
         }
         if (progress && progress(&p, user)) {
-            if (!checkpoint && ((s = save_checkpoint(t, data, ckpt, err)) || (s = save_model(t, cfg->output_path, err))))
-                break;
+            if (!checkpoint && (s = save_state(t, data, ckpt, err))) break;
             s = nst_fail(err, NST_ERR_INTERRUPTED, "stopped after step %d of %d; resume with --resume %s", t->step,
                          cfg->steps, ckpt);
             break;
