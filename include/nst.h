@@ -235,6 +235,7 @@ typedef struct {
     double elapsed_s;
     double content_loss, style_loss, tv_loss, total_loss; /* weighted, mean over the batch */
     const char *checkpoint; /* non-NULL right after a checkpoint: the preview image written */
+    const char *warning;    /* non-NULL if something non-essential failed (the preview) */
 } nst_train_progress;
 /* Called after every step; return nonzero to stop (a checkpoint is then written). */
 typedef int (*nst_train_progress_fn)(const nst_train_progress *p, void *user);

@@ -37,3 +37,22 @@ wait_for_steps() {
     done
     return 1
 }
+# ms_until_file GLOB COMMAND...: runs COMMAND in the background until a file matching
+# GLOB appears (at most a minute), kills it and prints the milliseconds that took; the
+# kill tests spread their kills over that time plus a couple of seconds
+ms_until_file() {
+    local glob=$1
+    shift
+    local start pid
+    start=$(date +%s%N)
+    "$@" 2>/dev/null &
+    pid=$!
+    for _ in $(seq 1 600); do
+        # shellcheck disable=SC2086
+        ls $glob >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo $((($(date +%s%N) - start) / 1000000))
+    kill -KILL $pid 2>/dev/null
+    wait $pid 2>/dev/null
+}

@@ -11,17 +11,8 @@ decodes() { "$NST" info "$1" >/dev/null 2>&1; }
 # How long until the first snapshot (start-up is much slower under the sanitizers):
 # the kills are spread over start-up and a couple of seconds of snapshot writing.
 mkdir -p "$T/warm"
-start=$(date +%s%N)
-"$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/warm/out.png" --size 64 --steps 100000 \
-    --save-every 1 -q 2>/dev/null &
-pid=$!
-for _ in $(seq 1 600); do
-    ls "$T"/warm/out_step*.png >/dev/null 2>&1 && break
-    sleep 0.1
-done
-first_ms=$((($(date +%s%N) - start) / 1000000))
-kill -KILL $pid 2>/dev/null
-wait $pid 2>/dev/null
+first_ms=$(ms_until_file "$T/warm/out_step*.png" "$NST" transfer --content "$CONTENT" --style "$STYLE" \
+    -o "$T/warm/out.png" --size 64 --steps 100000 --save-every 1 -q)
 window_ms=$((first_ms + 2000))
 
 RANDOM=7

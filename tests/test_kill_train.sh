@@ -17,16 +17,7 @@ loads() { "$NST" info "$1" >/dev/null 2>&1; }
 
 # the time to the first checkpoint (start-up is much slower under the sanitizers)
 mkdir -p "$T/warm"
-start=$(date +%s%N)
-"$NST" "${TRAIN[@]}" -o "$T/warm/m.nstm" --steps 100000 2>/dev/null &
-pid=$!
-for _ in $(seq 1 600); do
-    [ -e "$T/warm/m.nstm.ckpt" ] && break
-    sleep 0.1
-done
-first_ms=$((($(date +%s%N) - start) / 1000000))
-kill -KILL $pid 2>/dev/null
-wait $pid 2>/dev/null
+first_ms=$(ms_until_file "$T/warm/m.nstm.ckpt" "$NST" "${TRAIN[@]}" -o "$T/warm/m.nstm" --steps 100000)
 window_ms=$((first_ms + 2000))
 
 RANDOM=11
@@ -83,7 +74,7 @@ mkdir -p "$T/gone" "$T/rescue"
 TMPDIR=$T/rescue "$NST" "${TRAIN[@]}" -o "$T/gone/m.nstm" --steps 100000 --log "$T/gone.csv" 2>"$T/gone.err" &
 pid=$!
 wait_for_steps "$T/gone.csv" 1
-rm -rf "$T/gone"
+mv "$T/gone" "$T/gone.moved" # atomic, unlike rm -rf racing the checkpoint written every step
 wait $pid
 rc=$?
 rescued=$(ls "$T"/rescue/nst-rescue-*.ckpt 2>/dev/null | head -1)

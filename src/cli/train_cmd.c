@@ -43,6 +43,7 @@ typedef struct {
     FILE *log;
     progress_bar bar;
     int quiet;
+    int warned;
 } train_state;
 
 static int on_train_progress(const nst_train_progress *p, void *user) {
@@ -51,6 +52,10 @@ static int on_train_progress(const nst_train_progress *p, void *user) {
         fprintf(ts->log, "%d,%.3f,%.9g,%.9g,%.9g,%.9g\n", p->step, p->elapsed_s, p->content_loss, p->style_loss,
                 p->tv_loss, p->total_loss);
         fflush(ts->log);
+    }
+    if (p->warning && !ts->warned) { /* once: it would repeat at every checkpoint */
+        fprintf(stderr, "\nnst: warning: %s (training goes on)\n", p->warning);
+        ts->warned = 1;
     }
     if (!ts->quiet) {
         nst_progress q = {p->step, p->steps, p->elapsed_s, p->content_loss, p->style_loss, p->tv_loss, p->total_loss};

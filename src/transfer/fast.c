@@ -684,11 +684,14 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
             break;
         }
         int checkpoint = t->step == cfg->steps || (cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0);
-        nst_train_progress p = {t->step, cfg->steps, nst_now() - t0, c, st, tv, total, NULL};
+        nst_train_progress p = {t->step, cfg->steps, nst_now() - t0, c, st, tv, total, NULL, NULL};
+        nst_error preview_err;
         if (checkpoint) {
             preview_path(preview, sizeof preview, cfg->output_path, t->step);
-            if ((s = save_state(t, data, ckpt, err)) || (s = save_preview(t, data, preview, err))) break;
-            p.checkpoint = preview;
+            if ((s = save_state(t, data, ckpt, err))) break;
+            /* a preview is a convenience: failing to write one does not stop the training */
+            if (save_preview(t, data, preview, &preview_err) == NST_OK) p.checkpoint = preview;
+            else p.warning = preview_err.msg;
         }
         if (progress && progress(&p, user)) {
             if (!checkpoint && (s = save_state(t, data, ckpt, err))) break;
