@@ -294,10 +294,8 @@ nst_status johnson_backward(johnson_net *net, jn_acts *a, const float *dout, flo
         } else {
             reflect_pad_backward(g, a->g_pad, L->C_in, h, w, L->pad);
         }
-        if (l + 1 < net->n_layers && net->layer[l + 1].residual) {
-            size_t n = (size_t)L->C_in * h * w;
-            for (size_t i = 0; i < n; i++) g[i] += a->g_skip[i];
-        }
+        if (l + 1 < net->n_layers && net->layer[l + 1].residual)
+            add_forward(g, g, a->g_skip, (size_t)L->C_in * h * w); /* the block's skip path */
     }
     if (dinput) memcpy(dinput, g, (size_t)3 * a->H * a->W * sizeof(float));
     return NST_OK;
