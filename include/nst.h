@@ -64,6 +64,10 @@ nst_status nst_image_load(nst_image *img, const char *path, size_t max_pixels, n
  * that the path holds either the old file or the complete new one. */
 nst_status nst_image_save(const nst_image *img, const char *path, nst_error *err);
 
+/* The size of a w x h image scaled so that its longer side is `side`, the aspect ratio
+ * kept (rounded to the nearest pixel, at least 1). */
+void nst_image_fit_size(int w, int h, int side, int *out_w, int *out_h);
+
 /* High-quality resampling to width x height: Lanczos-3, widened by the scale factor
  * when downscaling (so it averages like an area filter and does not alias). */
 nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int height,

@@ -207,9 +207,9 @@ int cmd_apply(int argc, char **argv) {
         double t0 = omp_get_wtime();
         nst_status s = nst_image_load(&img, in, 0, &err);
         if (!s && size > 0 && (img.width > img.height ? img.width : img.height) != size) {
-            int w = img.width >= img.height ? size : (int)((double)img.width * size / img.height + 0.5);
-            int h = img.width >= img.height ? (int)((double)img.height * size / img.width + 0.5) : size;
-            s = nst_image_resize(&scaled, &img, w < 1 ? 1 : w, h < 1 ? 1 : h, &err);
+            int w, h;
+            nst_image_fit_size(img.width, img.height, size, &w, &h);
+            s = nst_image_resize(&scaled, &img, w, h, &err);
             if (!s) {
                 nst_image_free(&img);
                 img = scaled;

@@ -228,3 +228,15 @@ nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *origi
     nst_image_free(&c);
     return NST_OK;
 }
+
+void nst_image_fit_size(int w, int h, int side, int *out_w, int *out_h) {
+    if (w >= h) {
+        *out_w = side;
+        *out_h = (int)lround((double)h * side / w);
+    } else {
+        *out_h = side;
+        *out_w = (int)lround((double)w * side / h);
+    }
+    if (*out_w < 1) *out_w = 1;
+    if (*out_h < 1) *out_h = 1;
+}

@@ -285,9 +285,8 @@ static nst_status style_targets(fast_trainer *t, nst_error *err) {
     nst_image style = {0}, resized = {0};
     nst_status s = nst_image_load(&style, cfg->style_path, 0, err);
     if (s) return s;
-    int w, h, side = cfg->style_size;
-    if (style.width >= style.height) w = side, h = (int)lround((double)style.height * side / style.width);
-    else h = side, w = (int)lround((double)style.width * side / style.height);
+    int w, h;
+    nst_image_fit_size(style.width, style.height, cfg->style_size, &w, &h);
     if (w < 16) w = 16;
     if (h < 16) h = 16;
     s = nst_image_resize(&resized, &style, w, h, err);
@@ -612,8 +611,7 @@ static nst_status save_preview(fast_trainer *t, const nst_dataset *data, const c
     if (s) return s;
     int side = t->cfg->size * 2, w = img.width, h = img.height;
     if (w > side || h > side) { /* previews stay small and quick */
-        if (w >= h) h = (int)lround((double)h * side / w), w = side;
-        else w = (int)lround((double)w * side / h), h = side;
+        nst_image_fit_size(img.width, img.height, side, &w, &h);
         if ((s = nst_image_resize(&small, &img, w, h, err))) goto done;
         nst_image_free(&img);
         img = small;

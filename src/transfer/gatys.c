@@ -121,19 +121,6 @@ static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst
     return NST_OK;
 }
 
-/* Output size for an image resized so that its longer side is `side`. */
-static void fit_size(int w, int h, int side, int *ow, int *oh) {
-    if (w >= h) {
-        *ow = side;
-        *oh = (int)lround((double)h * side / w);
-    } else {
-        *oh = side;
-        *ow = (int)lround((double)w * side / h);
-    }
-    if (*ow < 1) *ow = 1;
-    if (*oh < 1) *oh = 1;
-}
-
 /* Resizes img to w x h (a copy if already that size) and preprocesses it into x (3,h,w). */
 static nst_status prepare_input(float *x, const nst_image *img, int w, int h, nst_error *err) {
     nst_image r = {0};
@@ -171,7 +158,7 @@ static nst_status style_targets(nst_transfer *t, const nst_image *styles, const 
             w = h = cfg->size;
         } else {
             int side = (int)lround(cfg->size * (double)cfg->style_scale);
-            fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &w, &h);
+            nst_image_fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &w, &h);
         }
         vgg19_acts sa;
         nst_status s = vgg19_acts_build(&sa, depth, h, w, NULL, err);
@@ -229,7 +216,7 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     t->net = net;
     t->content = content;
     if (cfg->squash) t->W = t->H = cfg->size;
-    else fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+    else nst_image_fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
     int depth = nst_transfer_depth(cfg);
 
     /* per-layer weights */
