@@ -37,6 +37,27 @@ typedef struct {
 const char *nst_status_name(nst_status s);
 
 /* ------------------------------------------------------------------------- */
+/* Devices                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef enum {
+    NST_DEVICE_AUTO = 0, /* CUDA when this build has it and a GPU is present, else the CPU */
+    NST_DEVICE_CPU = 1,
+    NST_DEVICE_CUDA = 2
+} nst_device;
+
+/* Parses "auto", "cpu" or "cuda". */
+nst_status nst_device_parse(const char *name, nst_device *dev, nst_error *err);
+/* "auto", "cpu" or "cuda". */
+const char *nst_device_name(nst_device dev);
+/* Turns a requested device into the one to use: AUTO becomes CUDA or CPU; CUDA is checked
+ * (this build has CUDA, a driver and a GPU are there) and refused with the reason if not. */
+nst_status nst_device_resolve(nst_device requested, nst_device *resolved, nst_error *err);
+/* One line about the GPU that CUDA would use (name, memory, compute capability, CUDA and
+ * cuDNN versions), or why there is none. */
+void nst_cuda_describe(char *buf, size_t size);
+
+/* ------------------------------------------------------------------------- */
 /* Images                                                                    */
 /* ------------------------------------------------------------------------- */
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-O1 -g $SAN" \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNST_CUDA=OFF -DCMAKE_C_FLAGS="-O1 -g $SAN" \
     -DCMAKE_EXE_LINKER_FLAGS="$SAN" >/dev/null
 cmake --build build-asan -j"$(nproc)"
 cd build-asan

@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include "nst.h"
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA backend's .cu files are C++ */
+#endif
+
 /* Formats a message into err (if not NULL) and returns status, so callers can write
  * `return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));` */
 nst_status nst_fail(nst_error *err, nst_status status, const char *fmt, ...)
@@ -44,4 +48,7 @@ uint64_t nst_rng_next(nst_rng *r);
 double nst_rng_uniform(nst_rng *r);  /* [0, 1) */
 double nst_rng_normal(nst_rng *r);   /* N(0, 1) */
 
+#ifdef __cplusplus
+}
+#endif
 #endif
