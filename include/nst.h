@@ -71,14 +71,48 @@ typedef struct {
 /* Largest width or height accepted for any image. */
 #define NST_MAX_DIMENSION 65535
 
+/* Limits on what input files may make nst allocate, checked before anything the size of
+ * the input is allocated. The default of a field is used where it is 0, and for both
+ * where a function is given NULL. They apply to images (nst_image_load, and the images a
+ * transfer or a training reads: set cfg->limits) and to model files and checkpoints
+ * (nst_style_net_load, --resume). The VGG19 weights are bounded by their own fixed sizes. */
+typedef struct {
+    size_t max_pixels;     /* width*height of a decoded image (default NST_DEFAULT_MAX_PIXELS) */
+    size_t max_file_bytes; /* size of an input file (default NST_DEFAULT_MAX_FILE_BYTES) */
+} nst_limits;
+
+#define NST_DEFAULT_MAX_FILE_BYTES ((size_t)1024 << 20) /* 1024 MB */
+/* Environment variables read by nst_limits_from_env (and so by the nst command). */
+#define NST_MAX_PIXELS_ENV "NST_MAX_PIXELS"
+#define NST_MAX_FILE_MB_ENV "NST_MAX_FILE_MB"
+
+typedef enum { NST_LIMIT_PIXELS, NST_LIMIT_FILE_MB } nst_limit_kind;
+
+/* Sets one limit from a user's text: a whole number of pixels (1 .. 65535*65535) or of
+ * megabytes (1 MB = 1048576 bytes; 1 .. 1048576). source names where the text came
+ * from, for the message (e.g. "--max-pixels" or "NST_MAX_PIXELS"). On a bad value:
+ * NST_ERR_ARG, a one-line message, lim unchanged. */
+nst_status nst_limits_set(nst_limits *lim, nst_limit_kind which, const char *text, const char *source,
+                          nst_error *err);
+/* Reads the environment: sets the limits that $NST_MAX_PIXELS and $NST_MAX_FILE_MB give
+ * (a variable that is unset or empty leaves its limit as it is). */
+nst_status nst_limits_from_env(nst_limits *lim, nst_error *err);
+
 /* Allocates width*height RGB pixels, zero-filled. */
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);
 void nst_image_free(nst_image *img);
 
 /* Decodes a PNG (8/16-bit, grey, palette, alpha; alpha is composited on white) or
  * JPEG (grey/RGB/CMYK; EXIF orientation applied) by content, not by extension.
- * max_pixels = 0 means NST_DEFAULT_MAX_PIXELS. */
-nst_status nst_image_load(nst_image *img, const char *path, size_t max_pixels, nst_error *err);
+ * limits: NULL for the defaults; a larger file or image is refused (NST_ERR_LIMIT). */
+nst_status nst_image_load(nst_image *img, const char *path, const nst_limits *limits, nst_error *err);
+
+/* Lists the image files (.jpg, .jpeg, .png, any case; not hidden ones) of the folder dir,
+ * sorted by name (strcmp), as paths "dir/name" (*paths: count strings; free with
+ * nst_free_paths). Fails with a one-line message naming dir if it cannot be read
+ * (NST_ERR_IO) or holds no image files (NST_ERR_ARG). */
+nst_status nst_list_images(const char *dir, char ***paths, int *count, nst_error *err);
+void nst_free_paths(char **paths, int count);
 
 /* Encodes by the file's extension: .png (8-bit RGB) or .jpg/.jpeg (quality 95).
  * Atomic: written to a temporary file in the same folder, fsynced, then renamed, so
@@ -161,6 +195,7 @@ typedef struct {
     uint64_t seed;         /* noise initialisation */
     int threads;           /* 0: leave the OpenMP default (OMP_NUM_THREADS or all cores) */
     int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
+    nst_limits limits;     /* for --init FILE (zero: the defaults) */
 } nst_transfer_config;
 
 /* Layers a transfer with this configuration runs: the deepest tap + 1. */
@@ -214,8 +249,9 @@ int nst_style_dirs(char dirs[][NST_PATH_MAX], int max);
 
 /* Loads a model file, or a style by name: NAME.nstm in $NST_MODELS, in the models/
  * folder of the checkout the library was built from, and in models/ beside the
- * executable. A name contains no '/' and no '.'. */
-nst_status nst_style_net_load(nst_style_net **net, const char *path_or_name, nst_error *err);
+ * executable. A name contains no '/' and no '.'. limits: NULL for the defaults. */
+nst_status nst_style_net_load(nst_style_net **net, const char *path_or_name, const nst_limits *limits,
+                              nst_error *err);
 void nst_style_net_free(nst_style_net *net);
 /* The file it was loaded from; a metadata string ("style", "command", ...) or NULL;
  * the network's width (32: standard, 16: slim). */
@@ -248,6 +284,7 @@ typedef struct {
     int threads;                 /* 0: the OpenMP default */
     int checkpoint_every;        /* steps between checkpoints (0: only at the end) */
     int holdout;                 /* photos held out of training: previews and evaluation */
+    nst_limits limits;           /* for the painting, the photos and --resume (zero: defaults) */
 } nst_train_config;
 
 /* Fills cfg with the defaults (documented in the README). */

@@ -187,7 +187,8 @@ static int near_rgb(const float *p, float r, float g, float b, float tol) {
 static void expect_fail(const char *path, size_t max_pixels, nst_status want, const char *what) {
     nst_image img;
     nst_error err = {{0}};
-    nst_status st = nst_image_load(&img, path, max_pixels, &err);
+    const nst_limits lim = {max_pixels, 0};
+    nst_status st = nst_image_load(&img, path, &lim, &err);
     CHECK(st == want, "%s: status %d (%s), want %d; msg: %s", what, st, nst_status_name(st), want, err.msg);
     CHECK(img.pixels == NULL, "%s: pixels left behind", what);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -233,7 +234,7 @@ static void test_png_roundtrip(void) {
     a.pixels[2] = 99.6f;   /* rounded to 100 */
     const char *p = tpath("round.PNG");
     CHECK(nst_image_save(&a, p, &err) == NST_OK, "save png: %s", err.msg);
-    CHECK(nst_image_load(&b, p, 0, &err) == NST_OK, "load png: %s", err.msg);
+    CHECK(nst_image_load(&b, p, NULL, &err) == NST_OK, "load png: %s", err.msg);
     CHECK(b.width == 7 && b.height == 5, "png size %dx%d", b.width, b.height);
     a.pixels[0] = 0, a.pixels[1] = 255, a.pixels[2] = 100;
     int same = b.pixels != NULL;
@@ -257,7 +258,7 @@ static void test_jpeg_roundtrip(void) {
     for (int k = 0; k < 2; k++) {
         const char *p = tpath(names[k]);
         CHECK(nst_image_save(&a, p, &err) == NST_OK, "save jpeg: %s", err.msg);
-        CHECK(nst_image_load(&b, p, 0, &err) == NST_OK, "load jpeg: %s", err.msg);
+        CHECK(nst_image_load(&b, p, NULL, &err) == NST_OK, "load jpeg: %s", err.msg);
         CHECK(b.width == 64 && b.height == 48, "jpeg size %dx%d", b.width, b.height);
         if (!b.pixels) continue;
         double maxd = 0, sum = 0;
@@ -283,7 +284,7 @@ static void test_png_flavours(void) {
         unsigned char d[2 * 3 * 2];
         for (int i = 0; i < 6; i++) d[2 * i] = vals[i] >> 8, d[2 * i + 1] = vals[i] & 255;
         write_png(tpath("rgb16.png"), 2, 1, PNG_COLOR_TYPE_RGB, 16, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("rgb16.png"), 0, &err) == NST_OK, "rgb16: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("rgb16.png"), NULL, &err) == NST_OK, "rgb16: %s", err.msg);
         int ok = img.pixels != NULL;
         for (int i = 0; ok && i < 6; i++) ok = fabs(img.pixels[i] - vals[i] * 255.0 / 65535.0) < 1e-4;
         CHECK(ok, "16-bit values lost precision");
@@ -294,7 +295,7 @@ static void test_png_flavours(void) {
     {
         unsigned char d[4] = {0, 50, 200, 255};
         write_png(tpath("grey.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("grey.png"), 0, &err) == NST_OK, "grey: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("grey.png"), NULL, &err) == NST_OK, "grey: %s", err.msg);
         CHECK(img.pixels && near_rgb(px(&img, 1, 0), 50, 50, 50, 0) && near_rgb(px(&img, 0, 1), 200, 200, 200, 0),
               "grey values");
         nst_image_free(&img);
@@ -303,7 +304,7 @@ static void test_png_flavours(void) {
     {
         unsigned char d[2] = {0xA0, 0x40}; /* row 0: 1 0 1, row 1: 0 1 0 */
         write_png(tpath("grey1.png"), 3, 2, PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("grey1.png"), 0, &err) == NST_OK, "grey1: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("grey1.png"), NULL, &err) == NST_OK, "grey1: %s", err.msg);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), 255, 255, 255, 0) && near_rgb(px(&img, 1, 0), 0, 0, 0, 0) &&
                   near_rgb(px(&img, 1, 1), 255, 255, 255, 0),
               "1-bit grey values");
@@ -313,7 +314,7 @@ static void test_png_flavours(void) {
     {
         unsigned char d[6] = {0, 0, 100, 255, 0, 128};
         write_png(tpath("greya.png"), 3, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("greya.png"), 0, &err) == NST_OK, "grey+alpha: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("greya.png"), NULL, &err) == NST_OK, "grey+alpha: %s", err.msg);
         float half = 255.0f * (1.0f - 128.0f / 255.0f);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), 255, 255, 255, 0) && near_rgb(px(&img, 1, 0), 100, 100, 100, 0) &&
                   near_rgb(px(&img, 2, 0), half, half, half, 0.01f),
@@ -324,7 +325,7 @@ static void test_png_flavours(void) {
     {
         unsigned char d[4] = {0x80, 0x00, 0xFF, 0xFF};
         write_png(tpath("greya16.png"), 1, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 16, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("greya16.png"), 0, &err) == NST_OK, "grey+alpha 16: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("greya16.png"), NULL, &err) == NST_OK, "grey+alpha 16: %s", err.msg);
         float v = (float)(32768 * 255.0 / 65535.0);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), v, v, v, 1e-3f), "16-bit grey+alpha");
         nst_image_free(&img);
@@ -335,7 +336,7 @@ static void test_png_flavours(void) {
         unsigned char trans[3] = {255, 0, 128};
         unsigned char d[3] = {0, 1, 2};
         write_png(tpath("pal.png"), 3, 1, PNG_COLOR_TYPE_PALETTE, 8, PNG_INTERLACE_NONE, d, pal, 3, trans, 3);
-        CHECK(nst_image_load(&img, tpath("pal.png"), 0, &err) == NST_OK, "palette: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("pal.png"), NULL, &err) == NST_OK, "palette: %s", err.msg);
         float t = 128.0f / 255.0f, w = 255.0f * (1 - t);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), 255, 0, 0, 0) && near_rgb(px(&img, 1, 0), 255, 255, 255, 0) &&
                   near_rgb(px(&img, 2, 0), w, w, 255, 0.01f),
@@ -347,7 +348,7 @@ static void test_png_flavours(void) {
         png_color pal[2] = {{10, 20, 30}, {200, 100, 50}};
         unsigned char d[1] = {0x10}; /* pixels 1, 0 */
         write_png(tpath("pal4.png"), 2, 1, PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE, d, pal, 2, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("pal4.png"), 0, &err) == NST_OK, "palette 4-bit: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("pal4.png"), NULL, &err) == NST_OK, "palette 4-bit: %s", err.msg);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), 200, 100, 50, 0) && near_rgb(px(&img, 1, 0), 10, 20, 30, 0),
               "4-bit palette");
         nst_image_free(&img);
@@ -356,7 +357,7 @@ static void test_png_flavours(void) {
     {
         unsigned char d[12] = {0, 0, 0, 0, 0, 0, 0, 255, 100, 200, 50, 255};
         write_png(tpath("rgba.png"), 3, 1, PNG_COLOR_TYPE_RGB_ALPHA, 8, PNG_INTERLACE_NONE, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("rgba.png"), 0, &err) == NST_OK, "rgba: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("rgba.png"), NULL, &err) == NST_OK, "rgba: %s", err.msg);
         CHECK(img.pixels && near_rgb(px(&img, 0, 0), 255, 255, 255, 0) && near_rgb(px(&img, 1, 0), 0, 0, 0, 0) &&
                   near_rgb(px(&img, 2, 0), 100, 200, 50, 0),
               "rgba compositing");
@@ -368,7 +369,7 @@ static void test_png_flavours(void) {
         unsigned char *d = malloc(w * h * 3);
         for (int i = 0; i < w * h * 3; i++) d[i] = (unsigned char)(i * 7 + 3);
         write_png(tpath("interlaced.png"), w, h, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_ADAM7, d, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("interlaced.png"), 0, &err) == NST_OK, "interlaced: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("interlaced.png"), NULL, &err) == NST_OK, "interlaced: %s", err.msg);
         int same = img.pixels && img.width == w && img.height == h;
         for (int i = 0; same && i < w * h * 3; i++) same = img.pixels[i] == d[i];
         CHECK(same, "interlaced pixels differ");
@@ -380,7 +381,7 @@ static void test_png_flavours(void) {
             d16[8 * i + 6] = 0xFF, d16[8 * i + 7] = 0xFF;
         }
         write_png(tpath("interlaced16.png"), w, h, PNG_COLOR_TYPE_RGB_ALPHA, 16, PNG_INTERLACE_ADAM7, d16, NULL, 0, NULL, 0);
-        CHECK(nst_image_load(&img, tpath("interlaced16.png"), 0, &err) == NST_OK, "interlaced16: %s", err.msg);
+        CHECK(nst_image_load(&img, tpath("interlaced16.png"), NULL, &err) == NST_OK, "interlaced16: %s", err.msg);
         CHECK(img.pixels && fabsf(px(&img, 5, 0)[0] - (float)(5 * 256 * 255.0 / 65535)) < 1e-3f &&
                   fabsf(px(&img, 5, 0)[2] - (float)(0xFF00 * 255.0 / 65535)) < 1e-3f,
               "interlaced 16-bit values");
@@ -396,7 +397,7 @@ static void test_grey_jpeg(void) {
     write_jpeg(tpath("grey.jpg"), 32, 16, 1, d, 95, NULL, 0);
     nst_image img;
     nst_error err;
-    CHECK(nst_image_load(&img, tpath("grey.jpg"), 0, &err) == NST_OK, "grey jpeg: %s", err.msg);
+    CHECK(nst_image_load(&img, tpath("grey.jpg"), NULL, &err) == NST_OK, "grey jpeg: %s", err.msg);
     int ok = img.pixels && img.width == 32 && img.height == 16;
     for (int i = 0; ok && i < 32 * 16; i++) {
         const float *p = img.pixels + 3 * i;
@@ -445,7 +446,7 @@ static void test_jpeg_flavours(void) {
         write_jpeg_ex(p, 16, 16, 4, JCS_CMYK, stored[k], 0, d);
         nst_image img;
         nst_error err;
-        CHECK(nst_image_load(&img, p, 0, &err) == NST_OK, "%s: %s", p, err.msg);
+        CHECK(nst_image_load(&img, p, NULL, &err) == NST_OK, "%s: %s", p, err.msg);
         CHECK(img.pixels && near_rgb(px(&img, 2, 8), 255, 255, 255, 12) && near_rgb(px(&img, 13, 8), 0, 255, 255, 12),
               "%s colours: %.0f,%.0f,%.0f / %.0f,%.0f,%.0f", p, px(&img, 2, 8)[0], px(&img, 2, 8)[1],
               px(&img, 2, 8)[2], px(&img, 13, 8)[0], px(&img, 13, 8)[1], px(&img, 13, 8)[2]);
@@ -459,7 +460,7 @@ static void test_jpeg_flavours(void) {
     write_jpeg_ex(tpath("prog.jpg"), 48, 32, 3, JCS_RGB, JCS_YCbCr, 1, rgb);
     nst_image img;
     nst_error err;
-    CHECK(nst_image_load(&img, tpath("prog.jpg"), 0, &err) == NST_OK && img.width == 48 && img.height == 32,
+    CHECK(nst_image_load(&img, tpath("prog.jpg"), NULL, &err) == NST_OK && img.width == 48 && img.height == 32,
           "progressive: %s", err.msg);
     nst_image_free(&img);
     size_t len = 0;
@@ -487,7 +488,7 @@ static void check_quadrants(const char *what, const char *path, int w, int h, co
                             const float *tr, const float *bl, const float *br) {
     nst_image img;
     nst_error err;
-    nst_status st = nst_image_load(&img, path, 0, &err);
+    nst_status st = nst_image_load(&img, path, NULL, &err);
     CHECK(st == NST_OK, "%s: %s", what, err.msg);
     if (st != NST_OK) return;
     CHECK(img.width == w && img.height == h, "%s: size %dx%d, want %dx%d", what, img.width, img.height, w, h);
@@ -577,9 +578,9 @@ static void test_exif(void) {
 static void test_shared_images(void) {
     nst_image a, b;
     nst_error err;
-    nst_status sa = nst_image_load(&a, NST_SHARED_DIR "/oracle/gatys64/content_64.png", 0, &err);
+    nst_status sa = nst_image_load(&a, NST_SHARED_DIR "/oracle/gatys64/content_64.png", NULL, &err);
     CHECK(sa == NST_OK, "oracle png: %s", err.msg);
-    nst_status sb = nst_image_load(&b, NST_SHARED_DIR "/oracle/gatys64/content_64.ppm", 0, &err);
+    nst_status sb = nst_image_load(&b, NST_SHARED_DIR "/oracle/gatys64/content_64.ppm", NULL, &err);
     CHECK(sb == NST_OK, "oracle ppm: %s", err.msg);
     if (sa == NST_OK && sb == NST_OK) {
         CHECK(a.width == 64 && a.height == 64 && b.width == 64 && b.height == 64, "oracle sizes");
@@ -589,7 +590,7 @@ static void test_shared_images(void) {
     nst_image_free(&b);
 
     double t0 = now_s();
-    nst_status st = nst_image_load(&a, NST_SHARED_DIR "/images/content/tubingen.jpg", 0, &err);
+    nst_status st = nst_image_load(&a, NST_SHARED_DIR "/images/content/tubingen.jpg", NULL, &err);
     double t = now_s() - t0;
     CHECK(st == NST_OK, "tubingen: %s", err.msg);
     if (st == NST_OK) {
@@ -615,7 +616,8 @@ static void test_shared_images(void) {
     }
     expect_fail(NST_SHARED_DIR "/oracle/gatys64/content_64.png", 64 * 64 - 1, NST_ERR_LIMIT, "png max_pixels");
     expect_fail(NST_SHARED_DIR "/oracle/gatys64/content_64.ppm", 100, NST_ERR_LIMIT, "ppm max_pixels");
-    CHECK(nst_image_load(&a, NST_SHARED_DIR "/oracle/gatys64/content_64.png", 64 * 64, &err) == NST_OK,
+    const nst_limits exact = {64 * 64, 0};
+    CHECK(nst_image_load(&a, NST_SHARED_DIR "/oracle/gatys64/content_64.png", &exact, &err) == NST_OK,
           "exactly max_pixels: %s", err.msg);
     nst_image_free(&a);
 }
@@ -625,14 +627,14 @@ static void test_ppm(void) {
     nst_error err;
     const char p16[] = "P6\n# comment\n2 1\n65535\n\x00\x00\xff\xff\x80\x00\x12\x34\x56\x78\x9a\xbc";
     write_bytes(tpath("deep.ppm"), p16, sizeof p16 - 1);
-    CHECK(nst_image_load(&img, tpath("deep.ppm"), 0, &err) == NST_OK, "16-bit ppm: %s", err.msg);
+    CHECK(nst_image_load(&img, tpath("deep.ppm"), NULL, &err) == NST_OK, "16-bit ppm: %s", err.msg);
     CHECK(img.pixels && img.pixels[0] == 0 && img.pixels[1] == 255 &&
               fabsf(img.pixels[2] - (float)(0x8000 * 255.0 / 65535)) < 1e-3f,
           "16-bit ppm values");
     nst_image_free(&img);
     const char pgm[] = "P5 2 2 100 \x00\x32\x64\x64";
     write_bytes(tpath("grey.pgm"), pgm, sizeof pgm - 1);
-    CHECK(nst_image_load(&img, tpath("grey.pgm"), 0, &err) == NST_OK, "pgm: %s", err.msg);
+    CHECK(nst_image_load(&img, tpath("grey.pgm"), NULL, &err) == NST_OK, "pgm: %s", err.msg);
     CHECK(img.pixels && near_rgb(px(&img, 1, 0), 127.5f, 127.5f, 127.5f, 1e-3f), "pgm values");
     nst_image_free(&img);
     const char trunc[] = "P6 4 4 255\n\x01\x02\x03";
@@ -671,7 +673,7 @@ static void test_bad_input(void) {
     nst_error err;
 
     expect_fail(tpath("missing.png"), 0, NST_ERR_IO, "missing file");
-    nst_image_load(&img, tpath("missing.png"), 0, &err);
+    nst_image_load(&img, tpath("missing.png"), NULL, &err);
     CHECK(strstr(err.msg, strerror(ENOENT)) != NULL, "missing file message: %s", err.msg);
     expect_fail(tmpdir, 0, NST_ERR_IO, "directory");
     write_bytes(tpath("empty.png"), "", 0);
@@ -733,7 +735,7 @@ static void test_bad_input(void) {
         write_bytes(p, c, cut);
         free(c);
         memset(&err, 0, sizeof err);
-        nst_status st = nst_image_load(&img, p, 0, &err);
+        nst_status st = nst_image_load(&img, p, NULL, &err);
         if (st == NST_OK) {
             bad_ok += !(img.width == w && img.height == h) && !(img.width > 0 && img.height > 0);
             nst_image_free(&img);
@@ -776,7 +778,7 @@ static void test_bad_input(void) {
     }
     double t = now_s() - t0;
     CHECK(t < 1.0, "refusing huge headers took %.2f s", t);
-    nst_image_load(&img, tpath("huge.png"), 0, &err);
+    nst_image_load(&img, tpath("huge.png"), NULL, &err);
     CHECK(strstr(err.msg, "100000x100000") != NULL, "huge png message: %s", err.msg);
     free(png);
     free(jpg);
@@ -840,7 +842,7 @@ static void test_save_errors(void) {
     /* And a successful save replaces it. */
     CHECK(nst_image_save(&img, tpath("keep.png"), &err) == NST_OK, "save: %s", err.msg);
     nst_image back;
-    CHECK(nst_image_load(&back, tpath("keep.png"), 0, &err) == NST_OK && back.width == 256, "reload: %s", err.msg);
+    CHECK(nst_image_load(&back, tpath("keep.png"), NULL, &err) == NST_OK && back.width == 256, "reload: %s", err.msg);
     nst_image_free(&back);
     nst_image_free(&img);
 }

@@ -171,7 +171,7 @@ static nst_train_config tiny_config(const char *out) {
 static float *model_params(const char *path, size_t *n) {
     nstm_model m = {0};
     nst_error err;
-    if (nstm_load(&m, path, &err) != NST_OK) { fprintf(stderr, "%s\n", err.msg); return NULL; }
+    if (nstm_load(&m, path, NULL, &err) != NST_OK) { fprintf(stderr, "%s\n", err.msg); return NULL; }
     size_t total = 0;
     for (int i = 0; i < m.n_tensors; i++) total += m.tensors[i].count;
     float *p = malloc(total * 4), *q = p;
@@ -205,7 +205,7 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
         float *batch = fast_trainer_batch(t);
         for (int b = 0; b < cfg.batch; b++) {
             const char *f = files[(step * cfg.batch + b) % 8];
-            if (nst_image_load(&img, f, 0, &err) || nst_image_resize(&sq, &img, 64, 64, &err)) {
+            if (nst_image_load(&img, f, NULL, &err) || nst_image_resize(&sq, &img, 64, 64, &err)) {
                 CHECK(0, "cannot read %s: %s", f, err.msg);
                 return;
             }
@@ -226,7 +226,7 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     /* save, load, apply: bit-identical to the network in memory */
     CHECK(fast_trainer_save_model(t, out, &err) == NST_OK, "%s", err.msg);
     nst_style_net *sn = NULL;
-    CHECK(nst_style_net_load(&sn, out, &err) == NST_OK, "%s", err.msg);
+    CHECK(nst_style_net_load(&sn, out, NULL, &err) == NST_OK, "%s", err.msg);
     if (sn) {
         nst_image photo = {0}, res = {0};
         nst_image_alloc(&photo, 40, 28, &err);
@@ -263,14 +263,14 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
 
     /* bad model files: a tensor missing, a wrong shape, another kind of file */
     nstm_model m = {0};
-    CHECK(nstm_load(&m, out, &err) == NST_OK, "%s", err.msg);
+    CHECK(nstm_load(&m, out, NULL, &err) == NST_OK, "%s", err.msg);
     nstm_model m2 = {0};
     for (int i = 0; i < m.n_ints; i++) nstm_add_int(&m2, m.ints[i].name, m.ints[i].value, &err);
     for (int i = 0; i < m.n_strings; i++) nstm_add_string(&m2, m.strings[i].name, m.strings[i].value, &err);
     for (int i = 1; i < m.n_tensors; i++) /* c1.weight dropped */
         nstm_add_tensor(&m2, m.tensors[i].name, m.tensors[i].ndim, m.tensors[i].dims, m.tensors[i].data, &err);
     nstm_save(&m2, bad, &err);
-    CHECK(nst_style_net_load(&sn, bad, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm") &&
+    CHECK(nst_style_net_load(&sn, bad, NULL, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm") &&
               strstr(err.msg, "c1.weight") && !strchr(err.msg, '\n'),
           "missing tensor refused: %s", err.msg);
     nstm_free(&m2);
@@ -281,14 +281,14 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     for (int i = 0; i < m.n_tensors; i++)
         nstm_add_tensor(&m3, m.tensors[i].name, m.tensors[i].ndim, m.tensors[i].dims, m.tensors[i].data, &err);
     nstm_save(&m3, bad, &err);
-    CHECK(nst_style_net_load(&sn, bad, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm"),
+    CHECK(nst_style_net_load(&sn, bad, NULL, &err) == NST_ERR_FORMAT && strstr(err.msg, "bad.nstm"),
           "shape mismatch refused: %s", err.msg);
     nstm_free(&m3);
     nstm_free(&m);
-    CHECK(nst_style_net_load(&sn, NST_SHARED_DIR "/images/style/starry_night.jpg", &err) == NST_ERR_FORMAT &&
+    CHECK(nst_style_net_load(&sn, NST_SHARED_DIR "/images/style/starry_night.jpg", NULL, &err) == NST_ERR_FORMAT &&
               strstr(err.msg, "starry_night.jpg"),
           "a JPEG is not a model: %s", err.msg);
-    CHECK(nst_style_net_load(&sn, "no_such_style_anywhere", &err) == NST_ERR_IO && strstr(err.msg, "no_such_style_anywhere"),
+    CHECK(nst_style_net_load(&sn, "no_such_style_anywhere", NULL, &err) == NST_ERR_IO && strstr(err.msg, "no_such_style_anywhere"),
           "unknown style name: %s", err.msg);
 
     /* stopped and resumed == straight through, bit for bit */

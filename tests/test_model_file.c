@@ -91,7 +91,7 @@ static void expect_file_fail(const char *what, const char *path, int want, const
     nstm_model m;
     nst_error err;
     memset(&err, 0, sizeof err);
-    nst_status st = nstm_load(&m, path, &err);
+    nst_status st = nstm_load(&m, path, NULL, &err);
     check_refusal(what, st, &m, &err, want, path, sub);
     if (st == NST_OK) nstm_free(&m);
 }
@@ -344,7 +344,7 @@ static void test_round_trip(void) {
 
     CHECK(nstm_save(&m, path, &err) == NST_OK, "save: %s", err.msg);
     CHECK(temp_files_left() == 0, "temporary file left after save");
-    CHECK(nstm_load(&r, path, &err) == NST_OK, "load: %s", err.msg);
+    CHECK(nstm_load(&r, path, NULL, &err) == NST_OK, "load: %s", err.msg);
     CHECK(r.version == NSTM_FORMAT_VERSION, "version %u", r.version);
     CHECK(models_equal(&m, &r), "loaded model differs");
     CHECK(strcmp(nstm_get_string(&r, "longest"), big) == 0, "64 KiB string");
@@ -363,7 +363,7 @@ static void test_round_trip(void) {
     CHECK(nstm_add_int(&m, "extra", 1, &err) == NST_OK, "%s", err.msg);
     CHECK(nstm_save(&m, path, &err) == NST_OK, "save over: %s", err.msg);
     nstm_free(&r);
-    CHECK(nstm_load(&r, path, &err) == NST_OK && nstm_get_int(&r, "extra", NULL), "overwritten model: %s", err.msg);
+    CHECK(nstm_load(&r, path, NULL, &err) == NST_OK && nstm_get_int(&r, "extra", NULL), "overwritten model: %s", err.msg);
     CHECK(temp_files_left() == 0, "temporary file left after a second save");
     nstm_free(&r);
     nstm_free(&m);
@@ -708,19 +708,19 @@ static void test_files(void) {
     write_file(path, buf, n - 10);
     char want[512];
     snprintf(want, sizeof want, "%s: truncated (file is %zu bytes, header says %zu)", path, n - 10, n);
-    CHECK(nstm_load(&m, path, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
+    CHECK(nstm_load(&m, path, NULL, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
     buf[8] = 7;
     write_file(path, buf, n);
     snprintf(want, sizeof want, "%s: format version 7 is newer than this nst supports (1)", path);
-    CHECK(nstm_load(&m, path, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
+    CHECK(nstm_load(&m, path, NULL, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
     buf[8] = 1;
     buf[40] ^= 4;
     write_file(path, buf, n);
     snprintf(want, sizeof want, "%s: checksum mismatch (file corrupt)", path);
-    CHECK(nstm_load(&m, path, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
+    CHECK(nstm_load(&m, path, NULL, &err) == NST_ERR_FORMAT && strcmp(err.msg, want) == 0, "'%s'", err.msg);
     buf[40] ^= 4;
     write_file(path, buf, n);
-    CHECK(nstm_load(&m, path, &err) == NST_OK && m.n_tensors == 2, "load: %s", err.msg);
+    CHECK(nstm_load(&m, path, NULL, &err) == NST_OK && m.n_tensors == 2, "load: %s", err.msg);
     nstm_free(&m);
     free(buf);
 }
@@ -848,7 +848,7 @@ static void test_failed_save(void) {
         CHECK(nstm_save(&m2, inner, &err) == NST_ERR_IO && strstr(err.msg, inner), "save in read-only folder: '%s'",
               err.msg);
         nstm_model r;
-        CHECK(nstm_load(&r, inner, &err) == NST_OK && r.n_tensors == m.n_tensors, "old file lost: %s", err.msg);
+        CHECK(nstm_load(&r, inner, NULL, &err) == NST_OK && r.n_tensors == m.n_tensors, "old file lost: %s", err.msg);
         nstm_free(&r);
         chmod(ro, 0700);
     }
@@ -873,7 +873,7 @@ static void test_seeds(void) {
     static const char *const GOOD[] = {"small.nstm", "empty_model.nstm", "network.nstm"};
     for (size_t i = 0; i < 3; i++) {
         path_in(path, sizeof path, GOOD[i]);
-        CHECK(nstm_load(&m, path, &err) == NST_OK, "seed %s: %s", GOOD[i], err.msg);
+        CHECK(nstm_load(&m, path, NULL, &err) == NST_OK, "seed %s: %s", GOOD[i], err.msg);
         nstm_free(&m);
     }
     path_in(path, sizeof path, "truncated.nstm");

@@ -71,7 +71,7 @@ static void test_preprocess(void) {
         snprintf(path, sizeof path, ORACLE "%s_64.png", names[i]);
         nst_image img = {0};
         nst_error err;
-        CHECK(nst_image_load(&img, path, 0, &err) == NST_OK, "%s", err.msg);
+        CHECK(nst_image_load(&img, path, NULL, &err) == NST_OK, "%s", err.msg);
         if (!img.pixels) continue;
         float x[3 * 64 * 64];
         vgg19_preprocess(x, &img);

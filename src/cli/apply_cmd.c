@@ -22,6 +22,7 @@ static const char APPLY_USAGE[] =
     "                          (default: the photo's own size)\n"
     "  --preserve-colors       keep the photo's colours (style in luminance only)\n"
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
+    LIMITS_USAGE
     "  --list                  list the styles that ship with nst\n"
     "  -q, --quiet             no progress output\n"
     "\n"
@@ -50,8 +51,6 @@ static void list_free(path_list *l) {
     free(l->items);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static int has_image_ext(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
@@ -61,26 +60,17 @@ static int has_image_ext(const char *name) {
 static int add_input(path_list *l, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return list_add(l, path);
-    DIR *d = opendir(path);
-    if (!d) {
-        fprintf(stderr, "nst: %s: cannot read the folder\n", path);
+    char **files;
+    int n, ok = 1;
+    nst_error err;
+    if (nst_list_images(path, &files, &n, &err) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", err.msg);
         return 0;
     }
-    int first = l->n;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
-        char buf[8192];
-        snprintf(buf, sizeof buf, "%s/%s", path, e->d_name);
-        if (!list_add(l, buf)) { closedir(d); return 0; }
-    }
-    closedir(d);
-    if (l->n == first) {
-        fprintf(stderr, "nst: %s: no .jpg, .jpeg or .png files in the folder\n", path);
-        return 0;
-    }
-    qsort(l->items + first, (size_t)(l->n - first), sizeof *l->items, cmp_str);
-    return 1;
+    for (int i = 0; i < n && ok; i++) ok = list_add(l, files[i]);
+    if (!ok) fprintf(stderr, "nst: %s: out of memory listing the folder\n", path);
+    nst_free_paths(files, n);
+    return ok;
 }
 
 /* DIR/photo.jpg for input some/where/photo.jpg (a .png or .jpg name; other extensions
@@ -94,7 +84,7 @@ static void output_in_dir(char *buf, size_t len, const char *dir, const char *in
     snprintf(buf, len, "%s/%.*s%s", dir, stem, base, ext);
 }
 
-static void list_styles(void) {
+static void list_styles(const nst_limits *limits) {
     char dirs[4][NST_PATH_MAX];
     int n = nst_style_dirs(dirs, 4);
     path_list seen = {0}; /* a style found in an earlier folder hides later ones */
@@ -112,7 +102,7 @@ static void list_styles(void) {
             snprintf(path, sizeof path, "%.4095s/%.255s", dirs[k], e->d_name);
             nst_style_net *sn;
             nst_error err;
-            if (nst_style_net_load(&sn, path, &err) != NST_OK) continue;
+            if (nst_style_net_load(&sn, path, limits, &err) != NST_OK) continue;
             const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
             printf("%-16.*s width %-3d %s steps on %-28s %s\n", (int)(dot - e->d_name), e->d_name,
                    nst_style_net_width(sn), steps ? steps : "?", style ? style : "?", path);
@@ -128,6 +118,8 @@ int cmd_apply(int argc, char **argv) {
     int quiet = 0, preserve = 0, size = 0, threads = 0;
     path_list inputs = {0};
     int rc = EXIT_USAGE;
+    nst_limits limits;
+    if (!limits_init(&limits)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -136,7 +128,7 @@ int cmd_apply(int argc, char **argv) {
             return EXIT_OK;
         }
         if (!strcmp(a, "--list")) {
-            list_styles();
+            list_styles(&limits);
             list_free(&inputs);
             return EXIT_OK;
         }
@@ -152,6 +144,9 @@ int cmd_apply(int argc, char **argv) {
         }
         const char *v = argv[++i];
         long iv;
+        int limit = limits_flag(a, v, &limits);
+        if (limit < 0) goto done;
+        if (limit > 0) continue;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) output = v;
         else if (!strcmp(a, "--out-dir")) out_dir = v;
@@ -189,7 +184,7 @@ int cmd_apply(int argc, char **argv) {
 
     nst_style_net *sn = NULL;
     nst_error err;
-    if (nst_style_net_load(&sn, model, &err) != NST_OK) {
+    if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
         rc = EXIT_FAIL;
         goto done;
@@ -205,7 +200,7 @@ int cmd_apply(int argc, char **argv) {
         }
         nst_image img = {0}, scaled = {0}, res = {0};
         double t0 = omp_get_wtime();
-        nst_status s = nst_image_load(&img, in, 0, &err);
+        nst_status s = nst_image_load(&img, in, &limits, &err);
         if (!s && size > 0 && (img.width > img.height ? img.width : img.height) != size) {
             int w, h;
             nst_image_fit_size(img.width, img.height, size, &w, &h);

@@ -18,6 +18,18 @@ int parse_layers(const char *flag, const char *s, nst_tap *taps, int *n);
 /* Comma-separated floats into out[max]; returns the count, or -1 on error. */
 int parse_float_list(const char *flag, const char *s, float *out, int max);
 
+/* The limits on input files: limits_init starts from the defaults and the environment
+ * ($NST_MAX_PIXELS, $NST_MAX_FILE_MB); limits_flag takes --max-pixels N and
+ * --max-file-mb N: 1 if flag is one of them (parsed into lim), 0 if it is not, -1 on a
+ * bad value. Both print the one-line error themselves (a usage error). */
+int limits_init(nst_limits *lim);
+int limits_flag(const char *flag, const char *value, nst_limits *lim);
+#define LIMITS_USAGE                                                                           \
+    "  --max-pixels N          refuse images of more than N pixels (default 100000000;\n"     \
+    "                          also $" NST_MAX_PIXELS_ENV ")\n"                              \
+    "  --max-file-mb N         refuse input files larger than N MB (default 1024;\n"          \
+    "                          also $" NST_MAX_FILE_MB_ENV ")\n"
+
 /* Checks that path has a supported image extension and that its folder is writable. */
 int check_output_path(const char *flag, const char *path);
 

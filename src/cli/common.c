@@ -96,6 +96,25 @@ int parse_float_list(const char *flag, const char *s, float *out, int max) {
     return n;
 }
 
+int limits_init(nst_limits *lim) {
+    nst_error err;
+    memset(lim, 0, sizeof *lim);
+    if (nst_limits_from_env(lim, &err) == NST_OK) return 1;
+    fprintf(stderr, "nst: %s\n", err.msg);
+    return 0;
+}
+
+int limits_flag(const char *flag, const char *value, nst_limits *lim) {
+    nst_limit_kind which;
+    if (strcmp(flag, "--max-pixels") == 0) which = NST_LIMIT_PIXELS;
+    else if (strcmp(flag, "--max-file-mb") == 0) which = NST_LIMIT_FILE_MB;
+    else return 0;
+    nst_error err;
+    if (nst_limits_set(lim, which, value, flag, &err) == NST_OK) return 1;
+    fprintf(stderr, "nst: %s\n", err.msg);
+    return -1;
+}
+
 int check_output_path(const char *flag, const char *path) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     if (!dot || (slash && dot < slash) ||

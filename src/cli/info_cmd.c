@@ -12,17 +12,40 @@ static int is_model_path(const char *path) {
 
 int cmd_info(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs("usage: nst info FILE...\n\nDecodes each image (PNG, JPEG or PPM, EXIF orientation applied) and prints\n"
+        fputs("usage: nst info [options] FILE...\n\nDecodes each image (PNG, JPEG or PPM, EXIF orientation applied) and prints\n"
               "FILE: WIDTHxHEIGHT; for a style model (.nstm) or a training checkpoint (.ckpt),\n"
-              "FILE: style network, width W, trained N steps on STYLE.\n", argc < 2 ? stderr : stdout);
+              "FILE: style network, width W, trained N steps on STYLE.\n\n" LIMITS_USAGE,
+              argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    /* the limits first: they apply to every file, wherever they stand */
+    nst_limits limits;
+    if (!limits_init(&limits)) return EXIT_USAGE;
+    int n_files = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--max-pixels") != 0 && strcmp(argv[i], "--max-file-mb") != 0) {
+            n_files++;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "nst: %s needs a value (try nst info --help)\n", argv[i]);
+            return EXIT_USAGE;
+        }
+        if (limits_flag(argv[i], argv[i + 1], &limits) < 0) return EXIT_USAGE;
+        argv[i++] = NULL; /* not a file */
+        argv[i] = NULL;
+    }
+    if (n_files == 0) {
+        fprintf(stderr, "nst: info needs a FILE (try nst info --help)\n");
+        return EXIT_USAGE;
     }
     int rc = EXIT_OK;
     for (int i = 1; i < argc; i++) {
         nst_error err;
+        if (!argv[i]) continue;
         if (is_model_path(argv[i])) {
             nst_style_net *sn;
-            if (nst_style_net_load(&sn, argv[i], &err) != NST_OK) {
+            if (nst_style_net_load(&sn, argv[i], &limits, &err) != NST_OK) {
                 fprintf(stderr, "nst: %s\n", err.msg);
                 rc = EXIT_FAIL;
                 continue;
@@ -35,7 +58,7 @@ int cmd_info(int argc, char **argv) {
             continue;
         }
         nst_image img = {0};
-        if (nst_image_load(&img, argv[i], 0, &err) != NST_OK) {
+        if (nst_image_load(&img, argv[i], &limits, &err) != NST_OK) {
             fprintf(stderr, "nst: %s\n", err.msg);
             rc = EXIT_FAIL;
             continue;

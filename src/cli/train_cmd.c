@@ -32,6 +32,7 @@ static const char TRAIN_USAGE[] =
     "  --log FILE.csv          write step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n"
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
     "  --weights DIR           VGG19 weights folder (default: $" NST_WEIGHTS_ENV " or ../shared/models/vgg19)\n"
+    LIMITS_USAGE
     "  -q, --quiet             no progress output\n"
     "\n"
     "Each checkpoint writes the model, OUTPUT.ckpt and a preview of a held-out photo\n"
@@ -83,6 +84,7 @@ int cmd_train(int argc, char **argv) {
     nst_train_defaults(&cfg);
     const char *weights = NULL, *log_path = NULL;
     int quiet = 0;
+    if (!limits_init(&cfg.limits)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -101,6 +103,9 @@ int cmd_train(int argc, char **argv) {
         const char *v = argv[++i];
         long iv;
         double fv;
+        int limit = limits_flag(a, v, &cfg.limits);
+        if (limit < 0) return EXIT_USAGE;
+        if (limit > 0) continue;
         if (!strcmp(a, "--style")) cfg.style_path = v;
         else if (!strcmp(a, "--data")) cfg.data_dir = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) cfg.output_path = v;

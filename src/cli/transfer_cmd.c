@@ -37,6 +37,7 @@ static const char TRANSFER_USAGE[] =
     "  --log FILE.csv          write step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n"
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
     "  --weights DIR           VGG19 weights folder (default: $" NST_WEIGHTS_ENV " or ../shared/models/vgg19)\n"
+    LIMITS_USAGE
     "  -q, --quiet             no progress output\n"
     "\n"
     "Ctrl-C stops early and still writes the latest image to the output.\n"
@@ -103,6 +104,7 @@ int cmd_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: --preset: %s\n", err.msg);
         return EXIT_USAGE;
     }
+    if (!limits_init(&cfg.limits)) return EXIT_USAGE;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -120,8 +122,10 @@ int cmd_transfer(int argc, char **argv) {
         const char *v = argv[++i];
         long iv;
         double fv;
-        if (strcmp(a, "--preset") == 0) {
-            /* handled above */
+        int limit = limits_flag(a, v, &cfg.limits);
+        if (limit < 0) return EXIT_USAGE;
+        if (limit > 0 || strcmp(a, "--preset") == 0) {
+            /* a limit (parsed), or the preset (handled above) */
         } else if (strcmp(a, "--content") == 0) {
             content_path = v;
         } else if (strcmp(a, "--style") == 0) {
@@ -221,9 +225,9 @@ int cmd_transfer(int argc, char **argv) {
     nst_vgg19 *net = NULL;
     nst_image content = {0}, style_imgs[NST_MAX_STYLES] = {{0}}, result = {0};
     run_state rs = {0};
-    if (nst_image_load(&content, content_path, 0, &err) != NST_OK) goto fail;
+    if (nst_image_load(&content, content_path, &cfg.limits, &err) != NST_OK) goto fail;
     for (int i = 0; i < n_styles; i++)
-        if (nst_image_load(&style_imgs[i], styles[i], 0, &err) != NST_OK) goto fail;
+        if (nst_image_load(&style_imgs[i], styles[i], &cfg.limits, &err) != NST_OK) goto fail;
     if (nst_vgg19_load(&net, weights, nst_transfer_depth(&cfg), &err) != NST_OK) goto fail;
     if (log_path) {
         rs.log = fopen(log_path, "w");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <jerror.h> /* message codes, to tell damaged data from harmless warnings */
@@ -34,7 +35,6 @@
  * of the image is allocated. */
 static nst_status check_size(const char *path, unsigned long w, unsigned long h,
                              size_t max_pixels, nst_error *err) {
-    if (max_pixels == 0) max_pixels = NST_DEFAULT_MAX_PIXELS;
     if (w == 0 || h == 0)
         return nst_fail(err, NST_ERR_FORMAT, "%s: image has a zero dimension (%lux%lu)", path, w, h);
     if (w > NST_MAX_DIMENSION || h > NST_MAX_DIMENSION)
@@ -42,8 +42,10 @@ static nst_status check_size(const char *path, unsigned long w, unsigned long h,
                         "%s: image is %lux%lu pixels, more than the limit of %d per side", path,
                         w, h, NST_MAX_DIMENSION);
     if ((unsigned long long)w * h > (unsigned long long)max_pixels)
-        return nst_fail(err, NST_ERR_LIMIT, "%s: image is %lux%lu pixels, more than the limit of %zu",
-                        path, w, h, max_pixels);
+        return nst_fail(err, NST_ERR_LIMIT,
+                        "%s: image is %lux%lu = %llu pixels, more than the limit of %zu; "
+                        "raise it with --max-pixels N or " NST_MAX_PIXELS_ENV "=N",
+                        path, w, h, (unsigned long long)w * h, max_pixels);
     return NST_OK;
 }
 
@@ -592,11 +594,20 @@ static nst_status load_ppm(nst_image *out, FILE *f, const char *path, size_t max
 /* Public entry points                                                       */
 /* ------------------------------------------------------------------------- */
 
-nst_status nst_image_load(nst_image *img, const char *path, size_t max_pixels, nst_error *err) {
+nst_status nst_image_load(nst_image *img, const char *path, const nst_limits *limits, nst_error *err) {
     if (!img || !path) return nst_fail(err, NST_ERR_ARG, "nst_image_load: NULL argument");
     memset(img, 0, sizeof *img);
     FILE *f = fopen(path, "rb");
     if (!f) return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t max_pixels = nst_limit_pixels(limits);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
+        nst_status st = nst_check_file_size(path, (unsigned long long)sb.st_size, limits, err);
+        if (st != NST_OK) {
+            fclose(f);
+            return st;
+        }
+    }
 
     unsigned char magic[8];
     size_t n = fread(magic, 1, sizeof magic, f);

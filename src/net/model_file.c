@@ -345,11 +345,11 @@ nst_status nstm_load_memory(nstm_model *m, const void *data, size_t size, const 
     return s;
 }
 
-nst_status nstm_load(nstm_model *m, const char *path, nst_error *err) {
+nst_status nstm_load(nstm_model *m, const char *path, const nst_limits *lim, nst_error *err) {
     memset(m, 0, sizeof *m);
     unsigned char *buf = NULL;
     size_t size = 0;
-    nst_status s = nst_read_file(path, NSTM_MAX_FILE_BYTES, &buf, &size, err);
+    nst_status s = nst_read_input_file(path, NSTM_MAX_FILE_BYTES, lim, &buf, &size, err);
     if (s != NST_OK) return s;
     s = nstm_load_memory(m, buf, size, path, err);
     free(buf);

@@ -73,9 +73,10 @@ typedef struct {
     nstm_tensor *tensors;
 } nstm_model;
 
-/* Reads a whole model file (a regular file of at most NSTM_MAX_FILE_BYTES), checks its
- * magic, version, size and checksum, then parses and checks every entry. */
-nst_status nstm_load(nstm_model *m, const char *path, nst_error *err);
+/* Reads a whole model file (a regular file of at most NSTM_MAX_FILE_BYTES, and within
+ * the user's file size limit lim; NULL: the default), checks its magic, version, size and
+ * checksum, then parses and checks every entry. */
+nst_status nstm_load(nstm_model *m, const char *path, const nst_limits *lim, nst_error *err);
 /* The same from memory; name_for_errors stands for the file in messages. */
 nst_status nstm_load_memory(nstm_model *m, const void *data, size_t size, const char *name_for_errors,
                             nst_error *err);

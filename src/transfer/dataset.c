@@ -21,6 +21,7 @@ struct nst_dataset {
     char **paths; /* (count) dir/name, sorted by name */
     int count;
     int n_holdout;
+    nst_limits limits; /* for decoding the photos */
     /* the position (dataset_position) */
     uint64_t seed;
     int64_t epoch, index, failures;
@@ -36,7 +37,7 @@ struct nst_dataset {
 
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
+    if (name[0] == '.' || !dot) return 0; /* hidden files: e.g. macOS's ._photo.jpg */
     return strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
            strcasecmp(dot, ".png") == 0;
 }
@@ -45,19 +46,21 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-nst_status dataset_open(nst_dataset **out, const char *dir, nst_error *err) {
+void nst_free_paths(char **paths, int count) {
+    if (!paths) return;
+    for (int i = 0; i < count; i++) free(paths[i]);
+    free(paths);
+}
+
+nst_status nst_list_images(const char *dir, char ***out, int *out_count, nst_error *err) {
     *out = NULL;
-    if (!dir || !*dir) return nst_fail(err, NST_ERR_ARG, "dataset: no folder given");
+    *out_count = 0;
+    if (!dir || !*dir) return nst_fail(err, NST_ERR_ARG, "no folder given");
     DIR *d = opendir(dir);
     if (!d) return nst_fail(err, NST_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
-
-    nst_dataset *ds = calloc(1, sizeof *ds);
+    char **paths = NULL;
+    int count = 0, cap = 0;
     nst_status st = NST_OK;
-    int cap = 0;
-    if (!ds || !(ds->dir = strdup(dir))) {
-        st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-        goto done;
-    }
     /* names first (sorted), joined with dir afterwards */
     for (;;) {
         errno = 0;
@@ -67,55 +70,74 @@ nst_status dataset_open(nst_dataset **out, const char *dir, nst_error *err) {
             break;
         }
         if (!is_image_name(e->d_name)) continue;
-        if (ds->count == cap) {
+        if (count == cap) {
             int ncap = cap ? 2 * cap : 256;
-            char **p = cap < (1 << 28) ? realloc(ds->paths, (size_t)ncap * sizeof *p) : NULL;
+            char **p = cap < (1 << 28) ? realloc(paths, (size_t)ncap * sizeof *p) : NULL;
             if (!p) { st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir); break; }
-            ds->paths = p;
+            paths = p;
             cap = ncap;
         }
-        if (!(ds->paths[ds->count] = strdup(e->d_name))) {
+        if (!(paths[count] = strdup(e->d_name))) {
             st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
             break;
         }
-        ds->count++;
+        count++;
     }
-    if (st != NST_OK) goto done;
-    if (ds->count == 0) {
-        st = nst_fail(err, NST_ERR_ARG, "%s: no image files (.jpg, .jpeg, .png) in the folder", dir);
-        goto done;
-    }
-    qsort(ds->paths, (size_t)ds->count, sizeof *ds->paths, cmp_str);
-    size_t dl = strlen(dir);
-    const char *sep = dir[dl - 1] == '/' ? "" : "/";
-    for (int i = 0; i < ds->count; i++) {
-        size_t n = dl + strlen(sep) + strlen(ds->paths[i]) + 1;
-        char *p = malloc(n);
-        if (!p) { st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir); goto done; }
-        snprintf(p, n, "%s%s%s", dir, sep, ds->paths[i]);
-        free(ds->paths[i]);
-        ds->paths[i] = p;
-    }
-    if (!(ds->perm = nst_alloc_array((size_t)ds->count, sizeof *ds->perm))) {
-        st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-        goto done;
-    }
-    ds->perm_epoch = -1;
-
-done:
     closedir(d);
+    if (st == NST_OK && count == 0)
+        st = nst_fail(err, NST_ERR_ARG, "%s: no image files (.jpg, .jpeg, .png) in the folder", dir);
+    if (st == NST_OK) {
+        qsort(paths, (size_t)count, sizeof *paths, cmp_str);
+        size_t dl = strlen(dir);
+        const char *sep = dir[dl - 1] == '/' ? "" : "/";
+        for (int i = 0; i < count && st == NST_OK; i++) {
+            size_t n = dl + strlen(sep) + strlen(paths[i]) + 1;
+            char *p = malloc(n);
+            if (!p) {
+                st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
+                break;
+            }
+            snprintf(p, n, "%s%s%s", dir, sep, paths[i]);
+            free(paths[i]);
+            paths[i] = p;
+        }
+    }
+    if (st != NST_OK) {
+        nst_free_paths(paths, count);
+        return st;
+    }
+    *out = paths;
+    *out_count = count;
+    return NST_OK;
+}
+
+nst_status dataset_open(nst_dataset **out, const char *dir, nst_error *err) {
+    *out = NULL;
+    if (!dir || !*dir) return nst_fail(err, NST_ERR_ARG, "dataset: no folder given");
+    nst_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds || !(ds->dir = strdup(dir))) {
+        free(ds);
+        return nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
+    }
+    nst_status st = nst_list_images(dir, &ds->paths, &ds->count, err);
+    if (st == NST_OK && !(ds->perm = nst_alloc_array((size_t)ds->count, sizeof *ds->perm)))
+        st = nst_fail(err, NST_ERR_NOMEM, "%s: out of memory listing the folder", dir);
     if (st != NST_OK) {
         dataset_free(ds);
         return st;
     }
+    ds->perm_epoch = -1;
     *out = ds;
     return NST_OK;
 }
 
+void dataset_set_limits(nst_dataset *ds, const nst_limits *limits) {
+    if (limits) ds->limits = *limits;
+}
+
 void dataset_free(nst_dataset *ds) {
     if (!ds) return;
-    for (int i = 0; i < ds->count; i++) free(ds->paths[i]);
-    free(ds->paths);
+    nst_free_paths(ds->paths, ds->count);
     free(ds->perm);
     free(ds->dir);
     free(ds);
@@ -208,13 +230,14 @@ static void make_order(nst_dataset *ds, int n_train) {
 
 /* One photo: decode, random square crop (80..100% of the shorter side), resize to
  * size x size, random flip, into out (3,size,size) as 0..1 RGB planes. */
-static nst_status load_sample(float *out, const char *path, int size, nst_rng *r, nst_error *err) {
+static nst_status load_sample(float *out, const char *path, const nst_limits *limits, int size, nst_rng *r,
+                              nst_error *err) {
     /* all four numbers are drawn whatever the image, so the stream has one layout */
     double u_side = nst_rng_uniform(r), u_x = nst_rng_uniform(r), u_y = nst_rng_uniform(r);
     int flip = (int)(nst_rng_next(r) >> 63);
 
     nst_image img = {0}, crop = {0}, res = {0};
-    nst_status st = nst_image_load(&img, path, 0, err);
+    nst_status st = nst_image_load(&img, path, limits, err);
     if (st != NST_OK) return st;
     int W = img.width, H = img.height, S = W < H ? W : H;
     int side = (int)lround(S * (0.8 + 0.2 * u_side));
@@ -263,7 +286,7 @@ nst_status dataset_next_batch(nst_dataset *ds, float *batch, int B, int size, ns
             nst_rng r;
             stream_seed(&r, ds->seed, STREAM_AUGMENT, ds->epoch, i);
             nst_error lerr;
-            nst_status st = load_sample(batch + (size_t)b * 3 * size * size, path, size, &r, &lerr);
+            nst_status st = load_sample(batch + (size_t)b * 3 * size * size, path, &ds->limits, size, &r, &lerr);
             if (st == NST_OK) break;
             if (st == NST_ERR_NOMEM) return nst_fail(err, st, "%s", lerr.msg); /* not the file's fault */
             ds->skipped++;

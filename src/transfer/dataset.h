@@ -28,12 +28,17 @@ typedef struct {
     int64_t failures;   /* files of this epoch that failed to decode (for the "half" rule) */
 } dataset_position;
 
-/* Lists the image files (.jpg .jpeg .png, case-insensitive) of dir, sorted by name
- * (strcmp: the order does not depend on the file system). Excludes nothing else (a file
- * that is not an image fails later, when drawn). Fails with a one-line message naming dir
- * if it cannot be read or holds no image files. Seed 0, no holdout, position at the start. */
+/* Lists the image files of dir with nst_list_images (.jpg .jpeg .png, case-insensitive,
+ * not hidden; sorted by name with strcmp: the order does not depend on the file system).
+ * Excludes nothing else (a file that is not an image fails later, when drawn). Fails
+ * with a one-line message naming dir if it cannot be read or holds no image files.
+ * Seed 0, no holdout, position at the start, the default limits. */
 nst_status dataset_open(nst_dataset **ds, const char *dir, nst_error *err);
 void dataset_free(nst_dataset *ds);
+
+/* The limits the photos are decoded under (a photo over them is skipped, as any other
+ * photo that fails to decode). */
+void dataset_set_limits(nst_dataset *ds, const nst_limits *limits);
 
 /* Number of image files, and the path of file i (0 <= i < count; NULL otherwise). */
 int dataset_count(const nst_dataset *ds);

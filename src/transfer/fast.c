@@ -119,7 +119,8 @@ static int find_named_model(char *out, size_t len, const char *name) {
     return 0;
 }
 
-nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, nst_error *err) {
+nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, const nst_limits *limits,
+                              nst_error *err) {
     *out = NULL;
     nst_style_net *sn = calloc(1, sizeof *sn);
     if (!sn) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
@@ -137,7 +138,7 @@ nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, nst
         snprintf(sn->path, sizeof sn->path, "%s", path_or_name);
     }
     nstm_model m = {0};
-    nst_status s = nstm_load(&m, path, err);
+    nst_status s = nstm_load(&m, path, limits, err);
     if (!s) s = model_read_net(&sn->net, &m, path, 0, err);
     if (s) {
         nstm_free(&m);
@@ -283,7 +284,7 @@ static void output_to_vgg(float *v, const float *y, size_t hw) {
 static nst_status style_targets(fast_trainer *t, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
     nst_image style = {0}, resized = {0};
-    nst_status s = nst_image_load(&style, cfg->style_path, 0, err);
+    nst_status s = nst_image_load(&style, cfg->style_path, &cfg->limits, err);
     if (s) return s;
     int w, h;
     nst_image_fit_size(style.width, style.height, cfg->style_size, &w, &h);
@@ -561,7 +562,7 @@ static nst_status save_checkpoint(const fast_trainer *t, const nst_dataset *data
 static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char *path, nst_error *err) {
     nstm_model m = {0};
     johnson_net saved = {0};
-    nst_status s = nstm_load(&m, path, err);
+    nst_status s = nstm_load(&m, path, &t->cfg->limits, err);
     if (s) return s;
     const char *kind = nstm_get_string(&m, "kind");
     if (!kind || strcmp(kind, "checkpoint") != 0) {
@@ -607,7 +608,7 @@ done:
 static nst_status save_preview(fast_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
     int count = dataset_count(data), first = dataset_train_count(data) < count ? dataset_train_count(data) : 0;
     nst_image img = {0}, small = {0}, out = {0};
-    nst_status s = nst_image_load(&img, dataset_path(data, first), 0, err);
+    nst_status s = nst_image_load(&img, dataset_path(data, first), &t->cfg->limits, err);
     if (s) return s;
     int side = t->cfg->size * 2, w = img.width, h = img.height;
     if (w > side || h > side) { /* previews stay small and quick */
@@ -661,6 +662,7 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
     fast_trainer *t = NULL;
     nst_status s = dataset_open(&data, cfg->data_dir, err);
     if (s) return s;
+    dataset_set_limits(data, &cfg->limits);
     dataset_set_seed(data, cfg->seed);
     dataset_set_holdout(data, cfg->holdout);
     if (dataset_train_count(data) < 1) {

@@ -363,7 +363,7 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
         for (size_t i = 0; i < n; i++) t->x[i] = (float)(16.0 * nst_rng_normal(&rng));
     } else if (cfg->init == NST_INIT_FILE) {
         nst_image img = {0};
-        nst_status s = nst_image_load(&img, cfg->init_file, 0, err);
+        nst_status s = nst_image_load(&img, cfg->init_file, &cfg->limits, err);
         if (s) return s;
         s = prepare_input(t->x, &img, t->W, t->H, err);
         nst_image_free(&img);

@@ -146,8 +146,8 @@ double nst_rng_normal(nst_rng *r) { /* Box-Muller; one value per call keeps it s
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
-                            nst_error *err) {
+static nst_status read_file(const char *path, size_t max_bytes, const nst_limits *lim, int user_limit,
+                            unsigned char **data, size_t *size, nst_error *err) {
     /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
      * refused below like anything else that is not a regular file */
     int fd = open(path, O_RDONLY | O_NONBLOCK);
@@ -156,6 +156,13 @@ nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **dat
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return nst_fail(err, NST_ERR_IO, "%s: not a regular file", path);
+    }
+    if (user_limit) {
+        nst_status s = nst_check_file_size(path, (unsigned long long)st.st_size, lim, err);
+        if (s != NST_OK) {
+            close(fd);
+            return s;
+        }
     }
     if ((unsigned long long)st.st_size > max_bytes) {
         close(fd);
@@ -186,4 +193,14 @@ nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **dat
     *data = buf;
     *size = n;
     return NST_OK;
+}
+
+nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size,
+                         nst_error *err) {
+    return read_file(path, max_bytes, NULL, 0, data, size, err);
+}
+
+nst_status nst_read_input_file(const char *path, size_t max_bytes, const nst_limits *lim, unsigned char **data,
+                               size_t *size, nst_error *err) {
+    return read_file(path, max_bytes, lim, 1, data, size, err);
 }

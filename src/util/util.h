@@ -38,6 +38,18 @@ void nst_atomic_abort(nst_atomic_file *af);
  * blocking; a larger file is refused (NST_ERR_LIMIT) before anything is allocated. */
 nst_status nst_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *size, nst_error *err);
 
+/* The same, and first the user's limit on input files (lim; NULL: the default): a file
+ * over it is refused with a message that says how to raise the limit. */
+nst_status nst_read_input_file(const char *path, size_t max_bytes, const nst_limits *lim, unsigned char **data,
+                               size_t *size, nst_error *err);
+
+/* The limits in effect: lim's, or the defaults where lim is NULL or a field is 0. */
+size_t nst_limit_pixels(const nst_limits *lim);
+size_t nst_limit_file_bytes(const nst_limits *lim);
+/* NST_OK if a file of size bytes is within lim; else NST_ERR_LIMIT and one line naming
+ * path, its size and the limit, and how to raise it. */
+nst_status nst_check_file_size(const char *path, unsigned long long size, const nst_limits *lim, nst_error *err);
+
 /* Seconds from a monotonic clock. */
 double nst_now(void);
 
