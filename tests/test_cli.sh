@@ -111,6 +111,35 @@ sed 's/"shape":\[3,3,3,64\]/"shape":[3,3,4,64]/' "$SHARED/models/vgg19/model.jso
 expect 1 "wrong shape" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w5.png" --weights "$T/w"; no_file "$T/w5.png"
 # the environment variable is honoured (and wins over the default search)
 NST_WEIGHTS=$T/nowhere expect 1 "nowhere" -- run --content "$CONTENT" --style "$STYLE" -o "$T/w6.png"
+# --- limits on input files: flags, environment variables, bad values ---
+$NST transfer --help | grep -q -- "--max-file-mb" && $NST info --help | grep -q -- "--max-pixels" && ok || bad "limits in --help"
+# content_64.png has 64x64 = 4096 pixels; big.jpg is tubingen.jpg (1024x768) padded past 1 MB
+(cat "$SHARED/images/content/tubingen.jpg"; head -c 1200000 /dev/zero) >"$T/big.jpg"
+expect 1 "content_64.png: image is 64x64 = 4096 pixels, more than the limit of 4095; raise it with --max-pixels N or NST_MAX_PIXELS=N" \
+    -- $NST info --max-pixels 4095 "$CONTENT"
+$NST info --max-pixels 4096 "$CONTENT" | grep -qx "$CONTENT: 64x64" && ok || bad "info --max-pixels 4096"
+NST_MAX_PIXELS=4095 expect 1 "more than the limit of 4095;" -- $NST info "$CONTENT"
+NST_MAX_PIXELS=4095 $NST info "$CONTENT" --max-pixels 4096 >/dev/null && ok || bad "the flag does not win over the environment"
+expect 1 "big.jpg: file is [0-9]+ bytes \(1\.[0-9]+ MB\), more than the limit of 1048576 bytes \(1\.00 MB\); raise it with --max-file-mb N or NST_MAX_FILE_MB=N" \
+    -- $NST info --max-file-mb 1 "$T/big.jpg"
+$NST info --max-file-mb 2 "$T/big.jpg" | grep -qx "$T/big.jpg: 1024x768" && ok || bad "info --max-file-mb 2"
+NST_MAX_FILE_MB=1 expect 1 "big.jpg: file is" -- $NST info "$T/big.jpg"
+expect 1 "big.jpg: file is .* limit of 1048576 bytes" -- run --content "$T/big.jpg" --style "$STYLE" -o "$T/l1.png" --max-file-mb 1
+no_file "$T/l1.png"
+expect 1 "content_64.png: image is 64x64 = 4096 pixels, more than the limit of 4000" -- \
+    run --content "$CONTENT" --style "$STYLE" -o "$T/l2.png" --max-pixels 4000; no_file "$T/l2.png"
+NST_MAX_PIXELS=4096 expect 1 "big.jpg: image is 1024x768" -- \
+    run --content "$CONTENT" --style "$STYLE" -o "$T/l3.png" --init "$T/big.jpg"; no_file "$T/l3.png"
+expect 2 "--max-pixels: '-5' is not a whole number of pixels" -- run --content "$CONTENT" --style "$STYLE" -o "$T/l4.png" --max-pixels -5
+expect 2 "--max-pixels: 'many' is not a whole number of pixels" -- $NST info --max-pixels many "$CONTENT"
+expect 2 "--max-file-mb: 0 megabytes is out of range \(1\.\.1048576\)" -- run --content "$CONTENT" --style "$STYLE" -o "$T/l5.png" --max-file-mb 0
+expect 2 "--max-file-mb: '1.5' is not a whole number of megabytes" -- $NST info --max-file-mb 1.5 "$CONTENT"
+NST_MAX_PIXELS=abc expect 2 "NST_MAX_PIXELS: 'abc' is not a whole number of pixels" -- $NST info "$CONTENT"
+NST_MAX_FILE_MB=-1 expect 2 "NST_MAX_FILE_MB: '-1' is not a whole number of megabytes" -- run --content "$CONTENT" --style "$STYLE" -o "$T/l6.png"
+NST_MAX_FILE_MB=0 expect 2 "NST_MAX_FILE_MB: 0 megabytes is out of range" -- $NST info "$CONTENT"
+expect 2 "--max-pixels needs a value" -- $NST info "$CONTENT" --max-pixels
+no_file "$T/l4.png"; no_file "$T/l5.png"; no_file "$T/l6.png"
+
 # an existing output survives a failed run
 cp "$CONTENT" "$T/keep.png"
 expect 1 "text.png" -- run --content "$T/text.png" --style "$STYLE" -o "$T/keep.png"

@@ -86,4 +86,28 @@ expect 1 "width 4 network with 1 residual blocks, not 8" -- \
     $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 32 --width 8 --res-blocks 1 --steps 40 --resume "$M.ckpt"
 no_file "$T/m.nstm"
 
+# --- limits on input files (the shipped starry_night.nstm is 1.6 MB) ---
+SHIPPED=$(dirname "$0")/../models/starry_night.nstm
+$NST apply --help | grep -q -- "--max-file-mb" && $NST train --help | grep -q -- "--max-pixels" && ok || bad "limits in --help"
+expect 1 "starry_night.nstm: file is [0-9]+ bytes \(1\.[0-9]+ MB\), more than the limit of 1048576 bytes \(1\.00 MB\); raise it with --max-file-mb N or NST_MAX_FILE_MB=N" \
+    -- $NST apply --model starry_night --max-file-mb 1 "$CONTENT" -o "$T/l1.png"; no_file "$T/l1.png"
+expect 0 "wrote" -- $NST apply --model starry_night --max-file-mb 2 "$CONTENT" -o "$T/l2.png"
+NST_MAX_FILE_MB=1 expect 1 "starry_night.nstm: file is" -- $NST info "$SHIPPED"
+$NST info --max-file-mb 2 "$SHIPPED" | grep -q "style network" && ok || bad "info --max-file-mb 2 on a model"
+expect 1 "content_64.png: image is 64x64 = 4096 pixels, more than the limit of 4095" -- \
+    $NST apply --model "$M" --max-pixels 4095 "$CONTENT" -o "$T/l3.png"; no_file "$T/l3.png"
+NST_MAX_PIXELS=4096 expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/l4.png"
+expect 1 "style_64.png: image is 64x64 = 4096 pixels, more than the limit of 1000" -- \
+    $NST train --style "$STYLE" --data "$T/data" -o "$T/l5.nstm" --size 32 --width 4 --res-blocks 1 --steps 1 --max-pixels 1000
+no_file "$T/l5.nstm"
+cp "$SHIPPED" "$T/nst_model_big.ckpt" # refused by its size before it is read
+NST_MAX_FILE_MB=1 expect 1 "nst_model_big.ckpt: file is" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/l6.nstm" \
+    --size 32 --width 4 --res-blocks 1 --steps 40 --resume "$T/nst_model_big.ckpt"
+expect 2 "--max-file-mb: 'x' is not a whole number of megabytes" -- \
+    $NST train --style "$STYLE" --data "$T/data" -o "$T/l7.nstm" --max-file-mb x
+expect 2 "--max-pixels: 0 pixels is out of range" -- $NST apply --model "$M" --max-pixels 0 "$CONTENT" -o "$T/l8.png"
+NST_MAX_FILE_MB=lots expect 2 "NST_MAX_FILE_MB: 'lots' is not a whole number of megabytes" -- \
+    $NST apply --model "$M" "$CONTENT" -o "$T/l9.png"
+no_file "$T/l7.nstm"; no_file "$T/l8.png"; no_file "$T/l9.png"
+
 finish

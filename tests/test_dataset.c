@@ -109,6 +109,41 @@ static void test_listing(const char *dir) {
     dataset_free(ds);
 }
 
+/* nst_list_images, which dataset_open uses (and nst apply for folders): the same files,
+ * hidden ones left out, one separator whether or not the folder ends in '/'; and the
+ * limits the photos are decoded under. */
+static void test_list_images(const char *dir) {
+    char **paths;
+    int n;
+    nst_error err;
+    CHECK(nst_list_images(dir, &paths, &n, &err) == NST_OK && n == 6, "list: %d, %s", n, err.msg);
+    nst_dataset *ds;
+    CHECK(dataset_open(&ds, dir, &err) == NST_OK, "%s", err.msg);
+    for (int i = 0; i < n && i < dataset_count(ds); i++)
+        CHECK(strcmp(paths[i], dataset_path(ds, i)) == 0, "%s and %s", paths[i], dataset_path(ds, i));
+    nst_free_paths(paths, n);
+    char slash[200];
+    snprintf(slash, sizeof slash, "%s/", dir);
+    CHECK(nst_list_images(slash, &paths, &n, &err) == NST_OK && n == 6 && strcmp(paths[0], dataset_path(ds, 0)) == 0,
+          "a folder ending in '/': %s", n > 0 ? paths[0] : err.msg);
+    nst_free_paths(paths, n);
+
+    /* every photo is over 100 pixels: all are skipped, and the error says why */
+    nst_limits lim = {100, 0};
+    dataset_set_limits(ds, &lim);
+    float *b = malloc(3 * S * S * sizeof(float));
+    nst_status st = dataset_next_batch(ds, b, 1, S, &err);
+    CHECK(st == NST_ERR_LIMIT || st == NST_ERR_FORMAT, "status %s", nst_status_name(st));
+    CHECK(strstr(err.msg, "could not be read") && one_line(err.msg), "%s", err.msg);
+    CHECK(strstr(dataset_last_warning(ds), "more than the limit of 100") ||
+              strstr(dataset_last_warning(ds), "not a PNG or JPEG"),
+          "warning: %s", dataset_last_warning(ds));
+    free(b);
+    dataset_free(ds);
+    paths = (char **)1;
+    CHECK(nst_list_images("", &paths, &n, &err) == NST_ERR_ARG && paths == NULL && n == 0, "empty name");
+}
+
 /* Epochs are permutations of the training files (the held-out f.png never drawn, the junk
  * e.jpg skipped each epoch); crops are 80..100% wide and both flips occur. */
 static void test_epochs(const char *dir) {
@@ -284,11 +319,13 @@ int main(void) {
     write_text(dir, "notes.txt", "junk");
     write_text(dir, "x.png.txt", "junk");
     write_text(dir, "README", "junk");
+    write_png(dir, ".hidden.png", 20, 20, 10, 0); /* e.g. macOS's ._ files: left out */
     char sub[160];
     snprintf(sub, sizeof sub, "%s/sub", dir);
     mkdir(sub, 0700);
 
     test_listing(dir);
+    test_list_images(dir);
     test_epochs(dir);
     test_determinism_and_resume(dir);
     test_errors();

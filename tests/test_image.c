@@ -956,6 +956,87 @@ static void test_resize(void) {
     nst_image_free(&a);
 }
 
+/* The user's limits (nst_limits): the file size just below and at a real file's size,
+ * the pixel count likewise, the messages (one line: the file, the size, the limit, how
+ * to raise it), and parsing them from text and from the environment. */
+static void test_limits(void) {
+    const char *photo = NST_SHARED_DIR "/images/content/tubingen.jpg";
+    struct stat sb;
+    CHECK(stat(photo, &sb) == 0, "stat %s", photo);
+    nst_image img;
+    nst_error err;
+    nst_limits lim = {0, (size_t)sb.st_size - 1};
+    CHECK(nst_image_load(&img, photo, &lim, &err) == NST_ERR_LIMIT && img.pixels == NULL, "file limit: %s", err.msg);
+    char want[160];
+    snprintf(want, sizeof want, "tubingen.jpg: file is %lld bytes", (long long)sb.st_size);
+    CHECK(strstr(err.msg, want) && strstr(err.msg, "--max-file-mb") && strstr(err.msg, "NST_MAX_FILE_MB") &&
+              !strchr(err.msg, '\n'),
+          "file limit message: %s", err.msg);
+    snprintf(want, sizeof want, "limit of %lld bytes", (long long)sb.st_size - 1);
+    CHECK(strstr(err.msg, want) != NULL, "the limit is not in: %s", err.msg);
+    lim.max_file_bytes = (size_t)sb.st_size;
+    CHECK(nst_image_load(&img, photo, &lim, &err) == NST_OK, "file exactly at the limit: %s", err.msg);
+    int w = img.width, h = img.height;
+    nst_image_free(&img);
+    lim.max_pixels = (size_t)w * h - 1;
+    CHECK(nst_image_load(&img, photo, &lim, &err) == NST_ERR_LIMIT && img.pixels == NULL, "pixel limit: %s", err.msg);
+    snprintf(want, sizeof want, "tubingen.jpg: image is %dx%d = %d pixels, more than the limit of %d", w, h, w * h,
+             w * h - 1);
+    CHECK(strstr(err.msg, want) && strstr(err.msg, "--max-pixels") && strstr(err.msg, "NST_MAX_PIXELS"),
+          "pixel limit message: %s", err.msg);
+    lim.max_pixels = (size_t)w * h;
+    CHECK(nst_image_load(&img, photo, &lim, &err) == NST_OK, "pixels exactly at the limit: %s", err.msg);
+    nst_image_free(&img);
+
+    /* parsing: whole positive numbers in range only; a refusal leaves the limits alone */
+    static const struct { nst_limit_kind k; const char *text, *msg; } bad[] = {
+        {NST_LIMIT_PIXELS, "-5", "'-5' is not a whole number of pixels"},
+        {NST_LIMIT_PIXELS, "abc", "'abc' is not a whole number of pixels"},
+        {NST_LIMIT_PIXELS, "", "'' is not a whole number"},
+        {NST_LIMIT_PIXELS, "12x", "'12x' is not"},
+        {NST_LIMIT_PIXELS, "1e6", "'1e6' is not"},
+        {NST_LIMIT_PIXELS, " 5", "' 5' is not"},
+        {NST_LIMIT_PIXELS, "0", "0 pixels is out of range (1..4294836225)"},
+        {NST_LIMIT_PIXELS, "4294836226", "out of range"},
+        {NST_LIMIT_PIXELS, "99999999999999999999999", "out of range"},
+        {NST_LIMIT_FILE_MB, "0", "0 megabytes is out of range (1..1048576)"},
+        {NST_LIMIT_FILE_MB, "-1", "'-1' is not a whole number of megabytes"},
+        {NST_LIMIT_FILE_MB, "1048577", "out of range"},
+        {NST_LIMIT_FILE_MB, "2.5", "'2.5' is not"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nst_limits l = {7, 9};
+        err.msg[0] = '\0';
+        nst_status st = nst_limits_set(&l, bad[i].k, bad[i].text, "--flag", &err);
+        CHECK(st == NST_ERR_ARG && l.max_pixels == 7 && l.max_file_bytes == 9 &&
+                  strncmp(err.msg, "--flag: ", 8) == 0 && strstr(err.msg, bad[i].msg) && !strchr(err.msg, '\n'),
+              "'%s': status %d, message '%s'", bad[i].text, st, err.msg);
+    }
+    nst_limits l = {0, 0};
+    CHECK(nst_limits_set(&l, NST_LIMIT_PIXELS, "4294836225", "x", &err) == NST_OK && l.max_pixels == 4294836225u,
+          "largest pixel limit: %s", err.msg);
+    CHECK(nst_limits_set(&l, NST_LIMIT_FILE_MB, "3", "x", &err) == NST_OK && l.max_file_bytes == 3u << 20,
+          "3 MB: %s", err.msg);
+
+    /* the environment: read only by nst_limits_from_env */
+    setenv("NST_MAX_PIXELS", "1234", 1);
+    setenv("NST_MAX_FILE_MB", "5", 1);
+    l = (nst_limits){0, 0};
+    CHECK(nst_image_load(&img, photo, NULL, &err) == NST_OK, "the library read the environment: %s", err.msg);
+    nst_image_free(&img);
+    CHECK(nst_limits_from_env(&l, &err) == NST_OK && l.max_pixels == 1234 && l.max_file_bytes == 5u << 20,
+          "from env: %s", err.msg);
+    setenv("NST_MAX_FILE_MB", "lots", 1);
+    l = (nst_limits){1, 2};
+    CHECK(nst_limits_from_env(&l, &err) == NST_ERR_ARG && l.max_pixels == 1 && l.max_file_bytes == 2 &&
+              strstr(err.msg, "NST_MAX_FILE_MB: 'lots' is not a whole number of megabytes"),
+          "bad env: %s", err.msg);
+    unsetenv("NST_MAX_PIXELS");
+    setenv("NST_MAX_FILE_MB", "", 1);
+    CHECK(nst_limits_from_env(&l, &err) == NST_OK && l.max_pixels == 1 && l.max_file_bytes == 2, "unset env");
+    unsetenv("NST_MAX_FILE_MB");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nst_test_image_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
@@ -971,6 +1052,7 @@ int main(void) {
     test_bad_input();
     test_save_errors();
     test_resize();
+    test_limits();
     remove_tmpdir();
     TEST_DONE();
 }

@@ -890,6 +890,37 @@ static void remove_tree(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* The user's file size limit: refused just below the file's size, before reading it,
+ * with one line naming the file, its size, the limit and how to raise it; loaded at it. */
+static void test_size_limit(void) {
+    char path[128];
+    path_in(path, sizeof path, "limit.nstm");
+    nstm_model m, r;
+    nst_error err;
+    small_model(&m);
+    CHECK(nstm_save(&m, path, &err) == NST_OK, "save: %s", err.msg);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 0, "stat");
+    nst_limits lim = {0, (size_t)sb.st_size - 1};
+    memset(&r, 0x5a, sizeof r);
+    CHECK(nstm_load(&r, path, &lim, &err) == NST_ERR_LIMIT && r.n_tensors == 0 && r.tensors == NULL,
+          "below the limit: %s", err.msg);
+    char want[512];
+    snprintf(want, sizeof want, "%s: file is %lld bytes (%.2f MB), more than the limit of %lld bytes (%.2f MB); "
+             "raise it with --max-file-mb N or NST_MAX_FILE_MB=N", path, (long long)sb.st_size,
+             (double)sb.st_size / 1048576, (long long)sb.st_size - 1, (double)(sb.st_size - 1) / 1048576);
+    CHECK(strcmp(err.msg, want) == 0, "message '%s', want '%s'", err.msg, want);
+    lim.max_file_bytes = (size_t)sb.st_size;
+    CHECK(nstm_load(&r, path, &lim, &err) == NST_OK && models_equal(&m, &r), "at the limit: %s", err.msg);
+    nstm_free(&r);
+    /* a user limit above the format's own still leaves the format's in force */
+    lim.max_file_bytes = (size_t)NSTM_MAX_FILE_BYTES * 2;
+    CHECK(nstm_load(&r, path, &lim, &err) == NST_OK, "a large limit: %s", err.msg);
+    nstm_free(&r);
+    nstm_free(&m);
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0) return write_corpus(argv[2]);
     snprintf(g_dir, sizeof g_dir, "/tmp/nst_test_model_XXXXXX");
@@ -907,6 +938,7 @@ int main(int argc, char **argv) {
     test_builders_and_save_checks();
     test_failed_save();
     test_seeds();
+    test_size_limit();
     remove_tree(g_dir);
     TEST_DONE();
 }

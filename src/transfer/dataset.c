@@ -293,7 +293,7 @@ nst_status dataset_next_batch(nst_dataset *ds, float *batch, int B, int size, ns
             ds->failures++;
             snprintf(ds->warning, sizeof ds->warning, "%s", lerr.msg);
             if (ds->failures * 2 > n_train)
-                return nst_fail(err, st == NST_ERR_IO ? NST_ERR_IO : NST_ERR_FORMAT,
+                return nst_fail(err, st == NST_ERR_IO || st == NST_ERR_LIMIT ? st : NST_ERR_FORMAT,
                                 "%s: %lld of the %d training images of epoch %lld could not be read; last: %s",
                                 ds->dir, (long long)ds->failures, n_train, (long long)ds->epoch, ds->warning);
         }
