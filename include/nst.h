@@ -57,6 +57,13 @@ nst_status nst_device_resolve(nst_device requested, nst_device *resolved, nst_er
  * cuDNN versions), or why there is none. */
 void nst_cuda_describe(char *buf, size_t size);
 
+/* Arithmetic of the CUDA path (the CPU always computes in fp32). */
+typedef enum {
+    NST_PRECISION_FP32 = 0, /* IEEE fp32 throughout (the default) */
+    NST_PRECISION_TF32 = 1  /* convolutions (cuDNN) and Grams (cuBLAS) on TF32 tensor cores
+                               (Ampere and newer): faster, final losses within 1% of fp32 */
+} nst_precision;
+
 /* ------------------------------------------------------------------------- */
 /* Images                                                                    */
 /* ------------------------------------------------------------------------- */
@@ -196,6 +203,8 @@ typedef struct {
     int threads;           /* 0: leave the OpenMP default (OMP_NUM_THREADS or all cores) */
     int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
     nst_limits limits;     /* for --init FILE (zero: the defaults) */
+    nst_device device;     /* AUTO (the presets' default): CUDA if there is a GPU, else the CPU */
+    nst_precision precision; /* CUDA only */
 } nst_transfer_config;
 
 /* Layers a transfer with this configuration runs: the deepest tap + 1. */
