@@ -274,6 +274,17 @@ int nst_style_net_width(const nst_style_net *net);
 nst_status nst_style_net_apply(nst_style_net *net, const nst_image *img, nst_image *out,
                                nst_error *err);
 
+/* Where nst_style_net_apply runs: NST_DEVICE_CPU (the default after loading), NST_DEVICE_CUDA
+ * (refused with the reason when this build or machine has no GPU) or NST_DEVICE_AUTO (CUDA
+ * when there is a GPU, else the CPU). On CUDA the parameters are copied to the GPU once;
+ * each image is one upload, the network, one download, and the GPU buffers are kept for
+ * the last image size. precision (CUDA only): NST_PRECISION_FP32 computes what the CPU
+ * does (to ~1e-5); NST_PRECISION_TF32 runs the convolutions on TF32 tensor cores. */
+nst_status nst_style_net_set_device(nst_style_net *net, nst_device device, nst_precision precision,
+                                    nst_error *err);
+/* The device nst_style_net_apply runs on: NST_DEVICE_CPU or NST_DEVICE_CUDA. */
+nst_device nst_style_net_device(const nst_style_net *net);
+
 typedef struct {
     const char *style_path;      /* the painting */
     const char *data_dir;        /* folder of training photos */

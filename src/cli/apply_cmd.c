@@ -22,6 +22,10 @@ static const char APPLY_USAGE[] =
     "                          (default: the photo's own size)\n"
     "  --preserve-colors       keep the photo's colours (style in luminance only)\n"
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
+    "  --device auto|cpu|cuda  where the network runs (default auto: CUDA when this nst\n"
+    "                          has it and a GPU is there, else the CPU)\n"
+    "  --precision fp32|tf32   CUDA arithmetic: fp32 (default, as the CPU) or TF32 tensor\n"
+    "                          cores (faster, ~1e-3 relative)\n"
     LIMITS_USAGE
     "  --list                  list the styles that ship with nst\n"
     "  -q, --quiet             no progress output\n"
@@ -118,6 +122,8 @@ int cmd_apply(int argc, char **argv) {
     int quiet = 0, preserve = 0, size = 0, threads = 0;
     path_list inputs = {0};
     int rc = EXIT_USAGE;
+    nst_device device = NST_DEVICE_AUTO;
+    nst_precision precision = NST_PRECISION_FP32;
     nst_limits limits;
     if (!limits_init(&limits)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
@@ -156,6 +162,19 @@ int cmd_apply(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (!parse_int(a, v, 1, 1024, &iv)) goto done;
             threads = (int)iv;
+        } else if (!strcmp(a, "--device")) {
+            nst_error derr;
+            if (nst_device_parse(v, &device, &derr) != NST_OK) {
+                fprintf(stderr, "nst: --device: %s\n", derr.msg);
+                goto done;
+            }
+        } else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "fp32")) precision = NST_PRECISION_FP32;
+            else if (!strcmp(v, "tf32")) precision = NST_PRECISION_TF32;
+            else {
+                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
+                goto done;
+            }
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst apply --help)\n", a);
             goto done;
@@ -186,6 +205,12 @@ int cmd_apply(int argc, char **argv) {
     nst_error err;
     if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
+        rc = EXIT_FAIL;
+        goto done;
+    }
+    if (nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", err.msg);
+        nst_style_net_free(sn);
         rc = EXIT_FAIL;
         goto done;
     }

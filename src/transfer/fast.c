@@ -27,6 +27,11 @@
 #include "transfer/dataset.h"
 #include "transfer/fast.h"
 #include "util/util.h"
+#include "cuda/cuda_common.h"
+#ifdef NST_HAVE_CUDA
+#include "cuda/johnson_cuda.h"
+#include "cuda/layers_cuda.h"
+#endif
 
 #define ARCH_NAME "johnson-in" /* the "arch" string of the model files this code writes */
 
@@ -82,6 +87,8 @@ struct nst_style_net {
     nstm_model meta;  /* the file's strings (tensors dropped after loading) */
     char path[4096];
     jn_acts acts;     /* sized for the last image */
+    nst_cuda *cuda;   /* with nst_style_net_set_device(CUDA): the GPU context and the */
+    void *gpu;        /* network on it (a jn_cuda); NULL: the CPU */
 };
 
 /* Is s a bare style name (no folder, no extension)? */
@@ -160,9 +167,40 @@ void nst_style_net_free(nst_style_net *sn) {
     if (!sn) return;
     johnson_free(&sn->net);
     johnson_acts_free(&sn->acts);
+#ifdef NST_HAVE_CUDA
+    jn_cuda_free((jn_cuda *)sn->gpu);
+#endif
+    nst_cuda_destroy(sn->cuda);
     nstm_free(&sn->meta);
     free(sn);
 }
+
+nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_precision precision, nst_error *err) {
+    nst_device dev;
+    nst_status s = nst_device_resolve(device, &dev, err);
+    if (s) return s;
+#ifdef NST_HAVE_CUDA
+    jn_cuda_free((jn_cuda *)sn->gpu);
+    nst_cuda_destroy(sn->cuda);
+    sn->gpu = NULL;
+    sn->cuda = NULL;
+    if (dev != NST_DEVICE_CUDA) return NST_OK;
+    johnson_acts_free(&sn->acts); /* the CPU's buffers are not needed any more */
+    jn_cuda *g = NULL;
+    if ((s = nst_cuda_create(&sn->cuda, err)) ||
+        (s = jn_cuda_create(&g, sn->cuda, &sn->net, 0, precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, err))) {
+        nst_cuda_destroy(sn->cuda);
+        sn->cuda = NULL;
+        return s;
+    }
+    sn->gpu = g;
+#else
+    (void)precision;
+#endif
+    return NST_OK;
+}
+
+nst_device nst_style_net_device(const nst_style_net *sn) { return sn->gpu ? NST_DEVICE_CUDA : NST_DEVICE_CPU; }
 
 const char *nst_style_net_path(const nst_style_net *sn) { return sn->path; }
 const char *nst_style_net_meta(const nst_style_net *sn, const char *key) { return nstm_get_string(&sn->meta, key); }
@@ -200,6 +238,9 @@ nst_status nst_style_net_apply(nst_style_net *sn, const nst_image *img, nst_imag
     memset(out, 0, sizeof *out);
     int Hp = padded_side(img->height), Wp = padded_side(img->width);
     nst_status s;
+#ifdef NST_HAVE_CUDA
+    if (sn->gpu) return jn_cuda_apply((jn_cuda *)sn->gpu, img, Hp, Wp, out, err);
+#endif
     if (sn->acts.H != Hp || sn->acts.W != Wp) {
         johnson_acts_free(&sn->acts);
         if ((s = johnson_acts_build(&sn->acts, &sn->net, Hp, Wp, 0, err))) return s;

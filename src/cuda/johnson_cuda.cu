@@ -1,0 +1,324 @@
+/* johnson_cuda.cu - the fast-style network on the GPU: johnson_forward / johnson_backward
+ * (net/johnson.c) layer for layer, on a batch, with the ops of layers_cuda.cu. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_internal.cuh"
+#include "cuda/johnson_cuda.h"
+#include "cuda/layers_cuda.h"
+
+/* one layer's shape and its parameters' offsets in the parameter vector */
+typedef struct {
+    int C_in, C_out, K, S, upsample, pad, norm, relu, residual;
+    size_t w_off, b_off, g_off, be_off; /* weight; bias (no norm) or gamma, beta */
+} jc_layer;
+
+struct jn_cuda {
+    nst_cuda *ctx;
+    int train, precision, n_layers;
+    jc_layer L[JN_MAX_LAYERS];
+    size_t n_params;
+    float *params, *grads; /* device */
+    /* the size-dependent part (jn_cuda_resize) */
+    int N, H, W;
+    int Hi[JN_MAX_LAYERS], Wi[JN_MAX_LAYERS], Hp[JN_MAX_LAYERS], Wp[JN_MAX_LAYERS];
+    int Ho[JN_MAX_LAYERS], Wo[JN_MAX_LAYERS];
+    float *input, *pad[JN_MAX_LAYERS], *z[JN_MAX_LAYERS], *y[JN_MAX_LAYERS];
+    float *mean[JN_MAX_LAYERS], *rstd[JN_MAX_LAYERS];
+    float *g_a, *g_skip, *g_z, *g_pad;
+    cu_conv *conv[JN_MAX_LAYERS];
+    unsigned char conv_own[JN_MAX_LAYERS]; /* layers of the same geometry share one */
+    void *memory, *ws, *norm_scratch;
+    size_t bytes, ws_bytes;
+    float *img;        /* apply's (H,W,3) staging buffer, device */
+    size_t img_cap;    /* its floats */
+};
+
+nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, int train, int precision,
+                          nst_error *err) {
+    *out = NULL;
+    jn_cuda *g = (jn_cuda *)calloc(1, sizeof *g);
+    if (!g) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    g->ctx = ctx;
+    g->train = train;
+    g->precision = precision;
+    g->n_layers = net->n_layers;
+    g->n_params = net->n_params;
+    for (int l = 0; l < net->n_layers; l++) {
+        const jn_layer *s = &net->layer[l];
+        jc_layer *d = &g->L[l];
+        d->C_in = s->C_in, d->C_out = s->C_out, d->K = s->K, d->S = s->S, d->upsample = s->upsample;
+        d->pad = s->pad, d->norm = s->norm, d->relu = s->relu, d->residual = s->residual;
+        d->w_off = (size_t)(s->weight - net->params);
+        if (s->norm) {
+            d->g_off = (size_t)(s->gamma - net->params);
+            d->be_off = (size_t)(s->beta - net->params);
+        } else {
+            d->b_off = (size_t)(s->bias - net->params);
+        }
+    }
+    nst_status st = nst_cuda_alloc(ctx, (void **)&g->params, net->n_params, sizeof(float), "the style network's parameters", err);
+    if (!st && train) st = nst_cuda_alloc(ctx, (void **)&g->grads, net->n_params, sizeof(float), "the style network's gradients", err);
+    if (!st) st = jn_cuda_upload_params(g, net->params, err);
+    if (!st && train) st = jn_cuda_zero_grads(g, err);
+    if (st) {
+        jn_cuda_free(g);
+        return st;
+    }
+    *out = g;
+    return NST_OK;
+}
+
+/* frees the size-dependent part */
+static void release_size(jn_cuda *g) {
+    for (int l = 0; l < g->n_layers; l++) {
+        if (g->conv_own[l]) cu_conv_destroy(g->conv[l]);
+        g->conv[l] = NULL;
+        g->conv_own[l] = 0;
+    }
+    cudaFree(g->memory);
+    cudaFree(g->ws);
+    cudaFree(g->norm_scratch);
+    g->memory = g->ws = g->norm_scratch = NULL;
+    g->bytes = g->ws_bytes = 0;
+    g->N = g->H = g->W = 0;
+}
+
+void jn_cuda_free(jn_cuda *g) {
+    if (!g) return;
+    if (g->ctx) cudaStreamSynchronize(g->ctx->stream);
+    release_size(g);
+    cudaFree(g->params);
+    cudaFree(g->grads);
+    cudaFree(g->img);
+    free(g);
+}
+
+nst_status jn_cuda_upload_params(jn_cuda *g, const float *params, nst_error *err) {
+    NST_CUDA_TRY(cudaMemcpyAsync(g->params, params, g->n_params * sizeof(float), cudaMemcpyHostToDevice, g->ctx->stream), err);
+    NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
+    return NST_OK;
+}
+
+nst_status jn_cuda_download_params(jn_cuda *g, float *params, nst_error *err) {
+    NST_CUDA_TRY(cudaMemcpyAsync(params, g->params, g->n_params * sizeof(float), cudaMemcpyDeviceToHost, g->ctx->stream), err);
+    NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
+    return NST_OK;
+}
+
+nst_status jn_cuda_download_grads(jn_cuda *g, float *grads, nst_error *err) {
+    if (!g->grads) return nst_fail(err, NST_ERR_ARG, "the GPU style network was not built for training");
+    NST_CUDA_TRY(cudaMemcpyAsync(grads, g->grads, g->n_params * sizeof(float), cudaMemcpyDeviceToHost, g->ctx->stream), err);
+    NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
+    return NST_OK;
+}
+
+float *jn_cuda_params(jn_cuda *g) { return g->params; }
+float *jn_cuda_grads(jn_cuda *g) { return g->grads; }
+size_t jn_cuda_n_params(const jn_cuda *g) { return g->n_params; }
+size_t jn_cuda_bytes(const jn_cuda *g) { return g->bytes + g->ws_bytes; }
+float *jn_cuda_input(jn_cuda *g) { return g->input; }
+const float *jn_cuda_output(const jn_cuda *g) { return g->y[g->n_layers - 1]; }
+const char *jn_cuda_conv_about(const jn_cuda *g, int l) {
+    return l >= 0 && l < g->n_layers && g->conv[l] ? cu_conv_describe(g->conv[l]) : "";
+}
+
+nst_status jn_cuda_zero_grads(jn_cuda *g, nst_error *err) {
+    if (!g->grads) return nst_fail(err, NST_ERR_ARG, "the GPU style network was not built for training");
+    NST_CUDA_TRY(cudaMemsetAsync(g->grads, 0, g->n_params * sizeof(float), g->ctx->stream), err);
+    return NST_OK;
+}
+
+nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
+    if (g->memory && g->N == N && g->H == H && g->W == W) return NST_OK;
+    release_size(g);
+    if (N < 1 || H < 8 || W < 8 || H % 4 || W % 4)
+        return nst_fail(err, NST_ERR_ARG, "style network input %dx%d (batch %d): sides must be multiples of 4, at least 8", W, H, N);
+    /* shapes and the largest buffer of each kind, as johnson_acts_build, times N */
+    size_t n_in = (size_t)N * 3 * H * W, max_pad = 0, max_z = 0, max_g = n_in, total = n_in, scratch = 0;
+    int h = H, w = W;
+    for (int l = 0; l < g->n_layers; l++) {
+        const jc_layer *L = &g->L[l];
+        g->Hi[l] = h;
+        g->Wi[l] = w;
+        if (L->upsample) h *= 2, w *= 2;
+        g->Hp[l] = h + 2 * L->pad;
+        g->Wp[l] = w + 2 * L->pad;
+        g->Ho[l] = (g->Hp[l] - L->K) / L->S + 1;
+        g->Wo[l] = (g->Wp[l] - L->K) / L->S + 1;
+        size_t np = (size_t)N * L->C_in * g->Hp[l] * g->Wp[l], nz = (size_t)N * L->C_out * g->Ho[l] * g->Wo[l];
+        size_t ni = (size_t)N * L->C_in * g->Hi[l] * g->Wi[l];
+        if (np > INT_MAX || nz > INT_MAX)
+            return nst_fail(err, NST_ERR_LIMIT, "style network at %dx%d (batch %d): layer %d needs a tensor of %zu values, more than cuDNN takes (2^31)",
+                            W, H, N, l, np > nz ? np : nz);
+        if (np > max_pad) max_pad = np;
+        if (nz > max_z) max_z = nz;
+        if (nz > max_g) max_g = nz;
+        if (ni > max_g) max_g = ni;
+        if (g->train) total += np + 2 * nz + 2 * (size_t)N * L->C_out;
+        size_t sb = cu_instance_norm_scratch_bytes(N * L->C_out, g->Ho[l] * g->Wo[l]);
+        if (sb > scratch) scratch = sb;
+        h = g->Ho[l];
+        w = g->Wo[l];
+    }
+    if (g->train) total += 3 * max_g + max_z + max_pad;
+    else {
+        total += max_pad + max_z + 3 * max_z;
+        for (int l = 0; l < g->n_layers; l++) total += 2 * (size_t)N * g->L[l].C_out;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "the style network at %dx%d (batch %d)", W, H, N);
+    nst_status st = nst_cuda_alloc(g->ctx, &g->memory, total, sizeof(float), what, err);
+    if (!st) st = nst_cuda_alloc(g->ctx, &g->norm_scratch, scratch, 1, what, err);
+    if (st) {
+        release_size(g);
+        return st;
+    }
+    g->bytes = total * sizeof(float) + scratch;
+    float *p = (float *)g->memory;
+    g->input = p, p += n_in;
+    if (g->train) {
+        for (int l = 0; l < g->n_layers; l++) {
+            const jc_layer *L = &g->L[l];
+            size_t nz = (size_t)N * L->C_out * g->Ho[l] * g->Wo[l];
+            g->pad[l] = p, p += (size_t)N * L->C_in * g->Hp[l] * g->Wp[l];
+            g->z[l] = p, p += nz;
+            g->y[l] = p, p += nz;
+            g->mean[l] = p, p += (size_t)N * L->C_out;
+            g->rstd[l] = p, p += (size_t)N * L->C_out;
+        }
+        g->g_a = p, p += max_g;
+        g->g_skip = p, p += max_g;
+        p += max_g; /* (spare: the CPU's g_b; the GPU fuses upsampling and padding backward) */
+        g->g_z = p, p += max_z;
+        g->g_pad = p, p += max_pad;
+    } else {
+        /* one padded input and one conv output for every layer, three rotating outputs */
+        float *pad = p, *z = (p += max_pad), *ys[3];
+        p += max_z;
+        for (int k = 0; k < 3; k++) ys[k] = p, p += max_z;
+        for (int l = 0; l < g->n_layers; l++) {
+            g->pad[l] = pad;
+            g->z[l] = z;
+            g->y[l] = ys[l % 3];
+            g->mean[l] = p, p += (size_t)N * g->L[l].C_out;
+            g->rstd[l] = p, p += (size_t)N * g->L[l].C_out;
+        }
+    }
+    /* the convolutions: algorithms chosen once per geometry; workspace up to a quarter of
+     * the memory left (at most 2 GiB) */
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    size_t limit = free_b / 4 < ((size_t)2 << 30) ? free_b / 4 : ((size_t)2 << 30), need = 0;
+    for (int l = 0; l < g->n_layers && !st; l++) {
+        const jc_layer *L = &g->L[l];
+        for (int j = 0; j < l && !g->conv[l]; j++)
+            if (g->L[j].C_in == L->C_in && g->L[j].C_out == L->C_out && g->L[j].K == L->K && g->L[j].S == L->S &&
+                g->Hp[j] == g->Hp[l] && g->Wp[j] == g->Wp[l])
+                g->conv[l] = g->conv[j];
+        if (g->conv[l]) continue;
+        size_t ws = 0;
+        st = cu_conv_create(&g->conv[l], g->ctx, N, L->C_in, L->C_out, g->Hp[l], g->Wp[l], L->K, L->S, g->precision,
+                            g->train, limit, &ws, err);
+        if (!st) g->conv_own[l] = 1;
+        if (ws > need) need = ws;
+    }
+    if (!st && need) st = nst_cuda_alloc(g->ctx, &g->ws, need, 1, "the convolutions' workspace", err);
+    if (st) {
+        release_size(g);
+        return st;
+    }
+    g->ws_bytes = need;
+    g->N = N, g->H = H, g->W = W;
+    return NST_OK;
+}
+
+#define TRY(call)                                  \
+    do {                                           \
+        nst_status s_ = (call);                    \
+        if (s_ != NST_OK) return s_;               \
+    } while (0)
+
+nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
+    if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
+    nst_cuda *ctx = g->ctx;
+    int N = g->N;
+    for (int l = 0; l < g->n_layers; l++) {
+        const jc_layer *L = &g->L[l];
+        const float *src = l == 0 ? g->input : g->y[l - 1];
+        if (L->upsample) TRY(cu_upsample2x_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
+        else TRY(cu_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
+        TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], g->params + L->w_off, g->ws, g->ws_bytes, err));
+        int HW = g->Ho[l] * g->Wo[l];
+        if (L->norm) {
+            TRY(cu_instance_norm_forward(ctx, g->y[l], g->mean[l], g->rstd[l], g->z[l], g->params + L->g_off,
+                                         g->params + L->be_off, L->residual ? g->y[l - 2] : NULL, N, L->C_out, HW,
+                                         L->relu, g->norm_scratch, err));
+        } else {
+            TRY(cu_add_bias(ctx, g->z[l], g->params + L->b_off, N, L->C_out, HW, err));
+            TRY(cu_sigmoid255_forward(ctx, g->y[l], g->z[l], (size_t)N * L->C_out * HW, err));
+        }
+    }
+    return NST_OK;
+}
+
+nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_error *err) {
+    if (!g->train || !g->memory) return nst_fail(err, NST_ERR_ARG, "GPU style network backward needs training buffers");
+    nst_cuda *ctx = g->ctx;
+    int N = g->N;
+    float *gr = g->g_a; /* d(loss)/d(output of layer l), then of its input */
+    size_t n_out = (size_t)N * 3 * g->H * g->W;
+    if (dout != gr) NST_CUDA_TRY(cudaMemcpyAsync(gr, dout, n_out * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream), err);
+    for (int l = g->n_layers - 1; l >= 0; l--) {
+        const jc_layer *L = &g->L[l];
+        int HW = g->Ho[l] * g->Wo[l];
+        size_t nz = (size_t)N * L->C_out * HW;
+        if (L->norm) {
+            /* a block's output gradient also flows straight to the block's input */
+            if (L->residual)
+                NST_CUDA_TRY(cudaMemcpyAsync(g->g_skip, gr, nz * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream), err);
+            TRY(cu_instance_norm_backward(ctx, g->g_z, g->grads + L->g_off, g->grads + L->be_off, gr, g->y[l], g->z[l],
+                                          g->mean[l], g->rstd[l], g->params + L->g_off, N, L->C_out, HW, L->relu,
+                                          g->norm_scratch, err));
+        } else {
+            TRY(cu_sigmoid255_backward(ctx, g->g_z, gr, g->y[l], nz, err));
+            TRY(cu_bias_backward(ctx, g->grads + L->b_off, g->g_z, N, L->C_out, HW, err));
+        }
+        TRY(cu_conv_backward_weight(ctx, g->conv[l], g->grads + L->w_off, g->g_z, g->pad[l], g->ws, g->ws_bytes, err));
+        if (l == 0 && !dinput) break; /* nobody needs the gradient of the photo */
+        TRY(cu_conv_backward_input(ctx, g->conv[l], g->g_pad, g->g_z, g->params + L->w_off, g->ws, g->ws_bytes, err));
+        int h = g->Hi[l], w = g->Wi[l];
+        if (L->upsample) TRY(cu_upsample2x_reflect_pad_backward(ctx, gr, g->g_pad, N * L->C_in, h, w, L->pad, err));
+        else TRY(cu_reflect_pad_backward(ctx, gr, g->g_pad, N * L->C_in, h, w, L->pad, err));
+        if (l + 1 < g->n_layers && g->L[l + 1].residual)
+            TRY(cu_add(ctx, gr, gr, g->g_skip, (size_t)N * L->C_in * h * w, err)); /* the block's skip path */
+    }
+    if (dinput) NST_CUDA_TRY(cudaMemcpyAsync(dinput, gr, n_out * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream), err);
+    return NST_OK;
+}
+
+nst_status jn_cuda_apply(jn_cuda *g, const nst_image *img, int Hp, int Wp, nst_image *out, nst_error *err) {
+    memset(out, 0, sizeof *out);
+    nst_cuda *ctx = g->ctx;
+    TRY(jn_cuda_resize(g, 1, Hp, Wp, err));
+    size_t n = (size_t)img->width * img->height * 3;
+    if (n > g->img_cap) {
+        cudaFree(g->img);
+        g->img = NULL;
+        g->img_cap = 0;
+        TRY(nst_cuda_alloc(ctx, (void **)&g->img, n, sizeof(float), "the image", err));
+        g->img_cap = n;
+    }
+    NST_CUDA_TRY(cudaMemcpyAsync(g->img, img->pixels, n * sizeof(float), cudaMemcpyHostToDevice, ctx->stream), err);
+    TRY(cu_image_to_planes(ctx, g->input, g->img, img->height, img->width, Hp, Wp, err));
+    TRY(jn_cuda_forward(g, err));
+    TRY(cu_planes_to_image(ctx, g->img, jn_cuda_output(g), img->height, img->width, Hp, Wp, err));
+    TRY(nst_image_alloc(out, img->width, img->height, err));
+    nst_status st = nst_cuda_check(cudaMemcpyAsync(out->pixels, g->img, n * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream),
+                                   "cudaMemcpyAsync", err);
+    if (!st) st = nst_cuda_check(cudaStreamSynchronize(ctx->stream), "the style network on the GPU", err);
+    if (st) nst_image_free(out);
+    return st;
+}

@@ -1,0 +1,517 @@
+/* layers_cuda.cu - the fast-style network's layers on the GPU (see layers_cuda.h): own
+ * kernels for the memory-bound ops, cuDNN for the convolutions.
+ *
+ * Reductions (instance norm statistics and gradients, the bias gradient) are two-level:
+ * a grid of (P parts, NC planes) blocks, each summing its slice of a plane in double per
+ * thread and then by a fixed shared-memory tree, writes partial sums; a second small
+ * kernel adds the P partials of each plane in order. No atomics: the result is the same
+ * bit for bit from run to run, and large planes (4K images) still fill the GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_internal.cuh"
+#include "cuda/layers_cuda.h"
+
+#define THREADS 256
+#define INSTANCE_NORM_EPS 1e-5f /* tensor/layers.h */
+
+/* the status of the last launch */
+static nst_status launched(const char *what, nst_error *err) {
+    return nst_cuda_check(cudaGetLastError(), what, err);
+}
+
+/* a 2-D grid: x covers n items (256 per block), y the planes */
+static dim3 plane_grid(size_t n, int planes) { return dim3((unsigned)((n + THREADS - 1) / THREADS), (unsigned)planes); }
+
+/* ---- reflection padding and upsampling ---------------------------------------------------- */
+
+/* source index of padded index k - p (k in 0..n+2p-1), reflected without repeating the edge */
+__device__ static inline int reflect_index(int t, int n) { return t < 0 ? -t : t >= n ? 2 * (n - 1) - t : t; }
+
+/* The padded indices k (0-based, padded coordinates) whose reflect(k - p) is s: at most 3
+ * (s itself, its mirror past the start, its mirror past the end). Needs p < n. */
+__device__ static inline int reflect_sources(int s, int n, int p, int k[3]) {
+    int c = 0;
+    k[c++] = s + p;
+    if (s >= 1 && s <= p) k[c++] = p - s;
+    if (s <= n - 2 && s >= n - 1 - p) k[c++] = 2 * (n - 1) - s + p;
+    return c;
+}
+
+/* out (NC,Ho,Wo) <- inp (NC,H,W); up = 1: the source grid is the 2x upsampled one */
+__global__ static void pad_forward_kernel(float *out, const float *inp, int H, int W, int p, int up) {
+    int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, plane = blockIdx.y;
+    if (i >= (size_t)Ho * Wo) return;
+    int k = (int)(i / Wo), j = (int)(i % Wo);
+    int si = reflect_index(k - p, Hs) >> up, sj = reflect_index(j - p, Ws) >> up;
+    out[plane * Ho * Wo + i] = inp[(plane * H + si) * W + sj];
+}
+
+/* dinp (NC,H,W) <- the sum of the padded gradients that copied each pixel (a gather: no atomics) */
+__global__ static void pad_backward_kernel(float *dinp, const float *dout, int H, int W, int p, int up) {
+    int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, plane = blockIdx.y;
+    if (i >= (size_t)H * W) return;
+    int y = (int)(i / W), x = (int)(i % W);
+    const float *g = dout + plane * Ho * Wo;
+    float sum = 0.0f;
+    for (int dy = 0; dy <= up; dy++) {
+        int kr[3], nr = reflect_sources((y << up) + dy, Hs, p, kr);
+        for (int a = 0; a < nr; a++)
+            for (int dx = 0; dx <= up; dx++) {
+                int kc[3], nc = reflect_sources((x << up) + dx, Ws, p, kc);
+                for (int b = 0; b < nc; b++) sum += g[(size_t)kr[a] * Wo + kc[b]];
+            }
+    }
+    dinp[plane * H * W + i] = sum;
+}
+
+nst_status cu_reflect_pad_forward(nst_cuda *ctx, float *out, const float *inp, int NC, int H, int W, int p,
+                                  nst_error *err) {
+    pad_forward_kernel<<<plane_grid((size_t)(H + 2 * p) * (W + 2 * p), NC), THREADS, 0, ctx->stream>>>(out, inp, H, W, p, 0);
+    return launched("reflect pad", err);
+}
+
+nst_status cu_reflect_pad_backward(nst_cuda *ctx, float *dinp, const float *dout, int NC, int H, int W, int p,
+                                   nst_error *err) {
+    pad_backward_kernel<<<plane_grid((size_t)H * W, NC), THREADS, 0, ctx->stream>>>(dinp, dout, H, W, p, 0);
+    return launched("reflect pad backward", err);
+}
+
+nst_status cu_upsample2x_reflect_pad_forward(nst_cuda *ctx, float *out, const float *inp, int NC, int H, int W,
+                                             int p, nst_error *err) {
+    pad_forward_kernel<<<plane_grid((size_t)(2 * H + 2 * p) * (2 * W + 2 * p), NC), THREADS, 0, ctx->stream>>>(out, inp, H, W, p, 1);
+    return launched("upsample + reflect pad", err);
+}
+
+nst_status cu_upsample2x_reflect_pad_backward(nst_cuda *ctx, float *dinp, const float *dout, int NC, int H,
+                                              int W, int p, nst_error *err) {
+    pad_backward_kernel<<<plane_grid((size_t)H * W, NC), THREADS, 0, ctx->stream>>>(dinp, dout, H, W, p, 1);
+    return launched("upsample + reflect pad backward", err);
+}
+
+/* ---- reductions ------------------------------------------------------------------------------ */
+
+/* parts per plane: about 8192 pixels each, at most 128 */
+static int n_parts(int HW) {
+    int P = (HW + 8191) / 8192;
+    return P < 1 ? 1 : P > 128 ? 128 : P;
+}
+
+/* sums a and b over the block by a fixed tree (THREADS a power of two); thread 0 gets them */
+__device__ static inline void block_sum2(double *a, double *b) {
+    __shared__ double sa[THREADS], sb[THREADS];
+    int t = threadIdx.x;
+    sa[t] = *a;
+    sb[t] = *b;
+    __syncthreads();
+    for (int s = THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) {
+            sa[t] += sa[t + s];
+            sb[t] += sb[t + s];
+        }
+        __syncthreads();
+    }
+    *a = sa[0];
+    *b = sb[0];
+}
+
+/* the slice [*lo, *hi) of a plane of HW pixels that part blockIdx.x of P sums */
+__device__ static inline void part_range(int HW, int P, int *lo, int *hi) {
+    int chunk = (HW + P - 1) / P;
+    *lo = blockIdx.x * chunk;
+    *hi = min(HW, *lo + chunk);
+}
+
+/* part[(plane*P + part)*2 + {0,1}] = sum x, sum x^2 over the part's slice */
+__global__ static void norm_stats_partial(double *part, const float *x, int HW, int P) {
+    size_t plane = blockIdx.y;
+    const float *xp = x + plane * HW;
+    int lo, hi;
+    part_range(HW, P, &lo, &hi);
+    double s = 0.0, ss = 0.0;
+    for (int i = lo + threadIdx.x; i < hi; i += THREADS) {
+        double v = xp[i];
+        s += v;
+        ss += v * v;
+    }
+    block_sum2(&s, &ss);
+    if (threadIdx.x == 0) {
+        part[(plane * P + blockIdx.x) * 2] = s;
+        part[(plane * P + blockIdx.x) * 2 + 1] = ss;
+    }
+}
+
+/* mean and rstd of each plane from its partial sums (in double: the variance as
+ * E[x^2] - mean^2 loses nothing that matters at double precision) */
+__global__ static void norm_stats_final(float *mean, float *rstd, const double *part, int NC, int HW, int P) {
+    int plane = blockIdx.x * blockDim.x + threadIdx.x;
+    if (plane >= NC) return;
+    double s = 0.0, ss = 0.0;
+    for (int k = 0; k < P; k++) {
+        s += part[((size_t)plane * P + k) * 2];
+        ss += part[((size_t)plane * P + k) * 2 + 1];
+    }
+    double m = s / HW, var = ss / HW - m * m;
+    if (var < 0.0) var = 0.0;
+    mean[plane] = (float)m;
+    rstd[plane] = (float)(1.0 / sqrt(var + (double)INSTANCE_NORM_EPS));
+}
+
+__global__ static void norm_apply(float *out, const float *x, const float *mean, const float *rstd,
+                                  const float *gamma, const float *beta, const float *skip, int C, int HW,
+                                  int relu) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int plane = blockIdx.y, c = plane % C;
+    if (i >= (size_t)HW) return;
+    size_t k = (size_t)plane * HW + i;
+    float m = mean[plane], scale = gamma[c] * rstd[plane], b = beta[c];
+    float t = (x[k] - m) * scale + b; /* the CPU's expression (layers.c) */
+    if (relu) t = t > 0.0f ? t : 0.0f;
+    if (skip) t = t + skip[k];
+    out[k] = t;
+}
+
+size_t cu_instance_norm_scratch_bytes(int NC, int HW) {
+    return (size_t)NC * n_parts(HW) * 2 * sizeof(double) + (size_t)NC * 2 * sizeof(float);
+}
+
+nst_status cu_instance_norm_forward(nst_cuda *ctx, float *out, float *mean, float *rstd, const float *inp,
+                                    const float *gamma, const float *beta, const float *skip, int N, int C,
+                                    int HW, int relu, void *scratch, nst_error *err) {
+    int NC = N * C, P = n_parts(HW);
+    double *part = (double *)scratch;
+    norm_stats_partial<<<dim3(P, NC), THREADS, 0, ctx->stream>>>(part, inp, HW, P);
+    norm_stats_final<<<(NC + THREADS - 1) / THREADS, THREADS, 0, ctx->stream>>>(mean, rstd, part, NC, HW, P);
+    norm_apply<<<plane_grid(HW, NC), THREADS, 0, ctx->stream>>>(out, inp, mean, rstd, gamma, beta, skip, C, HW, relu);
+    return launched("instance norm", err);
+}
+
+/* part: sum g, sum g * xhat over the slice, g the gradient masked by the ReLU */
+__global__ static void norm_grad_partial(double *part, const float *dout, const float *out, const float *x,
+                                         const float *mean, const float *rstd, int HW, int P, int relu) {
+    size_t plane = blockIdx.y;
+    size_t base = plane * HW;
+    float m = mean[plane], rs = rstd[plane];
+    int lo, hi;
+    part_range(HW, P, &lo, &hi);
+    double sg = 0.0, sgx = 0.0;
+    for (int i = lo + threadIdx.x; i < hi; i += THREADS) {
+        float g = dout[base + i];
+        if (relu && !(out[base + i] > 0.0f)) g = 0.0f;
+        float xh = (x[base + i] - m) * rs;
+        sg += g;
+        sgx += (double)g * xh;
+    }
+    block_sum2(&sg, &sgx);
+    if (threadIdx.x == 0) {
+        part[(plane * P + blockIdx.x) * 2] = sg;
+        part[(plane * P + blockIdx.x) * 2 + 1] = sgx;
+    }
+}
+
+/* one thread per channel: each plane's mean(g), mean(g xhat) into pstat (NC,2); the
+ * batch's sums into dbeta, dgamma */
+__global__ static void norm_grad_final(float *pstat, float *dgamma, float *dbeta, const double *part, int N,
+                                       int C, int HW, int P) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double tg = 0.0, tgx = 0.0;
+    for (int n = 0; n < N; n++) {
+        size_t plane = (size_t)n * C + c;
+        double sg = 0.0, sgx = 0.0;
+        for (int k = 0; k < P; k++) {
+            sg += part[(plane * P + k) * 2];
+            sgx += part[(plane * P + k) * 2 + 1];
+        }
+        pstat[plane * 2] = (float)(sg / HW);
+        pstat[plane * 2 + 1] = (float)(sgx / HW);
+        tg += sg;
+        tgx += sgx;
+    }
+    dbeta[c] += (float)tg;
+    dgamma[c] += (float)tgx;
+}
+
+__global__ static void norm_grad_apply(float *dinp, const float *dout, const float *out, const float *x,
+                                       const float *mean, const float *rstd, const float *gamma,
+                                       const float *pstat, int C, int HW, int relu) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int plane = blockIdx.y, c = plane % C;
+    if (i >= (size_t)HW) return;
+    size_t k = (size_t)plane * HW + i;
+    float m = mean[plane], rs = rstd[plane], scale = gamma[c] * rs;
+    float mg = pstat[2 * plane], mgx = pstat[2 * plane + 1];
+    float g = dout[k];
+    if (relu && !(out[k] > 0.0f)) g = 0.0f;
+    float xh = (x[k] - m) * rs;
+    dinp[k] = scale * (g - mg - xh * mgx);
+}
+
+nst_status cu_instance_norm_backward(nst_cuda *ctx, float *dinp, float *dgamma, float *dbeta,
+                                     const float *dout, const float *out, const float *inp,
+                                     const float *mean, const float *rstd, const float *gamma, int N,
+                                     int C, int HW, int relu, void *scratch, nst_error *err) {
+    int NC = N * C, P = n_parts(HW);
+    double *part = (double *)scratch;
+    float *pstat = (float *)(part + (size_t)NC * P * 2);
+    norm_grad_partial<<<dim3(P, NC), THREADS, 0, ctx->stream>>>(part, dout, out, inp, mean, rstd, HW, P, relu);
+    norm_grad_final<<<(C + THREADS - 1) / THREADS, THREADS, 0, ctx->stream>>>(pstat, dgamma, dbeta, part, N, C, HW, P);
+    norm_grad_apply<<<plane_grid(HW, NC), THREADS, 0, ctx->stream>>>(dinp, dout, out, inp, mean, rstd, gamma, pstat, C, HW, relu);
+    return launched("instance norm backward", err);
+}
+
+/* ---- elementwise ------------------------------------------------------------------------------ */
+
+__global__ static void sigmoid255_kernel(float *out, const float *inp, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = 255.0f / (1.0f + expf(-inp[i])); /* expf overflow -> inf -> 0, never NaN */
+}
+
+__global__ static void sigmoid255_backward_kernel(float *dinp, const float *dout, const float *out, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dinp[i] = dout[i] * out[i] * (1.0f - out[i] * (1.0f / 255.0f));
+}
+
+__global__ static void add_kernel(float *out, const float *a, const float *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = a[i] + b[i];
+}
+
+__global__ static void add_bias_kernel(float *x, const float *bias, int C, int HW) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)HW) x[(size_t)blockIdx.y * HW + i] += bias[blockIdx.y % C];
+}
+
+/* one block per channel: dbias[c] += the sum over the batch and the pixels, in a fixed order */
+__global__ static void bias_backward_kernel(float *dbias, const float *dout, int N, int C, int HW) {
+    int c = blockIdx.x;
+    double s = 0.0, unused = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *g = dout + ((size_t)n * C + c) * HW;
+        for (int i = threadIdx.x; i < HW; i += THREADS) s += g[i];
+    }
+    block_sum2(&s, &unused);
+    if (threadIdx.x == 0) dbias[c] += (float)s;
+}
+
+__global__ static void adam_kernel(float *x, float *m, float *v, const float *g, size_t n, float step,
+                                   float bc2_sqrt, float b1, float b2, float eps) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float gi = g[i];
+    float mi = m[i] * b1 + gi * (1.0f - b1);
+    float vi = v[i] * b2 + gi * gi * (1.0f - b2);
+    m[i] = mi;
+    v[i] = vi;
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    x[i] += -step * (mi / denom);
+}
+
+nst_status cu_sigmoid255_forward(nst_cuda *ctx, float *out, const float *inp, size_t n, nst_error *err) {
+    sigmoid255_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(out, inp, n);
+    return launched("sigmoid", err);
+}
+
+nst_status cu_sigmoid255_backward(nst_cuda *ctx, float *dinp, const float *dout, const float *out, size_t n,
+                                  nst_error *err) {
+    sigmoid255_backward_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(dinp, dout, out, n);
+    return launched("sigmoid backward", err);
+}
+
+nst_status cu_add(nst_cuda *ctx, float *out, const float *a, const float *b, size_t n, nst_error *err) {
+    add_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(out, a, b, n);
+    return launched("add", err);
+}
+
+nst_status cu_add_bias(nst_cuda *ctx, float *x, const float *bias, int N, int C, int HW, nst_error *err) {
+    add_bias_kernel<<<plane_grid(HW, N * C), THREADS, 0, ctx->stream>>>(x, bias, C, HW);
+    return launched("bias", err);
+}
+
+nst_status cu_bias_backward(nst_cuda *ctx, float *dbias, const float *dout, int N, int C, int HW, nst_error *err) {
+    bias_backward_kernel<<<C, THREADS, 0, ctx->stream>>>(dbias, dout, N, C, HW);
+    return launched("bias backward", err);
+}
+
+nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, float step,
+                          float bc2_sqrt, float b1, float b2, float eps, nst_error *err) {
+    adam_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(x, m, v, g, n, step, bc2_sqrt, b1, b2, eps);
+    return launched("Adam", err);
+}
+
+/* ---- images <-> planes ------------------------------------------------------------------------ */
+
+__global__ static void image_to_planes_kernel(float *x, const float *img, int H, int W, int Hp, int Wp) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int c = blockIdx.y;
+    if (i >= (size_t)Hp * Wp) return;
+    int y = (int)(i / Wp), xx = (int)(i % Wp);
+    int sy = y < H ? y : H - 1, sx = xx < W ? xx : W - 1;
+    x[(size_t)c * Hp * Wp + i] = img[((size_t)sy * W + sx) * 3 + c] * (1.0f / 255.0f);
+}
+
+__global__ static void planes_to_image_kernel(float *img, const float *yv, int H, int W, int Hp, int Wp) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)H * W) return;
+    int y = (int)(i / W), x = (int)(i % W);
+    for (int c = 0; c < 3; c++) img[i * 3 + c] = yv[((size_t)c * Hp + y) * Wp + x];
+}
+
+nst_status cu_image_to_planes(nst_cuda *ctx, float *x, const float *img, int H, int W, int Hp, int Wp,
+                              nst_error *err) {
+    image_to_planes_kernel<<<plane_grid((size_t)Hp * Wp, 3), THREADS, 0, ctx->stream>>>(x, img, H, W, Hp, Wp);
+    return launched("image to planes", err);
+}
+
+nst_status cu_planes_to_image(nst_cuda *ctx, float *img, const float *y, int H, int W, int Hp, int Wp,
+                              nst_error *err) {
+    planes_to_image_kernel<<<nst_cuda_blocks((size_t)H * W), THREADS, 0, ctx->stream>>>(img, y, H, W, Hp, Wp);
+    return launched("planes to image", err);
+}
+
+/* ---- convolution (cuDNN) -------------------------------------------------------------------- */
+
+/* The legacy convolution API is deprecated in cuDNN 9 but remains the simplest complete
+ * one (find, forward, both backward passes); its warnings are silenced here only. */
+#pragma nv_diag_suppress 1215
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+struct cu_conv {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t desc;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    int train;
+    char about[96];
+};
+
+void cu_conv_destroy(cu_conv *c) {
+    if (!c) return;
+    if (c->x) cudnnDestroyTensorDescriptor(c->x);
+    if (c->y) cudnnDestroyTensorDescriptor(c->y);
+    if (c->w) cudnnDestroyFilterDescriptor(c->w);
+    if (c->desc) cudnnDestroyConvolutionDescriptor(c->desc);
+    free(c);
+}
+
+const char *cu_conv_describe(const cu_conv *c) { return c->about; }
+
+/* Is a cudnnFind result usable: it ran, is deterministic, fits the workspace limit and
+ * computes in the precision asked for (fp32: FMA only, never tensor cores; tf32: no
+ * conversion to half precision). Find lists the results fastest first. */
+template <typename Perf> static int usable(const Perf &p, int precision, size_t ws_limit) {
+    if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC || p.memory > ws_limit) return 0;
+    if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+    if (precision == CU_FP32 && p.mathType == CUDNN_TENSOR_OP_MATH) return 0;
+    return 1;
+}
+
+nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S,
+                          int precision, int train, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
+    *out = NULL;
+    *ws_bytes = 0;
+    int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    if (H < K || W < K || Ho < 1 || Wo < 1)
+        return nst_fail(err, NST_ERR_ARG, "convolution %dx%d of a %dx%d input: input too small", K, K, W, H);
+    cu_conv *c = (cu_conv *)calloc(1, sizeof *c);
+    if (!c) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    c->train = train;
+    cudnnMathType_t math = precision == CU_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    nst_status s;
+#define TRY(call)                                                                  \
+    if ((s = nst_cudnn_check((call), #call, err)) != NST_OK) {                     \
+        cu_conv_destroy(c);                                                        \
+        return s;                                                                  \
+    }
+    TRY(cudnnCreateTensorDescriptor(&c->x));
+    TRY(cudnnCreateTensorDescriptor(&c->y));
+    TRY(cudnnCreateFilterDescriptor(&c->w));
+    TRY(cudnnCreateConvolutionDescriptor(&c->desc));
+    TRY(cudnnSetTensor4dDescriptor(c->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, C_in, H, W));
+    TRY(cudnnSetTensor4dDescriptor(c->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, C_out, Ho, Wo));
+    TRY(cudnnSetFilter4dDescriptor(c->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, C_out, C_in, K, K));
+    TRY(cudnnSetConvolution2dDescriptor(c->desc, 0, 0, S, S, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    TRY(cudnnSetConvolutionMathType(c->desc, math));
+    int n, ch, h, w;
+    TRY(cudnnGetConvolution2dForwardOutputDim(c->desc, c->x, c->w, &n, &ch, &h, &w));
+    if (n != N || ch != C_out || h != Ho || w != Wo) {
+        cu_conv_destroy(c);
+        return nst_fail(err, NST_ERR_IO, "cuDNN: convolution output %dx%dx%dx%d, expected %dx%dx%dx%d", n, ch, h, w, N,
+                        C_out, Ho, Wo);
+    }
+    /* the fastest usable algorithm of each pass (cudnnFind times them all on this GPU) */
+    enum { MAXA = 16 };
+    int got = 0, k;
+    cudnnConvolutionFwdAlgoPerf_t pf[MAXA];
+    TRY(cudnnFindConvolutionForwardAlgorithm(ctx->cudnn, c->x, c->w, c->desc, c->y, MAXA, &got, pf));
+    for (k = 0; k < got && !usable(pf[k], precision, ws_limit); k++) {}
+    if (k == got) {
+        cu_conv_destroy(c);
+        return nst_fail(err, NST_ERR_IO, "cuDNN: no usable forward algorithm for a %dx%d convolution %d -> %d at %dx%d (batch %d)",
+                        K, K, C_in, C_out, W, H, N);
+    }
+    c->fwd = pf[k].algo;
+    *ws_bytes = pf[k].memory;
+    snprintf(c->about, sizeof c->about, "fwd %d (%.2f ms)", (int)pf[k].algo, pf[k].time);
+    if (train) {
+        cudnnConvolutionBwdDataAlgoPerf_t pd[MAXA];
+        TRY(cudnnFindConvolutionBackwardDataAlgorithm(ctx->cudnn, c->w, c->y, c->desc, c->x, MAXA, &got, pd));
+        for (k = 0; k < got && !usable(pd[k], precision, ws_limit); k++) {}
+        if (k == got) {
+            cu_conv_destroy(c);
+            return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic backward-data algorithm for a %dx%d convolution %d -> %d",
+                            K, K, C_in, C_out);
+        }
+        c->bwd_data = pd[k].algo;
+        if (pd[k].memory > *ws_bytes) *ws_bytes = pd[k].memory;
+        size_t len = strlen(c->about);
+        snprintf(c->about + len, sizeof c->about - len, ", data %d (%.2f ms)", (int)pd[k].algo, pd[k].time);
+        cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXA];
+        TRY(cudnnFindConvolutionBackwardFilterAlgorithm(ctx->cudnn, c->x, c->y, c->desc, c->w, MAXA, &got, pw));
+        for (k = 0; k < got && !usable(pw[k], precision, ws_limit); k++) {}
+        if (k == got) {
+            cu_conv_destroy(c);
+            return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic backward-filter algorithm for a %dx%d convolution %d -> %d",
+                            K, K, C_in, C_out);
+        }
+        c->bwd_filter = pw[k].algo;
+        if (pw[k].memory > *ws_bytes) *ws_bytes = pw[k].memory;
+        len = strlen(c->about);
+        snprintf(c->about + len, sizeof c->about - len, ", filter %d (%.2f ms)", (int)pw[k].algo, pw[k].time);
+    }
+#undef TRY
+    *out = c;
+    return NST_OK;
+}
+
+nst_status cu_conv_forward(nst_cuda *ctx, const cu_conv *c, float *out, const float *inp, const float *weight,
+                           void *ws, size_t ws_bytes, nst_error *err) {
+    const float one = 1.0f, zero = 0.0f;
+    NST_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, c->x, inp, c->w, weight, c->desc, c->fwd, ws, ws_bytes,
+                                          &zero, c->y, out), err);
+    return NST_OK;
+}
+
+nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *c, float *dinp, const float *dout,
+                                  const float *weight, void *ws, size_t ws_bytes, nst_error *err) {
+    if (!c->train) return nst_fail(err, NST_ERR_ARG, "convolution backward without training setup");
+    const float one = 1.0f, zero = 0.0f;
+    NST_CUDNN_TRY(cudnnConvolutionBackwardData(ctx->cudnn, &one, c->w, weight, c->y, dout, c->desc, c->bwd_data, ws,
+                                               ws_bytes, &zero, c->x, dinp), err);
+    return NST_OK;
+}
+
+nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *c, float *dweight, const float *dout,
+                                   const float *inp, void *ws, size_t ws_bytes, nst_error *err) {
+    if (!c->train) return nst_fail(err, NST_ERR_ARG, "convolution backward without training setup");
+    const float one = 1.0f;
+    NST_CUDNN_TRY(cudnnConvolutionBackwardFilter(ctx->cudnn, &one, c->x, inp, c->y, dout, c->desc, c->bwd_filter, ws,
+                                                 ws_bytes, &one, c->w, dweight), err);
+    return NST_OK;
+}

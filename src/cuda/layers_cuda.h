@@ -1,0 +1,120 @@
+/* layers_cuda.h - the fast-style network's layers on the GPU (internal, callable from C):
+ * the CUDA twins of tensor/layers.h and tensor/conv2d.h, with the same definitions.
+ *
+ * Conventions
+ *   - Every pointer is device memory; a batch of N images is (N,C,H,W) in C order, and the
+ *     per-plane ops (padding, upsampling) take NC = N*C planes.
+ *   - Every function queues its work on ctx's stream and returns without waiting; the
+ *     status only reports a failed launch or library call (one-line message).
+ *   - As on the CPU, backward functions OVERWRITE their input gradient and ACCUMULATE (+=)
+ *     into parameter gradients. Parameter gradients are summed over the batch.
+ *   - Deterministic: reductions run in a fixed order (per-thread double sums, fixed
+ *     trees, no atomics), and the convolutions use deterministic cuDNN algorithms, so one
+ *     input gives one output bit for bit, run after run.
+ * Built only with CUDA (callers guard with #ifdef NST_HAVE_CUDA). */
+#ifndef NST_LAYERS_CUDA_H
+#define NST_LAYERS_CUDA_H
+
+#include <stddef.h>
+
+#include "cuda/cuda_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- reflection padding and nearest-neighbour upsampling -------------------------------- */
+
+/* out is (NC,H+2p,W+2p), inp is (NC,H,W); p < H, p < W (PyTorch ReflectionPad2d) */
+nst_status cu_reflect_pad_forward(nst_cuda *ctx, float *out, const float *inp, int NC, int H, int W,
+                                  int p, nst_error *err);
+/* dinp is (NC,H,W) (overwritten), dout is (NC,H+2p,W+2p) */
+nst_status cu_reflect_pad_backward(nst_cuda *ctx, float *dinp, const float *dout, int NC, int H, int W,
+                                   int p, nst_error *err);
+/* nearest 2x then reflect pad, in one pass: out is (NC,2H+2p,2W+2p), inp is (NC,H,W); p < 2H, p < 2W */
+nst_status cu_upsample2x_reflect_pad_forward(nst_cuda *ctx, float *out, const float *inp, int NC, int H,
+                                             int W, int p, nst_error *err);
+/* its backward: dinp is (NC,H,W) (overwritten), dout is (NC,2H+2p,2W+2p) */
+nst_status cu_upsample2x_reflect_pad_backward(nst_cuda *ctx, float *dinp, const float *dout, int NC, int H,
+                                              int W, int p, nst_error *err);
+
+/* ---- instance normalisation ---------------------------------------------------------------- */
+
+/* Device scratch (bytes) the norm's reductions need for NC planes of HW pixels. */
+size_t cu_instance_norm_scratch_bytes(int NC, int HW);
+/* out = gamma * (inp - mean) * rstd + beta per plane (biased variance, eps 1e-5), then
+ * ReLU if relu, then + skip if skip is not NULL (the residual sum, after the norm).
+ * out, inp, skip are (N,C,HW); gamma, beta are (C); mean, rstd are (N,C), written here.
+ * scratch: cu_instance_norm_scratch_bytes(N*C, HW) bytes. out must not alias inp. */
+nst_status cu_instance_norm_forward(nst_cuda *ctx, float *out, float *mean, float *rstd, const float *inp,
+                                    const float *gamma, const float *beta, const float *skip, int N, int C,
+                                    int HW, int relu, void *scratch, nst_error *err);
+/* dinp, dout, out, inp are (N,C,HW); dgamma, dbeta (C) accumulate (summed over the batch);
+ * out is read for the ReLU's mask only (may be NULL when relu = 0). dinp may equal dout. */
+nst_status cu_instance_norm_backward(nst_cuda *ctx, float *dinp, float *dgamma, float *dbeta,
+                                     const float *dout, const float *out, const float *inp,
+                                     const float *mean, const float *rstd, const float *gamma, int N,
+                                     int C, int HW, int relu, void *scratch, nst_error *err);
+
+/* ---- elementwise ----------------------------------------------------------------------------- */
+
+/* out = 255 * sigmoid(inp); out may equal inp */
+nst_status cu_sigmoid255_forward(nst_cuda *ctx, float *out, const float *inp, size_t n, nst_error *err);
+/* dinp = dout * out * (1 - out/255); dinp may equal dout */
+nst_status cu_sigmoid255_backward(nst_cuda *ctx, float *dinp, const float *dout, const float *out, size_t n,
+                                  nst_error *err);
+/* out = a + b; out may equal a or b */
+nst_status cu_add(nst_cuda *ctx, float *out, const float *a, const float *b, size_t n, nst_error *err);
+/* x (N,C,HW) += bias (C) per channel */
+nst_status cu_add_bias(nst_cuda *ctx, float *x, const float *bias, int N, int C, int HW, nst_error *err);
+/* dbias (C) += the sum of dout (N,C,HW) over n and pixels */
+nst_status cu_bias_backward(nst_cuda *ctx, float *dbias, const float *dout, int N, int C, int HW,
+                            nst_error *err);
+
+/* Adam, the update of optim/adam.c: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * x -= step * m / (sqrt(v) / bc2_sqrt + eps), with step = lr / (1 - b1^t) and
+ * bc2_sqrt = sqrt(1 - b2^t) computed by the caller (in double, as the CPU does). */
+nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, float step,
+                          float bc2_sqrt, float b1, float b2, float eps, nst_error *err);
+
+/* ---- images <-> planes ------------------------------------------------------------------------ */
+
+/* img (H,W,3) 0..255 -> x (3,Hp,Wp) 0..1, the border past W, H clamped to the edge (fast.c) */
+nst_status cu_image_to_planes(nst_cuda *ctx, float *x, const float *img, int H, int W, int Hp, int Wp,
+                              nst_error *err);
+/* y (3,Hp,Wp) -> img (H,W,3), the top-left H x W */
+nst_status cu_planes_to_image(nst_cuda *ctx, float *img, const float *y, int H, int W, int Hp, int Wp,
+                              nst_error *err);
+
+/* ---- convolution (cuDNN) -------------------------------------------------------------------- */
+
+/* Precision of the convolutions: CU_FP32 (plain float FMA, the CPU's definition) or
+ * CU_TF32 (tensor cores with TF32 inputs, float accumulation: faster, ~1e-3 relative). */
+enum { CU_FP32 = 0, CU_TF32 = 1 };
+
+/* One convolution geometry (conv2d.h: valid, stride S, no bias inside; the caller pads):
+ * inp (N,C_in,H,W), weight (C_out,C_in,K,K), out (N,C_out,Ho,Wo), Ho = (H-K)/S+1.
+ * Algorithms are chosen once here (cudnnFind: the fastest deterministic one that needs
+ * at most ws_limit bytes of workspace); *ws_bytes receives the most workspace that any of
+ * its passes needs (train = 0: the forward pass only). */
+typedef struct cu_conv cu_conv;
+nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K,
+                          int S, int precision, int train, size_t ws_limit, size_t *ws_bytes,
+                          nst_error *err);
+void cu_conv_destroy(cu_conv *conv);
+/* The algorithms chosen, e.g. "fwd 1 / data 1 / filter 1" (for reports). */
+const char *cu_conv_describe(const cu_conv *conv);
+/* out = conv(inp) (overwritten) */
+nst_status cu_conv_forward(nst_cuda *ctx, const cu_conv *conv, float *out, const float *inp,
+                           const float *weight, void *ws, size_t ws_bytes, nst_error *err);
+/* dinp (N,C_in,H,W) = the gradient (overwritten) */
+nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *conv, float *dinp, const float *dout,
+                                  const float *weight, void *ws, size_t ws_bytes, nst_error *err);
+/* dweight += the gradient, summed over the batch */
+nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *conv, float *dweight, const float *dout,
+                                   const float *inp, void *ws, size_t ws_bytes, nst_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
