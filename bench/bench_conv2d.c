@@ -14,15 +14,7 @@
 
 #include "tensor/conv2d.h"
 
-static float *rand_array(size_t n, unsigned *st) {
-    float *a = malloc(n * sizeof(float));
-    if (!a) { fprintf(stderr, "out of memory\n"); exit(1); }
-    for (size_t i = 0; i < n; i++) {
-        *st = *st * 1664525u + 1013904223u;
-        a[i] = (float)(*st >> 8) * (1.0f / 16777216.0f) - 0.5f;
-    }
-    return a;
-}
+#include "bench_common.h"
 
 /* A layer: channels in multiples of w (0: 3, the image), kernel, stride, the side of its
  * (unpadded) input as a divisor of the image side, and how many the network has. */
