@@ -193,6 +193,7 @@ int main(int argc, char **argv) {
     if (do_train) {
         nst_train_config cfg;
         nst_train_defaults(&cfg);
+        cfg.device = NST_DEVICE_CPU; /* this is the CPU's benchmark (bench_fast_cuda: the GPU's) */
         cfg.size = train_size;
         cfg.batch = batch;
         cfg.style_path = style;

@@ -305,6 +305,8 @@ typedef struct {
     int checkpoint_every;        /* steps between checkpoints (0: only at the end) */
     int holdout;                 /* photos held out of training: previews and evaluation */
     nst_limits limits;           /* for the painting, the photos and --resume (zero: defaults) */
+    nst_device device;           /* AUTO (the default): CUDA if there is a GPU, else the CPU */
+    nst_precision precision;     /* CUDA only: FP32 (the default) or TF32 convolutions and Grams */
 } nst_train_config;
 
 /* Fills cfg with the defaults (documented in the README). */

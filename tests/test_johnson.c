@@ -153,6 +153,7 @@ static void test_fast_vs_ref(void) {
 static nst_train_config tiny_config(const char *out) {
     nst_train_config cfg;
     nst_train_defaults(&cfg);
+    cfg.device = NST_DEVICE_CPU; /* the CPU's trainer (test_cuda_johnson tests the GPU's) */
     cfg.style_path = NST_SHARED_DIR "/images/style/starry_night.jpg";
     cfg.data_dir = NST_SHARED_DIR "/datasets/photos256";
     cfg.output_path = out;

@@ -31,6 +31,9 @@ static const char TRAIN_USAGE[] =
     "  --holdout N             photos kept out of training, for previews (default 4)\n"
     "  --log FILE.csv          write step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n"
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
+    "  --device auto|cpu|cuda  where to train (default auto: CUDA when this nst has it and\n"
+    "                          a GPU is there, else the CPU; on CUDA the whole batch runs at once)\n"
+    "  --precision fp32|tf32   CUDA arithmetic: fp32 (default) or TF32 tensor cores (faster)\n"
     "  --weights DIR           VGG19 weights folder (default: $" NST_WEIGHTS_ENV " or ../shared/models/vgg19)\n"
     LIMITS_USAGE
     "  -q, --quiet             no progress output\n"
@@ -163,6 +166,19 @@ int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (!parse_int(a, v, 1, 1024, &iv)) return EXIT_USAGE;
             cfg.threads = (int)iv;
+        } else if (!strcmp(a, "--device")) {
+            nst_error derr;
+            if (nst_device_parse(v, &cfg.device, &derr) != NST_OK) {
+                fprintf(stderr, "nst: --device: %s\n", derr.msg);
+                return EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "fp32")) cfg.precision = NST_PRECISION_FP32;
+            else if (!strcmp(v, "tf32")) cfg.precision = NST_PRECISION_TF32;
+            else {
+                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
+                return EXIT_USAGE;
+            }
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst train --help)\n", a);
             return EXIT_USAGE;

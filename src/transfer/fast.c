@@ -31,6 +31,7 @@
 #ifdef NST_HAVE_CUDA
 #include "cuda/johnson_cuda.h"
 #include "cuda/layers_cuda.h"
+#include "cuda/train_cuda.h"
 #endif
 
 #define ARCH_NAME "johnson-in" /* the "arch" string of the model files this code writes */
@@ -310,6 +311,9 @@ struct fast_trainer {
     float *vgrad;      /* (3,S,S) d(loss)/d(VGG input) */
     int step;          /* steps completed */
     double content_loss, style_loss, tv_loss; /* weighted, mean over the last batch */
+    nst_cuda *cuda;    /* on CUDA: the context and the GPU trainer (a fast_cuda), which */
+    void *gpu;         /* holds the current parameters and Adam state; NULL: the CPU */
+    int host_stale;    /* the GPU has stepped since net.params and adam were refreshed */
 };
 
 static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
@@ -356,6 +360,10 @@ static nst_status style_targets(fast_trainer *t, nst_error *err) {
 
 void fast_trainer_free(fast_trainer *t) {
     if (!t) return;
+#ifdef NST_HAVE_CUDA
+    fast_cuda_free((fast_cuda *)t->gpu);
+#endif
+    nst_cuda_destroy(t->cuda);
     johnson_free(&t->net);
     johnson_acts_free(&t->acts);
     vgg19_acts_free(&t->vacts);
@@ -391,6 +399,43 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     if (nst_train_depth(cfg) > vgg->depth)
         return nst_fail(err, NST_ERR_ARG, "layer %s is deeper than the network was loaded for",
                         nst_layer_name(nst_train_depth(cfg) - 1));
+    return NST_OK;
+}
+
+/* On a CUDA device the GPU trainer (cuda/train_cuda.h) takes over the steps; the host
+ * keeps the style targets, the data and a copy of the state for checkpoints. */
+static nst_status trainer_use_device(fast_trainer *t, nst_error *err) {
+    nst_device dev;
+    nst_status s = nst_device_resolve(t->cfg->device, &dev, err);
+    if (s || dev != NST_DEVICE_CUDA) return s;
+#ifdef NST_HAVE_CUDA
+    float cw[NST_NUM_LAYERS], sw[NST_NUM_LAYERS];
+    const float *A[NST_NUM_LAYERS];
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        cw[l] = t->tap[l].content_w;
+        sw[l] = t->tap[l].style_w;
+        A[l] = t->tap[l].A;
+    }
+    fast_cuda *f = NULL;
+    if ((s = nst_cuda_create(&t->cuda, err))) return s;
+    if ((s = fast_cuda_build(&f, t->cuda, t->cfg, t->vgg, &t->net, cw, sw, A, err))) return s;
+    t->gpu = f;
+#endif
+    return NST_OK;
+}
+
+/* Refreshes the host's parameters (packed) and Adam state from the GPU, if it stepped. */
+static nst_status trainer_sync(fast_trainer *t, nst_error *err) {
+#ifdef NST_HAVE_CUDA
+    if (t->gpu && t->host_stale) {
+        nst_status s = fast_cuda_get_state((fast_cuda *)t->gpu, t->net.params, t->adam.m, t->adam.v, err);
+        if (s) return s;
+        t->host_stale = 0;
+        return johnson_pack(&t->net, err);
+    }
+#endif
+    (void)t;
+    (void)err;
     return NST_OK;
 }
 
@@ -436,6 +481,7 @@ nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, c
     t->dy = nst_alloc_array(n, sizeof(float));
     t->vgrad = nst_alloc_array(n, sizeof(float));
     if (!t->batch || !t->dy || !t->vgrad) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
+    if ((s = trainer_use_device(t, err))) goto fail;
     *out = t;
     return NST_OK;
 fail:
@@ -443,7 +489,20 @@ fail:
     return s;
 }
 
-johnson_net *fast_trainer_net(fast_trainer *t) { return &t->net; }
+johnson_net *fast_trainer_net(fast_trainer *t) {
+    nst_error ignored; /* a failed download leaves the last copy */
+    trainer_sync(t, &ignored);
+    return &t->net;
+}
+
+nst_status fast_trainer_gradients(fast_trainer *t, float *grads, nst_error *err) {
+#ifdef NST_HAVE_CUDA
+    if (t->gpu) return fast_cuda_get_grads((fast_cuda *)t->gpu, grads, err);
+#endif
+    (void)err;
+    memcpy(grads, t->net.grads, t->net.n_params * sizeof(float));
+    return NST_OK;
+}
 
 /* The losses' gradient at VGG layer l, added into g during the backward pass. */
 static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
@@ -458,6 +517,8 @@ static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
 }
 
 nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int backward, nst_error *err) {
+    nst_status s0 = trainer_sync(t, err); /* (evaluation after GPU steps runs on the CPU) */
+    if (s0) return s0;
     const nst_train_config *cfg = t->cfg;
     int S = cfg->size;
     size_t hw = (size_t)S * S, n = 3 * hw;
@@ -501,6 +562,18 @@ nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int back
 /* One optimizer step over the mini-batch in t->batch. */
 nst_status fast_trainer_step(fast_trainer *t, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
+#ifdef NST_HAVE_CUDA
+    if (t->gpu) {
+        double l[3];
+        nst_status s = fast_cuda_step((fast_cuda *)t->gpu, t->batch, t->adam.t + 1, l, err);
+        if (s) return s;
+        t->adam.t++;
+        t->content_loss = l[0], t->style_loss = l[1], t->tv_loss = l[2];
+        t->step++;
+        t->host_stale = 1;
+        return NST_OK;
+    }
+#endif
     size_t n = (size_t)3 * cfg->size * cfg->size;
     memset(t->net.grads, 0, t->net.n_params * sizeof(float));
     t->content_loss = t->style_loss = t->tv_loss = 0.0;
@@ -573,8 +646,9 @@ static nst_status save_model(const fast_trainer *t, const char *path, nst_error 
     return s;
 }
 
-nst_status fast_trainer_save_model(const fast_trainer *t, const char *path, nst_error *err) {
-    return save_model(t, path, err);
+nst_status fast_trainer_save_model(fast_trainer *t, const char *path, nst_error *err) {
+    nst_status s = trainer_sync(t, err);
+    return s ? s : save_model(t, path, err);
 }
 
 /* The checkpoint: the model plus the optimizer's and the sampler's state. */
@@ -639,6 +713,9 @@ static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char
         goto done;
     }
     s = johnson_pack(&t->net, err);
+#ifdef NST_HAVE_CUDA
+    if (!s && t->gpu) s = fast_cuda_set_state((fast_cuda *)t->gpu, t->net.params, t->adam.m, t->adam.v, err);
+#endif
 done:
     johnson_free(&saved);
     nstm_free(&m);
@@ -729,13 +806,13 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
         nst_error preview_err;
         if (checkpoint) {
             preview_path(preview, sizeof preview, cfg->output_path, t->step);
-            if ((s = save_state(t, data, ckpt, err))) break;
+            if ((s = trainer_sync(t, err)) || (s = save_state(t, data, ckpt, err))) break;
             /* a preview is a convenience: failing to write one does not stop the training */
             if (save_preview(t, data, preview, &preview_err) == NST_OK) p.checkpoint = preview;
             else p.warning = preview_err.msg;
         }
         if (progress && progress(&p, user)) {
-            if (!checkpoint && (s = save_state(t, data, ckpt, err))) break;
+            if (!checkpoint && ((s = trainer_sync(t, err)) || (s = save_state(t, data, ckpt, err)))) break;
             s = nst_fail(err, NST_ERR_INTERRUPTED, "stopped after step %d of %d; resume with --resume %s", t->step,
                          cfg->steps, ckpt);
             break;

@@ -22,7 +22,9 @@ nst_status fast_trainer_step(fast_trainer *t, nst_error *err);
 nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int backward, nst_error *err);
 /* The weighted losses of the last step (mean over the batch); returns their sum. */
 /* Writes the network (and its training record) as a model file. */
-nst_status fast_trainer_save_model(const fast_trainer *t, const char *path, nst_error *err);
+nst_status fast_trainer_save_model(fast_trainer *t, const char *path, nst_error *err);
+/* The gradient of the last step (n_params floats into grads), from the CPU or the GPU. */
+nst_status fast_trainer_gradients(fast_trainer *t, float *grads, nst_error *err);
 double fast_trainer_losses(const fast_trainer *t, double *content, double *style, double *tv);
 
 #endif
