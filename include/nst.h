@@ -340,6 +340,8 @@ typedef struct {
     int threads; /* 0: the OpenMP default */
     int n_taps;  /* layers used as content and style taps (the seed preset's by default) */
     nst_tap taps[NST_MAX_TAPS];
+    nst_device device;       /* CPU by default (a measurement names its device); AUTO or CUDA */
+    nst_precision precision; /* CUDA only */
 } nst_bench_config;
 
 typedef struct {
@@ -348,10 +350,16 @@ typedef struct {
     double step_ms;             /* a whole seed-preset step: forward, losses, backward, Adam */
     double conv_gflop;          /* convolution work of one forward pass (2*H*W*Cin*Cout*9 each) */
     size_t activation_bytes;    /* memory of the activations and gradients */
-    const char *kernel;         /* the convolution kernel in use: avx512, avx2 or portable */
+    const char *kernel;         /* the convolution kernel in use: avx512, avx2 or portable
+                                   (CUDA: cudnn-fp32 or cudnn-tf32) */
+    nst_device device;          /* the device that ran it */
+    char device_name[256];      /* CUDA: the GPU's name */
+    size_t device_bytes_used;   /* CUDA: GPU memory the run took (weights, activations,
+                                   targets, state, library workspaces) */
+    size_t device_bytes_total;  /* CUDA: the GPU's memory */
 } nst_bench_result;
 
-/* Fills cfg with the defaults: 224 px, 10 iterations, 2 warm-up, seed taps. */
+/* Fills cfg with the defaults: 224 px, 10 iterations, 2 warm-up, seed taps, the CPU, fp32. */
 void nst_bench_defaults(nst_bench_config *cfg);
 /* Times the network and a seed-preset step on synthetic images (the best of iters). */
 nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_bench_result *res,

@@ -6,6 +6,7 @@
 
 static const char BENCH_USAGE[] =
     "usage: nst bench [--size N] [--iters N] [--warmup N] [--threads N] [--layers LIST] [--weights DIR]\n"
+    "                 [--device cpu|cuda|auto] [--precision fp32|tf32]\n"
     "\n"
     "Times, on synthetic size x size images (best of --iters runs after --warmup):\n"
     "  forward           VGG19 up to the deepest layer of LIST\n"
@@ -19,6 +20,9 @@ static const char BENCH_USAGE[] =
     "  --iters N     timed repetitions (default 10)\n"
     "  --warmup N    untimed repetitions first (default 2)\n"
     "  --threads N   CPU threads (default: OMP_NUM_THREADS or all cores)\n"
+    "  --device D    cpu (default), cuda, or auto; on CUDA the times come from CUDA events\n"
+    "                and a line gives the GPU and the memory the run took\n"
+    "  --precision P fp32 (default) or tf32 (CUDA: TF32 tensor cores)\n"
     "  --layers LIST taps (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)\n"
     "  --weights DIR VGG19 weights folder\n";
 
@@ -47,6 +51,19 @@ int cmd_bench(int argc, char **argv) {
         } else if (strcmp(a, "--warmup") == 0) {
             if (!parse_int(a, v, 0, 100000, &iv)) return EXIT_USAGE;
             cfg.warmup = (int)iv;
+        } else if (strcmp(a, "--device") == 0) {
+            nst_error derr;
+            if (nst_device_parse(v, &cfg.device, &derr) != NST_OK) {
+                fprintf(stderr, "nst: --device: %s\n", derr.msg);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "fp32") == 0) cfg.precision = NST_PRECISION_FP32;
+            else if (strcmp(v, "tf32") == 0) cfg.precision = NST_PRECISION_TF32;
+            else {
+                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
+                return EXIT_USAGE;
+            }
         } else if (strcmp(a, "--threads") == 0) {
             if (!parse_int(a, v, 1, 1024, &iv)) return EXIT_USAGE;
             cfg.threads = (int)iv;
@@ -81,8 +98,15 @@ int cmd_bench(int argc, char **argv) {
         return EXIT_FAIL;
     }
     int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
-    printf("nst bench: %dx%d, %d thread%s, kernel %s, layers %s, best of %d\n", cfg.size, cfg.size, threads,
-           threads == 1 ? "" : "s", r.kernel, layers, cfg.iters);
+    if (r.device == NST_DEVICE_CUDA) {
+        printf("nst bench: %dx%d, CUDA on %s, kernel %s, layers %s, best of %d\n", cfg.size, cfg.size,
+               r.device_name, r.kernel, layers, cfg.iters);
+        printf("GPU memory: %.1f MB taken by the run, of %.1f MB\n", r.device_bytes_used / 1e6,
+               r.device_bytes_total / 1e6);
+    } else {
+        printf("nst bench: %dx%d, %d thread%s, kernel %s, layers %s, best of %d\n", cfg.size, cfg.size, threads,
+               threads == 1 ? "" : "s", r.kernel, layers, cfg.iters);
+    }
     printf("activations and gradients: %.1f MB\n", r.activation_bytes / 1e6);
     printf("%-18s %9.2f ms %8.1f GFLOP/s\n", "forward", r.forward_ms, r.conv_gflop / (r.forward_ms * 1e-3));
     printf("%-18s %9.2f ms %8.1f GFLOP/s\n", "forward+backward", r.forward_backward_ms,

@@ -38,6 +38,10 @@ static const char TRANSFER_USAGE[] =
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
     "  --weights DIR           VGG19 weights folder (default: $" NST_WEIGHTS_ENV " or ../shared/models/vgg19)\n"
     LIMITS_USAGE
+    "  --device cpu|cuda|auto  where to run (default auto: CUDA if this nst has it and a GPU\n"
+    "                          is there, else the CPU)\n"
+    "  --precision fp32|tf32   CUDA arithmetic (default fp32; tf32: TF32 tensor cores, faster,\n"
+    "                          final losses within 1% of fp32)\n"
     "  -q, --quiet             no progress output\n"
     "\n"
     "Ctrl-C stops early and still writes the latest image to the output.\n"
@@ -201,6 +205,18 @@ int cmd_transfer(int argc, char **argv) {
             cfg.threads = (int)iv;
         } else if (strcmp(a, "--weights") == 0) {
             weights = v;
+        } else if (strcmp(a, "--device") == 0) {
+            if (nst_device_parse(v, &cfg.device, &err) != NST_OK) {
+                fprintf(stderr, "nst: --device: %s\n", err.msg);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "fp32") == 0) cfg.precision = NST_PRECISION_FP32;
+            else if (strcmp(v, "tf32") == 0) cfg.precision = NST_PRECISION_TF32;
+            else {
+                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
+                return EXIT_USAGE;
+            }
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst transfer --help)\n", a);
             return EXIT_USAGE;
@@ -219,6 +235,16 @@ int cmd_transfer(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!check_output_path("-o", output)) return EXIT_FAIL;
+    /* the device first: --device cuda without a GPU fails before anything is loaded */
+    if (nst_device_resolve(cfg.device, &cfg.device, &err) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", err.msg);
+        return EXIT_FAIL;
+    }
+    if (cfg.device == NST_DEVICE_CUDA && !quiet) {
+        char gpu[512];
+        nst_cuda_describe(gpu, sizeof gpu);
+        fprintf(stderr, "nst: running on CUDA: %s%s\n", gpu, cfg.precision == NST_PRECISION_TF32 ? " (TF32)" : "");
+    }
 
     /* load everything before the long run, so that bad input fails fast */
     int rc = EXIT_FAIL;

@@ -10,6 +10,9 @@
 #include "optim/optim.h"
 #include "transfer/gatys.h"
 #include "util/util.h"
+#ifdef NST_HAVE_CUDA
+#include "cuda/gatys_cuda.h"
+#endif
 
 void nst_bench_defaults(nst_bench_config *cfg) {
     static const char *const taps[] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
@@ -17,6 +20,7 @@ void nst_bench_defaults(nst_bench_config *cfg) {
     cfg->size = 224;
     cfg->iters = 10;
     cfg->warmup = 2;
+    cfg->device = NST_DEVICE_CPU;
     cfg->n_taps = 5;
     for (int i = 0; i < 5; i++) {
         cfg->taps[i].layer = nst_layer_index(taps[i]);
@@ -44,9 +48,15 @@ nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_
     memset(res, 0, sizeof *res);
     if (cfg->size < 32 || cfg->iters < 1 || cfg->n_taps < 1)
         return nst_fail(err, NST_ERR_ARG, "bench needs size >= 32, iters >= 1 and at least one layer");
+    nst_device dev;
+    nst_status sd = nst_device_resolve(cfg->device, &dev, err);
+    if (sd) return sd;
+    res->device = dev;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     nst_transfer_config tc;
     nst_transfer_preset(&tc, "seed", err);
+    tc.device = dev;
+    tc.precision = cfg->precision;
     tc.size = cfg->size;
     tc.n_content_taps = tc.n_style_taps = cfg->n_taps;
     memcpy(tc.content_taps, cfg->taps, sizeof cfg->taps);
@@ -59,6 +69,12 @@ nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_
     nst_status s = synthetic_image(&content, cfg->size, 1, err);
     if (!s) s = synthetic_image(&style, cfg->size, 2, err);
     if (!s) s = gatys_build(&t, &tc, net, &content, &style, NULL, 1, err);
+#ifdef NST_HAVE_CUDA
+    if (!s && dev == NST_DEVICE_CUDA) { /* the same measurements on the GPU, timed with CUDA events */
+        s = gatys_cuda_bench(gatys_gpu(t), cfg, res, err);
+        goto done;
+    }
+#endif
     size_t n = (size_t)3 * cfg->size * cfg->size;
     if (!s) s = adam_build(&adam, n, tc.lr, err);
     if (!s) {

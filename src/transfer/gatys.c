@@ -16,6 +16,9 @@
 #include "optim/optim.h"
 #include "transfer/gatys.h"
 #include "util/util.h"
+#ifdef NST_HAVE_CUDA
+#include "cuda/gatys_cuda.h"
+#endif
 
 /* What the losses need at one layer. */
 typedef struct {
@@ -37,6 +40,8 @@ struct nst_transfer {
     float *content_input;                   /* (3,H,W) the content, preprocessed */
     const nst_image *content;               /* for preserve_colors */
     double content_loss, style_loss, tv_loss; /* weighted, at the last evaluation */
+    struct gatys_cuda *gpu;                 /* a CUDA transfer's GPU side (then no acts) */
+    nst_error gpu_err;                      /* the GPU's last failure, for gatys_eval */
 };
 
 static float gram_scale(const nst_transfer_config *cfg, int C, int N) {
@@ -145,27 +150,54 @@ int nst_transfer_depth(const nst_transfer_config *cfg) {
     return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
 
+/* The size a style image is resized to. */
+static void style_size(const nst_transfer_config *cfg, const nst_image *style, int *w, int *h) {
+    if (cfg->squash) {
+        *w = *h = cfg->size;
+    } else {
+        int side = (int)lround(cfg->size * (double)cfg->style_scale);
+        nst_image_fit_size(style->width, style->height, side < 16 ? 16 : side, w, h);
+    }
+}
+
+nst_status gatys_style_input(const nst_transfer_config *cfg, const nst_image *style, float **x, int *w, int *h,
+                             nst_error *err) {
+    style_size(cfg, style, w, h);
+    *x = nst_alloc_array((size_t)3 * *w * *h, sizeof(float));
+    if (!*x) return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d style image", *w, *h);
+    nst_status s = prepare_input(*x, style, *w, *h, err);
+    if (s) {
+        free(*x);
+        *x = NULL;
+    }
+    return s;
+}
+
+/* The style images' blend weights, normalised to sum to 1, into b (n_styles). */
+static nst_status blend_weights(const float *blend, int n_styles, float *b, nst_error *err) {
+    double total_blend = 0.0;
+    for (int i = 0; i < n_styles; i++) total_blend += blend ? blend[i] : 1.0;
+    if (!(total_blend > 0.0)) return nst_fail(err, NST_ERR_ARG, "style blend weights must sum to > 0");
+    for (int i = 0; i < n_styles; i++) b[i] = (float)((blend ? blend[i] : 1.0) / total_blend);
+    return NST_OK;
+}
+
 /* Computes the style targets A (blend-weighted mean of the style images' Grams). */
 static nst_status style_targets(nst_transfer *t, const nst_image *styles, const float *blend,
                                 int n_styles, int depth, nst_error *err) {
     const nst_transfer_config *cfg = t->cfg;
-    double total_blend = 0.0;
-    for (int i = 0; i < n_styles; i++) total_blend += blend ? blend[i] : 1.0;
-    if (!(total_blend > 0.0)) return nst_fail(err, NST_ERR_ARG, "style blend weights must sum to > 0");
+    float bw[NST_MAX_STYLES];
+    nst_status sb = blend_weights(blend, n_styles, bw, err);
+    if (sb) return sb;
     for (int i = 0; i < n_styles; i++) {
         int w, h;
-        if (cfg->squash) {
-            w = h = cfg->size;
-        } else {
-            int side = (int)lround(cfg->size * (double)cfg->style_scale);
-            nst_image_fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &w, &h);
-        }
+        style_size(cfg, &styles[i], &w, &h);
         vgg19_acts sa;
         nst_status s = vgg19_acts_build(&sa, depth, h, w, NULL, err);
         if (s) return s;
         s = prepare_input(sa.input, &styles[i], w, h, err);
         if (s) { vgg19_acts_free(&sa); return s; }
-        float b = (float)((blend ? blend[i] : 1.0) / total_blend);
+        float b = bw[i];
         for (int l = 0; l < depth; l++) {
             vgg19_forward_layer(t->net, &sa, l);
             layer_loss *L = &t->loss[l];
@@ -190,6 +222,9 @@ static nst_status style_targets(nst_transfer *t, const nst_image *styles, const 
 }
 
 static void transfer_free(nst_transfer *t) {
+#ifdef NST_HAVE_CUDA
+    gatys_cuda_free(t->gpu);
+#endif
     vgg19_acts_free(&t->acts);
     for (int l = 0; l < NST_NUM_LAYERS; l++) {
         free(t->loss[l].P);
@@ -261,6 +296,37 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     return NST_OK;
 }
 
+/* The CUDA transfer: the host keeps the content (for the initial image) and a copy of
+ * the image for snapshots; everything else is built on the GPU by gatys_cuda.cu. */
+static nst_status transfer_build_cuda(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                                      const nst_image *content, const nst_image *styles, const float *blend,
+                                      int n_styles, nst_error *err) {
+    nst_device dev;
+    nst_status s = nst_device_resolve(NST_DEVICE_CUDA, &dev, err); /* says why not, if not */
+    if (s) return s;
+#ifdef NST_HAVE_CUDA
+    t->cfg = cfg;
+    t->net = net;
+    t->content = content;
+    if (cfg->squash) t->W = t->H = cfg->size;
+    else nst_image_fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+    size_t n = (size_t)3 * t->H * t->W;
+    float bw[NST_MAX_STYLES];
+    if ((s = blend_weights(blend, n_styles, bw, err))) return s;
+    t->x = nst_alloc_array(n, sizeof(float));
+    t->content_input = nst_alloc_array(n, sizeof(float));
+    if (!t->x || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    if ((s = prepare_input(t->content_input, content, t->W, t->H, err))) return s;
+    memcpy(t->x, t->content_input, n * sizeof(float)); /* the default initial image */
+    if ((s = init_image(t, err))) return s;
+    return gatys_cuda_build(&t->gpu, cfg, net, t->W, t->H, t->content_input, styles, bw, n_styles, t->x, err);
+#else
+    return nst_fail(err, NST_ERR_ARG, "this nst was built without CUDA");
+#endif
+}
+
+struct gatys_cuda *gatys_gpu(const nst_transfer *t) { return t->gpu; }
+
 nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const nst_vgg19 *net,
                        const nst_image *content, const nst_image *styles, const float *blend,
                        int n_styles, nst_error *err) {
@@ -272,8 +338,12 @@ nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const
                         nst_layer_name(nst_transfer_depth(cfg) - 1), nst_layer_name(net->depth - 1));
     nst_transfer *t = calloc(1, sizeof *t);
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
-    if (!s) s = init_image(t, err);
+    if (cfg->device == NST_DEVICE_CUDA) {
+        s = transfer_build_cuda(t, cfg, net, content, styles, blend, n_styles, err);
+    } else {
+        s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
+        if (!s) s = init_image(t, err);
+    }
     if (s) {
         transfer_free(t);
         return s;
@@ -296,6 +366,17 @@ static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
 }
 
 double gatys_eval(nst_transfer *t, const float *x, float *grad) {
+#ifdef NST_HAVE_CUDA
+    if (t->gpu) {
+        double f;
+        if (gatys_cuda_eval(t->gpu, x, grad, &f, &t->gpu_err) != NST_OK) {
+            fprintf(stderr, "nst: %s\n", t->gpu_err.msg);
+            return NAN;
+        }
+        gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
+        return f;
+    }
+#endif
     const nst_transfer_config *cfg = t->cfg;
     vgg19_acts *a = &t->acts;
     size_t n = (size_t)3 * t->H * t->W;
@@ -329,6 +410,12 @@ double gatys_eval(nst_transfer *t, const float *x, float *grad) {
 static double objective(void *ctx, const float *x, float *grad) { return gatys_eval(ctx, x, grad); }
 
 void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style) {
+#ifdef NST_HAVE_CUDA
+    if (t->gpu) {
+        gatys_cuda_layer_losses(t->gpu, l, content, style);
+        return;
+    }
+#endif
     *content = t->loss[l].content_value;
     *style = t->loss[l].style_value;
 }
@@ -344,6 +431,12 @@ void gatys_size(const nst_transfer *t, int *W, int *H) {
 /* ---- running ------------------------------------------------------------------ */
 
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err) {
+#ifdef NST_HAVE_CUDA
+    if (t->gpu) { /* the image lives on the GPU: t->x is its host copy */
+        nst_status sg = gatys_cuda_download(t->gpu, t->x, err);
+        if (sg) return sg;
+    }
+#endif
     nst_status s = nst_image_alloc(img, t->W, t->H, err);
     if (s) return s;
     vgg19_deprocess(img, t->x);
@@ -372,31 +465,65 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
     return NST_OK;
 }
 
-nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net,
+/* A step on the GPU (its optimizer state lives there): *moved as lbfgs_step's result. */
+static nst_status cuda_step(nst_transfer *t, double *f, int *moved, nst_error *err) {
+#ifdef NST_HAVE_CUDA
+    *moved = 1;
+    nst_status s = t->cfg->optimizer == NST_OPT_ADAM ? gatys_cuda_adam_step(t->gpu, f, err)
+                                                      : gatys_cuda_lbfgs_step(t->gpu, f, moved, err);
+    gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
+    return s;
+#else
+    (void)t; (void)f; (void)moved;
+    return nst_fail(err, NST_ERR_ARG, "this nst was built without CUDA");
+#endif
+}
+
+nst_status nst_transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *net,
                             const nst_image *content, const nst_image *styles, const float *blend,
                             int n_styles, nst_progress_fn progress, void *user, nst_image *result,
                             nst_error *err) {
     memset(result, 0, sizeof *result);
+    /* AUTO becomes CUDA or the CPU here; the transfer keeps this resolved copy */
+    nst_transfer_config rcfg = *cfg_in;
+    const nst_transfer_config *cfg = &rcfg;
+    nst_status s = nst_device_resolve(cfg_in->device, &rcfg.device, err);
+    if (s) return s;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     double t0 = nst_now();
     nst_transfer *t;
-    nst_status s = gatys_build(&t, cfg, net, content, styles, blend, n_styles, err);
+    s = gatys_build(&t, cfg, net, content, styles, blend, n_styles, err);
     if (s) return s;
     size_t n = (size_t)3 * t->H * t->W;
     adam_state adam = {0};
     lbfgs_state lbfgs = {0};
-    if (cfg->optimizer == NST_OPT_ADAM) s = adam_build(&adam, n, cfg->lr, err);
+    if (t->gpu) s = NST_OK;
+    else if (cfg->optimizer == NST_OPT_ADAM) s = adam_build(&adam, n, cfg->lr, err);
     else s = lbfgs_build(&lbfgs, n, cfg->lbfgs_history, err);
     if (s) { transfer_free(t); return s; }
 
     nst_status status = NST_OK;
     double f = 0.0;
-    if (cfg->optimizer == NST_OPT_LBFGS && cfg->steps > 0) f = gatys_eval(t, t->x, t->grad);
-    for (int step = 1; step <= cfg->steps; step++) {
-        if (cfg->optimizer == NST_OPT_ADAM) {
+    if (cfg->optimizer == NST_OPT_LBFGS && cfg->steps > 0) {
+#ifdef NST_HAVE_CUDA
+        if (t->gpu) {
+            status = gatys_cuda_lbfgs_start(t->gpu, &f, err);
+            gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
+        } else
+#endif
+            f = gatys_eval(t, t->x, t->grad);
+    }
+    for (int step = 1; step <= cfg->steps && status == NST_OK; step++) {
+        int moved = 1;
+        if (t->gpu) {
+            if ((status = cuda_step(t, &f, &moved, err)) != NST_OK) break;
+        } else if (cfg->optimizer == NST_OPT_ADAM) {
             f = gatys_eval(t, t->x, t->grad); /* the loss reported is the one before the update */
             adam_update(&adam, t->x, t->grad);
-        } else if (!lbfgs_step(&lbfgs, t->x, &f, t->grad, objective, t)) {
+        } else {
+            moved = lbfgs_step(&lbfgs, t->x, &f, t->grad, objective, t);
+        }
+        if (!moved) {
             /* converged or stuck: no step lowers the loss any more */
             nst_progress p = {step - 1, cfg->steps, nst_now() - t0, t->content_loss, t->style_loss, t->tv_loss, f};
             if (progress) progress(t, &p, user);

@@ -7,6 +7,15 @@
 #include "nst.h"
 #include "net/vgg19.h"
 
+#ifdef __cplusplus
+extern "C" { /* included by cuda/gatys_cuda.cu */
+#endif
+
+/* gatys_build runs on the CPU unless cfg->device is NST_DEVICE_CUDA (AUTO counts as the
+ * CPU here; nst_transfer_run resolves AUTO first). On CUDA the transfer holds no CPU
+ * network: gatys_eval and gatys_layer_losses go to the GPU, gatys_acts and gatys_backward
+ * must not be called. */
+
 nst_status gatys_build(nst_transfer **t, const nst_transfer_config *cfg, const nst_vgg19 *net,
                        const nst_image *content, const nst_image *styles, const float *blend,
                        int n_styles, nst_error *err);
@@ -27,4 +36,16 @@ void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *s
 vgg19_acts *gatys_acts(nst_transfer *t);
 void gatys_backward(nst_transfer *t, float *grad);
 
+/* The style image resized as cfg asks (squashed to size x size, or its longer side
+ * style_scale * size) and preprocessed: *x is (3,*h,*w), malloc'd. */
+nst_status gatys_style_input(const nst_transfer_config *cfg, const nst_image *style, float **x, int *w, int *h,
+                             nst_error *err);
+
+/* The GPU side of a CUDA transfer (cuda/gatys_cuda.h), or NULL on the CPU. */
+struct gatys_cuda;
+struct gatys_cuda *gatys_gpu(const nst_transfer *t);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
