@@ -4,38 +4,16 @@
  *   preprocessing of the PNG inputs,
  *   every conv layer's output (fast and reference convolutions)        < 1e-5
  *   the Grams, each per-layer loss, the gradients, 5 Adam steps          < 1e-4 */
-#include <cjson/cJSON.h>
-
 #include "net/vgg19.h"
+#include "oracle.h"
 #include "test_util.h"
 #include "transfer/gatys.h"
 
-#define ORACLE NST_SHARED_DIR "/oracle/gatys64/"
 #define FEATURE_TOL 1e-5
 #define LOSS_TOL 1e-4
 
-static cJSON *index_json;
-
-static float *oracle(const char *name, size_t n) {
-    char path[512];
-    snprintf(path, sizeof path, ORACLE "%s.f32", name);
-    float *a = read_f32(path, n);
-    if (!a) { fprintf(stderr, "missing oracle array %s\n", name); exit(1); }
-    return a;
-}
-
-static double json_num(const char *a, const char *b, const char *c) {
-    const cJSON *j = cJSON_GetObjectItem(index_json, a);
-    if (b) j = cJSON_GetObjectItem(j, b);
-    if (c) j = cJSON_GetObjectItem(j, c);
-    if (!cJSON_IsNumber(j)) { fprintf(stderr, "index.json: no %s/%s/%s\n", a, b ? b : "", c ? c : ""); exit(1); }
-    return j->valuedouble;
-}
-
-static double rel_err(double a, double b) { return fabs(a - b) / (fabs(b) > 0 ? fabs(b) : 1.0); }
-
 static void test_weights(const nst_vgg19 *net) {
-    const cJSON *sums = cJSON_GetObjectItem(index_json, "weights_checksums");
+    const cJSON *sums = cJSON_GetObjectItem(oracle_index, "weights_checksums");
     for (int k = 0; k < 16; k++) {
         const vgg_conv *c = &net->conv[k];
         for (int is_bias = 0; is_bias < 2; is_bias++) {
@@ -68,7 +46,9 @@ static void test_preprocess(void) {
     static const char *names[2] = {"content", "style"};
     for (int i = 0; i < 2; i++) {
         char path[512], arr[64];
-        snprintf(path, sizeof path, ORACLE "%s_64.png", names[i]);
+        char file[64];
+        snprintf(file, sizeof file, "%s_64.png", names[i]);
+        oracle_file(path, sizeof path, file);
         nst_image img = {0};
         nst_error err;
         CHECK(nst_image_load(&img, path, NULL, &err) == NST_OK, "%s", err.msg);
@@ -113,19 +93,6 @@ static void test_features(const nst_vgg19 *net, const char *input, const char *p
     vgg19_acts_free(&a);
 }
 
-/* An nst_image from a preprocessed oracle input (inverse of the preprocessing). */
-static nst_image oracle_image(const char *input) {
-    nst_image img = {0};
-    nst_error err;
-    nst_image_alloc(&img, 64, 64, &err);
-    float *x = oracle(input, 3 * 64 * 64);
-    static const float mean[3] = {103.939f, 116.779f, 123.68f};
-    for (int i = 0; i < 64 * 64; i++)
-        for (int c = 0; c < 3; c++) img.pixels[i * 3 + 2 - c] = x[c * 64 * 64 + i] + mean[c];
-    free(x);
-    return img;
-}
-
 static nst_transfer_config seed_config(float content_weight, float style_weight, int steps) {
     nst_transfer_config cfg;
     nst_error err;
@@ -134,6 +101,7 @@ static nst_transfer_config seed_config(float content_weight, float style_weight,
     cfg.content_weight = content_weight;
     cfg.style_weight = style_weight;
     cfg.steps = steps;
+    cfg.device = NST_DEVICE_CPU; /* this test is the CPU's (test_cuda_gatys.c: the GPU's) */
     return cfg;
 }
 
@@ -239,7 +207,7 @@ static void test_adam(const nst_vgg19 *net, const nst_image *content, const nst_
     nst_error err;
     CHECK(nst_transfer_run(&cfg, net, content, style, NULL, 1, record, &log, &out, &err) == NST_OK, "%s", err.msg);
     CHECK(log.n == 5, "%d progress calls", log.n);
-    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetObjectItem(index_json, "adam"), "losses_before_each_step");
+    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetObjectItem(oracle_index, "adam"), "losses_before_each_step");
     for (int i = 0; i < 5 && i < log.n; i++) {
         const cJSON *s = cJSON_GetArrayItem(steps, i);
         double wt = cJSON_GetObjectItem(s, "total")->valuedouble;
@@ -268,18 +236,12 @@ static void test_adam(const nst_vgg19 *net, const nst_image *content, const nst_
 }
 
 int main(void) {
-    FILE *f = fopen(ORACLE "index.json", "rb");
-    if (!f) { fprintf(stderr, "cannot open " ORACLE "index.json\n"); return 1; }
-    static char text[1 << 20];
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = 0;
-    index_json = cJSON_Parse(text);
-    CHECK(index_json != NULL, "index.json parses");
-
+    oracle_load_index();
     nst_vgg19 *net;
     nst_error err;
-    CHECK(nst_vgg19_load(&net, NST_SHARED_DIR "/models/vgg19", 0, &err) == NST_OK, "%s", err.msg);
+    char weights[4200];
+    CHECK(nst_vgg19_load(&net, shared_path(weights, sizeof weights, "models/vgg19"), 0, &err) == NST_OK, "%s",
+          err.msg);
     test_weights(net);
     test_preprocess();
     test_features(net, "input_content", "content", 1, 0);
@@ -292,6 +254,6 @@ int main(void) {
     nst_image_free(&content);
     nst_image_free(&style);
     nst_vgg19_free(net);
-    cJSON_Delete(index_json);
+    oracle_free_index();
     TEST_DONE();
 }
