@@ -373,6 +373,29 @@ nst_status cu_planes_to_image(nst_cuda *ctx, float *img, const float *y, int H, 
     return launched("planes to image", err);
 }
 
+/* ---- device buffers ---------------------------------------------------------------------------- */
+
+nst_status cu_buffer(nst_cuda *ctx, float **p, size_t n, nst_error *err) {
+    return nst_cuda_alloc(ctx, (void **)p, n, sizeof(float), "a buffer", err);
+}
+
+void cu_buffer_free(float *p) { cudaFree(p); }
+
+nst_status cu_upload(nst_cuda *ctx, float *dst, const float *src, size_t n, nst_error *err) {
+    NST_CUDA_TRY(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, ctx->stream), err);
+    return cu_sync(ctx, err);
+}
+
+nst_status cu_download(nst_cuda *ctx, float *dst, const float *src, size_t n, nst_error *err) {
+    NST_CUDA_TRY(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream), err);
+    return cu_sync(ctx, err);
+}
+
+nst_status cu_sync(nst_cuda *ctx, nst_error *err) {
+    NST_CUDA_TRY(cudaStreamSynchronize(ctx->stream), err);
+    return NST_OK;
+}
+
 /* ---- convolution (cuDNN) -------------------------------------------------------------------- */
 
 /* The legacy convolution API is deprecated in cuDNN 9 but remains the simplest complete

@@ -86,6 +86,15 @@ nst_status cu_image_to_planes(nst_cuda *ctx, float *x, const float *img, int H, 
 nst_status cu_planes_to_image(nst_cuda *ctx, float *img, const float *y, int H, int W, int Hp, int Wp,
                               nst_error *err);
 
+/* ---- device buffers, for tests and tools (synchronous copies) ------------------------------ */
+
+nst_status cu_buffer(nst_cuda *ctx, float **p, size_t n, nst_error *err); /* n floats */
+void cu_buffer_free(float *p);
+nst_status cu_upload(nst_cuda *ctx, float *dst, const float *src, size_t n, nst_error *err);
+nst_status cu_download(nst_cuda *ctx, float *dst, const float *src, size_t n, nst_error *err);
+/* waits for everything queued on ctx's stream */
+nst_status cu_sync(nst_cuda *ctx, nst_error *err);
+
 /* ---- convolution (cuDNN) -------------------------------------------------------------------- */
 
 /* Precision of the convolutions: CU_FP32 (plain float FMA, the CPU's definition) or
