@@ -14,9 +14,19 @@ int cmd_info(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs("usage: nst info [options] FILE...\n\nDecodes each image (PNG, JPEG or PPM, EXIF orientation applied) and prints\n"
               "FILE: WIDTHxHEIGHT; for a style model (.nstm) or a training checkpoint (.ckpt),\n"
-              "FILE: style network, width W, trained N steps on STYLE.\n\n" LIMITS_USAGE,
+              "FILE: style network, width W, trained N steps on STYLE.\n"
+              "nst info --devices: whether CUDA can be used (cuda: available: GPU, memory, versions;\n"
+              "or cuda: not available: why).\n\n" LIMITS_USAGE,
               argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (argc == 2 && strcmp(argv[1], "--devices") == 0) {
+        char desc[512];
+        nst_error why;
+        nst_cuda_describe(desc, sizeof desc);
+        printf("cpu: available\ncuda: %s: %s\n", nst_device_resolve(NST_DEVICE_CUDA, &(nst_device){0}, &why) == NST_OK
+                                                       ? "available" : "not available", desc);
+        return EXIT_OK;
     }
     /* the limits first: they apply to every file, wherever they stand */
     nst_limits limits;

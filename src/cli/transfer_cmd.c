@@ -54,6 +54,7 @@ typedef struct {
     progress_bar bar;
     int quiet;
     int snapshot_failed;
+    const char *announce; /* a line to print once the run has started (the GPU in use) */
 } run_state;
 
 /* out.png, step 200 of 2000 -> out_step0200.png */
@@ -71,6 +72,10 @@ static int on_progress(nst_transfer *t, const nst_progress *p, void *user) {
         fprintf(rs->log, "%d,%.3f,%.9g,%.9g,%.9g,%.9g\n", p->step, p->elapsed_s, p->content_loss,
                 p->style_loss, p->tv_loss, p->total_loss);
         fflush(rs->log);
+    }
+    if (!rs->quiet && rs->announce) { /* only once the run is under way: an error stays one line */
+        fprintf(stderr, "%s\n", rs->announce);
+        rs->announce = NULL;
     }
     if (!rs->quiet) progress_update(&rs->bar, p);
     if (rs->save_every > 0 && p->step > 0 && p->step % rs->save_every == 0 && p->step < rs->steps) {
@@ -240,11 +245,6 @@ int cmd_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", err.msg);
         return EXIT_FAIL;
     }
-    if (cfg.device == NST_DEVICE_CUDA && !quiet) {
-        char gpu[512];
-        nst_cuda_describe(gpu, sizeof gpu);
-        fprintf(stderr, "nst: running on CUDA: %s%s\n", gpu, cfg.precision == NST_PRECISION_TF32 ? " (TF32)" : "");
-    }
 
     /* load everything before the long run, so that bad input fails fast */
     int rc = EXIT_FAIL;
@@ -269,6 +269,14 @@ int cmd_transfer(int argc, char **argv) {
     rs.quiet = quiet;
     progress_init(&rs.bar, stderr, cfg.save_every > 0 ? cfg.save_every : (cfg.steps >= 10 ? cfg.steps / 10 : 1));
     stop_signals_install();
+    char gpu_line[600];
+    if (cfg.device == NST_DEVICE_CUDA) {
+        char gpu[512];
+        nst_cuda_describe(gpu, sizeof gpu);
+        snprintf(gpu_line, sizeof gpu_line, "nst: on CUDA%s: %.500s", cfg.precision == NST_PRECISION_TF32 ? " (TF32)" : "",
+                 gpu);
+        rs.announce = gpu_line;
+    }
 
     nst_status s = nst_transfer_run(&cfg, net, &content, style_imgs, n_blend > 0 ? blend : NULL, n_styles,
                                     on_progress, &rs, &result, &err);

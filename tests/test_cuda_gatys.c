@@ -1,0 +1,465 @@
+/* test_cuda_gatys.c - the Gatys transfer on CUDA. Without a GPU (or in a build without
+ * CUDA) it prints "SKIP: <reason>" and exits 77, which ctest counts as skipped.
+ *
+ * 1. Against the PyTorch oracle (shared/oracle/gatys64, tests/oracle.h), fp32:
+ *    every conv layer's pre-ReLU output (content; the convB_1 taps of style and gen)
+ *                                                              rel L2 < CUDA_FEATURE_TOL
+ *    the Grams, the per-layer losses, the losses and image gradients of the seed preset
+ *    (total, content only, style only, at the content), 5 Adam steps  < CUDA_LOSS_TOL
+ * 2. The GPU network against the CPU's: forward and backward at an odd size (21x29,
+ *    pools that drop a row and a column), with and without a kept conv output.
+ * 3. Finite differences of the CUDA objective's image gradient at 32x32 (both presets).
+ * 4. CUDA against the CPU on 64-step transfers at 64 px: the seed preset (Adam) and the
+ *    gatys preset (L-BFGS), tolerances at test_cpu_vs_cuda.
+ * 5. TF32: a 64-step gatys transfer at 128 px; the final loss within 1% of fp32's. */
+#include "net/vgg19.h"
+#include "oracle.h"
+#include "test_util.h"
+#include "transfer/gatys.h"
+#include "util/util.h"
+
+#ifndef NST_HAVE_CUDA
+int main(void) {
+    printf("SKIP: this nst was built without CUDA\n");
+    return 77;
+}
+#else
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/cuda_common.h"
+#include "cuda/losses_cuda.h"
+#include "cuda/vgg19_cuda.h"
+
+/* GPU fp32 (cuDNN picks its algorithms, Winograd and FFT included) against PyTorch on the
+ * CPU: looser than test_oracle's 1e-5 / 1e-4; the errors found are printed. */
+#define CUDA_FEATURE_TOL 1e-4
+#define CUDA_LOSS_TOL 1e-3
+
+static unsigned long long rng = 7;
+
+static float *to_host(const float *dev, size_t n) {
+    float *h = malloc(n * sizeof(float));
+    cudaDeviceSynchronize();
+    cudaError_t e = cudaMemcpy(h, dev, n * sizeof(float), cudaMemcpyDeviceToHost);
+    CHECK(e == cudaSuccess, "cudaMemcpy: %s", cudaGetErrorString(e));
+    return h;
+}
+
+static void to_device(float *dev, const float *host, size_t n) {
+    cudaError_t e = cudaMemcpy(dev, host, n * sizeof(float), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
+    CHECK(e == cudaSuccess, "cudaMemcpy: %s", cudaGetErrorString(e));
+}
+
+static nst_transfer_config seed_config(float content_weight, float style_weight, int steps) {
+    nst_transfer_config cfg;
+    nst_error err;
+    nst_transfer_preset(&cfg, "seed", &err);
+    cfg.size = 64;
+    cfg.content_weight = content_weight;
+    cfg.style_weight = style_weight;
+    cfg.steps = steps;
+    cfg.device = NST_DEVICE_CUDA;
+    return cfg;
+}
+
+/* ---- 1. the oracle ---------------------------------------------------------------- */
+
+/* Forward pass on a preprocessed oracle input: the conv layers (all, or the convB_1 taps)
+ * and, at the taps, the raw Grams. */
+static void test_features_grams(const vgg19_cuda *vgg, const char *input, const char *prefix, int all_convs) {
+    nst_cuda *ctx = vgg19_cuda_ctx(vgg);
+    nst_error err;
+    vgg19_cuda_acts a;
+    unsigned char keep[NST_NUM_LAYERS] = {0};
+    for (int l = 0; l < NST_NUM_LAYERS; l++) keep[l] = vgg19_layer_kind(l) == VGG_CONV; /* pre-ReLU kept */
+    CHECK(vgg19_cuda_acts_build(&a, vgg, NST_NUM_LAYERS - 1, 64, 64, keep, NST_PRECISION_FP32, &err) == NST_OK, "%s",
+          err.msg);
+    if (!a.memory) return;
+    float *x = oracle(input, 3 * 64 * 64);
+    to_device(a.input, x, 3 * 64 * 64);
+    CHECK(vgg19_cuda_forward(vgg, &a, &err) == NST_OK, "%s", err.msg);
+    float *G = NULL;
+    CHECK(cudaMalloc((void **)&G, 512 * 512 * sizeof(float)) == cudaSuccess, "cudaMalloc");
+    double worst = 0, worst_gram = 0;
+    for (int l = 0; l < a.depth; l++) {
+        const char *name = nst_layer_name(l);
+        if (vgg19_layer_kind(l) != VGG_CONV) continue;
+        int tap = name[6] == '1';
+        if (!all_convs && !tap) continue;
+        char arr[64];
+        snprintf(arr, sizeof arr, "%s_%s", prefix, name);
+        size_t n = vgg19_cuda_layer_size(&a, l);
+        float *want = oracle(arr, n), *got = to_host(a.out[l], n);
+        double e = rel_l2(got, want, n);
+        if (e > worst) worst = e;
+        CHECK(e < CUDA_FEATURE_TOL, "%s (CUDA): rel err %.3g", arr, e);
+        free(want);
+        free(got);
+        if (!tap) continue;
+        int C = a.C[l], N = a.Hl[l] * a.Wl[l];
+        CHECK(cuda_gram_forward(ctx, G, a.out[l], C, N, 1.0f, 0.0f, &err) == NST_OK, "%s", err.msg);
+        snprintf(arr, sizeof arr, "gram_%s_%s", prefix, name);
+        want = oracle(arr, (size_t)C * C);
+        got = to_host(G, (size_t)C * C);
+        e = rel_l2(got, want, (size_t)C * C);
+        if (e > worst_gram) worst_gram = e;
+        CHECK(e < CUDA_LOSS_TOL, "%s (CUDA): rel err %.3g", arr, e);
+        free(want);
+        free(got);
+    }
+    printf("features %-8s CUDA worst rel L2 error %.3g; Grams %.3g\n", prefix, worst, worst_gram);
+    cudaFree(G);
+    free(x);
+    vgg19_cuda_acts_free(&a);
+}
+
+static void test_oracle_features(const nst_vgg19 *net) {
+    nst_cuda *ctx;
+    vgg19_cuda *vgg;
+    nst_error err;
+    CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
+    CHECK(vgg19_cuda_upload(&vgg, ctx, net, 0, &err) == NST_OK, "%s", err.msg);
+    if (!vgg) return;
+    test_features_grams(vgg, "input_content", "content", 1);
+    test_features_grams(vgg, "input_style", "style", 0);
+    test_features_grams(vgg, "input_gen", "gen", 0);
+    vgg19_cuda_free(vgg);
+    nst_cuda_destroy(ctx);
+}
+
+static void test_oracle_losses(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
+    static const char *taps[5] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
+    float *gen = oracle("input_gen", 3 * 64 * 64), *grad = malloc(sizeof(float) * 3 * 64 * 64);
+    nst_error err;
+    static const struct { float cw, sw; const char *grad; const char *loss; } cases[3] = {
+        {1.0f, 0.01f, "grad_total_gen", "total"}, {1.0f, 0.0f, "grad_content_gen", "content"},
+        {0.0f, 1.0f, "grad_style_gen", "style"}};
+    for (int k = 0; k < 3; k++) {
+        nst_transfer_config cfg = seed_config(cases[k].cw, cases[k].sw, 0);
+        nst_transfer *t = NULL;
+        CHECK(gatys_build(&t, &cfg, net, content, style, NULL, 1, &err) == NST_OK, "%s", err.msg);
+        if (!t) continue;
+        CHECK(gatys_gpu(t) != NULL, "the transfer runs on the GPU");
+        double f = gatys_eval(t, gen, grad);
+        float *want = oracle(cases[k].grad, 3 * 64 * 64);
+        double e = rel_l2(grad, want, 3 * 64 * 64);
+        CHECK(e < CUDA_LOSS_TOL, "%s (CUDA): rel err %.3g", cases[k].grad, e);
+        printf("gradient %-22s CUDA rel L2 error %.3g\n", cases[k].grad, e);
+        free(want);
+        double want_f = json_num("losses", "gen", cases[k].loss);
+        CHECK(rel_err(f, want_f) < CUDA_LOSS_TOL, "loss %s %.10g want %.10g", cases[k].loss, f, want_f);
+        printf("loss     %-22s CUDA %.10g (oracle %.10g, rel error %.3g)\n", cases[k].loss, f, want_f,
+               rel_err(f, want_f));
+        if (k == 0) {
+            for (int i = 0; i < 5; i++) {
+                double c, s;
+                gatys_layer_losses(t, nst_layer_index(taps[i]), &c, &s);
+                double wc = json_num("losses_per_layer", taps[i], "content_gen");
+                double ws = json_num("losses_per_layer", taps[i], "style_gen");
+                CHECK(rel_err(c, wc) < CUDA_LOSS_TOL, "content loss %s %.10g want %.10g", taps[i], c, wc);
+                CHECK(rel_err(s, ws) < CUDA_LOSS_TOL, "style loss %s %.10g want %.10g", taps[i], s, ws);
+                printf("layer    %-8s CUDA content rel error %.3g  style rel error %.3g\n", taps[i], rel_err(c, wc),
+                       rel_err(s, ws));
+            }
+            float *xc = oracle("input_content", 3 * 64 * 64);
+            double f0 = gatys_eval(t, xc, grad);
+            want = oracle("grad_total_at_content", 3 * 64 * 64);
+            e = rel_l2(grad, want, 3 * 64 * 64);
+            CHECK(e < CUDA_LOSS_TOL, "grad_total_at_content (CUDA): rel err %.3g", e);
+            printf("gradient %-22s CUDA rel L2 error %.3g\n", "grad_total_at_content", e);
+            double wf0 = json_num("losses", "at_content", "total");
+            CHECK(rel_err(f0, wf0) < CUDA_LOSS_TOL, "loss at content %.10g want %.10g", f0, wf0);
+            free(want);
+            free(xc);
+        }
+        gatys_free(t);
+    }
+    free(gen);
+    free(grad);
+}
+
+/* The loss of each step, as the progress callback reports it. */
+typedef struct { double total[80], content[80], style[80]; int n; } loss_log;
+
+static int record(nst_transfer *t, const nst_progress *p, void *user) {
+    (void)t;
+    loss_log *log = user;
+    if (log->n < 80) {
+        log->total[log->n] = p->total_loss;
+        log->content[log->n] = p->content_loss;
+        log->style[log->n] = p->style_loss;
+        log->n++;
+    }
+    return 0;
+}
+
+static void test_oracle_adam(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
+    nst_transfer_config cfg = seed_config(1.0f, 0.01f, 5);
+    loss_log log = {0};
+    nst_image out = {0};
+    nst_error err;
+    CHECK(nst_transfer_run(&cfg, net, content, style, NULL, 1, record, &log, &out, &err) == NST_OK, "%s", err.msg);
+    CHECK(log.n == 5, "%d progress calls", log.n);
+    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetObjectItem(oracle_index, "adam"), "losses_before_each_step");
+    for (int i = 0; i < 5 && i < log.n; i++) {
+        const cJSON *s = cJSON_GetArrayItem(steps, i);
+        double wt = cJSON_GetObjectItem(s, "total")->valuedouble;
+        double ws = cJSON_GetObjectItem(s, "style")->valuedouble * 0.01;
+        double wc = cJSON_GetObjectItem(s, "content")->valuedouble;
+        CHECK(rel_err(log.total[i], wt) < CUDA_LOSS_TOL, "adam step %d total %.10g want %.10g", i, log.total[i], wt);
+        CHECK(rel_err(log.style[i], ws) < CUDA_LOSS_TOL, "adam step %d style %.10g want %.10g", i, log.style[i], ws);
+        CHECK(fabs(log.content[i] - wc) < CUDA_LOSS_TOL * (wc > 1 ? wc : 1) + 1e-2 * (i > 0),
+              "adam step %d content %.10g want %.10g", i, log.content[i], wc);
+    }
+    if (!out.pixels) return;
+    float *want = oracle("adam_x_after_5", 3 * 64 * 64);
+    nst_image want_img = {0};
+    nst_image_alloc(&want_img, 64, 64, &err);
+    vgg19_deprocess(&want_img, want);
+    double e = rel_l2(out.pixels, want_img.pixels, 3 * 64 * 64), maxd = 0;
+    for (int i = 0; i < 3 * 64 * 64; i++) maxd = fmax(maxd, fabs(out.pixels[i] - want_img.pixels[i]));
+    CHECK(e < CUDA_LOSS_TOL, "adam x after 5 (CUDA): rel err %.3g", e);
+    CHECK(maxd < 2 * 0.0765 + 1e-3, "adam x after 5 (CUDA): max abs diff %.3g", maxd);
+    printf("adam     x after 5 steps       CUDA rel L2 error %.3g, max abs %.3g (lr 0.0765)\n", e, maxd);
+    free(want);
+    nst_image_free(&want_img);
+    nst_image_free(&out);
+}
+
+/* ---- 2. the GPU network against the CPU's ------------------------------------------- */
+
+static void fill(float *a, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) a[i] = scale * test_rand(&rng);
+}
+
+/* Adds R (device) into the gradient at the top layer: dF += (2*(n/2)/n) * (R - 0). */
+typedef struct { nst_cuda *ctx; const float *R, *zero; } top_grad;
+static nst_status add_top_grad(void *p, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
+    top_grad *tg = p;
+    size_t n = vgg19_cuda_layer_size(a, l);
+    return cuda_content_loss_backward(tg->ctx, grad, tg->R, tg->zero, n, (float)n / 2.0f, err);
+}
+static void add_top_grad_cpu(void *p, const vgg19_acts *a, int l, float *g) {
+    const float *R = p;
+    for (size_t i = 0; i < vgg19_layer_size(a, l); i++) g[i] += R[i];
+}
+
+static void test_network_vs_cpu(const nst_vgg19 *net) {
+    enum { H = 21, W = 29 };
+    nst_error err;
+    nst_cuda *ctx;
+    vgg19_cuda *vgg = NULL;
+    CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
+    CHECK(vgg19_cuda_upload(&vgg, ctx, net, 0, &err) == NST_OK, "%s", err.msg);
+    if (!vgg) return;
+    for (int keep_conv = 0; keep_conv < 2; keep_conv++) {
+        int depth = nst_layer_index("relu3_1") + 1, top = depth - 1;
+        unsigned char keep[NST_NUM_LAYERS] = {0}, tap[NST_NUM_LAYERS] = {0};
+        keep[nst_layer_index("conv2_1")] = (unsigned char)keep_conv;
+        tap[top] = 1;
+        vgg19_acts c;
+        vgg19_cuda_acts g;
+        CHECK(vgg19_acts_build(&c, depth, H, W, keep, &err) == NST_OK, "%s", err.msg);
+        CHECK(vgg19_cuda_acts_build(&g, vgg, depth, H, W, keep, NST_PRECISION_FP32, &err) == NST_OK, "%s", err.msg);
+        if (!g.memory) break;
+        fill(c.input, 3 * H * W, 100.0f);
+        to_device(g.input, c.input, 3 * H * W);
+        vgg19_forward(net, &c);
+        CHECK(vgg19_cuda_forward(vgg, &g, &err) == NST_OK, "%s", err.msg);
+        double worst = 0;
+        for (int l = 0; l < depth; l++) {
+            size_t n = vgg19_layer_size(&c, l);
+            float *got = to_host(g.out[l], n);
+            double e = rel_l2(got, c.out[l], n);
+            if (e > worst) worst = e;
+            free(got);
+        }
+        CHECK(worst < CUDA_FEATURE_TOL, "CUDA forward vs CPU (keep %d): worst rel err %.3g", keep_conv, worst);
+        size_t n = vgg19_layer_size(&c, top);
+        float *R = malloc(n * 4), *dcpu = malloc(3 * H * W * 4), *Rd, *zero, *dgpu;
+        fill(R, n, 1.0f);
+        cudaMalloc((void **)&Rd, n * 4);
+        cudaMalloc((void **)&zero, n * 4);
+        cudaMalloc((void **)&dgpu, 3 * H * W * 4);
+        cudaMemset(zero, 0, n * 4);
+        to_device(Rd, R, n);
+        top_grad tg = {ctx, Rd, zero};
+        vgg19_backward(net, &c, tap, add_top_grad_cpu, R, dcpu, 0);
+        CHECK(vgg19_cuda_backward(vgg, &g, tap, add_top_grad, &tg, dgpu, &err) == NST_OK, "%s", err.msg);
+        float *got = to_host(dgpu, 3 * H * W);
+        double e = rel_l2(got, dcpu, 3 * H * W);
+        CHECK(e < CUDA_FEATURE_TOL, "CUDA backward vs CPU (keep %d): rel err %.3g", keep_conv, e);
+        printf("network  %dx%d keep %d    CUDA vs CPU: forward worst %.3g, backward %.3g\n", W, H, keep_conv, worst, e);
+        free(got); free(R); free(dcpu);
+        cudaFree(Rd); cudaFree(zero); cudaFree(dgpu);
+        vgg19_acts_free(&c);
+        vgg19_cuda_acts_free(&g);
+    }
+    vgg19_cuda_free(vgg);
+    nst_cuda_destroy(ctx);
+}
+
+/* ---- 3. finite differences ---------------------------------------------------------- */
+
+static void test_gradcheck(const nst_vgg19 *net, const char *preset) {
+    nst_transfer_config cfg;
+    nst_error err;
+    nst_transfer_preset(&cfg, preset, &err);
+    cfg.size = 32;
+    cfg.squash = 1;
+    cfg.device = NST_DEVICE_CUDA;
+    if (strcmp(preset, "gatys") == 0) cfg.tv_weight = 10.0f;
+    nst_image content = {0}, style = {0};
+    nst_image_alloc(&content, 40, 32, &err);
+    nst_image_alloc(&style, 32, 32, &err);
+    for (int i = 0; i < 40 * 32 * 3; i++) content.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
+    for (int i = 0; i < 32 * 32 * 3; i++) style.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
+    nst_transfer *t = NULL;
+    CHECK(gatys_build(&t, &cfg, net, &content, &style, NULL, 1, &err) == NST_OK, "%s", err.msg);
+    if (!t) return;
+    size_t n = 3 * 32 * 32;
+    float *x = malloc(n * 4), *g = malloc(n * 4), *d = malloc(n * 4), *xp = malloc(n * 4), *tmp = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = gatys_content_input(t)[i] + 10.0f * test_rand(&rng);
+    double f0 = gatys_eval(t, x, g);
+    for (int trial = 0; trial < 3; trial++) {
+        fill(d, n, 1.0f);
+        double analytic = 0;
+        for (size_t i = 0; i < n; i++) analytic += (double)g[i] * d[i];
+        double h = 1e-2;
+        for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)h * d[i];
+        double fp = gatys_eval(t, xp, tmp);
+        for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)h * d[i];
+        double fm = gatys_eval(t, xp, tmp);
+        double numeric = (fp - fm) / (2 * h);
+        double e = fabs(analytic - numeric) / fmax(fmax(fabs(analytic), fabs(numeric)), 1e-3);
+        CHECK(e < 2e-2, "CUDA objective (%s preset), f=%.4g: analytic %.8g numeric %.8g (rel %.3g)", preset, f0,
+              analytic, numeric, e);
+        printf("gradcheck %-6s CUDA directional derivative rel error %.3g\n", preset, e);
+    }
+    free(x); free(g); free(d); free(xp); free(tmp);
+    gatys_free(t);
+    nst_image_free(&content);
+    nst_image_free(&style);
+}
+
+/* ---- 4, 5. whole transfers ------------------------------------------------------------ */
+
+static nst_status run(nst_transfer_config *cfg, nst_device dev, nst_precision prec, const nst_vgg19 *net,
+                      const nst_image *content, const nst_image *style, loss_log *log, nst_image *out) {
+    nst_error err;
+    cfg->device = dev;
+    cfg->precision = prec;
+    memset(log, 0, sizeof *log);
+    double t0 = nst_now();
+    nst_status s = nst_transfer_run(cfg, net, content, style, NULL, 1, record, log, out, &err);
+    CHECK(s == NST_OK, "%s transfer: %s", nst_device_name(dev), err.msg);
+    printf("transfer %-5s %s%s: %d steps, final loss %.8g (%.2f s)\n", nst_device_name(dev),
+           cfg->optimizer == NST_OPT_ADAM ? "adam" : "lbfgs", prec == NST_PRECISION_TF32 ? " tf32" : "", log->n,
+           log->n ? log->total[log->n - 1] : 0.0, nst_now() - t0);
+    return s;
+}
+
+/* Tolerances (stated): Adam (seed preset) follows the same path: every step's loss
+ * within 1e-3 relative of the CPU's, mean absolute pixel difference < 0.1 (0..255).
+ * L-BFGS (gatys preset) amplifies rounding through its line search: the first 5 steps'
+ * losses within 1e-3, the final loss within 2%, and the images close (mean abs < 2). */
+static void test_cpu_vs_cuda(const nst_vgg19 *net, const nst_image *content, const nst_image *style,
+                             const char *preset) {
+    nst_transfer_config cfg;
+    nst_error err;
+    nst_transfer_preset(&cfg, preset, &err);
+    cfg.size = 64;
+    cfg.steps = 64;
+    loss_log lc, lg;
+    nst_image oc = {0}, og = {0};
+    if (run(&cfg, NST_DEVICE_CPU, NST_PRECISION_FP32, net, content, style, &lc, &oc) ||
+        run(&cfg, NST_DEVICE_CUDA, NST_PRECISION_FP32, net, content, style, &lg, &og))
+        goto done;
+    int adam = cfg.optimizer == NST_OPT_ADAM;
+    CHECK(lc.n == lg.n, "%s: %d CPU steps, %d CUDA steps", preset, lc.n, lg.n);
+    double worst = 0;
+    for (int i = 0; i < lc.n && i < lg.n; i++) {
+        double e = rel_err(lg.total[i], lc.total[i]);
+        if (adam || i < 5) {
+            if (e > worst) worst = e;
+            CHECK(e < 1e-3, "%s step %d: CUDA loss %.10g, CPU %.10g", preset, i + 1, lg.total[i], lc.total[i]);
+        }
+    }
+    double ef = lc.n && lg.n ? rel_err(lg.total[lg.n - 1], lc.total[lc.n - 1]) : 1.0;
+    CHECK(ef < (adam ? 1e-3 : 2e-2), "%s final loss: CUDA %.10g, CPU %.10g (rel %.3g)", preset,
+          lg.n ? lg.total[lg.n - 1] : 0.0, lc.n ? lc.total[lc.n - 1] : 0.0, ef);
+    double mad = 0;
+    size_t n = (size_t)3 * oc.width * oc.height;
+    for (size_t i = 0; i < n; i++) mad += fabs(oc.pixels[i] - og.pixels[i]);
+    mad /= n;
+    CHECK(mad < (adam ? 0.1 : 2.0), "%s: mean abs pixel difference CUDA vs CPU %.3g", preset, mad);
+    printf("cpu/cuda %-6s 64 steps: worst step loss rel diff %.3g, final %.3g, mean abs pixel diff %.3g\n", preset,
+           worst, ef, mad);
+done:
+    nst_image_free(&oc);
+    nst_image_free(&og);
+}
+
+static void test_tf32(const nst_vgg19 *net) {
+    nst_image content = {0}, style = {0};
+    nst_error err;
+    char p1[4200], p2[4200];
+    CHECK(nst_image_load(&content, shared_path(p1, sizeof p1, "images/content/tubingen.jpg"), NULL, &err) == NST_OK,
+          "%s", err.msg);
+    CHECK(nst_image_load(&style, shared_path(p2, sizeof p2, "images/style/starry_night.jpg"), NULL, &err) == NST_OK,
+          "%s", err.msg);
+    if (content.pixels && style.pixels) {
+        nst_transfer_config cfg;
+        nst_transfer_preset(&cfg, "gatys", &err);
+        cfg.size = 128;
+        cfg.steps = 64;
+        loss_log l32, ltf;
+        nst_image o32 = {0}, otf = {0};
+        if (!run(&cfg, NST_DEVICE_CUDA, NST_PRECISION_FP32, net, &content, &style, &l32, &o32) &&
+            !run(&cfg, NST_DEVICE_CUDA, NST_PRECISION_TF32, net, &content, &style, &ltf, &otf) && l32.n && ltf.n) {
+            double f32 = l32.total[l32.n - 1], ftf = ltf.total[ltf.n - 1];
+            double e = rel_err(ftf, f32);
+            CHECK(e < 0.01, "TF32 final loss %.8g vs fp32 %.8g: rel %.3g (want < 1%%)", ftf, f32, e);
+            printf("tf32     gatys 128 px 64 steps: final loss %.8g vs fp32 %.8g, rel diff %.3g\n", ftf, f32, e);
+        }
+        nst_image_free(&o32);
+        nst_image_free(&otf);
+    }
+    nst_image_free(&content);
+    nst_image_free(&style);
+}
+
+int main(void) {
+    nst_error err;
+    if (nst_cuda_probe(&err) != NST_OK) {
+        printf("SKIP: %s\n", err.msg);
+        return 77;
+    }
+    char desc[512];
+    nst_cuda_describe(desc, sizeof desc);
+    printf("GPU: %s\n", desc);
+    oracle_load_index();
+    nst_vgg19 *net = NULL;
+    char weights[4200];
+    CHECK(nst_vgg19_load(&net, shared_path(weights, sizeof weights, "models/vgg19"), 0, &err) == NST_OK, "%s",
+          err.msg);
+    if (!net) TEST_DONE();
+    test_oracle_features(net);
+    nst_image content = oracle_image("input_content"), style = oracle_image("input_style");
+    test_oracle_losses(net, &content, &style);
+    test_oracle_adam(net, &content, &style);
+    test_network_vs_cpu(net);
+    test_gradcheck(net, "seed");
+    test_gradcheck(net, "gatys");
+    test_cpu_vs_cuda(net, &content, &style, "seed");
+    test_cpu_vs_cuda(net, &content, &style, "gatys");
+    test_tf32(net);
+    nst_image_free(&content);
+    nst_image_free(&style);
+    nst_vgg19_free(net);
+    oracle_free_index();
+    TEST_DONE();
+}
+#endif
