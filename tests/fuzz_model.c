@@ -18,6 +18,7 @@
 
 #include "net/model_file.h"
 #include "nst.h"
+#include "nstm_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,22 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fail(const char *why, const char *detail) {
     fprintf(stderr, "fuzz_model: %s: %s\n", why, detail);
     abort();
-}
-
-static int models_equal(const nstm_model *a, const nstm_model *b) {
-    if (a->n_ints != b->n_ints || a->n_strings != b->n_strings || a->n_tensors != b->n_tensors) return 0;
-    for (int i = 0; i < a->n_ints; i++)
-        if (strcmp(a->ints[i].name, b->ints[i].name) || a->ints[i].value != b->ints[i].value) return 0;
-    for (int i = 0; i < a->n_strings; i++)
-        if (strcmp(a->strings[i].name, b->strings[i].name) || strcmp(a->strings[i].value, b->strings[i].value))
-            return 0;
-    for (int i = 0; i < a->n_tensors; i++) {
-        const nstm_tensor *x = &a->tensors[i], *y = &b->tensors[i];
-        if (strcmp(x->name, y->name) || x->ndim != y->ndim || x->count != y->count ||
-            memcmp(x->dims, y->dims, sizeof x->dims) || memcmp(x->data, y->data, x->count * sizeof(float)))
-            return 0;
-    }
-    return 1;
 }
 
 /* What a loaded model promises. */
@@ -110,7 +95,7 @@ static void one_load(const uint8_t *data, size_t size) {
     if (n != size || memcmp(out, data, size) != 0) fail("re-serialized bytes differ", "not canonical");
     nstm_model again;
     if (nstm_load_memory(&again, out, n, NAME, &err) != NST_OK) fail("cannot reload", err.msg);
-    if (!models_equal(&m, &again)) fail("reloaded model differs", "");
+    if (!nstm_models_equal(&m, &again)) fail("reloaded model differs", "");
     nstm_free(&again);
     nstm_free(&m);
     free(out);
@@ -122,10 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unsigned char *copy = malloc(size);
         if (!copy) return 0;
         memcpy(copy, data, size);
-        uint64_t n = size;
-        for (int i = 0; i < 8; i++) copy[12 + i] = (unsigned char)(n >> (8 * i));
-        uint32_t crc = nstm_crc32(0, copy, size - NSTM_TRAILER_BYTES);
-        for (int i = 0; i < 4; i++) copy[size - 4 + i] = (unsigned char)(crc >> (8 * i));
+        nstm_refinish(copy, size);
         one_load(copy, size);
         free(copy);
     }

@@ -22,6 +22,7 @@
 
 #include "net/model_file.h"
 #include "nst.h"
+#include "nstm_test.h"
 #include "test_util.h"
 
 static char g_dir[64];
@@ -143,22 +144,11 @@ static void raw_header(raw *r, uint32_t ints, uint32_t strings, uint32_t tensors
     raw_u32(r, strings);
     raw_u32(r, tensors);
 }
-static void put_u32_at(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-/* Sets the size field and appends the checksum: the file passes every check before
+/* Appends the checksum and sets the size field: the file passes every check before
  * the records. */
 static void raw_finish(raw *r) {
-    put_u32_at(r->b + 12, (uint32_t)(r->n + 4));
-    put_u32_at(r->b + 16, 0);
-    uint32_t crc = nstm_crc32(0, r->b, r->n);
-    raw_u32(r, crc);
-}
-/* Recomputes size field and checksum of a whole file in place. */
-static void refinish(unsigned char *b, size_t n) {
-    put_u32_at(b + 12, (uint32_t)n);
-    put_u32_at(b + 16, 0);
-    put_u32_at(b + n - 4, nstm_crc32(0, b, n - 4));
+    raw_u32(r, 0);
+    nstm_refinish(r->b, r->n);
 }
 
 /* A small model with every kind of entry (used for the truncation and corruption loops). */
@@ -187,21 +177,6 @@ static unsigned char *serialize(const nstm_model *m, size_t *n) {
 
 static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
-static int models_equal(const nstm_model *a, const nstm_model *b) {
-    if (a->n_ints != b->n_ints || a->n_strings != b->n_strings || a->n_tensors != b->n_tensors) return 0;
-    for (int i = 0; i < a->n_ints; i++)
-        if (strcmp(a->ints[i].name, b->ints[i].name) || a->ints[i].value != b->ints[i].value) return 0;
-    for (int i = 0; i < a->n_strings; i++)
-        if (strcmp(a->strings[i].name, b->strings[i].name) || strcmp(a->strings[i].value, b->strings[i].value))
-            return 0;
-    for (int i = 0; i < a->n_tensors; i++) {
-        const nstm_tensor *x = &a->tensors[i], *y = &b->tensors[i];
-        if (strcmp(x->name, y->name) || x->ndim != y->ndim || x->count != y->count ||
-            memcmp(x->dims, y->dims, sizeof x->dims) || !same_bits(x->data, y->data, x->count))
-            return 0;
-    }
-    return 1;
-}
 
 /* ---- the fuzzing seeds ---- */
 
@@ -346,7 +321,7 @@ static void test_round_trip(void) {
     CHECK(temp_files_left() == 0, "temporary file left after save");
     CHECK(nstm_load(&r, path, NULL, &err) == NST_OK, "load: %s", err.msg);
     CHECK(r.version == NSTM_FORMAT_VERSION, "version %u", r.version);
-    CHECK(models_equal(&m, &r), "loaded model differs");
+    CHECK(nstm_models_equal(&m, &r), "loaded model differs");
     CHECK(strcmp(nstm_get_string(&r, "longest"), big) == 0, "64 KiB string");
 
     /* the file, the in-memory encoding and the re-encoding of what was loaded agree */
@@ -447,13 +422,13 @@ static void test_truncation_and_corruption(void) {
     for (size_t i = NSTM_HEADER_BYTES; i + 4 < n; i++) {
         unsigned char save = buf[i];
         buf[i] ^= 0xff;
-        refinish(buf, n);
+        nstm_refinish(buf, n);
         nstm_model r;
         nst_error err;
         if (nstm_load_memory(&r, buf, n, "mem.nstm", &err) == NST_OK) nstm_free(&r);
         buf[i] = save;
     }
-    refinish(buf, n);
+    nstm_refinish(buf, n);
     free(buf);
 }
 
@@ -472,17 +447,17 @@ static void test_header_refusals(void) {
     memcpy(buf, "NSTMODEL", 8);
 
     buf[8] = 7;
-    refinish(buf, n);
+    nstm_refinish(buf, n);
     expect_mem_msg("newer version", buf, n, NST_ERR_FORMAT, "format version 7 is newer than this nst supports (1)");
     buf[8] = 0;
     buf[11] = 0x80;
     expect_mem_msg("huge version", buf, n, NST_ERR_FORMAT,
                    "format version 2147483648 is newer than this nst supports (1)");
     buf[11] = 0;
-    refinish(buf, n);
+    nstm_refinish(buf, n);
     expect_mem_msg("version 0", buf, n, NST_ERR_FORMAT, "format version 0 does not exist (file corrupt)");
     buf[8] = 1;
-    refinish(buf, n);
+    nstm_refinish(buf, n);
 
     buf[n - 1] ^= 1;
     expect_mem_msg("bad checksum", buf, n, NST_ERR_FORMAT, "checksum mismatch (file corrupt)");
@@ -495,7 +470,7 @@ static void test_header_refusals(void) {
     snprintf(tail, sizeof tail, "trailing garbage (file is %zu bytes, header says %zu)", n + 1, n);
     expect_mem_msg("one byte appended", longer, n + 1, NST_ERR_FORMAT, tail);
     memset(longer + n - 4, 0, 4); /* 4 zero bytes after the records, then the checksum */
-    refinish(longer, n + 4);
+    nstm_refinish(longer, n + 4);
     snprintf(tail, sizeof tail, "the records end at byte %zu, the checksum is at byte %zu (file corrupt)", n - 4, n);
     expect_mem_msg("padding before the checksum", longer, n + 4, NST_ERR_FORMAT, tail);
     /* a size field beyond 4 GiB */
@@ -911,7 +886,7 @@ static void test_size_limit(void) {
              (double)sb.st_size / 1048576, (long long)sb.st_size - 1, (double)(sb.st_size - 1) / 1048576);
     CHECK(strcmp(err.msg, want) == 0, "message '%s', want '%s'", err.msg, want);
     lim.max_file_bytes = (size_t)sb.st_size;
-    CHECK(nstm_load(&r, path, &lim, &err) == NST_OK && models_equal(&m, &r), "at the limit: %s", err.msg);
+    CHECK(nstm_load(&r, path, &lim, &err) == NST_OK && nstm_models_equal(&m, &r), "at the limit: %s", err.msg);
     nstm_free(&r);
     /* a user limit above the format's own still leaves the format's in force */
     lim.max_file_bytes = (size_t)NSTM_MAX_FILE_BYTES * 2;
