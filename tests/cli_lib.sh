@@ -56,3 +56,47 @@ ms_until_file() {
     kill -KILL $pid 2>/dev/null
     wait $pid 2>/dev/null
 }
+# loads FILE: nst info reads it (an image decodes; a model or a checkpoint loads)
+loads() { "$NST" info "$1" >/dev/null 2>&1; }
+# kill_at_random WINDOW_MS COMMAND...: runs COMMAND in the background and SIGKILLs it at a
+# random moment within WINDOW_MS (from $RANDOM: seed it for a repeatable test)
+kill_at_random() {
+    local window=$1 pid ms
+    shift
+    "$@" 2>/dev/null &
+    pid=$!
+    ms=$((RANDOM * window / 32768))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+    kill -KILL $pid 2>/dev/null
+    wait $pid 2>/dev/null
+}
+# stop_when_stepping SIGNAL LOG COMMAND...: runs COMMAND --log LOG in the background,
+# sends it SIGNAL (INT, TERM) once LOG shows two steps (before that there is nothing to
+# save), and returns its exit status
+stop_when_stepping() {
+    local sig=$1 log=$2 pid
+    shift 2
+    "$@" --log "$log" &
+    pid=$!
+    wait_for_steps "$log" 2
+    kill -"$sig" $pid
+    wait $pid
+}
+# expect_rescue EXT COMMAND...: runs COMMAND, which writes into $T/gone, with
+# TMPDIR=$T/rescue, and moves $T/gone away once it is stepping (atomically: rm -rf could
+# race a write in progress); it must exit 1, having saved its result as
+# $T/rescue/nst-rescue-*.EXT, and say so
+expect_rescue() {
+    local ext=$1 pid rc rescued
+    shift
+    mkdir -p "$T/gone" "$T/rescue"
+    TMPDIR=$T/rescue "$@" --log "$T/gone.csv" 2>"$T/gone.err" &
+    pid=$!
+    wait_for_steps "$T/gone.csv" 1
+    mv "$T/gone" "$T/gone.moved"
+    wait $pid
+    rc=$?
+    rescued=$(ls "$T"/rescue/nst-rescue-*."$ext" 2>/dev/null | head -1)
+    if [ "$rc" = 1 ] && [ -n "$rescued" ] && loads "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
+    else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
+}

@@ -59,12 +59,8 @@ $NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/adam.png" --size 48 -
     && [ -s "$T/adam.png" ] && ok || bad "adam with custom layers"
 
 # --- Ctrl-C keeps the latest image ---
-$NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 --steps 100000 -q \
-    --log "$T/int.csv" 2>"$T/int.err" &
-pid=$!
-wait_for_steps "$T/int.csv" 2
-kill -INT $pid
-wait $pid
+stop_when_stepping INT "$T/int.csv" $NST transfer --content "$CONTENT" --style "$STYLE" -o "$T/int.png" --size 64 \
+    --steps 100000 -q 2>"$T/int.err"
 rc=$?
 [ "$rc" = 1 ] && ok || bad "interrupted run exit $rc"
 [ -s "$T/int.png" ] && ok || bad "interrupted run left no image"

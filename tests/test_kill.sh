@@ -6,8 +6,6 @@
 . "$(dirname "$0")/cli_lib.sh"
 KILLS=${NST_KILLS:-25}
 
-decodes() { "$NST" info "$1" >/dev/null 2>&1; }
-
 # How long until the first snapshot (start-up is much slower under the sanitizers):
 # the kills are spread over start-up and a couple of seconds of snapshot writing.
 mkdir -p "$T/warm"
@@ -19,17 +17,12 @@ RANDOM=7
 for i in $(seq 1 "$KILLS"); do
     d=$T/k$i
     mkdir -p "$d"
-    "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$d/out.png" --size 64 --steps 100000 \
-        --save-every 1 -q 2>/dev/null &
-    pid=$!
     # anywhere in the window: inside start-up, inside the loop, inside a snapshot write
-    ms=$((RANDOM * window_ms / 32768))
-    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
-    kill -KILL $pid 2>/dev/null
-    wait $pid 2>/dev/null
+    kill_at_random "$window_ms" "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$d/out.png" --size 64 \
+        --steps 100000 --save-every 1 -q
     for f in "$d"/*.png; do
         [ -e "$f" ] || continue
-        decodes "$f" && ok || bad "kill $i: $f does not decode"
+        loads "$f" && ok || bad "kill $i: $f does not decode"
     done
 done
 # temporaries of interrupted writes are the only leftovers allowed: none may be an image name
@@ -39,29 +32,14 @@ snaps=$(find "$T" -name 'out_step*.png' | wc -l)
 [ "$snaps" -gt 0 ] && ok || bad "no snapshot was ever written"
 echo "killed $KILLS runs over ${window_ms} ms each (first snapshot after ${first_ms} ms); $snaps snapshots checked"
 
-# SIGTERM: the latest image is written to the output
-# (sent once the run is stepping, as its log shows: before that there is nothing to save,
-# and under the sanitizers on a busy machine start-up can take tens of seconds)
-"$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/term.png" --size 64 --steps 100000 -q \
-    --log "$T/term.csv" 2>"$T/term.err" &
-pid=$!
-wait_for_steps "$T/term.csv" 2
-kill -TERM $pid
-wait $pid
+# SIGTERM (once the run is stepping: under the sanitizers on a busy machine start-up can
+# take tens of seconds): the latest image is written to the output
+stop_when_stepping TERM "$T/term.csv" "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/term.png" --size 64 \
+    --steps 100000 -q 2>"$T/term.err"
 rc=$?
-[ "$rc" = 1 ] && decodes "$T/term.png" && ok || bad "SIGTERM: exit $rc, $(cat "$T/term.err")"
+[ "$rc" = 1 ] && loads "$T/term.png" && ok || bad "SIGTERM: exit $rc, $(cat "$T/term.err")"
 
 # the output folder disappears during the run: the result is saved elsewhere, and said so
-mkdir -p "$T/gone" "$T/rescue"
-TMPDIR=$T/rescue "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/gone/out.png" --size 64 \
-    --steps 40 -q 2>"$T/gone.err" &
-pid=$!
-sleep 0.5
-rm -rf "$T/gone"
-wait $pid
-rc=$?
-rescued=$(ls "$T"/rescue/nst-rescue-*.png 2>/dev/null | head -1)
-if [ "$rc" = 1 ] && [ -n "$rescued" ] && decodes "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
-else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
+expect_rescue png "$NST" transfer --content "$CONTENT" --style "$STYLE" -o "$T/gone/out.png" --size 64 --steps 200 -q
 
 finish

@@ -13,8 +13,6 @@ for i in 00001 00002 00003 00004 00005 00006; do cp "$SHARED/datasets/photos256/
 TRAIN=(train --style "$STYLE" --data "$T/data" --size 32 --style-size 64 --width 4 --res-blocks 1
        --batch 1 --holdout 1 --checkpoint-every 1 -q)
 
-loads() { "$NST" info "$1" >/dev/null 2>&1; }
-
 # the time to the first checkpoint (start-up is much slower under the sanitizers)
 mkdir -p "$T/warm"
 first_ms=$(ms_until_file "$T/warm/m.nstm.ckpt" "$NST" "${TRAIN[@]}" -o "$T/warm/m.nstm" --steps 100000)
@@ -25,12 +23,7 @@ checked=0
 for i in $(seq 1 "$KILLS"); do
     d=$T/k$i
     mkdir -p "$d"
-    "$NST" "${TRAIN[@]}" -o "$d/m.nstm" --steps 100000 2>/dev/null &
-    pid=$!
-    ms=$((RANDOM * window_ms / 32768))
-    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
-    kill -KILL $pid 2>/dev/null
-    wait $pid 2>/dev/null
+    kill_at_random "$window_ms" "$NST" "${TRAIN[@]}" -o "$d/m.nstm" --steps 100000
     for f in "$d"/m.nstm "$d"/m.nstm.ckpt "$d"/*.jpg; do
         [ -e "$f" ] || continue
         checked=$((checked + 1))
@@ -60,25 +53,13 @@ else
 fi
 
 # SIGTERM: stops after the step, writes the model and the checkpoint, exit 1
-"$NST" "${TRAIN[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 --log "$T/term.csv" 2>"$T/term.err" &
-pid=$!
-wait_for_steps "$T/term.csv" 2
-kill -TERM $pid
-wait $pid
+stop_when_stepping TERM "$T/term.csv" "$NST" "${TRAIN[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 \
+    2>"$T/term.err"
 rc=$?
 [ "$rc" = 1 ] && loads "$T/term.nstm" && loads "$T/term.nstm.ckpt" && grep -q "resume with --resume" "$T/term.err" && ok ||
     bad "SIGTERM: exit $rc, $(cat "$T/term.err")"
 
 # the output folder disappears during the run: the state is saved to $TMPDIR, and said so
-mkdir -p "$T/gone" "$T/rescue"
-TMPDIR=$T/rescue "$NST" "${TRAIN[@]}" -o "$T/gone/m.nstm" --steps 100000 --log "$T/gone.csv" 2>"$T/gone.err" &
-pid=$!
-wait_for_steps "$T/gone.csv" 1
-mv "$T/gone" "$T/gone.moved" # atomic, unlike rm -rf racing the checkpoint written every step
-wait $pid
-rc=$?
-rescued=$(ls "$T"/rescue/nst-rescue-*.ckpt 2>/dev/null | head -1)
-if [ "$rc" = 1 ] && [ -n "$rescued" ] && loads "$rescued" && grep -q "saved to $rescued" "$T/gone.err"; then ok
-else bad "rescue: exit $rc, $(cat "$T/gone.err"), files: $(ls "$T/rescue")"; fi
+expect_rescue ckpt "$NST" "${TRAIN[@]}" -o "$T/gone/m.nstm" --steps 100000
 
 finish
