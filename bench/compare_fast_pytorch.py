@@ -23,67 +23,16 @@ import os
 import re
 import shlex
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 import compare_pytorch  # noqa: E402  (the VGG19 weights loader, run_rss)
+from fast_torch import best_ms, johnson_net, make_train_step  # noqa: E402  (shared with the CUDA comparison)
 
 APPLY_VARIANTS = ["eager", "channels_last", "jit"]
 TRAIN_VARIANTS = ["eager", "channels_last"]
-STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-CONTENT_TAP = "relu4_2"
-DEEPEST = "relu5_1"
-# nst_train_defaults()
-CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, LR = 7.5, 100.0, 200.0, 1e-3
-MEAN_BGR = [103.939, 116.779, 123.68]
-
-
-def johnson_net(torch, w, n_res=5):
-    """The network of src/net/johnson.h: RGB 0..1 in, RGB 0..255 out."""
-    nn = torch.nn
-
-    def conv_in_relu(cin, cout, k, stride=1, relu=True, upsample=False):
-        layers = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
-        layers += [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride, bias=False),  # IN removes a bias
-                   nn.InstanceNorm2d(cout, affine=True)]
-        return layers + [nn.ReLU()] if relu else layers
-
-    class Residual(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.body = nn.Sequential(*conv_in_relu(c, c, 3), *conv_in_relu(c, c, 3, relu=False))
-
-        def forward(self, x):
-            return x + self.body(x)
-
-    class Johnson(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(
-                *conv_in_relu(3, w, 9), *conv_in_relu(w, 2 * w, 3, 2), *conv_in_relu(2 * w, 4 * w, 3, 2),
-                *[Residual(4 * w) for _ in range(n_res)],
-                *conv_in_relu(4 * w, 2 * w, 3, upsample=True), *conv_in_relu(2 * w, w, 3, upsample=True),
-                nn.ReflectionPad2d(4), nn.Conv2d(w, 3, 9))
-
-        def forward(self, x):
-            return 255.0 * torch.sigmoid(self.body(x))
-
-    return Johnson()
-
-
-def best_ms(fn, iters):
-    """Best of iters calls after one warm-up, in ms."""
-    best = 1e30
-    for it in range(iters + 1):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        if it > 0:
-            best = min(best, dt)
-    return best * 1e3
 
 
 def apply_worker(a):
@@ -105,54 +54,10 @@ def apply_worker(a):
 
 def train_worker(a):
     import torch
-    import torch.nn.functional as F
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     fmt = torch.channels_last if a.variant == "channels_last" else torch.contiguous_format
-    params = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v
-              for k, v in compare_pytorch.load_vgg19(torch, a.weights, 5).items()}
-    mean = torch.tensor(MEAN_BGR).view(1, 3, 1, 1)
-
-    def vgg_features(y255, last):
-        """relu outputs up to and including `last`, from RGB 0..255 (the VGG wants BGR - mean)."""
-        x = (y255.flip(1) - mean).contiguous(memory_format=fmt)
-        out = {}
-        for b, (n, _) in enumerate(compare_pytorch.BLOCKS, start=1):
-            for i in range(1, n + 1):
-                name = f"block{b}_conv{i}"
-                x = F.relu(F.conv2d(x, params[name + "/kernel"], params[name + "/bias"], padding=1))
-                out[f"relu{b}_{i}"] = x
-                if f"relu{b}_{i}" == last:
-                    return out
-            x = F.max_pool2d(x, 2)
-
-    def gram(f):
-        b, c, h, w = f.shape
-        f = f.reshape(b, c, h * w)
-        return f @ f.transpose(1, 2) / (c * h * w)
-
-    net = johnson_net(torch, a.width).train().to(memory_format=fmt)
-    opt = torch.optim.Adam(net.parameters(), lr=LR)
-    photos = torch.rand(a.batch, 3, a.size, a.size).contiguous(memory_format=fmt)
-    with torch.no_grad():  # fixed style targets: any (C,C) matrices cost the same
-        targets = {t: gram(f) for t, f in vgg_features(torch.rand(1, 3, a.size, a.size) * 255, DEEPEST).items()
-                   if t in STYLE_TAPS}
-
-    def step():
-        opt.zero_grad()
-        with torch.no_grad():
-            content_target = vgg_features(photos * 255, CONTENT_TAP)[CONTENT_TAP]
-        y = net(photos)
-        f = vgg_features(y, DEEPEST)
-        content = F.mse_loss(f[CONTENT_TAP], content_target)
-        style = sum(((gram(f[t]) - targets[t]) ** 2).mean() for t in STYLE_TAPS)
-        c, h, w = y.shape[1:]
-        tv = (((y[:, :, :, 1:] - y[:, :, :, :-1]) ** 2).sum() + ((y[:, :, 1:, :] - y[:, :, :-1, :]) ** 2).sum()) \
-            / (a.batch * c * h * w)
-        loss = CONTENT_WEIGHT * content + STYLE_WEIGHT * style + TV_WEIGHT * tv
-        loss.backward()
-        opt.step()
-
+    step = make_train_step(torch, a.width, a.weights, a.batch, a.size, fmt)
     print(f"ms={best_ms(step, a.iters):.3f}")
 
 

@@ -608,12 +608,21 @@ static void test_apply(void) {
 
 /* ---- training -------------------------------------------------------------------------- */
 
+/* the shared data folder: $NST_SHARED_DIR (e.g. on another machine), else the build's */
+static char shared_style[4200], shared_data[4200], shared_weights[4200];
+static void shared_paths(void) {
+    const char *env = getenv("NST_SHARED_DIR"), *dir = env && *env ? env : NST_SHARED_DIR;
+    snprintf(shared_style, sizeof shared_style, "%.4000s/images/style/starry_night.jpg", dir);
+    snprintf(shared_data, sizeof shared_data, "%.4000s/datasets/photos256", dir);
+    snprintf(shared_weights, sizeof shared_weights, "%.4000s/models/vgg19", dir);
+}
+
 static nst_train_config tiny_config(const char *out, nst_device device) {
     nst_train_config cfg;
     nst_train_defaults(&cfg);
     cfg.device = device;
-    cfg.style_path = NST_SHARED_DIR "/images/style/starry_night.jpg";
-    cfg.data_dir = NST_SHARED_DIR "/datasets/photos256";
+    cfg.style_path = shared_style;
+    cfg.data_dir = shared_data;
     cfg.output_path = out;
     cfg.size = 64;
     cfg.style_size = 128;
@@ -629,8 +638,8 @@ static nst_train_config tiny_config(const char *out, nst_device device) {
 /* photos k.. of the dataset, 64x64, as a batch */
 static int load_batch(float *batch, int first, int count) {
     for (int b = 0; b < count; b++) {
-        char f[600];
-        snprintf(f, sizeof f, "%s/%05d.jpg", NST_SHARED_DIR "/datasets/photos256", (first + b) % 8 + 1);
+        char f[4300];
+        snprintf(f, sizeof f, "%s/%05d.jpg", shared_data, (first + b) % 8 + 1);
         nst_image img = {0}, sq = {0};
         if (nst_image_load(&img, f, NULL, &err) || nst_image_resize(&sq, &img, 64, 64, &err)) {
             CHECK(0, "cannot read %s: %s", f, err.msg);
@@ -742,6 +751,7 @@ int main(int argc, char **argv) {
     nst_cuda_describe(about, sizeof about);
     printf("GPU: %s\n", about);
     ok(nst_cuda_create(&ctx, &err), "nst_cuda_create");
+    shared_paths();
     int quick = argc > 1 && !strcmp(argv[1], "--layers"); /* the layers only */
     printf("layers against the CPU:\n");
     test_pad();
@@ -759,7 +769,7 @@ int main(int argc, char **argv) {
         test_apply();
         nst_vgg19 *vgg = NULL;
         nst_train_config cfg = tiny_config("x", NST_DEVICE_CUDA);
-        if (nst_vgg19_load(&vgg, NST_SHARED_DIR "/models/vgg19", nst_train_depth(&cfg), &err) != NST_OK) {
+        if (nst_vgg19_load(&vgg, shared_weights, nst_train_depth(&cfg), &err) != NST_OK) {
             CHECK(0, "weights: %s", err.msg);
         } else {
             char dir[] = "/tmp/nst_test_cuda_johnson_XXXXXX";

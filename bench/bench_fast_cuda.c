@@ -1,0 +1,306 @@
+/* bench_fast_cuda.c - fast style transfer on CUDA: the style network's forward pass as
+ * nst apply --device cuda runs it (the network alone, image already on the GPU; and end
+ * to end: upload, network, download), and one training step as nst train --device cuda
+ * runs it (fast_trainer_step: the batch uploaded, the network on the whole batch, the
+ * VGG19 loss per photo, backward, Adam, the losses read back), plus the network's share.
+ * Random inputs (fixed seeds); each time is the best of --iters after --warmup runs
+ * (the first also chooses cuDNN's algorithms).
+ *
+ *   bench_fast_cuda [--iters K] [--warmup W] [--sizes 1024x1024,3840x2160] [--widths 32]
+ *                   [--precisions fp32,tf32] [--train-size 256] [--batch 4]
+ *                   [--no-train] [--no-apply] [--weights DIR] [--style FILE]
+ *
+ * The last lines are machine-readable (bench/compare_fast_cuda_pytorch.py reads them):
+ * apply_ms_w32_1024x1024_fp32=..., apply_e2e_ms_w32_1024x1024_fp32=...,
+ * apply_mb_w32_1024x1024_fp32=..., train_step_ms_w32_fp32=..., train_net_ms_w32_fp32=...
+ * Without CUDA or a GPU it says so and exits 77. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nst.h"
+
+#ifndef NST_HAVE_CUDA
+int main(void) {
+    printf("SKIP: this nst was built without CUDA\n");
+    return 77;
+}
+#else
+
+#include "cuda/cuda_common.h"
+#include "cuda/johnson_cuda.h"
+#include "cuda/layers_cuda.h"
+#include "net/johnson.h"
+#include "transfer/fast.h"
+#include "util/util.h"
+
+#define MAX_LIST 16
+
+static void check(nst_status s, const nst_error *err) {
+    if (s == NST_OK) return;
+    fprintf(stderr, "bench_fast_cuda: %s\n", err->msg);
+    exit(1);
+}
+
+static void fill_uniform(float *x, size_t n, float lo, float hi, nst_rng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)nst_rng_uniform(rng);
+}
+
+/* "1024x1024,3840x2160" or "512,1024" (squares) -> widths and heights; the count, 0 if bad */
+static int parse_sizes(const char *s, int *w, int *h) {
+    int n = 0;
+    while (*s && n < MAX_LIST) {
+        char *end;
+        long a = strtol(s, &end, 10), b = a;
+        if (end == s || a < 1 || a > 100000) return 0;
+        if (*end == 'x') {
+            s = end + 1;
+            b = strtol(s, &end, 10);
+            if (end == s || b < 1 || b > 100000) return 0;
+        }
+        w[n] = (int)a, h[n] = (int)b, n++;
+        if (*end && *end != ',') return 0;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *s ? 0 : n;
+}
+
+static int parse_ints(const char *s, int *out) {
+    int n = 0;
+    while (*s && n < MAX_LIST) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 100000) return 0;
+        out[n++] = (int)v;
+        if (*end && *end != ',') return 0;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *s ? 0 : n;
+}
+
+static int parse_precisions(const char *s, int *out) {
+    int n = 0;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *t = strtok(buf, ","); t && n < 2; t = strtok(NULL, ",")) {
+        if (!strcmp(t, "fp32")) out[n++] = NST_PRECISION_FP32;
+        else if (!strcmp(t, "tf32")) out[n++] = NST_PRECISION_TF32;
+        else return 0;
+    }
+    return n;
+}
+
+static const char *prec_name(int p) { return p == NST_PRECISION_TF32 ? "tf32" : "fp32"; }
+
+/* The repository root, from this file's path (as bench_fast.c). */
+static void repo_root(char *buf, size_t len) {
+    snprintf(buf, len, "%s", __FILE__);
+    char *slash = strrchr(buf, '/');
+    if (slash) *slash = '\0';
+    slash = strrchr(buf, '/');
+    if (slash) *slash = '\0';
+    else snprintf(buf, len, ".");
+}
+
+typedef struct {
+    double fwd_ms, e2e_ms, mb;
+} apply_time;
+
+/* Best-of-iters ms of the network alone (input on the GPU, synchronised) and of
+ * jn_cuda_apply end to end, W x H, batch 1. */
+static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, int warmup, int iters) {
+    nst_error err;
+    johnson_net net;
+    nst_rng rng;
+    nst_rng_seed(&rng, 1);
+    check(johnson_build(&net, width, 5, 0, &err), &err);
+    check(johnson_init_params(&net, &rng, &err), &err);
+    jn_cuda *g = NULL;
+    check(jn_cuda_create(&g, ctx, &net, 0, prec == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, &err), &err);
+    nst_image img = {0}, out = {0};
+    check(nst_image_alloc(&img, W, H, &err), &err);
+    fill_uniform(img.pixels, (size_t)W * H * 3, 0.0f, 255.0f, &rng);
+    int Hp = (H + 3) / 4 * 4, Wp = (W + 3) / 4 * 4;
+    apply_time t = {1e30, 1e30, 0};
+    for (int it = 0; it < warmup + iters; it++) { /* end to end (its first run sizes the buffers) */
+        double t0 = nst_now();
+        check(jn_cuda_apply(g, &img, Hp, Wp, &out, &err), &err);
+        double dt = nst_now() - t0;
+        nst_image_free(&out);
+        if (it >= warmup && dt < t.e2e_ms) t.e2e_ms = dt;
+    }
+    for (int it = 0; it < warmup + iters; it++) { /* the network alone, on the uploaded image */
+        double t0 = nst_now();
+        check(jn_cuda_forward(g, &err), &err);
+        check(cu_sync(ctx, &err), &err);
+        double dt = nst_now() - t0;
+        if (it >= warmup && dt < t.fwd_ms) t.fwd_ms = dt;
+    }
+    t.fwd_ms *= 1e3;
+    t.e2e_ms *= 1e3;
+    t.mb = jn_cuda_bytes(g) / 1048576.0;
+    nst_image_free(&img);
+    jn_cuda_free(g);
+    johnson_free(&net);
+    return t;
+}
+
+/* Best-of-iters ms of the network's forward + backward to its parameters on the batch. */
+static double time_net_train(nst_cuda *ctx, int width, int B, int S, int prec, int warmup, int iters) {
+    nst_error err;
+    johnson_net net;
+    nst_rng rng;
+    nst_rng_seed(&rng, 1);
+    check(johnson_build(&net, width, 5, 1, &err), &err);
+    check(johnson_init_params(&net, &rng, &err), &err);
+    jn_cuda *g = NULL;
+    check(jn_cuda_create(&g, ctx, &net, 1, prec == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, &err), &err);
+    check(jn_cuda_resize(g, B, S, S, &err), &err);
+    size_t n = (size_t)B * 3 * S * S;
+    float *x = nst_alloc_array(n, sizeof(float)), *d = NULL;
+    if (!x) { fprintf(stderr, "bench_fast_cuda: out of memory\n"); exit(1); }
+    fill_uniform(x, n, 0.0f, 1.0f, &rng);
+    check(cu_upload(ctx, jn_cuda_input(g), x, n, &err), &err);
+    fill_uniform(x, n, -1e-3f, 1e-3f, &rng);
+    check(cu_buffer(ctx, &d, n, &err), &err);
+    check(cu_upload(ctx, d, x, n, &err), &err);
+    double best = 1e30;
+    for (int it = 0; it < warmup + iters; it++) {
+        double t0 = nst_now();
+        check(jn_cuda_zero_grads(g, &err), &err);
+        check(jn_cuda_forward(g, &err), &err);
+        check(jn_cuda_backward(g, d, NULL, &err), &err);
+        check(cu_sync(ctx, &err), &err);
+        double dt = nst_now() - t0;
+        if (it >= warmup && dt < best) best = dt;
+    }
+    cu_buffer_free(d);
+    free(x);
+    jn_cuda_free(g);
+    johnson_free(&net);
+    return best * 1e3;
+}
+
+/* Best-of-iters ms of fast_trainer_step on CUDA on a random batch. */
+static double time_train_step(const nst_train_config *cfg, const nst_vgg19 *vgg, int warmup, int iters) {
+    nst_error err;
+    fast_trainer *t;
+    nst_rng rng;
+    nst_rng_seed(&rng, 1);
+    check(fast_trainer_build(&t, cfg, vgg, &err), &err);
+    fill_uniform(fast_trainer_batch(t), (size_t)cfg->batch * 3 * cfg->size * cfg->size, 0.0f, 1.0f, &rng);
+    double best = 1e30;
+    for (int it = 0; it < warmup + iters; it++) {
+        double t0 = nst_now();
+        check(fast_trainer_step(t, &err), &err); /* returns after the losses are read back */
+        double dt = nst_now() - t0;
+        if (it >= warmup && dt < best) best = dt;
+    }
+    fast_trainer_free(t);
+    return best * 1e3;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_fast_cuda [--iters K] [--warmup W] [--sizes 1024x1024,3840x2160] [--widths 32]\n"
+                    "                       [--precisions fp32,tf32] [--train-size 256] [--batch 4]\n"
+                    "                       [--no-train] [--no-apply] [--weights DIR] [--style FILE]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    int iters = 10, warmup = 2, train_size = 256, batch = 4, do_train = 1, do_apply = 1;
+    int sw[MAX_LIST] = {1024, 3840}, sh[MAX_LIST] = {1024, 2160}, n_sizes = 2;
+    int widths[MAX_LIST] = {32}, n_widths = 1, precs[2] = {NST_PRECISION_FP32, NST_PRECISION_TF32}, n_precs = 2;
+    const char *weights = NULL, *style = NULL;
+    char root[4096], style_buf[4200];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-train")) do_train = 0;
+        else if (!strcmp(a, "--no-apply")) do_apply = 0;
+        else if (!v) usage();
+        else if (!strcmp(a, "--iters") && atoi(v) > 0) iters = atoi(v), i++;
+        else if (!strcmp(a, "--warmup") && atoi(v) >= 0) warmup = atoi(v), i++;
+        else if (!strcmp(a, "--train-size") && atoi(v) > 0 && atoi(v) % 4 == 0) train_size = atoi(v), i++;
+        else if (!strcmp(a, "--batch") && atoi(v) > 0) batch = atoi(v), i++;
+        else if (!strcmp(a, "--sizes") && (n_sizes = parse_sizes(v, sw, sh))) i++;
+        else if (!strcmp(a, "--widths") && (n_widths = parse_ints(v, widths))) i++;
+        else if (!strcmp(a, "--precisions") && (n_precs = parse_precisions(v, precs))) i++;
+        else if (!strcmp(a, "--weights")) weights = v, i++;
+        else if (!strcmp(a, "--style")) style = v, i++;
+        else usage();
+    }
+    nst_error err;
+    if (nst_cuda_probe(&err) != NST_OK) {
+        printf("SKIP: %s\n", err.msg);
+        return 77;
+    }
+    if (!style) {
+        repo_root(root, sizeof root);
+        snprintf(style_buf, sizeof style_buf, "%s/../shared/images/style/starry_night.jpg", root);
+        style = style_buf;
+    }
+    char about[512];
+    nst_cuda_describe(about, sizeof about);
+    printf("bench_fast_cuda: %s\nbest of %d after %d warm-up runs\n\n", about, iters, warmup);
+    nst_cuda *ctx = NULL;
+    check(nst_cuda_create(&ctx, &err), &err);
+
+    apply_time at[MAX_LIST][MAX_LIST][2];
+    double step_ms[MAX_LIST][2], net_ms[MAX_LIST][2];
+    if (do_apply) {
+        printf("apply: the network's forward pass (batch 1)\n");
+        printf("%6s %11s %5s | %10s %12s %10s\n", "width", "size", "prec", "net ms", "end-to-end", "GPU MB");
+        for (int w = 0; w < n_widths; w++)
+            for (int s = 0; s < n_sizes; s++)
+                for (int p = 0; p < n_precs; p++) {
+                    at[w][s][p] = time_apply(ctx, widths[w], sw[s], sh[s], precs[p], warmup, iters);
+                    printf("%6d %5dx%-5d %5s | %10.2f %12.2f %10.0f\n", widths[w], sw[s], sh[s], prec_name(precs[p]),
+                           at[w][s][p].fwd_ms, at[w][s][p].e2e_ms, at[w][s][p].mb);
+                    fflush(stdout);
+                }
+        printf("\n");
+    }
+    if (do_train) {
+        nst_train_config cfg;
+        nst_train_defaults(&cfg);
+        cfg.size = train_size;
+        cfg.batch = batch;
+        cfg.style_path = style;
+        cfg.device = NST_DEVICE_CUDA;
+        nst_vgg19 *vgg = NULL;
+        check(nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err), &err);
+        printf("train: one step (fast_trainer_step on CUDA), batch %d at %dx%d, weights %s\n", batch, train_size, train_size,
+               nst_vgg19_dir(vgg));
+        printf("%6s %5s | %10s %10s %8s\n", "width", "prec", "step ms", "net ms", "net %");
+        for (int w = 0; w < n_widths; w++)
+            for (int p = 0; p < n_precs; p++) {
+                cfg.width = widths[w];
+                cfg.precision = precs[p];
+                step_ms[w][p] = time_train_step(&cfg, vgg, warmup, iters);
+                net_ms[w][p] = time_net_train(ctx, widths[w], batch, train_size, precs[p], warmup, iters);
+                printf("%6d %5s | %10.2f %10.2f %7.0f%%\n", widths[w], prec_name(precs[p]), step_ms[w][p], net_ms[w][p],
+                       100.0 * net_ms[w][p] / step_ms[w][p]);
+                fflush(stdout);
+            }
+        nst_vgg19_free(vgg);
+        printf("\n");
+    }
+    if (do_apply)
+        for (int w = 0; w < n_widths; w++)
+            for (int s = 0; s < n_sizes; s++)
+                for (int p = 0; p < n_precs; p++) {
+                    const char *pn = prec_name(precs[p]);
+                    printf("apply_ms_w%d_%dx%d_%s=%.3f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].fwd_ms);
+                    printf("apply_e2e_ms_w%d_%dx%d_%s=%.3f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].e2e_ms);
+                    printf("apply_mb_w%d_%dx%d_%s=%.1f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].mb);
+                }
+    if (do_train)
+        for (int w = 0; w < n_widths; w++)
+            for (int p = 0; p < n_precs; p++) {
+                printf("train_step_ms_w%d_%s=%.3f\n", widths[w], prec_name(precs[p]), step_ms[w][p]);
+                printf("train_net_ms_w%d_%s=%.3f\n", widths[w], prec_name(precs[p]), net_ms[w][p]);
+            }
+    nst_cuda_destroy(ctx);
+    return 0;
+}
+#endif

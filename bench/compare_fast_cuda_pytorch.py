@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""compare_fast_cuda_pytorch.py - nst's fast style transfer on CUDA against PyTorch CUDA
+eager on the same GPU, back to back.
+
+  apply  the Johnson et al. network's forward pass (batch 1) at each --sizes (default
+         1024x1024 and 3840x2160), width 32; nst's time is the network on an image
+         already on the GPU (as PyTorch's), its end-to-end time (upload, network,
+         download) is printed beside it;
+  train  one training step, batch 4 at 256 px: the network, the VGG19 loss (content
+         relu4_2, Gram style relu1_1..relu5_1, TV), backward, Adam (nst train's
+         defaults; PyTorch's style targets are random Grams, nst's the painting's: the
+         step costs the same). nst's step also uploads the batch and reads the losses
+         back, as nst train does.
+Each in --precisions: fp32 (PyTorch with TF32 off in cuDNN and cuBLAS, nst
+--precision fp32) and tf32 (both allow TF32 tensor cores). PyTorch runs in two layouts
+(NCHW eager, channels_last eager, cudnn.benchmark on) and the faster counts. Times are the
+best of --iters after warm-up runs, synchronised.
+
+nst's side is build/bench_fast_cuda (one process); PyTorch's is this file run as a worker
+(one process for every configuration: CUDA start-up is paid once). The model, loss and
+step of PyTorch's side are those of compare_fast_pytorch.py (bench/fast_torch.py).
+
+usage: python3 bench/compare_fast_cuda_pytorch.py [--bench build/bench_fast_cuda]
+           [--sizes 1024x1024,3840x2160] [--precisions fp32,tf32] [--iters 10] [--no-train]
+Needs torch with CUDA (plain `python3` on the GPU machine).
+"""
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
+import compare_pytorch  # noqa: E402  (the default weights folder)
+from fast_torch import best_ms, johnson_net, make_train_step  # noqa: E402
+
+VARIANTS = ["eager", "channels_last"]
+
+
+def set_precision(torch, precision):
+    tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+
+
+def worker(a):
+    """Every PyTorch configuration in this one process; prints key=value lines."""
+    import torch
+    dev = "cuda"
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}", flush=True)
+    sync = torch.cuda.synchronize
+    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")] if a.sizes else []
+    for precision in a.precisions.split(","):
+        set_precision(torch, precision)
+        for w, h in sizes:
+            for v in VARIANTS:
+                fmt = torch.channels_last if v == "channels_last" else torch.contiguous_format
+                torch.manual_seed(1)
+                torch.cuda.reset_peak_memory_stats()
+                net = johnson_net(torch, a.width).eval().to(device=dev, memory_format=fmt)
+                x = torch.rand(1, 3, h, w, device=dev).contiguous(memory_format=fmt)
+                with torch.no_grad():
+                    ms = best_ms(lambda: net(x), a.iters, sync=sync, warmup=3)
+                mb = torch.cuda.max_memory_allocated() / 2**20
+                print(f"torch_apply_ms_w{a.width}_{w}x{h}_{precision}_{v}={ms:.3f}", flush=True)
+                print(f"torch_apply_mb_w{a.width}_{w}x{h}_{precision}_{v}={mb:.1f}", flush=True)
+                del net, x
+                torch.cuda.empty_cache()
+        if not a.no_train:
+            for v in VARIANTS:
+                fmt = torch.channels_last if v == "channels_last" else torch.contiguous_format
+                torch.manual_seed(1)
+                step = make_train_step(torch, a.width, a.weights, a.batch, a.train_size, fmt, device=dev)
+                ms = best_ms(step, a.iters, sync=sync, warmup=3)
+                print(f"torch_train_ms_w{a.width}_{precision}_{v}={ms:.3f}", flush=True)
+                del step
+                torch.cuda.empty_cache()
+
+
+def field(out, name):
+    m = re.search(re.escape(name) + r"=([0-9.]+)", out)
+    return float(m.group(1)) if m else None
+
+
+def run(cmd):
+    print("$ " + shlex.join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stdout.write(p.stdout)
+    sys.stdout.flush()
+    if p.returncode != 0:
+        sys.exit(f"{cmd[0]} failed with status {p.returncode}")
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench_fast_cuda"), help="nst's bench_fast_cuda")
+    ap.add_argument("--weights", default=os.path.normpath(compare_pytorch.WEIGHTS), help="the VGG19 tfjs weights folder")
+    ap.add_argument("--sizes", default="1024x1024,3840x2160")
+    ap.add_argument("--precisions", default="fp32,tf32")
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--train-size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return worker(a)
+
+    common = ["--iters", str(a.iters), "--precisions", a.precisions]
+    nst_cmd = [a.bench, *common, "--sizes", a.sizes, "--widths", str(a.width), "--train-size", str(a.train_size),
+               "--batch", str(a.batch), "--weights", a.weights]
+    if a.no_train:
+        nst_cmd.append("--no-train")
+    nst_out = run(nst_cmd)
+    torch_cmd = [sys.executable, __file__, "--worker", *common, "--sizes", a.sizes, "--width", str(a.width),
+                 "--train-size", str(a.train_size), "--batch", str(a.batch), "--weights", a.weights]
+    if a.no_train:
+        torch_cmd.append("--no-train")
+    torch_out = run(torch_cmd)
+
+    def torch_best(key):
+        """PyTorch's faster layout for a key: (ms, variant)"""
+        got = [(field(torch_out, f"{key}_{v}"), v) for v in VARIANTS]
+        got = [g for g in got if g[0] is not None]
+        return min(got) if got else (None, "")
+
+    rows = []  # (configuration, nst ms, nst end-to-end ms or None, torch ms, variant)
+    for precision in a.precisions.split(","):
+        for s in a.sizes.split(","):
+            key = f"w{a.width}_{s}_{precision}"
+            tms, v = torch_best(f"torch_apply_ms_{key}")
+            rows.append((f"apply {s} {precision}", field(nst_out, f"apply_ms_{key}"),
+                         field(nst_out, f"apply_e2e_ms_{key}"), tms, v))
+        if not a.no_train:
+            tms, v = torch_best(f"torch_train_ms_w{a.width}_{precision}")
+            rows.append((f"train b{a.batch} {a.train_size}px {precision}", field(nst_out, f"train_step_ms_w{a.width}_{precision}"),
+                         None, tms, v))
+
+    print(f"\nwidth {a.width}, best of {a.iters} after warm-up, synchronised; speed-up = PyTorch ms / nst ms")
+    print(f"{'configuration':<28} {'nst ms':>9} {'nst e2e':>9} {'torch ms':>9} {'speed-up':>8}  torch layout")
+    for name, nms, e2e, tms, v in rows:
+        e2e_s = f"{e2e:9.2f}" if e2e is not None else f"{'':>9}"
+        if nms is None or tms is None:
+            print(f"{name:<28} {'?' if nms is None else f'{nms:.2f}':>9} {e2e_s} {'?' if tms is None else f'{tms:.2f}':>9}")
+            continue
+        print(f"{name:<28} {nms:9.2f} {e2e_s} {tms:9.2f} {tms / nms:7.2f}x  {v}")
+        if not a.no_train and name.startswith("train"):
+            print(f"{'':<28} steps/s: nst {1000 / nms:.1f}, PyTorch {1000 / tms:.1f}")
+
+
+if __name__ == "__main__":
+    main()
