@@ -48,11 +48,13 @@ def load_vgg19(torch, weights_dir, depth_block):
     return params
 
 
-def torch_worker(size, threads, iters):
-    import torch
+def seed_step_best(torch, size, iters, device="cpu", weights_dir=WEIGHTS):
+    """Best time in seconds of one seed-preset step (see the docstring) at size x size on
+    device ("cpu" or "cuda"), over iters steps after 2 warm-up steps. Also used by
+    compare_cuda_pytorch.py."""
     import torch.nn.functional as F
-    torch.set_num_threads(threads)
-    params = load_vgg19(torch, WEIGHTS, 5)
+    params = {k: v.to(device) for k, v in load_vgg19(torch, weights_dir, 5).items()}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def features(x):
         out = {}
@@ -73,17 +75,19 @@ def torch_worker(size, threads, iters):
         return f @ f.t()
 
     g = torch.Generator().manual_seed(0)
-    content = torch.rand(1, 3, size, size, generator=g) * 255 - 120
-    style = torch.rand(1, 3, size, size, generator=g) * 255 - 120
+    content = (torch.rand(1, 3, size, size, generator=g) * 255 - 120).to(device)
+    style = (torch.rand(1, 3, size, size, generator=g) * 255 - 120).to(device)
     with torch.no_grad():
         fc = features(content)
         P = {t: fc[t].detach() for t in TAPS}
         fs = features(style)
         A = {t: gram(fs[t]).detach() for t in TAPS}
+        del fc, fs
     x = content.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.0003 * 255)
     best = 1e30
     for it in range(iters + 2):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad()
         f = features(x)
@@ -92,9 +96,18 @@ def torch_worker(size, threads, iters):
         loss = content_loss + 0.01 * style_loss
         loss.backward()
         opt.step()
+        loss.item()  # a real run reads the loss every step
+        sync()
         dt = time.perf_counter() - t0
         if it >= 2:
             best = min(best, dt)
+    return best
+
+
+def torch_worker(size, threads, iters):
+    import torch
+    torch.set_num_threads(threads)
+    best = seed_step_best(torch, size, iters)
     print(f"ms_per_step={best * 1e3:.3f}")
 
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""compare_cuda_pytorch.py - nst on CUDA against PyTorch eager on the same GPU, back to back.
+
+The work is compare_pytorch.py's: one step of the seed preset (VGG19 forward up to
+conv5_1, content loss and unnormalised-Gram style loss at the pre-ReLU taps
+conv1_1..conv5_1, backward to the image, one Adam update), same weights, square images.
+  nst      `nst bench --device cuda --size N`: the best of --iters steps after a warm-up,
+           timed with CUDA events; a step ends with the losses read back to the host.
+  PyTorch  this file as a worker: compare_pytorch.seed_step_best() on "cuda", eager, the
+           best of --iters steps timed between torch.cuda.synchronize() calls, the loss
+           read each step (loss.item()) as nst's step does.
+Both in fp32: PyTorch lets cuDNN use TF32 by default, which this script switches off
+(torch.backends.cudnn.allow_tf32 = False; matmul TF32 is off by default). With
+--tf32-sizes the same comparison runs with TF32 on both sides (nst --precision tf32).
+Every configuration runs in its own process; the --sizes alternate nst / PyTorch twice
+and keep each side's best. Then --try-sizes grow until a side no longer fits in the GPU's
+memory: the largest size each side ran is printed.
+
+GPU memory: nst's is what the run took (cudaMemGetInfo before and after it was built);
+PyTorch's is torch.cuda.max_memory_allocated() (its caching allocator's peak).
+
+usage: python3 bench/compare_cuda_pytorch.py --weights DIR [--nst build/nst]
+           [--sizes 512,1024,2048] [--try-sizes 3072,4096,5120] [--tf32-sizes 2048] [--iters 5]
+DIR is the VGG19 weights folder (shared/models/vgg19). Needs PyTorch with CUDA.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
+import compare_pytorch  # noqa: E402  (the VGG19 weights loader and the seed-preset step)
+
+TIMEOUT_S = 300
+
+
+def torch_worker(size, iters, weights, tf32):
+    import torch
+    if not torch.cuda.is_available():
+        print("error: PyTorch sees no CUDA GPU")
+        sys.exit(2)
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        best = compare_pytorch.seed_step_best(torch, size, iters, device="cuda", weights_dir=weights)
+    except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one
+        print("error: " + str(e).splitlines()[0][:300])
+        sys.exit(3)
+    print(f"ms_per_step={best * 1e3:.3f} gpu_mb={torch.cuda.max_memory_allocated() / 1e6:.1f} "
+          f"device={torch.cuda.get_device_name(0)!r} torch={torch.__version__}")
+
+
+def run(cmd):
+    """(stdout, None) or (None, the reason it failed)."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {TIMEOUT_S} s"
+    if p.returncode != 0:
+        lines = (p.stdout + p.stderr).strip().splitlines()
+        return None, lines[-1] if lines else f"exit {p.returncode}"
+    return p.stdout, None
+
+
+def nst_step(a, size, tf32, iters):
+    out, why = run([a.nst, "bench", "--device", "cuda", "--precision", "tf32" if tf32 else "fp32", "--size",
+                    str(size), "--iters", str(iters), "--warmup", "2", "--weights", a.weights])
+    if out is None:
+        return None, None, why
+    ms = float(re.search(r"ms_per_step=([0-9.]+)", out).group(1))
+    m = re.search(r"GPU memory: ([0-9.]+) MB taken", out)
+    return ms, float(m.group(1)) if m else float("nan"), None
+
+
+def torch_step(a, size, tf32, iters):
+    cmd = [sys.executable, __file__, "--torch-worker", str(size), "--iters", str(iters), "--weights", a.weights]
+    out, why = run(cmd + (["--tf32"] if tf32 else []))
+    if out is None:
+        return None, None, why
+    m = re.search(r"ms_per_step=([0-9.]+) gpu_mb=([0-9.]+)", out)
+    return float(m.group(1)), float(m.group(2)), None
+
+
+def row(size, prec, n, t):
+    (n_ms, n_mb), (t_ms, t_mb) = n, t
+    ratio = f"{t_ms / n_ms:7.2f}x" if n_ms and t_ms else "      -"
+    fmt = lambda v, f: format(v, f) if v is not None else "-"  # noqa: E731
+    print(f"{size:>5} {prec:>5} {fmt(n_ms, '>9.1f'):>9} {fmt(t_ms, '>9.1f'):>9} {ratio:>8} "
+          f"{fmt(n_mb, '>8.0f'):>8} {fmt(t_mb, '>9.0f'):>9}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nst", default=os.path.join(HERE, "..", "build", "nst"))
+    ap.add_argument("--weights", default=compare_pytorch.WEIGHTS)
+    ap.add_argument("--sizes", default="512,1024,2048")
+    ap.add_argument("--try-sizes", default="3072,4096,5120")
+    ap.add_argument("--tf32-sizes", default="")
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.torch_worker:
+        torch_worker(a.torch_worker, a.iters, a.weights, a.tf32)
+        return
+    sizes = lambda s: [int(v) for v in s.split(",") if v]  # noqa: E731
+
+    out, why = run([sys.executable, __file__, "--torch-worker", "64", "--iters", "1", "--weights", a.weights])
+    print("PyTorch: " + (re.search(r"device=.*", out).group(0) if out else f"not usable: {why}"))
+    out, why = run([a.nst, "info", "--devices"])
+    print("nst: " + (out.strip().splitlines()[-1] if out else why))
+    print("seed-preset step (VGG19 to conv5_1, 5 content + 5 style taps, backward, Adam); ms, best of "
+          f"{a.iters}; speed-up = PyTorch ms / nst ms")
+    print(f"{'size':>5} {'prec':>5} {'nst ms':>9} {'torch ms':>9} {'speed-up':>8} {'nst MB':>8} {'torch MB':>9}")
+    largest = {"nst": 0, "PyTorch": 0}
+    for size in sizes(a.sizes):
+        best_n, best_t = [None, None], [None, None]
+        for _ in range(2):  # alternated: a burst of load does not decide the ratio
+            for best, step in ((best_n, nst_step), (best_t, torch_step)):
+                ms, mb, why = step(a, size, False, a.iters)
+                if ms is None:
+                    print(f"  {size}: {'nst' if step is nst_step else 'PyTorch'} failed: {why}", flush=True)
+                elif best[0] is None or ms < best[0]:
+                    best[0], best[1] = ms, mb
+                    largest["nst" if step is nst_step else "PyTorch"] = size
+        row(size, "fp32", best_n, best_t)
+    for size in sizes(a.tf32_sizes):
+        n = nst_step(a, size, True, a.iters)
+        t = torch_step(a, size, True, a.iters)
+        for name, r in (("nst", n), ("PyTorch", t)):
+            if r[0] is None:
+                print(f"  {size} tf32: {name} failed: {r[2]}", flush=True)
+        row(size, "tf32", n[:2], t[:2])
+
+    # the largest size that fits: grow until each side fails (fewer iterations)
+    alive = {name: largest[name] > 0 for name in largest}
+    for size in sizes(a.try_sizes):
+        if not any(alive.values()):
+            break
+        res = {}
+        for name, step in (("nst", nst_step), ("PyTorch", torch_step)):
+            res[name] = (None, None, "skipped: a smaller size failed")
+            if alive[name]:
+                res[name] = step(a, size, False, 2)
+                if res[name][0] is None:
+                    alive[name] = False
+                    print(f"  {size}: {name} failed: {res[name][2]}", flush=True)
+                else:
+                    largest[name] = size
+        row(size, "fp32", res["nst"][:2], res["PyTorch"][:2])
+    print(f"largest size run (of {a.sizes},{a.try_sizes}): nst {largest['nst'] or 'none'}, "
+          f"PyTorch {largest['PyTorch'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
