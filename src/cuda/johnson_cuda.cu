@@ -207,8 +207,8 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
             g->rstd[l] = p, p += (size_t)N * g->L[l].C_out;
         }
     }
-    /* the convolutions: algorithms chosen once per geometry; workspace up to a quarter of
-     * the memory left (at most 2 GiB) */
+    /* the convolutions: algorithms chosen once per geometry (cu_conv_create); workspace up
+     * to a quarter of the memory left, at most 2 GiB */
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     size_t limit = free_b / 4 < ((size_t)2 << 30) ? free_b / 4 : ((size_t)2 << 30), need = 0;
@@ -220,8 +220,10 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
                 g->conv[l] = g->conv[j];
         if (g->conv[l]) continue;
         size_t ws = 0;
+        /* training: cuDNN's heuristics (the same algorithms every run: reproducible models);
+         * inference: the fastest measured */
         st = cu_conv_create(&g->conv[l], g->ctx, N, L->C_in, L->C_out, g->Hp[l], g->Wp[l], L->K, L->S, g->precision,
-                            g->train, limit, &ws, err);
+                            g->train, !g->train, limit, &ws, err);
         if (!st) g->conv_own[l] = 1;
         if (ws > need) need = ws;
     }

@@ -425,18 +425,89 @@ void cu_conv_destroy(cu_conv *c) {
 
 const char *cu_conv_describe(const cu_conv *c) { return c->about; }
 
-/* Is a cudnnFind result usable: it ran, is deterministic, fits the workspace limit and
- * computes in the precision asked for (fp32: FMA only, never tensor cores; tf32: no
- * conversion to half precision). Find lists the results fastest first. */
-template <typename Perf> static int usable(const Perf &p, int precision, size_t ws_limit) {
-    if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC || p.memory > ws_limit) return 0;
-    if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
-    if (precision == CU_FP32 && p.mathType == CUDNN_TENSOR_OP_MATH) return 0;
-    return 1;
+/* One candidate algorithm of a pass, from cudnnFind (measured, fastest first) or from
+ * cuDNN's heuristics (cudnnGet*_v7, the same ranking every run). */
+typedef struct {
+    int algo;
+    cudnnStatus_t status;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+    float ms;
+    size_t memory;
+} cand;
+
+template <typename Perf> static int to_cands(const Perf *p, int n, cand *c) {
+    for (int i = 0; i < n; i++) c[i] = {(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType, p[i].time, p[i].memory};
+    return n;
+}
+
+enum { PASS_FWD, PASS_DATA, PASS_FILTER, MAXA = 16 };
+
+/* the candidates of a pass, best first */
+static cudnnStatus_t candidates(const cu_conv *c, cudnnHandle_t h, int pass, int search, cand *out, int *n) {
+    cudnnStatus_t st;
+    if (pass == PASS_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t p[MAXA];
+        st = search ? cudnnFindConvolutionForwardAlgorithm(h, c->x, c->w, c->desc, c->y, MAXA, n, p)
+                    : cudnnGetConvolutionForwardAlgorithm_v7(h, c->x, c->w, c->desc, c->y, MAXA, n, p);
+        if (st == CUDNN_STATUS_SUCCESS) to_cands(p, *n, out);
+    } else if (pass == PASS_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t p[MAXA];
+        st = search ? cudnnFindConvolutionBackwardDataAlgorithm(h, c->w, c->y, c->desc, c->x, MAXA, n, p)
+                    : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c->w, c->y, c->desc, c->x, MAXA, n, p);
+        if (st == CUDNN_STATUS_SUCCESS) to_cands(p, *n, out);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t p[MAXA];
+        st = search ? cudnnFindConvolutionBackwardFilterAlgorithm(h, c->x, c->y, c->desc, c->w, MAXA, n, p)
+                    : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c->x, c->y, c->desc, c->w, MAXA, n, p);
+        if (st == CUDNN_STATUS_SUCCESS) to_cands(p, *n, out);
+    }
+    return st;
+}
+
+/* the workspace an algorithm needs (SIZE_MAX if cuDNN cannot say) */
+static size_t workspace(const cu_conv *c, cudnnHandle_t h, int pass, int algo) {
+    size_t b = 0;
+    cudnnStatus_t st =
+        pass == PASS_FWD ? cudnnGetConvolutionForwardWorkspaceSize(h, c->x, c->w, c->desc, c->y, (cudnnConvolutionFwdAlgo_t)algo, &b)
+        : pass == PASS_DATA
+            ? cudnnGetConvolutionBackwardDataWorkspaceSize(h, c->w, c->y, c->desc, c->x, (cudnnConvolutionBwdDataAlgo_t)algo, &b)
+            : cudnnGetConvolutionBackwardFilterWorkspaceSize(h, c->x, c->y, c->desc, c->w, (cudnnConvolutionBwdFilterAlgo_t)algo, &b);
+    return st == CUDNN_STATUS_SUCCESS ? b : (size_t)-1;
+}
+
+/* The first usable candidate of a pass: it ran (or is supported), is deterministic, fits
+ * the workspace limit and computes in the precision asked for (fp32: FMA only, never
+ * tensor cores; tf32: no conversion to half precision). */
+static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int search, size_t ws_limit, int *algo,
+                         size_t *ws, nst_error *err) {
+    static const char *const names[] = {"forward", "backward-data", "backward-filter"};
+    cand cs[MAXA];
+    int n = 0;
+    NST_CUDNN_TRY(candidates(c, ctx->cudnn, pass, search, cs, &n), err);
+    for (int k = 0; k < n; k++) {
+        const cand *p = &cs[k];
+        if (p->status != CUDNN_STATUS_SUCCESS || p->determinism != CUDNN_DETERMINISTIC) continue;
+        if (p->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (precision == CU_FP32 && p->math == CUDNN_TENSOR_OP_MATH)) continue;
+        size_t need = workspace(c, ctx->cudnn, pass, p->algo);
+        if (need > ws_limit) continue;
+        *algo = p->algo;
+        if (need > *ws) *ws = need;
+        size_t len = strlen(c->about);
+        snprintf(c->about + len, sizeof c->about - len, "%s%s %d", len ? ", " : "", pass == PASS_FWD ? "fwd" : pass == PASS_DATA ? "data" : "filter",
+                 p->algo);
+        if (search) {
+            len = strlen(c->about);
+            snprintf(c->about + len, sizeof c->about - len, " (%.3f ms)", p->ms);
+        }
+        return NST_OK;
+    }
+    return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic %s algorithm for a %s convolution (%d candidates)",
+                    names[pass], precision == CU_FP32 ? "fp32" : "tf32", n);
 }
 
 nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S,
-                          int precision, int train, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
+                          int precision, int train, int search, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
     *out = NULL;
     *ws_bytes = 0;
     int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
@@ -461,56 +532,32 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     TRY(cudnnSetFilter4dDescriptor(c->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, C_out, C_in, K, K));
     TRY(cudnnSetConvolution2dDescriptor(c->desc, 0, 0, S, S, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     TRY(cudnnSetConvolutionMathType(c->desc, math));
-    int n, ch, h, w;
-    TRY(cudnnGetConvolution2dForwardOutputDim(c->desc, c->x, c->w, &n, &ch, &h, &w));
-    if (n != N || ch != C_out || h != Ho || w != Wo) {
-        cu_conv_destroy(c);
-        return nst_fail(err, NST_ERR_IO, "cuDNN: convolution output %dx%dx%dx%d, expected %dx%dx%dx%d", n, ch, h, w, N,
-                        C_out, Ho, Wo);
-    }
-    /* the fastest usable algorithm of each pass (cudnnFind times them all on this GPU) */
-    enum { MAXA = 16 };
-    int got = 0, k;
-    cudnnConvolutionFwdAlgoPerf_t pf[MAXA];
-    TRY(cudnnFindConvolutionForwardAlgorithm(ctx->cudnn, c->x, c->w, c->desc, c->y, MAXA, &got, pf));
-    for (k = 0; k < got && !usable(pf[k], precision, ws_limit); k++) {}
-    if (k == got) {
-        cu_conv_destroy(c);
-        return nst_fail(err, NST_ERR_IO, "cuDNN: no usable forward algorithm for a %dx%d convolution %d -> %d at %dx%d (batch %d)",
-                        K, K, C_in, C_out, W, H, N);
-    }
-    c->fwd = pf[k].algo;
-    *ws_bytes = pf[k].memory;
-    snprintf(c->about, sizeof c->about, "fwd %d (%.2f ms)", (int)pf[k].algo, pf[k].time);
-    if (train) {
-        cudnnConvolutionBwdDataAlgoPerf_t pd[MAXA];
-        TRY(cudnnFindConvolutionBackwardDataAlgorithm(ctx->cudnn, c->w, c->y, c->desc, c->x, MAXA, &got, pd));
-        for (k = 0; k < got && !usable(pd[k], precision, ws_limit); k++) {}
-        if (k == got) {
-            cu_conv_destroy(c);
-            return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic backward-data algorithm for a %dx%d convolution %d -> %d",
-                            K, K, C_in, C_out);
-        }
-        c->bwd_data = pd[k].algo;
-        if (pd[k].memory > *ws_bytes) *ws_bytes = pd[k].memory;
-        size_t len = strlen(c->about);
-        snprintf(c->about + len, sizeof c->about - len, ", data %d (%.2f ms)", (int)pd[k].algo, pd[k].time);
-        cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXA];
-        TRY(cudnnFindConvolutionBackwardFilterAlgorithm(ctx->cudnn, c->x, c->y, c->desc, c->w, MAXA, &got, pw));
-        for (k = 0; k < got && !usable(pw[k], precision, ws_limit); k++) {}
-        if (k == got) {
-            cu_conv_destroy(c);
-            return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic backward-filter algorithm for a %dx%d convolution %d -> %d",
-                            K, K, C_in, C_out);
-        }
-        c->bwd_filter = pw[k].algo;
-        if (pw[k].memory > *ws_bytes) *ws_bytes = pw[k].memory;
-        len = strlen(c->about);
-        snprintf(c->about + len, sizeof c->about - len, ", filter %d (%.2f ms)", (int)pw[k].algo, pw[k].time);
-    }
 #undef TRY
+    int n, ch, h, w;
+    if ((s = nst_cudnn_check(cudnnGetConvolution2dForwardOutputDim(c->desc, c->x, c->w, &n, &ch, &h, &w), "cuDNN output size", err)) ||
+        (n != N || ch != C_out || h != Ho || w != Wo)) {
+        cu_conv_destroy(c);
+        return s ? s : nst_fail(err, NST_ERR_IO, "cuDNN: convolution output %dx%dx%dx%d, expected %dx%dx%dx%d", n, ch, h, w, N,
+                                C_out, Ho, Wo);
+    }
+    int a = 0;
+    if ((s = choose(c, ctx, PASS_FWD, precision, search, ws_limit, &a, ws_bytes, err))) goto fail;
+    c->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    if (train) {
+        if ((s = choose(c, ctx, PASS_DATA, precision, search, ws_limit, &a, ws_bytes, err))) goto fail;
+        c->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+        if ((s = choose(c, ctx, PASS_FILTER, precision, search, ws_limit, &a, ws_bytes, err))) goto fail;
+        c->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
+    }
     *out = c;
     return NST_OK;
+fail: {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    nst_fail(err, s, "%.700s (%dx%d/%d, %d -> %d channels, %dx%d input, batch %d)", msg, K, K, S, C_in, C_out, W, H, N);
+    cu_conv_destroy(c);
+    return s;
+}
 }
 
 nst_status cu_conv_forward(nst_cuda *ctx, const cu_conv *c, float *out, const float *inp, const float *weight,

@@ -103,12 +103,15 @@ enum { CU_FP32 = 0, CU_TF32 = 1 };
 
 /* One convolution geometry (conv2d.h: valid, stride S, no bias inside; the caller pads):
  * inp (N,C_in,H,W), weight (C_out,C_in,K,K), out (N,C_out,Ho,Wo), Ho = (H-K)/S+1.
- * Algorithms are chosen once here (cudnnFind: the fastest deterministic one that needs
- * at most ws_limit bytes of workspace); *ws_bytes receives the most workspace that any of
- * its passes needs (train = 0: the forward pass only). */
+ * Algorithms are chosen once here, for each pass (train = 0: the forward pass only): the
+ * first deterministic one in the precision asked for that needs at most ws_limit bytes of
+ * workspace, in the order of cudnnFind's measurements (search = 1: the fastest on this
+ * GPU now, but timing noise may pick another one next run) or of cuDNN's heuristics
+ * (search = 0: the same choice every run, so that training is reproducible bit for bit).
+ * *ws_bytes receives the most workspace that any of its passes needs. */
 typedef struct cu_conv cu_conv;
 nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K,
-                          int S, int precision, int train, size_t ws_limit, size_t *ws_bytes,
+                          int S, int precision, int train, int search, size_t ws_limit, size_t *ws_bytes,
                           nst_error *err);
 void cu_conv_destroy(cu_conv *conv);
 /* The algorithms chosen, e.g. "fwd 1 / data 1 / filter 1" (for reports). */
