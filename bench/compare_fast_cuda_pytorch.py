@@ -16,8 +16,10 @@ Each in --precisions: fp32 (PyTorch with TF32 off in cuDNN and cuBLAS, nst
 (NCHW eager, channels_last eager, cudnn.benchmark on) and the faster counts. Times are the
 best of --iters after warm-up runs, synchronised.
 
-nst's side is build/bench_fast_cuda (one process); PyTorch's is this file run as a worker
-(one process for every configuration: CUDA start-up is paid once). The model, loss and
+nst's side is build/bench_fast_cuda, run twice: with cuDNN's heuristic algorithms (nst's
+default: the same bits every run) and with NST_CUDNN_SEARCH=1 (measured by cudnnFind, as
+PyTorch's cudnn.benchmark); --no-search skips the second. PyTorch's side is this file run
+as a worker (one process for every configuration: CUDA start-up is paid once). The model, loss and
 step of PyTorch's side are those of compare_fast_pytorch.py (bench/fast_torch.py).
 
 usage: python3 bench/compare_fast_cuda_pytorch.py [--bench build/bench_fast_cuda]
@@ -51,9 +53,10 @@ def set_precision(torch, precision):
 def worker(a):
     """Every PyTorch configuration in this one process; prints key=value lines."""
     import torch
-    dev = "cuda"
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}", flush=True)
-    sync = torch.cuda.synchronize
+    dev = a.torch_device  # (cpu: only to try this script on a machine without a GPU)
+    cuda = dev == "cuda"
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0) if cuda else dev}", flush=True)
+    sync = torch.cuda.synchronize if cuda else None
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")] if a.sizes else []
     for precision in a.precisions.split(","):
         set_precision(torch, precision)
@@ -61,16 +64,18 @@ def worker(a):
             for v in VARIANTS:
                 fmt = torch.channels_last if v == "channels_last" else torch.contiguous_format
                 torch.manual_seed(1)
-                torch.cuda.reset_peak_memory_stats()
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
                 net = johnson_net(torch, a.width).eval().to(device=dev, memory_format=fmt)
                 x = torch.rand(1, 3, h, w, device=dev).contiguous(memory_format=fmt)
                 with torch.no_grad():
                     ms = best_ms(lambda: net(x), a.iters, sync=sync, warmup=3)
-                mb = torch.cuda.max_memory_allocated() / 2**20
+                mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
                 print(f"torch_apply_ms_w{a.width}_{w}x{h}_{precision}_{v}={ms:.3f}", flush=True)
                 print(f"torch_apply_mb_w{a.width}_{w}x{h}_{precision}_{v}={mb:.1f}", flush=True)
                 del net, x
-                torch.cuda.empty_cache()
+                if cuda:
+                    torch.cuda.empty_cache()
         if not a.no_train:
             for v in VARIANTS:
                 fmt = torch.channels_last if v == "channels_last" else torch.contiguous_format
@@ -79,7 +84,8 @@ def worker(a):
                 ms = best_ms(step, a.iters, sync=sync, warmup=3)
                 print(f"torch_train_ms_w{a.width}_{precision}_{v}={ms:.3f}", flush=True)
                 del step
-                torch.cuda.empty_cache()
+                if cuda:
+                    torch.cuda.empty_cache()
 
 
 def field(out, name):
@@ -87,9 +93,9 @@ def field(out, name):
     return float(m.group(1)) if m else None
 
 
-def run(cmd):
-    print("$ " + shlex.join(cmd), flush=True)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run(cmd, env=None):
+    print("$ " + ("NST_CUDNN_SEARCH=1 " if env else "") + shlex.join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     sys.stdout.write(p.stdout)
     sys.stdout.flush()
     if p.returncode != 0:
@@ -108,7 +114,9 @@ def main():
     ap.add_argument("--train-size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--no-search", action="store_true", help="skip nst's run with NST_CUDNN_SEARCH=1")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-device", default="cuda", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         return worker(a)
@@ -119,6 +127,7 @@ def main():
     if a.no_train:
         nst_cmd.append("--no-train")
     nst_out = run(nst_cmd)
+    nst_find = "" if a.no_search else run(nst_cmd, env=dict(os.environ, NST_CUDNN_SEARCH="1"))
     torch_cmd = [sys.executable, __file__, "--worker", *common, "--sizes", a.sizes, "--width", str(a.width),
                  "--train-size", str(a.train_size), "--batch", str(a.batch), "--weights", a.weights]
     if a.no_train:
@@ -131,28 +140,34 @@ def main():
         got = [g for g in got if g[0] is not None]
         return min(got) if got else (None, "")
 
-    rows = []  # (configuration, nst ms, nst end-to-end ms or None, torch ms, variant)
+    rows = []  # (configuration, nst ms, nst cudnnFind ms, nst end-to-end ms, torch ms, variant)
     for precision in a.precisions.split(","):
         for s in a.sizes.split(","):
             key = f"w{a.width}_{s}_{precision}"
             tms, v = torch_best(f"torch_apply_ms_{key}")
-            rows.append((f"apply {s} {precision}", field(nst_out, f"apply_ms_{key}"),
+            rows.append((f"apply {s} {precision}", field(nst_out, f"apply_ms_{key}"), field(nst_find, f"apply_ms_{key}"),
                          field(nst_out, f"apply_e2e_ms_{key}"), tms, v))
         if not a.no_train:
+            key = f"train_step_ms_w{a.width}_{precision}"
             tms, v = torch_best(f"torch_train_ms_w{a.width}_{precision}")
-            rows.append((f"train b{a.batch} {a.train_size}px {precision}", field(nst_out, f"train_step_ms_w{a.width}_{precision}"),
-                         None, tms, v))
+            rows.append((f"train b{a.batch} {a.train_size}px {precision}", field(nst_out, key), field(nst_find, key), None,
+                         tms, v))
 
-    print(f"\nwidth {a.width}, best of {a.iters} after warm-up, synchronised; speed-up = PyTorch ms / nst ms")
-    print(f"{'configuration':<28} {'nst ms':>9} {'nst e2e':>9} {'torch ms':>9} {'speed-up':>8}  torch layout")
-    for name, nms, e2e, tms, v in rows:
-        e2e_s = f"{e2e:9.2f}" if e2e is not None else f"{'':>9}"
-        if nms is None or tms is None:
-            print(f"{name:<28} {'?' if nms is None else f'{nms:.2f}':>9} {e2e_s} {'?' if tms is None else f'{tms:.2f}':>9}")
-            continue
-        print(f"{name:<28} {nms:9.2f} {e2e_s} {tms:9.2f} {tms / nms:7.2f}x  {v}")
-        if not a.no_train and name.startswith("train"):
-            print(f"{'':<28} steps/s: nst {1000 / nms:.1f}, PyTorch {1000 / tms:.1f}")
+    def num(x):
+        return f"{x:9.2f}" if x is not None else f"{'-':>9}"
+
+    def ratio(t, n):
+        return f"{t / n:7.2f}x" if t is not None and n is not None else f"{'-':>8}"
+
+    print(f"\nwidth {a.width}, best of {a.iters} after warm-up, synchronised. nst: cuDNN's heuristics (default);"
+          f" nst find: NST_CUDNN_SEARCH=1;\ne2e: upload + network + download; speed-up = PyTorch ms / nst ms")
+    print(f"{'configuration':<28} {'nst ms':>9} {'nst find':>9} {'nst e2e':>9} {'torch ms':>9} {'speed-up':>8} "
+          f"{'(find)':>8}  torch layout")
+    for name, nms, fms, e2e, tms, v in rows:
+        print(f"{name:<28} {num(nms)} {num(fms)} {num(e2e)} {num(tms)} {ratio(tms, nms)} {ratio(tms, fms)}  {v}")
+        if name.startswith("train") and nms and tms:
+            print(f"{'':<28} steps/s: nst {1000 / nms:.1f}" + (f" (find {1000 / fms:.1f})" if fms else "") +
+                  f", PyTorch {1000 / tms:.1f}")
 
 
 if __name__ == "__main__":

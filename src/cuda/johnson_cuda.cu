@@ -18,6 +18,7 @@ typedef struct {
 struct jn_cuda {
     nst_cuda *ctx;
     int train, precision, n_layers;
+    int search; /* cudnnFind instead of cuDNN's heuristics ($NST_CUDNN_SEARCH=1) */
     jc_layer L[JN_MAX_LAYERS];
     size_t n_params;
     float *params, *grads; /* device */
@@ -44,6 +45,8 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->ctx = ctx;
     g->train = train;
     g->precision = precision;
+    const char *search = getenv("NST_CUDNN_SEARCH");
+    g->search = search && !strcmp(search, "1");
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
     for (int l = 0; l < net->n_layers; l++) {
@@ -220,10 +223,10 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
                 g->conv[l] = g->conv[j];
         if (g->conv[l]) continue;
         size_t ws = 0;
-        /* training: cuDNN's heuristics (the same algorithms every run: reproducible models);
-         * inference: the fastest measured */
+        /* cuDNN's heuristics by default: the same algorithms every run, so the same bits
+         * (reproducible models and images); measured with $NST_CUDNN_SEARCH=1 */
         st = cu_conv_create(&g->conv[l], g->ctx, N, L->C_in, L->C_out, g->Hp[l], g->Wp[l], L->K, L->S, g->precision,
-                            g->train, !g->train, limit, &ws, err);
+                            g->train, g->search, limit, &ws, err);
         if (!st) g->conv_own[l] = 1;
         if (ws > need) need = ws;
     }

@@ -11,7 +11,10 @@
  *   jn_cuda_forward()   jn_cuda_input() -> jn_cuda_output()
  *   jn_cuda_backward()  accumulates into jn_cuda_grads()
  * Parameters live on the device in the host's layout (johnson_net.params): uploads and
- * downloads are one copy each. */
+ * downloads are one copy each. The convolutions' algorithms are cuDNN's heuristic choice,
+ * the same every run (results reproducible bit for bit); with the environment variable
+ * NST_CUDNN_SEARCH=1 they are measured instead (cudnnFind: sometimes faster, but timing
+ * noise may pick other algorithms in another run, which changes the last bits). */
 #ifndef NST_JOHNSON_CUDA_H
 #define NST_JOHNSON_CUDA_H
 
