@@ -68,7 +68,7 @@ struct gatys_cuda {
 /* ---- element-wise kernels of the optimizers ------------------------------------------ */
 
 /* x, grad, m, v are (n): Adam, in the order of optim/adam.c */
-__global__ void adam_kernel(float *x, const float *grad, float *m, float *v, float step, float bc2_sqrt, float b1,
+static __global__ void adam_kernel(float *x, const float *grad, float *m, float *v, float step, float bc2_sqrt, float b1,
                             float b2, float eps, size_t n) {
     NST_GRID_LOOP(i, n) {
         float gi = grad[i];
@@ -82,17 +82,17 @@ __global__ void adam_kernel(float *x, const float *grad, float *m, float *v, flo
 }
 
 /* out = a + t * b */
-__global__ void axpy_to_kernel(float *out, const float *a, float t, const float *b, size_t n) {
+static __global__ void axpy_to_kernel(float *out, const float *a, float t, const float *b, size_t n) {
     NST_GRID_LOOP(i, n) out[i] = a[i] + t * b[i];
 }
 
 /* out = a - b */
-__global__ void sub_kernel(float *out, const float *a, const float *b, size_t n) {
+static __global__ void sub_kernel(float *out, const float *a, const float *b, size_t n) {
     NST_GRID_LOOP(i, n) out[i] = a[i] - b[i];
 }
 
 /* d = -g; with gmax (device, may be NULL): d /= gmax when gmax > 0 */
-__global__ void neg_kernel(float *d, const float *g, const double *gmax, size_t n) {
+static __global__ void neg_kernel(float *d, const float *g, const double *gmax, size_t n) {
     float m = gmax ? (float)*gmax : 0.0f;
     NST_GRID_LOOP(i, n) {
         float v = -g[i];
@@ -102,7 +102,7 @@ __global__ void neg_kernel(float *d, const float *g, const double *gmax, size_t 
 
 /* The first loop of the two-loop recursion, one pair: alpha = rho * dot; d += -alpha * yk.
  * Thread 0 stores alpha for the second loop. */
-__global__ void lbfgs_loop1_kernel(float *d, const float *yk, const double *rho, const double *dot, double *alpha,
+static __global__ void lbfgs_loop1_kernel(float *d, const float *yk, const double *rho, const double *dot, double *alpha,
                                    size_t n) {
     double a = *rho * *dot;
     float af = (float)-a;
@@ -111,20 +111,20 @@ __global__ void lbfgs_loop1_kernel(float *d, const float *yk, const double *rho,
 }
 
 /* The second loop, one pair: beta = rho * dot; d += (alpha - beta) * sk */
-__global__ void lbfgs_loop2_kernel(float *d, const float *sk, const double *rho, const double *dot,
+static __global__ void lbfgs_loop2_kernel(float *d, const float *sk, const double *rho, const double *dot,
                                    const double *alpha, size_t n) {
     float af = (float)(*alpha - *rho * *dot);
     NST_GRID_LOOP(i, n) d[i] += af * sk[i];
 }
 
 /* d *= gamma = sy / yy (in double, as optim/lbfgs.c) */
-__global__ void lbfgs_gamma_kernel(float *d, const double *sy, const double *yy, size_t n) {
+static __global__ void lbfgs_gamma_kernel(float *d, const double *sy, const double *yy, size_t n) {
     double gamma = *sy / *yy;
     NST_GRID_LOOP(i, n) d[i] = (float)(d[i] * gamma);
 }
 
 /* *rho = 1 / *sy */
-__global__ void reciprocal_kernel(double *rho, const double *sy) { *rho = 1.0 / *sy; }
+static __global__ void reciprocal_kernel(double *rho, const double *sy) { *rho = 1.0 / *sy; }
 
 #define LAUNCH_CHECK(err) NST_CUDA_TRY(cudaGetLastError(), err)
 
@@ -441,12 +441,13 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
         total += (size_t)(2 * g->history + 3) * nv;
     }
     size_t n_slots = SLOT_RHO + 2 * (size_t)(g->history > 0 ? g->history : 1);
-    total += 2 * n_slots; /* doubles, as pairs of floats */
+    size_t slot_floats = (2 * n_slots + 63) / 64 * 64; /* doubles, as pairs of floats */
+    total += slot_floats;
     if ((s = nst_cuda_alloc(g->ctx, &g->mem, total, sizeof(float), "the transfer's image, targets and optimizer state", err)))
         return s;
     float *q = (float *)g->mem;
     g->slot = (double *)q; /* first: 8-byte aligned */
-    q += (2 * n_slots + 63) / 64 * 64;
+    q += slot_floats;
     for (int l = 0; l < g->depth; l++) {
         if (!cc[l]) continue;
         g->loss[l].A = q;

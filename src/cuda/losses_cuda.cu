@@ -27,7 +27,7 @@ __device__ static double block_reduce(double *sdata, double v, int kind) {
 
 /* partial[block] = the block's share of: sum a*b (DOT), sum (a-b)^2 (SQDIFF, b may be
  * NULL), max |a| (ABSMAX), or the total variation sum of a (C,H,W) image (TV). */
-__global__ void reduce_partial_kernel(double *partial, int kind, const float *a, const float *b, size_t n, int H,
+static __global__ void reduce_partial_kernel(double *partial, int kind, const float *a, const float *b, size_t n, int H,
                                       int W) {
     __shared__ double sdata[RED_THREADS];
     double acc = 0.0;
@@ -59,7 +59,7 @@ __global__ void reduce_partial_kernel(double *partial, int kind, const float *a,
 }
 
 /* *out = mul * (the partials combined); one block of CUDA_REDUCE_BLOCKS threads */
-__global__ void reduce_final_kernel(double *out, const double *partial, int kind, double mul) {
+static __global__ void reduce_final_kernel(double *out, const double *partial, int kind, double mul) {
     __shared__ double sdata[CUDA_REDUCE_BLOCKS];
     double r = block_reduce(sdata, partial[threadIdx.x], kind);
     if (threadIdx.x == 0) *out = mul * r;
@@ -105,7 +105,7 @@ nst_status cuda_content_loss_forward(nst_cuda *ctx, cuda_reduce_scratch *r, cons
 }
 
 /* dF, F, P are (n): dF += k * (F - P) */
-__global__ void content_backward_kernel(float *dF, const float *F, const float *P, float k, size_t n) {
+static __global__ void content_backward_kernel(float *dF, const float *F, const float *P, float k, size_t n) {
     NST_GRID_LOOP(i, n) dF[i] += k * (F[i] - P[i]);
 }
 
@@ -131,7 +131,7 @@ nst_status cuda_gram_forward(nst_cuda *ctx, float *G, const float *F, int C, int
 
 /* S (C,C) = k * (D + D^T) where D = X - Y (Y may be NULL: D = X). One thread per pair
  * i <= j writes S[i][j] and S[j][i], so S may equal X. */
-__global__ void symmetrize_kernel(float *S, const float *X, const float *Y, float k, int C) {
+static __global__ void symmetrize_kernel(float *S, const float *X, const float *Y, float k, int C) {
     size_t n = (size_t)C * C;
     NST_GRID_LOOP(idx, n) {
         int i = (int)(idx / C), j = (int)(idx % C);
@@ -190,7 +190,7 @@ nst_status cuda_tv_loss_forward(nst_cuda *ctx, cuda_reduce_scratch *r, const flo
 }
 
 /* dx, x are (C,H,W): dx += k * sum over the (up to 4) neighbours of (x - neighbour) */
-__global__ void tv_backward_kernel(float *dx, const float *x, int H, int W, float k, size_t n) {
+static __global__ void tv_backward_kernel(float *dx, const float *x, int H, int W, float k, size_t n) {
     NST_GRID_LOOP(i, n) {
         int c0 = (int)(i % W), r0 = (int)(i / W % H);
         float g = 0.0f, v = x[i];

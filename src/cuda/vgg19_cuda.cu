@@ -36,12 +36,12 @@ struct vgg19_cuda_plan {
 /* ---- kernels: one thread per element (grid-stride loops: any size) --------------- */
 
 /* out is (C,HW): out[c,i] += bias[c] */
-__global__ void bias_add_kernel(float *out, const float *bias, size_t HW, size_t n) {
+static __global__ void bias_add_kernel(float *out, const float *bias, size_t HW, size_t n) {
     NST_GRID_LOOP(i, n) out[i] += bias[i / HW];
 }
 
 /* out, inp are (n); out may equal inp */
-__global__ void relu_forward_kernel(float *out, const float *inp, size_t n) {
+static __global__ void relu_forward_kernel(float *out, const float *inp, size_t n) {
     NST_GRID_LOOP(i, n) {
         float v = inp[i];
         out[i] = v > 0.0f ? v : 0.0f;
@@ -49,12 +49,12 @@ __global__ void relu_forward_kernel(float *out, const float *inp, size_t n) {
 }
 
 /* g, mask are (n): g = mask > 0 ? g : 0 (in place; mask is the ReLU's output) */
-__global__ void relu_backward_kernel(float *g, const float *mask, size_t n) {
+static __global__ void relu_backward_kernel(float *g, const float *mask, size_t n) {
     NST_GRID_LOOP(i, n) if (!(mask[i] > 0.0f)) g[i] = 0.0f;
 }
 
 /* out is (C,H/2,W/2), inp is (C,H,W); the same comparisons as maxpool2x2_forward */
-__global__ void maxpool_forward_kernel(float *out, const float *inp, int H, int W, size_t n) {
+static __global__ void maxpool_forward_kernel(float *out, const float *inp, int H, int W, size_t n) {
     int Ho = H / 2, Wo = W / 2;
     NST_GRID_LOOP(o, n) {
         size_t c = o / ((size_t)Ho * Wo);
@@ -69,7 +69,7 @@ __global__ void maxpool_forward_kernel(float *out, const float *inp, int H, int 
 /* dinp is (C,H,W) (overwritten; rows/cols past 2*(H/2) get 0), dout is (C,H/2,W/2), inp is
  * (C,H,W): each input element takes its window's gradient if it is the window's first
  * maximum in row-major order (as maxpool2x2_backward), else 0. */
-__global__ void maxpool_backward_kernel(float *dinp, const float *dout, const float *inp, int H, int W,
+static __global__ void maxpool_backward_kernel(float *dinp, const float *dout, const float *inp, int H, int W,
                                         size_t n) {
     int Ho = H / 2, Wo = W / 2;
     NST_GRID_LOOP(idx, n) {
@@ -176,67 +176,87 @@ void vgg19_cuda_acts_free(vgg19_cuda_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* fp32: cuDNN must not use TF32 (CUDNN_DEFAULT_MATH would allow it on Ampere and newer).
- * tf32: TF32 tensor cores allowed, never a conversion to fp16. */
-static int math_ok(cudnnMathType_t m, nst_precision prec) {
+/* fp32: cuDNN must not use TF32 (CUDNN_DEFAULT_MATH would allow it on Ampere and newer),
+ * so the descriptor says CUDNN_FMA_MATH. tf32: TF32 tensor cores allowed. Never a
+ * conversion to fp16. */
+static cudnnMathType_t base_math(nst_precision prec) {
+    return prec == NST_PRECISION_TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
+/* Whether an algorithm ranked with math type m may be used: strict (pass 0) takes, in
+ * fp32, only those ranked as FMA; relaxed (pass 1) also those ranked with the default
+ * math (they then run with the descriptor's FMA math). */
+static int math_ok(cudnnMathType_t m, nst_precision prec, int relaxed) {
     if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
-    return prec == NST_PRECISION_TF32 || m == CUDNN_FMA_MATH;
+    if (prec == NST_PRECISION_TF32) return 1;
+    return m == CUDNN_FMA_MATH || (relaxed && m == CUDNN_DEFAULT_MATH);
+}
+
+/* The math type the descriptor gets for an algorithm ranked with m. */
+static cudnnMathType_t run_math(cudnnMathType_t m, nst_precision prec) {
+    return prec == NST_PRECISION_TF32 ? m : CUDNN_FMA_MATH;
 }
 
 static nst_status make_conv_desc(cudnnConvolutionDescriptor_t *d, nst_precision prec, nst_error *err) {
     NST_CUDNN_TRY(cudnnCreateConvolutionDescriptor(d), err);
     NST_CUDNN_TRY(cudnnSetConvolution2dDescriptor(*d, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                   err);
-    NST_CUDNN_TRY(cudnnSetConvolutionMathType(*d, prec == NST_PRECISION_TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
-                  err);
+    NST_CUDNN_TRY(cudnnSetConvolutionMathType(*d, base_math(prec)), err);
     return NST_OK;
 }
 
-/* cuDNN's heuristics rank the algorithms; the first that works in this precision within
- * the workspace limit is taken (for the backward pass a deterministic one if any fits).
- * The descriptor then gets the math type that the algorithm was ranked with. */
+/* cuDNN's heuristics rank the algorithms; the first that is allowed in this precision
+ * and fits the workspace limit is taken (for the backward pass a deterministic one
+ * first). If none is, the implicit-GEMM algorithms, which need no workspace. */
 static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFilterDescriptor_t fd, int l,
                                     nst_precision prec, size_t limit, size_t *ws, nst_error *err) {
     cudnnConvolutionFwdAlgoPerf_t fperf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0, found = 0;
+    size_t bytes = 0;
     NST_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf), err);
-    for (int i = 0; i < n && !found; i++) {
-        if (fperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(fperf[i].mathType, prec)) continue;
-        size_t bytes = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(h, p->x[l], fd, p->fwd_desc[l], p->y[l], fperf[i].algo,
-                                                    &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
-            continue;
-        p->fwd_algo[l] = fperf[i].algo;
-        NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], fperf[i].mathType), err);
-        if (bytes > *ws) *ws = bytes;
-        found = 1;
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int i = 0; i < n && !found; i++) {
+            if (fperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(fperf[i].mathType, prec, pass)) continue;
+            NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], run_math(fperf[i].mathType, prec)), err);
+            if (cudnnGetConvolutionForwardWorkspaceSize(h, p->x[l], fd, p->fwd_desc[l], p->y[l], fperf[i].algo,
+                                                        &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
+                continue;
+            p->fwd_algo[l] = fperf[i].algo;
+            found = 1;
+        }
+    if (!found) {
+        p->fwd_algo[l] = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], base_math(prec)), err);
+        NST_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(h, p->x[l], fd, p->fwd_desc[l], p->y[l], p->fwd_algo[l],
+                                                              &bytes), err);
     }
-    if (!found)
-        return nst_fail(err, NST_ERR_IO, "cuDNN: no forward algorithm for %s within %.0f MiB of workspace",
-                        nst_layer_name(l), limit / 1048576.0);
+    if (bytes > *ws) *ws = bytes;
 
     cudnnConvolutionBwdDataAlgoPerf_t bperf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     n = 0;
     found = 0;
+    bytes = 0;
     NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
                                                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf), err);
-    for (int pass = 0; pass < 2 && !found; pass++)
+    for (int pass = 0; pass < 4 && !found; pass++) /* strict+deterministic, strict, relaxed+det., relaxed */
         for (int i = 0; i < n && !found; i++) {
-            if (bperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(bperf[i].mathType, prec)) continue;
-            if (pass == 0 && bperf[i].determinism != CUDNN_DETERMINISTIC) continue;
-            size_t bytes = 0;
+            if (bperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(bperf[i].mathType, prec, pass >= 2)) continue;
+            if (pass % 2 == 0 && bperf[i].determinism != CUDNN_DETERMINISTIC) continue;
+            NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_desc[l], run_math(bperf[i].mathType, prec)), err);
             if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, fd, p->y[l], p->bwd_desc[l], p->x[l], bperf[i].algo,
                                                              &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
                 continue;
             p->bwd_algo[l] = bperf[i].algo;
-            NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_desc[l], bperf[i].mathType), err);
-            if (bytes > *ws) *ws = bytes;
             found = 1;
         }
-    if (!found)
-        return nst_fail(err, NST_ERR_IO, "cuDNN: no backward algorithm for %s within %.0f MiB of workspace",
-                        nst_layer_name(l), limit / 1048576.0);
+    if (!found) {
+        p->bwd_algo[l] = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+        NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_desc[l], base_math(prec)), err);
+        NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
+                                                                   p->bwd_algo[l], &bytes), err);
+    }
+    if (bytes > *ws) *ws = bytes;
     return NST_OK;
 }
 
