@@ -27,10 +27,12 @@ typedef struct fast_cuda fast_cuda;
 /* ctx is borrowed. net: the network's shape and its initial parameters (uploaded).
  * content_w, style_w: the loss weight at each VGG layer (NST_NUM_LAYERS entries, 0 where
  * not a tap, weights already multiplied by cfg's content/style weight); style_A: the
- * painting's Gram (C,C) at each style layer (host, NULL elsewhere). Adam starts at zero. */
+ * painting's Gram (C,C) at each style layer (host, NULL elsewhere). Adam starts at zero.
+ * batch: the host buffer the steps will upload from ((batch,3,size,size) floats, or NULL):
+ * it is page-locked until fast_cuda_free, so that the upload is a fast DMA. */
 nst_status fast_cuda_build(fast_cuda **f, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
                            const johnson_net *net, const float *content_w, const float *style_w,
-                           const float *const *style_A, nst_error *err);
+                           const float *const *style_A, float *batch, nst_error *err);
 void fast_cuda_free(fast_cuda *f);
 
 /* One Adam step on the batch (host, (batch,3,size,size) RGB planes 0..1). adam_t: Adam's

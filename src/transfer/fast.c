@@ -418,7 +418,7 @@ static nst_status trainer_use_device(fast_trainer *t, nst_error *err) {
     }
     fast_cuda *f = NULL;
     if ((s = nst_cuda_create(&t->cuda, err))) return s;
-    if ((s = fast_cuda_build(&f, t->cuda, t->cfg, t->vgg, &t->net, cw, sw, A, err))) return s;
+    if ((s = fast_cuda_build(&f, t->cuda, t->cfg, t->vgg, &t->net, cw, sw, A, t->batch, err))) return s;
     t->gpu = f;
 #endif
     return NST_OK;
