@@ -134,13 +134,17 @@ nst_status jn_cuda_zero_grads(jn_cuda *g, nst_error *err) {
     return NST_OK;
 }
 
+/* Buffers start on 256-byte boundaries (cuDNN's vectorised kernels want aligned tensors):
+ * a buffer of n floats takes al(n). */
+static size_t al(size_t n) { return (n + 63) / 64 * 64; }
+
 nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
     if (g->memory && g->N == N && g->H == H && g->W == W) return NST_OK;
     release_size(g);
     if (N < 1 || H < 8 || W < 8 || H % 4 || W % 4)
         return nst_fail(err, NST_ERR_ARG, "style network input %dx%d (batch %d): sides must be multiples of 4, at least 8", W, H, N);
     /* shapes and the largest buffer of each kind, as johnson_acts_build, times N */
-    size_t n_in = (size_t)N * 3 * H * W, max_pad = 0, max_z = 0, max_g = n_in, total = n_in, scratch = 0;
+    size_t n_in = (size_t)N * 3 * H * W, max_pad = 0, max_z = 0, max_g = n_in, total = al(n_in), scratch = 0;
     int h = H, w = W;
     for (int l = 0; l < g->n_layers; l++) {
         const jc_layer *L = &g->L[l];
@@ -160,16 +164,16 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         if (nz > max_z) max_z = nz;
         if (nz > max_g) max_g = nz;
         if (ni > max_g) max_g = ni;
-        if (g->train) total += np + 2 * nz + 2 * (size_t)N * L->C_out;
+        if (g->train) total += al(np) + 2 * al(nz) + 2 * al((size_t)N * L->C_out);
         size_t sb = cu_instance_norm_scratch_bytes(N * L->C_out, g->Ho[l] * g->Wo[l]);
         if (sb > scratch) scratch = sb;
         h = g->Ho[l];
         w = g->Wo[l];
     }
-    if (g->train) total += 3 * max_g + max_z + max_pad;
+    if (g->train) total += 2 * al(max_g) + al(max_z) + al(max_pad);
     else {
-        total += max_pad + max_z + 3 * max_z;
-        for (int l = 0; l < g->n_layers; l++) total += 2 * (size_t)N * g->L[l].C_out;
+        total += al(max_pad) + 4 * al(max_z);
+        for (int l = 0; l < g->n_layers; l++) total += 2 * al((size_t)N * g->L[l].C_out);
     }
     char what[96];
     snprintf(what, sizeof what, "the style network at %dx%d (batch %d)", W, H, N);
@@ -181,34 +185,38 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
     }
     g->bytes = total * sizeof(float) + scratch;
     float *p = (float *)g->memory;
-    g->input = p, p += n_in;
+    g->input = p, p += al(n_in);
     if (g->train) {
+        /* (the CPU's g_b is not needed: upsampling and padding are one backward kernel) */
         for (int l = 0; l < g->n_layers; l++) {
             const jc_layer *L = &g->L[l];
             size_t nz = (size_t)N * L->C_out * g->Ho[l] * g->Wo[l];
-            g->pad[l] = p, p += (size_t)N * L->C_in * g->Hp[l] * g->Wp[l];
-            g->z[l] = p, p += nz;
-            g->y[l] = p, p += nz;
-            g->mean[l] = p, p += (size_t)N * L->C_out;
-            g->rstd[l] = p, p += (size_t)N * L->C_out;
+            g->pad[l] = p, p += al((size_t)N * L->C_in * g->Hp[l] * g->Wp[l]);
+            g->z[l] = p, p += al(nz);
+            g->y[l] = p, p += al(nz);
+            g->mean[l] = p, p += al((size_t)N * L->C_out);
+            g->rstd[l] = p, p += al((size_t)N * L->C_out);
         }
-        g->g_a = p, p += max_g;
-        g->g_skip = p, p += max_g;
-        p += max_g; /* (spare: the CPU's g_b; the GPU fuses upsampling and padding backward) */
-        g->g_z = p, p += max_z;
-        g->g_pad = p, p += max_pad;
+        g->g_a = p, p += al(max_g);
+        g->g_skip = p, p += al(max_g);
+        g->g_z = p, p += al(max_z);
+        g->g_pad = p, p += al(max_pad);
     } else {
         /* one padded input and one conv output for every layer, three rotating outputs */
-        float *pad = p, *z = (p += max_pad), *ys[3];
-        p += max_z;
-        for (int k = 0; k < 3; k++) ys[k] = p, p += max_z;
+        float *pad = p, *z = (p += al(max_pad)), *ys[3];
+        p += al(max_z);
+        for (int k = 0; k < 3; k++) ys[k] = p, p += al(max_z);
         for (int l = 0; l < g->n_layers; l++) {
             g->pad[l] = pad;
             g->z[l] = z;
             g->y[l] = ys[l % 3];
-            g->mean[l] = p, p += (size_t)N * g->L[l].C_out;
-            g->rstd[l] = p, p += (size_t)N * g->L[l].C_out;
+            g->mean[l] = p, p += al((size_t)N * g->L[l].C_out);
+            g->rstd[l] = p, p += al((size_t)N * g->L[l].C_out);
         }
+    }
+    if ((size_t)(p - (float *)g->memory) != total) { /* (the two counts must agree) */
+        release_size(g);
+        return nst_fail(err, NST_ERR_ARG, "internal error: style network buffers miscounted");
     }
     /* the convolutions: algorithms chosen once per geometry (cu_conv_create); workspace up
      * to a quarter of the memory left, at most 2 GiB */

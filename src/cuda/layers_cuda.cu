@@ -43,9 +43,10 @@ __device__ static inline int reflect_sources(int s, int n, int p, int k[3]) {
 /* out (NC,Ho,Wo) <- inp (NC,H,W); up = 1: the source grid is the 2x upsampled one */
 __global__ static void pad_forward_kernel(float *out, const float *inp, int H, int W, int p, int up) {
     int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, plane = blockIdx.y;
-    if (i >= (size_t)Ho * Wo) return;
-    int k = (int)(i / Wo), j = (int)(i % Wo);
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x; /* a plane has < 2^31 pixels */
+    size_t plane = blockIdx.y;
+    if (i >= (unsigned)Ho * Wo) return;
+    int k = (int)(i / (unsigned)Wo), j = (int)(i % (unsigned)Wo); /* 32-bit division: much cheaper */
     int si = reflect_index(k - p, Hs) >> up, sj = reflect_index(j - p, Ws) >> up;
     out[plane * Ho * Wo + i] = inp[(plane * H + si) * W + sj];
 }
@@ -53,9 +54,10 @@ __global__ static void pad_forward_kernel(float *out, const float *inp, int H, i
 /* dinp (NC,H,W) <- the sum of the padded gradients that copied each pixel (a gather: no atomics) */
 __global__ static void pad_backward_kernel(float *dinp, const float *dout, int H, int W, int p, int up) {
     int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, plane = blockIdx.y;
-    if (i >= (size_t)H * W) return;
-    int y = (int)(i / W), x = (int)(i % W);
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    size_t plane = blockIdx.y;
+    if (i >= (unsigned)H * W) return;
+    int y = (int)(i / (unsigned)W), x = (int)(i % (unsigned)W);
     const float *g = dout + plane * Ho * Wo;
     float sum = 0.0f;
     for (int dy = 0; dy <= up; dy++) {
@@ -346,19 +348,19 @@ nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const flo
 /* ---- images <-> planes ------------------------------------------------------------------------ */
 
 __global__ static void image_to_planes_kernel(float *x, const float *img, int H, int W, int Hp, int Wp) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     int c = blockIdx.y;
-    if (i >= (size_t)Hp * Wp) return;
-    int y = (int)(i / Wp), xx = (int)(i % Wp);
+    if (i >= (unsigned)Hp * Wp) return;
+    int y = (int)(i / (unsigned)Wp), xx = (int)(i % (unsigned)Wp);
     int sy = y < H ? y : H - 1, sx = xx < W ? xx : W - 1;
     x[(size_t)c * Hp * Wp + i] = img[((size_t)sy * W + sx) * 3 + c] * (1.0f / 255.0f);
 }
 
 __global__ static void planes_to_image_kernel(float *img, const float *yv, int H, int W, int Hp, int Wp) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)H * W) return;
-    int y = (int)(i / W), x = (int)(i % W);
-    for (int c = 0; c < 3; c++) img[i * 3 + c] = yv[((size_t)c * Hp + y) * Wp + x];
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (unsigned)H * W) return;
+    int y = (int)(i / (unsigned)W), x = (int)(i % (unsigned)W);
+    for (int c = 0; c < 3; c++) img[(size_t)i * 3 + c] = yv[((size_t)c * Hp + y) * Wp + x];
 }
 
 nst_status cu_image_to_planes(nst_cuda *ctx, float *x, const float *img, int H, int W, int Hp, int Wp,
