@@ -214,6 +214,11 @@ int cmd_apply(int argc, char **argv) {
         rc = EXIT_FAIL;
         goto done;
     }
+    if (nst_style_net_device(sn) == NST_DEVICE_CUDA && !quiet) {
+        char about[512];
+        nst_cuda_describe(about, sizeof about);
+        fprintf(stderr, "nst: running on %s\n", about);
+    }
     rc = EXIT_OK;
     for (int k = 0; k < inputs.n; k++) {
         const char *in = inputs.items[k];

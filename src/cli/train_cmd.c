@@ -195,6 +195,16 @@ int cmd_train(int argc, char **argv) {
 
     int rc = EXIT_FAIL;
     nst_error err;
+    nst_device dev;
+    if (nst_device_resolve(cfg.device, &dev, &err) != NST_OK) { /* before the weights are read */
+        fprintf(stderr, "nst: %s\n", err.msg);
+        return EXIT_FAIL;
+    }
+    if (dev == NST_DEVICE_CUDA && !quiet) {
+        char about[512];
+        nst_cuda_describe(about, sizeof about);
+        fprintf(stderr, "nst: training on %s\n", about);
+    }
     nst_vgg19 *vgg = NULL;
     train_state ts = {0};
     char *command = join_args(argc, argv);
