@@ -1,6 +1,6 @@
 /* test_cuda_johnson.c - the fast-style network on CUDA against the CPU:
  *   - each GPU layer (reflection pad, fused upsample + pad, instance norm +ReLU +skip,
- *     sigmoid, bias, the cuDNN convolutions of every K/stride the network uses, Adam),
+ *     inference's norm fused with the next padding (bit-identical to the two), sigmoid, bias, the cuDNN convolutions of every K/stride the network uses, Adam),
  *     forward and backward, against the CPU's definitions (tensor/layers.c, conv2d_*_ref,
  *     optim/adam.c) on batches of 2, odd sizes and awkward data;
  *   - each GPU layer's backward against central finite differences of its GPU forward;
@@ -188,6 +188,46 @@ static void test_norm(void) {
     norm_case(2, 4, 33 * 17, 1, 0, 1);
     norm_case(3, 2, 70001, 1, 0, 0); /* several parts per plane */
     norm_case(2, 3, 61, 0, 1, 0);    /* the residual sum */
+}
+
+/* inference's fused norm + padding: the same bits as the norm then the padding */
+static void test_norm_pad(void) {
+    static const int cfg[][2] = {{4, 0}, {1, 0}, {1, 1}}; /* p, upsample */
+    int N = 2, C = 3, H = 5, W = 6, HW = H * W;
+    size_t n = (size_t)N * C * HW;
+    float *x = host(n), *gamma = host(C), *beta = host(C);
+    fill(x, n, 2, 0.5f);
+    fill(gamma, C, 0.5f, 1);
+    fill(beta, C, 0.3f, 0.1f);
+    float *dX = dev_from(x, n), *dGa = dev_from(gamma, C), *dBe = dev_from(beta, C), *dY = dev(n);
+    float *dM = dev(N * C), *dR = dev(N * C), *scratch = dev(cu_instance_norm_scratch_bytes(N * C, HW) / sizeof(float) + 2);
+    for (int k = 0; k < 3; k++)
+        for (int relu = 0; relu < 2; relu++) {
+            int p = cfg[k][0], u = cfg[k][1], Hs = H << u, Ws = W << u;
+            size_t np = (size_t)N * C * (Hs + 2 * p) * (Ws + 2 * p);
+            float *a = host(np), *b = host(np), *yc = host(n), *tmp = host((size_t)N * C * Hs * Ws), *pc = host(np), m[6], r[6];
+            float *dA = dev(np), *dB = dev(np);
+            ok(cu_instance_norm_stats(ctx, dM, dR, dX, N * C, HW, scratch, &err), "stats");
+            ok(cu_instance_norm_pad(ctx, dA, dX, dM, dR, dGa, dBe, N, C, H, W, p, u, relu, &err), "norm + pad");
+            ok(cu_instance_norm_forward(ctx, dY, dM, dR, dX, dGa, dBe, NULL, N, C, HW, relu, scratch, &err), "norm");
+            if (u) ok(cu_upsample2x_reflect_pad_forward(ctx, dB, dY, N * C, H, W, p, &err), "up+pad");
+            else ok(cu_reflect_pad_forward(ctx, dB, dY, N * C, H, W, p, &err), "pad");
+            down(a, dA, np);
+            down(b, dB, np);
+            for (int i = 0; i < N; i++)
+                instance_norm_forward(yc + (size_t)i * C * HW, m, r, x + (size_t)i * C * HW, gamma, beta, C, HW, relu);
+            if (u) upsample2x_reflect_pad_forward(pc, yc, N * C, H, W, p);
+            else reflect_pad_forward(pc, yc, N * C, H, W, p);
+            CHECK(memcmp(a, b, np * sizeof(float)) == 0, "norm+pad (p %d, up %d, relu %d) == norm then pad, bit for bit", p, u, relu);
+            char what[96];
+            snprintf(what, sizeof what, "norm + pad p%d up%d relu%d vs the CPU", p, u, relu);
+            compare(what, a, pc, np, 1e-6);
+            cu_buffer_free(dA); cu_buffer_free(dB);
+            free(a); free(b); free(yc); free(tmp); free(pc);
+        }
+    cu_buffer_free(dX); cu_buffer_free(dGa); cu_buffer_free(dBe); cu_buffer_free(dY);
+    cu_buffer_free(dM); cu_buffer_free(dR); cu_buffer_free(scratch);
+    free(x); free(gamma); free(beta);
 }
 
 static void test_elementwise(void) {
@@ -760,6 +800,7 @@ int main(int argc, char **argv) {
     printf("layers against the CPU:\n");
     test_pad();
     test_norm();
+    test_norm_pad();
     test_elementwise();
     test_adam();
     test_conv();

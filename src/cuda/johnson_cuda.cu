@@ -257,14 +257,26 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
 nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
     nst_cuda *ctx = g->ctx;
-    int N = g->N;
+    int N = g->N, padded = 0; /* padded: this layer's input was padded by the layer before */
     for (int l = 0; l < g->n_layers; l++) {
         const jc_layer *L = &g->L[l];
         const float *src = l == 0 ? g->input : g->y[l - 1];
-        if (L->upsample) TRY(cu_upsample2x_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
+        if (padded) padded = 0;
+        else if (L->upsample) TRY(cu_upsample2x_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
         else TRY(cu_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
         TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], g->params + L->w_off, g->ws, g->ws_bytes, err));
         int HW = g->Ho[l] * g->Wo[l];
+        /* inference: a norm whose output only the next layer reads (no residual sum of its
+         * own, not a block's input) writes the next layer's padded input directly */
+        if (L->norm && !g->train && !L->residual && l + 1 < g->n_layers && !(l + 2 < g->n_layers && g->L[l + 2].residual)) {
+            const jc_layer *next = &g->L[l + 1];
+            TRY(cu_instance_norm_stats(ctx, g->mean[l], g->rstd[l], g->z[l], N * L->C_out, HW, g->norm_scratch, err));
+            TRY(cu_instance_norm_pad(ctx, g->pad[l + 1], g->z[l], g->mean[l], g->rstd[l], g->params + L->g_off,
+                                     g->params + L->be_off, N, L->C_out, g->Ho[l], g->Wo[l], next->pad, next->upsample,
+                                     L->relu, err));
+            padded = 1;
+            continue;
+        }
         if (L->norm) {
             TRY(cu_instance_norm_forward(ctx, g->y[l], g->mean[l], g->rstd[l], g->z[l], g->params + L->g_off,
                                          g->params + L->be_off, L->residual ? g->y[l - 2] : NULL, N, L->C_out, HW,

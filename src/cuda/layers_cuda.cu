@@ -181,15 +181,47 @@ size_t cu_instance_norm_scratch_bytes(int NC, int HW) {
     return (size_t)NC * n_parts(HW) * 2 * sizeof(double) + (size_t)NC * 2 * sizeof(float);
 }
 
-nst_status cu_instance_norm_forward(nst_cuda *ctx, float *out, float *mean, float *rstd, const float *inp,
-                                    const float *gamma, const float *beta, const float *skip, int N, int C,
-                                    int HW, int relu, void *scratch, nst_error *err) {
-    int NC = N * C, P = n_parts(HW);
+nst_status cu_instance_norm_stats(nst_cuda *ctx, float *mean, float *rstd, const float *inp, int NC, int HW,
+                                  void *scratch, nst_error *err) {
+    int P = n_parts(HW);
     double *part = (double *)scratch;
     norm_stats_partial<<<dim3(P, NC), THREADS, 0, ctx->stream>>>(part, inp, HW, P);
     norm_stats_final<<<(NC + THREADS - 1) / THREADS, THREADS, 0, ctx->stream>>>(mean, rstd, part, NC, HW, P);
-    norm_apply<<<plane_grid(HW, NC), THREADS, 0, ctx->stream>>>(out, inp, mean, rstd, gamma, beta, skip, C, HW, relu);
+    return launched("instance norm statistics", err);
+}
+
+nst_status cu_instance_norm_forward(nst_cuda *ctx, float *out, float *mean, float *rstd, const float *inp,
+                                    const float *gamma, const float *beta, const float *skip, int N, int C,
+                                    int HW, int relu, void *scratch, nst_error *err) {
+    nst_status s = cu_instance_norm_stats(ctx, mean, rstd, inp, N * C, HW, scratch, err);
+    if (s) return s;
+    norm_apply<<<plane_grid(HW, N * C), THREADS, 0, ctx->stream>>>(out, inp, mean, rstd, gamma, beta, skip, C, HW, relu);
     return launched("instance norm", err);
+}
+
+/* each padded pixel: the normalised value of the pixel it copies (norm_apply's expression) */
+__global__ static void norm_pad_kernel(float *out, const float *x, const float *mean, const float *rstd,
+                                       const float *gamma, const float *beta, int C, int H, int W, int p, int up,
+                                       int relu) {
+    int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    size_t plane = blockIdx.y;
+    if (i >= (unsigned)Ho * Wo) return;
+    int k = (int)(i / (unsigned)Wo), j = (int)(i % (unsigned)Wo);
+    int si = reflect_index(k - p, Hs) >> up, sj = reflect_index(j - p, Ws) >> up;
+    int c = (int)(plane % C);
+    float m = mean[plane], scale = gamma[c] * rstd[plane], b = beta[c];
+    float t = (x[(plane * H + si) * W + sj] - m) * scale + b;
+    if (relu) t = t > 0.0f ? t : 0.0f;
+    out[plane * Ho * Wo + i] = t;
+}
+
+nst_status cu_instance_norm_pad(nst_cuda *ctx, float *out, const float *inp, const float *mean, const float *rstd,
+                                const float *gamma, const float *beta, int N, int C, int H, int W, int p, int up,
+                                int relu, nst_error *err) {
+    size_t n = (size_t)((H << up) + 2 * p) * ((W << up) + 2 * p);
+    norm_pad_kernel<<<plane_grid(n, N * C), THREADS, 0, ctx->stream>>>(out, inp, mean, rstd, gamma, beta, C, H, W, p, up, relu);
+    return launched("instance norm + padding", err);
 }
 
 /* part: sum g, sum g * xhat over the slice, g the gradient masked by the ReLU */

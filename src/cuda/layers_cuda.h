@@ -49,6 +49,16 @@ size_t cu_instance_norm_scratch_bytes(int NC, int HW);
 nst_status cu_instance_norm_forward(nst_cuda *ctx, float *out, float *mean, float *rstd, const float *inp,
                                     const float *gamma, const float *beta, const float *skip, int N, int C,
                                     int HW, int relu, void *scratch, nst_error *err);
+/* Inference's fusion of a norm with the next layer's padding: the statistics alone
+ * (mean, rstd (N,C) of inp (N,C,HW)), then out = reflect_pad(upsample2x if up(relu(norm(inp))))
+ * in one pass, without the normalised image in between: out is (N*C, Hs+2p, Ws+2p) with
+ * Hs = H << up, Ws = W << up; inp is (N,C,H,W); every value is the bits that
+ * cu_instance_norm_forward then the padding would give. */
+nst_status cu_instance_norm_stats(nst_cuda *ctx, float *mean, float *rstd, const float *inp, int NC, int HW,
+                                  void *scratch, nst_error *err);
+nst_status cu_instance_norm_pad(nst_cuda *ctx, float *out, const float *inp, const float *mean, const float *rstd,
+                                const float *gamma, const float *beta, int N, int C, int H, int W, int p, int up,
+                                int relu, nst_error *err);
 /* dinp, dout, out, inp are (N,C,HW); dgamma, dbeta (C) accumulate (summed over the batch);
  * out is read for the ReLU's mask only (may be NULL when relu = 0). dinp may equal dout. */
 nst_status cu_instance_norm_backward(nst_cuda *ctx, float *dinp, float *dgamma, float *dbeta,
