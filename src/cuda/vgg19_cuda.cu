@@ -1,6 +1,7 @@
 /* vgg19_cuda.cu - VGG19 on the GPU: the weights uploaded once, activations in one
  * allocation, cuDNN convolutions, own kernels for bias, ReLU and 2x2 max-pooling
  * (forward and backward), mirroring net/vgg19.c layer by layer. See vgg19_cuda.h. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,6 +289,10 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
         a->Hl[l] = h;
         a->Wl[l] = w;
         size_t n = (size_t)C * h * w;
+        if (n > (size_t)INT_MAX) /* cuDNN's tensor descriptors count in int */
+            return nst_fail(err, NST_ERR_LIMIT,
+                            "image %dx%d is too large for the GPU path: layer %s would hold %zu values (cuDNN takes at most %d)",
+                            W, H, nst_layer_name(l), n, INT_MAX);
         if (kind != VGG_RELU || (keep && keep[l - 1])) total += align_floats(n);
         if (n > largest) largest = n;
     }
