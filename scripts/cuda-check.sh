@@ -3,8 +3,8 @@
 # machine with a GPU (about 4 minutes on an H100), logs in OUT_DIR:
 #   devices.txt     nvidia-smi and `nst info --devices`
 #   tests.log       test_cuda_gatys (oracle, GPU vs CPU, finite differences, TF32) and
-#                   test_cli_cuda.sh, run directly (ctest's files hold this machine's
-#                   paths); test_cuda_johnson too if it was built
+#                   test_cli_cuda.sh, run directly (ctest's files hold the paths of the
+#                   machine that built them); the fast-style tests are cuda-check-fast.sh's
 #   bench.log       nst bench --device cuda at 1024 px, fp32 and tf32
 #   compare.log     bench/compare_cuda_pytorch.py: nst vs PyTorch eager on this GPU
 #   transfer_512.*  a real transfer (gatys preset, 512 px, 500 L-BFGS steps): image,
@@ -51,9 +51,6 @@ grep '^cuda:' "$OUT/devices.txt"
 
 stage test_cuda_gatys "$OUT/tests.log" 240 "$BUILD/test_cuda_gatys"
 stage test_cli_cuda "$OUT/tests.log" 120 bash "$ROOT/tests/test_cli_cuda.sh" "$NST" "$SHARED"
-if [ -x "$BUILD/test_cuda_johnson" ]; then
-    stage test_cuda_johnson "$OUT/tests.log" 240 "$BUILD/test_cuda_johnson"
-fi
 grep -E "^(GPU|features|gradient|loss|layer|adam|network|gradcheck|transfer|cpu/cuda|tf32) |FAIL|SKIP|passed" \
     "$OUT/tests.log" | head -80
 
