@@ -4,7 +4,8 @@
 # one line per step in OUT_DIR/summary.txt:
 #   gpu        nvidia-smi and nst's own description of the GPU
 #   test       BUILD_DIR/test_cuda_johnson (layers vs CPU and finite differences, network,
-#              apply, training); exit 77 = skipped (no GPU)
+#              apply, training); exit 77 = skipped (no GPU); if it fails, its layer
+#              tests again under compute-sanitizer (sanitizer.log)
 #   apply      nst apply --device cuda and --device cpu on a shared photo (images kept),
 #              and a 4K apply on CUDA (fp32, tf32)
 #   train      nst train --device cuda: 30 steps, batch 4 at 256 px, width 32, a checkpoint
@@ -53,7 +54,11 @@ gpu() {
 export -f gpu
 step gpu 30 gpu
 
-step test 100 "$BUILD/test_cuda_johnson"
+if ! step test 100 "$BUILD/test_cuda_johnson"; then
+    # a diagnosis for the one-shot run: the layers alone under compute-sanitizer (memcheck)
+    SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    [ -x "$SAN" ] && step sanitizer 90 "$SAN" --print-limit 20 "$BUILD/test_cuda_johnson" --layers
+fi
 
 apply_check() {
     local photo=$SHARED/images/content/tubingen.jpg
