@@ -46,6 +46,18 @@ stage() {
     [ $rc = 0 ] || failed=1
 }
 
+# libraries that the loader cannot find: try the CUDA wheels of this machine's PyTorch
+# (site-packages/nvidia/*/lib: cuBLAS, cuDNN) before giving up
+if ldd "$NST" 2>/dev/null | grep -q "not found"; then
+    for d in $("$PY" -c 'import nvidia; print("\n".join(nvidia.__path__))' 2>/dev/null); do
+        for lib in $(find "$d" -maxdepth 3 -type d -name lib 2>/dev/null); do
+            LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        done
+    done
+    export LD_LIBRARY_PATH
+    ldd "$NST" | grep "not found" && echo "cuda-check: libraries missing (above); set LD_LIBRARY_PATH" >&2
+fi
+
 { nvidia-smi; echo; "$NST" info --devices; } >"$OUT/devices.txt" 2>&1
 grep '^cuda:' "$OUT/devices.txt"
 
