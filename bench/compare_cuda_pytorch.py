@@ -12,6 +12,9 @@ conv1_1..conv5_1, backward to the image, one Adam update), same weights, square 
 Both in fp32: PyTorch lets cuDNN use TF32 by default, which this script switches off
 (torch.backends.cudnn.allow_tf32 = False; matmul TF32 is off by default). With
 --tf32-sizes the same comparison runs with TF32 on both sides (nst --precision tf32).
+nst chooses its cuDNN algorithms by cuDNN's heuristics, as PyTorch eager does by default
+(torch.backends.cudnn.benchmark off); with --search-sizes nst also runs with
+NST_CUDNN_SEARCH=1 (cudnnFind measures them) and PyTorch with cudnn.benchmark on.
 Every configuration runs in its own process; the --sizes alternate nst / PyTorch twice
 and keep each side's best. Then --try-sizes grow until a side no longer fits in the GPU's
 memory: the largest size each side ran is printed.
@@ -20,7 +23,8 @@ GPU memory: nst's is what the run took (cudaMemGetInfo before and after it was b
 PyTorch's is torch.cuda.max_memory_allocated() (its caching allocator's peak).
 
 usage: python3 bench/compare_cuda_pytorch.py --weights DIR [--nst build/nst]
-           [--sizes 512,1024,2048] [--try-sizes 3072,4096,5120] [--tf32-sizes 2048] [--iters 5]
+           [--sizes 512,1024,2048] [--try-sizes 3072,4096,5120] [--tf32-sizes 2048]
+           [--search-sizes 2048] [--iters 5]
 DIR is the VGG19 weights folder (shared/models/vgg19). Needs PyTorch with CUDA.
 """
 import argparse
@@ -37,11 +41,12 @@ import compare_pytorch  # noqa: E402  (the VGG19 weights loader and the seed-pre
 TIMEOUT_S = 300
 
 
-def torch_worker(size, iters, weights, tf32):
+def torch_worker(size, iters, weights, tf32, search):
     import torch
     if not torch.cuda.is_available():
         print("error: PyTorch sees no CUDA GPU")
         sys.exit(2)
+    torch.backends.cudnn.benchmark = search
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
@@ -53,10 +58,11 @@ def torch_worker(size, iters, weights, tf32):
           f"device={torch.cuda.get_device_name(0)!r} torch={torch.__version__}")
 
 
-def run(cmd):
+def run(cmd, env=None):
     """(stdout, None) or (None, the reason it failed)."""
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S,
+                           env=env)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {TIMEOUT_S} s"
     if p.returncode != 0:
@@ -65,9 +71,10 @@ def run(cmd):
     return p.stdout, None
 
 
-def nst_step(a, size, tf32, iters):
+def nst_step(a, size, tf32, iters, search=False):
     out, why = run([a.nst, "bench", "--device", "cuda", "--precision", "tf32" if tf32 else "fp32", "--size",
-                    str(size), "--iters", str(iters), "--warmup", "2", "--weights", a.weights])
+                    str(size), "--iters", str(iters), "--warmup", "2", "--weights", a.weights],
+                   dict(os.environ, NST_CUDNN_SEARCH="1") if search else None)
     if out is None:
         return None, None, why
     ms = float(re.search(r"ms_per_step=([0-9.]+)", out).group(1))
@@ -75,9 +82,9 @@ def nst_step(a, size, tf32, iters):
     return ms, float(m.group(1)) if m else float("nan"), None
 
 
-def torch_step(a, size, tf32, iters):
+def torch_step(a, size, tf32, iters, search=False):
     cmd = [sys.executable, __file__, "--torch-worker", str(size), "--iters", str(iters), "--weights", a.weights]
-    out, why = run(cmd + (["--tf32"] if tf32 else []))
+    out, why = run(cmd + (["--tf32"] if tf32 else []) + (["--search"] if search else []))
     if out is None:
         return None, None, why
     m = re.search(r"ms_per_step=([0-9.]+) gpu_mb=([0-9.]+)", out)
@@ -99,12 +106,14 @@ def main():
     ap.add_argument("--sizes", default="512,1024,2048")
     ap.add_argument("--try-sizes", default="3072,4096,5120")
     ap.add_argument("--tf32-sizes", default="")
+    ap.add_argument("--search-sizes", default="")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--search", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
-        torch_worker(a.torch_worker, a.iters, a.weights, a.tf32)
+        torch_worker(a.torch_worker, a.iters, a.weights, a.tf32, a.search)
         return
     sizes = lambda s: [int(v) for v in s.split(",") if v]  # noqa: E731
 
@@ -127,13 +136,16 @@ def main():
                     best[0], best[1] = ms, mb
                     largest["nst" if step is nst_step else "PyTorch"] = size
         row(size, "fp32", best_n, best_t)
-    for size in sizes(a.tf32_sizes):
-        n = nst_step(a, size, True, a.iters)
-        t = torch_step(a, size, True, a.iters)
-        for name, r in (("nst", n), ("PyTorch", t)):
-            if r[0] is None:
-                print(f"  {size} tf32: {name} failed: {r[2]}", flush=True)
-        row(size, "tf32", n[:2], t[:2])
+    for label, tf32, search, sz in (("tf32", True, False, a.tf32_sizes), ("find", False, True, a.search_sizes)):
+        for size in sizes(sz):
+            n = nst_step(a, size, tf32, a.iters, search)
+            t = torch_step(a, size, tf32, a.iters, search)
+            for name, r in (("nst", n), ("PyTorch", t)):
+                if r[0] is None:
+                    print(f"  {size} {label}: {name} failed: {r[2]}", flush=True)
+            row(size, label, n[:2], t[:2])
+    if a.search_sizes:
+        print("(find: nst with NST_CUDNN_SEARCH=1, PyTorch with cudnn.benchmark = True; fp32)")
 
     # the largest size that fits: grow until each side fails (fewer iterations)
     alive = {name: largest[name] > 0 for name in largest}

@@ -206,16 +206,20 @@ static nst_status make_conv_desc(cudnnConvolutionDescriptor_t *d, nst_precision 
     return NST_OK;
 }
 
-/* cuDNN's heuristics rank the algorithms; the first that is allowed in this precision
- * and fits the workspace limit is taken (for the backward pass a deterministic one
- * first). If none is, the implicit-GEMM algorithms, which need no workspace. */
+/* cuDNN's heuristics rank the algorithms (with search, cudnnFind measures them: then
+ * fastest first; the choice may change from run to run); the first that is allowed in
+ * this precision and fits the workspace limit is taken (for the backward pass a
+ * deterministic one first). If none is, the implicit-GEMM algorithms, which need no
+ * workspace. */
 static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFilterDescriptor_t fd, int l,
-                                    nst_precision prec, size_t limit, size_t *ws, nst_error *err) {
+                                    nst_precision prec, int search, size_t limit, size_t *ws, nst_error *err) {
     cudnnConvolutionFwdAlgoPerf_t fperf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0, found = 0;
     size_t bytes = 0;
-    NST_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
-                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf), err);
+    if (!search || cudnnFindConvolutionForwardAlgorithm(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf) != CUDNN_STATUS_SUCCESS)
+        NST_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf), err);
     for (int pass = 0; pass < 2 && !found; pass++)
         for (int i = 0; i < n && !found; i++) {
             if (fperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(fperf[i].mathType, prec, pass)) continue;
@@ -238,8 +242,12 @@ static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFi
     n = 0;
     found = 0;
     bytes = 0;
-    NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf), err);
+    if (!search || cudnnFindConvolutionBackwardDataAlgorithm(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
+                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
+                                                             bperf) != CUDNN_STATUS_SUCCESS)
+        NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
+                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf),
+                      err);
     for (int pass = 0; pass < 4 && !found; pass++) /* strict+deterministic, strict, relaxed+det., relaxed */
         for (int i = 0; i < n && !found; i++) {
             if (bperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(bperf[i].mathType, prec, pass >= 2)) continue;
@@ -307,6 +315,8 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
     NST_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
     size_t limit = free_b / 8 < ((size_t)1 << 30) ? free_b / 8 : ((size_t)1 << 30);
     size_t ws = 0;
+    const char *env = getenv("NST_CUDNN_SEARCH"); /* as the style network's convolutions */
+    int search = env && strcmp(env, "1") == 0;
     for (int l = 0; l < depth; l++) {
         if (vgg19_layer_kind(l) != VGG_CONV) continue;
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
@@ -317,7 +327,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
         NST_CUDNN_TRY(cudnnSetTensor4dDescriptor(p->y[l], CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, c->C_out, hi, wi), err);
         nst_status s = make_conv_desc(&p->fwd_desc[l], prec, err);
         if (!s) s = make_conv_desc(&p->bwd_desc[l], prec, err);
-        if (!s) s = choose_algorithms(p, g->ctx->cudnn, c->desc, l, prec, limit, &ws, err);
+        if (!s) s = choose_algorithms(p, g->ctx->cudnn, c->desc, l, prec, search, limit, &ws, err);
         if (s) return s;
     }
     size_t ws_floats = align_floats((ws + sizeof(float) - 1) / sizeof(float));

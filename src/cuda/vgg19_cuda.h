@@ -15,7 +15,9 @@
  * Tensors are float32 (C,H,W) in C order, exactly as on the CPU: layer l's output is
  * a->out[l], C[l] x Hl[l] x Wl[l] values. Every float pointer in this header is GPU memory.
  * Convolutions are cuDNN's (3x3, pad 1, cross-correlation as in PyTorch), in fp32 FMA
- * math, or on TF32 tensor cores with NST_PRECISION_TF32; bias, ReLU and max-pooling are
+ * math, or on TF32 tensor cores with NST_PRECISION_TF32; their algorithms are cuDNN's
+ * heuristic choice (the same every run), or measured by cudnnFind when the environment
+ * has NST_CUDNN_SEARCH=1 (as for the style network); bias, ReLU and max-pooling are
  * own kernels that mirror tensor/ops.h (a pool's gradient goes to the first maximum of its
  * window in row-major order, as in PyTorch).
  *
