@@ -366,6 +366,33 @@ static void test_backward_relu_fused(int C_in, int C_out, int H, int W) {
     free(wt); free(dout); free(mask); free(a); free(b);
 }
 
+/* The forward pass with the ReLU fused in equals the forward pass followed by
+ * relu_forward, bit for bit: direct and Winograd kernels (AVX-512 fuse it into their
+ * stores), and the portable path (a second pass). */
+static void test_forward_relu_fused(int C_in, int C_out, int H, int W, const char *kernel) {
+    unsigned long long st = 7;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
+    float *wt = rand_array((size_t)C_out * C_in * 9, &st), *bias = rand_array(C_out, &st);
+    float *inp = rand_array(ni, &st), *a = malloc(no * 4), *b = malloc(no * 4);
+    char *saved = getenv("NST_KERNEL") ? strdup(getenv("NST_KERNEL")) : NULL;
+    if (kernel) setenv("NST_KERNEL", kernel, 1);
+    conv3x3_packed p;
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out) == 0, "pack");
+    conv3x3_forward(a, inp, &p, bias, H, W, NULL);
+    size_t neg = 0;
+    for (size_t i = 0; i < no; i++) neg += a[i] < 0.0f;
+    relu_forward(a, a, no);
+    conv3x3_forward_relu(b, inp, &p, bias, H, W, NULL);
+    CHECK(neg > no / 4 && neg < no - no / 4, "forward relu test needs both signs (%zu of %zu negative)", neg, no);
+    CHECK(memcmp(a, b, no * 4) == 0, "fused relu forward differs (%d,%d,%d,%d, %s)", C_in, C_out, H, W,
+          conv3x3_kernel_name());
+    if (saved) setenv("NST_KERNEL", saved, 1);
+    else unsetenv("NST_KERNEL");
+    free(saved);
+    conv3x3_packed_free(&p);
+    free(wt); free(bias); free(inp); free(a); free(b);
+}
+
 int main(void) {
     printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
     {
@@ -438,6 +465,14 @@ int main(void) {
     test_backward_relu_fused(64, 64, 29, 37);
     test_backward_relu_fused(3, 64, 13, 17);   /* the conv1_1 shape: mask of 3 channels */
     test_backward_relu_fused(130, 200, 6, 47); /* two channel blocks, remainders */
+    static const int rshapes[][4] = {
+        /* direct (3->64, 64->64), Winograd (64->128, 256->256), two channel blocks */
+        {3, 64, 13, 17}, {64, 64, 29, 37}, {64, 128, 14, 15}, {256, 256, 7, 9}, {200, 130, 6, 47},
+    };
+    for (size_t s = 0; s < sizeof(rshapes) / sizeof(rshapes[0]); s++) {
+        test_forward_relu_fused(rshapes[s][0], rshapes[s][1], rshapes[s][2], rshapes[s][3], NULL);
+        test_forward_relu_fused(rshapes[s][0], rshapes[s][1], rshapes[s][2], rshapes[s][3], "portable");
+    }
 
     /* empty pack / free round trip is safe twice */
     conv3x3_packed p;

@@ -22,6 +22,7 @@ void style_loss_backward(float *dF, float *dG, const float *G, const float *A, c
                          int C, int N, float gscale, float scale) {
     size_t cc = (size_t)C * C;
     float k = (float)(2.0 * scale / (double)cc);
+    #pragma omp parallel for schedule(static) if (cc >= 65536)
     for (size_t i = 0; i < cc; i++) dG[i] = k * (G[i] - A[i]);
     gram_backward(dF, dG, F, C, N, gscale);
 }

@@ -462,6 +462,11 @@ nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsign
     return NST_OK;
 }
 
+void vgg19_acts_fuse_relus(vgg19_acts *a) {
+    for (int l = 0; l + 1 < a->depth; l++)
+        a->fused_relu[l] = vgg19_layer_kind(l) == VGG_CONV && a->out[l + 1] == a->out[l];
+}
+
 void vgg19_acts_free(vgg19_acts *a) {
     free(a->memory);
     conv3x3_workspace_free(&a->ws);
@@ -477,12 +482,18 @@ static void forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l, int use_re
     switch (vgg19_layer_kind(l)) {
     case VGG_CONV: {
         const vgg_conv *c = &net->conv[vgg19_layer_conv(l)];
-        if (use_ref) conv3x3_forward_ref(a->out[l], inp, c->weight, c->bias, c->C_in, c->C_out, Hi, Wi);
-        else conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
+        if (use_ref) {
+            conv3x3_forward_ref(a->out[l], inp, c->weight, c->bias, c->C_in, c->C_out, Hi, Wi);
+            if (a->fused_relu[l]) relu_forward(a->out[l], a->out[l], vgg19_layer_size(a, l));
+        } else if (a->fused_relu[l]) {
+            conv3x3_forward_relu(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
+        } else {
+            conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
+        }
         break;
     }
     case VGG_RELU:
-        relu_forward(a->out[l], inp, vgg19_layer_size(a, l));
+        if (!a->fused_relu[l - 1]) relu_forward(a->out[l], inp, vgg19_layer_size(a, l));
         break;
     case VGG_POOL:
         maxpool2x2_forward(a->out[l], inp, Ci, Hi, Wi);

@@ -40,6 +40,7 @@ typedef struct {
     float *input;                   /* (3,H,W), caffe-preprocessed image */
     float *out[NST_NUM_LAYERS];     /* output of each layer; a ReLU shares its conv's buffer */
     float *grad_a, *grad_b;         /* ping-pong gradient buffers, as large as the largest layer */
+    unsigned char fused_relu[NST_NUM_LAYERS]; /* conv l writes max(x,0): the ReLU l+1 is a no-op */
     float *memory;                  /* the one allocation behind all of the above */
     conv3x3_workspace ws;           /* the convolutions' scratch, kept from call to call */
     size_t bytes;
@@ -52,6 +53,11 @@ typedef struct {
 nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsigned char *keep,
                             nst_error *err);
 void vgg19_acts_free(vgg19_acts *a);
+/* Lets every conv whose ReLU runs in place (not kept) apply that ReLU as it stores its
+ * output, saving a pass over memory and a parallel region per layer. Only for callers
+ * that never read such a conv's output before its ReLU has run (taps on pre-ReLU convs
+ * must be kept, as vgg19_acts_build's keep does). */
+void vgg19_acts_fuse_relus(vgg19_acts *a);
 static inline size_t vgg19_layer_size(const vgg19_acts *a, int l) {
     return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
 }

@@ -27,11 +27,11 @@
 
 #ifdef NST_X86
 void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const float *bias,
-                        const float *mask, int C_in, int C_out, int H, int W);
+                        const float *mask, int relu, int C_in, int C_out, int H, int W);
 void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const float *bias,
                       int C_in, int C_out, int H, int W);
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
-                                const float *mask, int C_in, int C_out, int H, int W,
+                                const float *mask, int relu, int C_in, int C_out, int H, int W,
                                 conv3x3_workspace *ws);
 #endif
 #define WINO_KB 8   /* output channels per block of the Winograd weights (winograd_avx512.c) */
@@ -264,19 +264,20 @@ static int winograd_on(void) {
 }
 
 /* mask: NULL, or (C_out,H,W): out is zeroed where mask <= 0 (a fused ReLU backward; the
- * AVX-512 kernels do it in registers, the others in a second pass). wino: the Winograd
- * weights of the same kernel, or NULL. */
+ * AVX-512 kernels do it in registers, the others in a second pass). relu: out = max(out,
+ * 0) (a fused ReLU forward, likewise). wino: the Winograd weights of the same kernel, or
+ * NULL. */
 static void conv_run(float *out, const float *inp, const float *wpack, const float *wino,
-                     const float *bias, const float *mask, int C_in, int C_out, int H, int W,
-                     conv3x3_workspace *ws) {
+                     const float *bias, const float *mask, int relu, int C_in, int C_out, int H,
+                     int W, conv3x3_workspace *ws) {
 #ifdef NST_X86
     switch (cpu_kernel_tier()) {
     case CPU_AVX512:
         /* (-1: no memory for its scratch; the direct kernel needs none) */
         if (wino && winograd_on() &&
-            conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, C_in, C_out, H, W, ws) == 0)
+            conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, relu, C_in, C_out, H, W, ws) == 0)
             return;
-        conv3x3_run_avx512(out, inp, wpack, bias, mask, C_in, C_out, H, W);
+        conv3x3_run_avx512(out, inp, wpack, bias, mask, relu, C_in, C_out, H, W);
         return;
     case CPU_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); break;
     default: conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W); break;
@@ -286,6 +287,7 @@ static void conv_run(float *out, const float *inp, const float *wpack, const flo
     conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
 #endif
     if (mask) relu_backward(out, out, mask, (size_t)C_out * H * W);
+    if (relu) relu_forward(out, out, (size_t)C_out * H * W);
 }
 
 /* Whether the forward pass may use Winograd: not for 64 -> 64 (VGG19's conv1_2). The
@@ -302,20 +304,27 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws) {
-    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, bias, NULL, w->C_in,
+    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, bias, NULL, 0, w->C_in,
+             w->C_out, H, W, ws);
+}
+
+/* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
+void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
+                          int H, int W, conv3x3_workspace *ws) {
+    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, bias, NULL, 1, w->C_in,
              w->C_out, H, W, ws);
 }
 
 /* dinp is (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W,
                             conv3x3_workspace *ws) {
-    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, NULL, w->C_out, w->C_in, H, W, ws);
+    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws);
 }
 
 /* dinp, mask are (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
                                  const float *mask, int H, int W, conv3x3_workspace *ws) {
-    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, mask, w->C_out, w->C_in, H, W, ws);
+    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, mask, 0, w->C_out, w->C_in, H, W, ws);
 }
 
 /* The portable path whatever the CPU, for the tests (not in ops.h). */
@@ -358,7 +367,7 @@ int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed 
                              const float *bias, int H, int W) {
 #ifdef NST_X86
     if (w->wino_fwd && cpu_best_tier() == CPU_AVX512)
-        return conv3x3_run_winograd_avx512(out, inp, w->wino_fwd, bias, NULL, w->C_in, w->C_out, H, W, NULL);
+        return conv3x3_run_winograd_avx512(out, inp, w->wino_fwd, bias, NULL, 0, w->C_in, w->C_out, H, W, NULL);
 #endif
     return -1;
 }
@@ -366,7 +375,7 @@ int conv3x3_backward_input_winograd(float *dinp, const float *dout, const conv3x
                                     const float *mask, int H, int W) {
 #ifdef NST_X86
     if (w->wino_bwd && cpu_best_tier() == CPU_AVX512)
-        return conv3x3_run_winograd_avx512(dinp, dout, w->wino_bwd, NULL, mask, w->C_out, w->C_in, H, W, NULL);
+        return conv3x3_run_winograd_avx512(dinp, dout, w->wino_bwd, NULL, mask, 0, w->C_out, w->C_in, H, W, NULL);
 #endif
     return -1;
 }

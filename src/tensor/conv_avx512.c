@@ -41,7 +41,7 @@ static inline __mmask16 lane_range(int lo, int hi) {
  * add to what out holds (the previous channel blocks' partial sums, in a fixed order). */
 static inline __attribute__((always_inline)) void
 conv_tile(float *out, const float *inp, const float *wb, const float *bias, const float *mask,
-          int c0, int c1, int first, int H, int W, int h0, int w0, int nco) {
+          int relu, int c0, int c1, int first, int H, int W, int h0, int w0, int nco) {
     const size_t HW = (size_t)H * W;
     const __mmask16 mo = lane_range(0, W - w0);
     const __mmask16 mk[3] = {lane_range(1 - w0, W - w0 + 1), mo, lane_range(0, W - w0 - 1)};
@@ -110,6 +110,7 @@ conv_tile(float *out, const float *inp, const float *wb, const float *bias, cons
                 __m512 m = _mm512_maskz_loadu_ps(mrow[r], mask + o);
                 v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), v);
             }
+            if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* fused ReLU: v > 0 ? v : 0 */
             _mm512_mask_storeu_ps(out + o, mrow[r], v);
         }
     }
@@ -117,10 +118,11 @@ conv_tile(float *out, const float *inp, const float *wb, const float *bias, cons
 
 /* out is (C_out,H,W), inp is (C_in,H,W), wpack is (ceil(C_out/KB),C_in,9,KB), bias is
  * (C_out) or NULL, mask is (C_out,H,W) or NULL (then out is zeroed where mask <= 0, as
- * the backward pass of a ReLU would, while the tile is still in registers). Work is split over (row tile, channel block) pairs, never over the
+ * the backward pass of a ReLU would, while the tile is still in registers); relu: out =
+ * max(out, 0), the forward ReLU, also in registers. Work is split over (row tile, channel block) pairs, never over the
  * sum, so the result does not depend on the thread count at all. */
 void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const float *bias,
-                        const float *mask, int C_in, int C_out, int H, int W) {
+                        const float *mask, int relu, int C_in, int C_out, int H, int W) {
     const size_t HW = (size_t)H * W;
     const int ncob = (C_out + CONV_KB - 1) / CONV_KB;
     const int nrt = (H + CONV_RT - 1) / CONV_RT;
@@ -140,9 +142,10 @@ void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const 
         for (int c0 = 0; c0 < C_in; c0 += CONV_CB) {
             int c1 = c0 + CONV_CB < C_in ? c0 + CONV_CB : C_in;
             const float *m = c1 == C_in ? mb : NULL; /* the mask applies to the final sums */
+            const int rl = c1 == C_in && relu;       /* and so does the ReLU */
             for (int wt = 0; wt < nwt; wt++) {
-                if (c0 == 0) conv_tile(ob, inp, wb, bb, m, c0, c1, 1, H, W, rt * CONV_RT, wt * 16, nco);
-                else conv_tile(ob, inp, wb, bb, m, c0, c1, 0, H, W, rt * CONV_RT, wt * 16, nco);
+                if (c0 == 0) conv_tile(ob, inp, wb, bb, m, rl, c0, c1, 1, H, W, rt * CONV_RT, wt * 16, nco);
+                else conv_tile(ob, inp, wb, bb, m, rl, c0, c1, 0, H, W, rt * CONV_RT, wt * 16, nco);
             }
         }
     }

@@ -97,10 +97,106 @@ gram_fwd_tile(float *G, int C, const float *A, size_t N, const float *P, int kc,
     }
 }
 
+/* One chunk of pixels k0..k0+kc-1 of panel j0 (64 columns of G; rmask[q]: which of its
+ * rows 16q.. exist): transposes F's panel rows into P, then runs i-tiles lo..hi-1 of the
+ * panel into G (stores if first, else adds). */
+static void gram_fwd_chunk(float *G, const float *F, int C, int N, float *P, int j0,
+                           const unsigned rmask[4], long k0, int kc, int lo, int hi, int first) {
+    /* The 64 rows of the panel are 64 streams, more than the hardware prefetcher
+     * tracks: fetch their next chunk while this one is used. */
+    if (k0 + 2 * GF_NC <= N)
+        for (int q = 0; q < G_NB && j0 + q < C; q++)
+            for (int l = 0; l < GF_NC; l += 16)
+                _mm_prefetch((const char *)(F + (size_t)(j0 + q) * N + k0 + GF_NC + l), _MM_HINT_T1);
+    for (int kk = 0; kk < kc; kk += 16) {
+        int rem = kc - kk;
+        __mmask16 km = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+        for (int q = 0; q < 4; q++)
+            transpose16(P + kk * G_NB + 16 * q, G_NB, F + (size_t)(j0 + 16 * q) * N + k0 + kk,
+                        (size_t)N, km, rmask[q]);
+    }
+    for (int it = lo; it < hi; it++) {
+        int i0 = it * G_MR;
+        int nrow = C - i0 < G_MR ? C - i0 : G_MR;
+        const float *A = F + (size_t)i0 * N + k0;
+        /* vectors of columns all left of the diagonal (j < i0) are the lower triangle:
+         * skipped, the mirror fills them */
+        int v0 = (i0 - j0) / 16;
+        if (v0 <= 0) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, first, 0);
+        else if (v0 == 1) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, first, 1);
+        else if (v0 == 2) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, first, 2);
+        else gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, first, 3);
+    }
+}
+
+static void panel_rmask(unsigned rmask[4], int C, int j0) {
+    for (int q = 0; q < 4; q++) {
+        int rows = C - j0 - 16 * q;
+        rows = rows < 0 ? 0 : rows > 16 ? 16 : rows;
+        rmask[q] = (1u << rows) - 1u;
+    }
+}
+
+/* Few channels (C <= GF_SPLIT_C: one or two panels) leave too few tiles to share, and
+ * every thread on a panel would transpose all of it. So the pixels are cut into
+ * GF_PARTS fixed parts instead, each summed into its own G (all panels, all tiles), and
+ * the parts are added in order: the same sums for any number of threads. */
+#define GF_SPLIT_C 128
+#define GF_PARTS 8
+static void gram_forward_parts(float *G, const float *F, int C, int N, float scale) {
+    const int npj = (C + G_NB - 1) / G_NB, nit = (C + G_MR - 1) / G_MR;
+    const long nchunks = ((long)N + GF_NC - 1) / GF_NC;
+    const int parts = nchunks < GF_PARTS ? (int)nchunks : GF_PARTS;
+    const size_t cc = (size_t)C * C;
+    const int nthr = omp_get_max_threads();
+    float *Gp = aligned_alloc(64, ((size_t)parts * cc * sizeof(float) + 63) / 64 * 64);
+    float *Pbuf = aligned_alloc(64, (size_t)nthr * GF_NC * G_NB * sizeof(float));
+    if (!Gp || !Pbuf) { /* 512 KB at most; nothing sensible to do without them */
+        free(Gp);
+        free(Pbuf);
+        return;
+    }
+#pragma omp parallel
+    {
+        float *P = Pbuf + (size_t)omp_get_thread_num() * GF_NC * G_NB;
+#pragma omp for schedule(static)
+        for (int p = 0; p < parts; p++) {
+            long c0 = p * nchunks / parts, c1 = (p + 1) * nchunks / parts;
+            for (int jp = 0; jp < npj; jp++) {
+                int j0 = jp * G_NB, hi = (j0 + G_NB + G_MR - 1) / G_MR;
+                unsigned rmask[4];
+                panel_rmask(rmask, C, j0);
+                for (long c = c0; c < c1; c++) {
+                    long k0 = c * GF_NC;
+                    int kc = N - k0 < GF_NC ? (int)(N - k0) : GF_NC;
+                    gram_fwd_chunk(Gp + p * cc, F, C, N, P, j0, rmask, k0, kc, 0, hi < nit ? hi : nit, c == c0);
+                }
+            }
+        }
+        /* G's upper triangle = scale * the parts' sum in order, then mirrored down */
+#pragma omp for schedule(static)
+        for (int i = 0; i < C; i++)
+            for (int j = i; j < C; j++) {
+                float sum = Gp[(size_t)i * C + j];
+                for (int p = 1; p < parts; p++) sum += Gp[p * cc + (size_t)i * C + j];
+                G[(size_t)i * C + j] = scale * sum;
+            }
+#pragma omp for schedule(static)
+        for (int i = 0; i < C; i++)
+            for (int j = 0; j < i; j++) G[(size_t)i * C + j] = G[(size_t)j * C + i];
+    }
+    free(Gp);
+    free(Pbuf);
+}
+
 /* G is (C,C), F is (C,N): G = scale * F F^T */
 void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
     if (N <= 0) { /* no pixels: the chunk loop below would leave G unwritten */
         memset(G, 0, (size_t)C * C * sizeof(float));
+        return;
+    }
+    if (C <= GF_SPLIT_C) {
+        gram_forward_parts(G, F, C, N, scale);
         return;
     }
     const int npj = (C + G_NB - 1) / G_NB;
@@ -132,38 +228,10 @@ void gram_forward_avx512(float *G, const float *F, int C, int N, float scale) {
             }
             if (lo < 0) continue;
             unsigned rmask[4];
-            for (int q = 0; q < 4; q++) {
-                int rows = C - j0 - 16 * q;
-                rows = rows < 0 ? 0 : rows > 16 ? 16 : rows;
-                rmask[q] = (1u << rows) - 1u;
-            }
+            panel_rmask(rmask, C, j0);
             for (long k0 = 0; k0 < N; k0 += GF_NC) {
                 int kc = N - k0 < GF_NC ? (int)(N - k0) : GF_NC;
-                /* The 64 rows of the panel are 64 streams, more than the hardware
-                 * prefetcher tracks: fetch their next chunk while this one is used. */
-                if (k0 + 2 * GF_NC <= N)
-                    for (int q = 0; q < G_NB && j0 + q < C; q++)
-                        for (int l = 0; l < GF_NC; l += 16)
-                            _mm_prefetch((const char *)(F + (size_t)(j0 + q) * N + k0 + GF_NC + l), _MM_HINT_T1);
-                for (int kk = 0; kk < kc; kk += 16) {
-                    int rem = kc - kk;
-                    __mmask16 km = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-                    for (int q = 0; q < 4; q++)
-                        transpose16(P + kk * G_NB + 16 * q, G_NB, F + (size_t)(j0 + 16 * q) * N + k0 + kk,
-                                    (size_t)N, km, rmask[q]);
-                }
-                for (int it = lo; it < hi; it++) {
-                    int i0 = it * G_MR;
-                    int nrow = C - i0 < G_MR ? C - i0 : G_MR;
-                    const float *A = F + (size_t)i0 * N + k0;
-                    /* vectors of columns all left of the diagonal (j < i0) are the
-                     * lower triangle: skipped, the mirror fills them */
-                    int v0 = (i0 - j0) / 16;
-                    if (v0 <= 0) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 0);
-                    else if (v0 == 1) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 1);
-                    else if (v0 == 2) gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 2);
-                    else gram_fwd_tile(G, C, A, (size_t)N, P, kc, i0, nrow, j0, k0 == 0, 3);
-                }
+                gram_fwd_chunk(G, F, C, N, P, j0, rmask, k0, kc, lo, hi, k0 == 0);
             }
         }
 #pragma omp barrier
@@ -233,12 +301,21 @@ void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int
          * Fp (in L2), then every i-tile streams it; an i-tile's S panel stays in L1
          * over the block's GB_NB/64 tiles. */
         float *Fp = Fbuf + (size_t)omp_get_thread_num() * C * GB_NB;
+        /* Items are (pixel block, range of i-tiles). Small maps (14x14 has one block)
+         * also split the i-tiles, so that every thread has work; a thread's items of
+         * one block are consecutive and share its copy of the block. */
         const long nblk = ((long)N + GB_NB - 1) / GB_NB;
+        int nsplit = (int)((2 * omp_get_num_threads() + nblk - 1) / nblk);
+        if (nsplit > nit) nsplit = nit;
+        long bcopied = -1;
 #pragma omp for schedule(static)
-        for (long b = 0; b < nblk; b++) {
+        for (long item = 0; item < nblk * nsplit; item++) {
+            long b = item / nsplit;
+            int part = (int)(item % nsplit);
+            int it0 = (int)((long)part * nit / nsplit), it1 = (int)((long)(part + 1) * nit / nsplit);
             size_t n0 = (size_t)b * GB_NB;
             int nb = (size_t)N - n0 < GB_NB ? (int)((size_t)N - n0) : GB_NB;
-            for (int j = 0; j < C; j++) {
+            for (int j = 0; j < C && bcopied != b; j++) {
                 const float *src = F + (size_t)j * N + n0;
                 float *dst = Fp + (size_t)j * GB_NB;
                 if (nb == GB_NB) {
@@ -253,7 +330,8 @@ void gram_backward_avx512(float *dF, const float *dG, const float *F, int C, int
                     }
                 }
             }
-            for (int it = 0; it < nit; it++) {
+            bcopied = b;
+            for (int it = it0; it < it1; it++) {
                 int i0 = it * G_MR, nrow = C - i0 < G_MR ? C - i0 : G_MR;
                 for (int s = 0; s < GB_NB / G_NB && s * G_NB < nb; s++) {
                     __mmask16 m[4];

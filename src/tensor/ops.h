@@ -58,6 +58,10 @@ void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, cons
                      int H, int W, conv3x3_workspace *ws);
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W,
                             conv3x3_workspace *ws);
+/* The forward pass fused with the ReLU after it: the same as conv3x3_forward then
+ * relu_forward(out, out), without a second pass over memory. */
+void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
+                          int H, int W, conv3x3_workspace *ws);
 /* The backward pass to the input fused with the backward of the ReLU that produced this
  * conv's input: the same as conv3x3_backward_input then relu_backward(dinp, dinp, mask),
  * without a second pass over memory. mask is that ReLU's output, (C_in,H,W). */

@@ -220,7 +220,7 @@ static void wino_prefetch_out(float *out, const float *mask, const wino_seg (*se
 /* Output channels co0.. (nco of them) of the block: M is (>= nco, 16, mt) (channels
  * m_cstride(mt) apart) at tile 0 of the block; out, mask (or NULL) are (C_out,H,W); bias is (C_out) or NULL. */
 __attribute__((noinline)) static void wino_output(float *out, const float *M, size_t mt, const float *bias, const float *mask,
-                        const wino_seg (*seg)[16], const int *nseg, int nvec, int co0, int nco,
+                        int relu, const wino_seg (*seg)[16], const int *nseg, int nvec, int co0, int nco,
                         int H, int W) {
     const size_t HW = (size_t)H * W;
     /* interleave lanes of (y[a][0], y[a][1]) into raw elements 0..15 / 16..31 */
@@ -269,6 +269,10 @@ __attribute__((noinline)) static void wino_output(float *out, const float *M, si
                         r0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k0, mask + o), z, _CMP_GT_OQ), r0);
                         r1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k1, mask + o + 16), z, _CMP_GT_OQ), r1);
                     }
+                    if (relu) { /* fused forward ReLU: r > 0 ? r : 0 */
+                        r0 = _mm512_max_ps(r0, _mm512_setzero_ps());
+                        r1 = _mm512_max_ps(r1, _mm512_setzero_ps());
+                    }
                     if (g->mo == 0xFFFFFFFFu) { /* (plain stores: cheaper than masked ones) */
                         _mm512_storeu_ps(out + o, r0);
                         _mm512_storeu_ps(out + o + 16, r1);
@@ -301,9 +305,9 @@ static void scratch_put(conv3x3_workspace *ws, float *p) {
 
 /* out is (C_out,H,W), inp is (C_in,H,W), U is (16, ceil(C_out/8), C_in, 8) (the transformed
  * weights, zero past C_out), bias is (C_out) or NULL, mask is (C_out,H,W) or NULL (then out
- * is zeroed where mask <= 0). Returns 0, or -1 (out untouched) if out of memory. */
+ * is zeroed where mask <= 0); relu: out = max(out, 0). Returns 0, or -1 (out untouched) if out of memory. */
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
-                                const float *mask, int C_in, int C_out, int H, int W,
+                                const float *mask, int relu, int C_in, int C_out, int H, int W,
                                 conv3x3_workspace *ws) {
     if (H <= 0 || W <= 0 || C_out <= 0) return 0;
     const int nty = (H + 1) / 2, ntx = (W + 1) / 2;
@@ -317,6 +321,9 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
         long nb48 = (T + 47) / 48;
         nb = nb48 < 2 * nth ? nb48 : 2 * nth;
     }
+    /* A multiple of the thread count, so that no thread gets one block more than the
+     * others (9 blocks on 2 threads idle one of them for a ninth of the layer) */
+    nb = (nb + nth - 1) / nth * nth;
     if (nb > nvec_all) nb = nvec_all;
     while ((nvec_all + nb - 1) / nb > WINO_MAXV) nb++; /* (never: nb >= T/WINO_BT) */
     const int nvmax = (int)((nvec_all + nb - 1) / nb);
@@ -369,14 +376,14 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
                         if (xi / 2 < nco)
                             wino_prefetch_out(out, mask, (const wino_seg(*)[16])seg, nseg, nvec, co0 + xi / 2, xi % 2, H, W);
                     }
-                    wino_output(out, M, mt, bias, mask, (const wino_seg(*)[16])seg, nseg, nvec, co0, nco, H, W);
+                    wino_output(out, M, mt, bias, mask, relu, (const wino_seg(*)[16])seg, nseg, nvec, co0, nco, H, W);
                 }
             } else {
                 /* Large C_in: one GEMM at a time over all channel blocks, so only the
                  * V[xi] panel (C_in x tiles) needs to stay in L2 */
                 wino_gemms(M, V, U, xstride, mt, ncob, cb0, cb1, 0, 16, nvec, C_in);
                 int co0 = cb0 * WINO_KB, co1 = cb1 * WINO_KB < C_out ? cb1 * WINO_KB : C_out;
-                wino_output(out, M, mt, bias, mask, (const wino_seg(*)[16])seg, nseg, nvec, co0, co1 - co0, H, W);
+                wino_output(out, M, mt, bias, mask, relu, (const wino_seg(*)[16])seg, nseg, nvec, co0, co1 - co0, H, W);
             }
         }
     }

@@ -466,6 +466,7 @@ nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, c
         keep[l] = t->is_tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
     if ((s = vgg19_acts_build(&t->vacts, t->depth, S, S, keep, err))) goto fail;
+    vgg19_acts_fuse_relus(&t->vacts); /* the losses read kept convs only */
     for (int l = 0; l < t->depth; l++) {
         if (t->tap[l].content_w == 0.0f) continue;
         t->tap[l].P = nst_alloc_array(vgg19_layer_size(&t->vacts, l), sizeof(float));

@@ -272,6 +272,7 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
         keep[l] = t->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
     s = vgg19_acts_build(&t->acts, depth, t->H, t->W, keep, err);
+    if (s == NST_OK) vgg19_acts_fuse_relus(&t->acts); /* the losses read kept convs only */
     if (s) return s;
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
