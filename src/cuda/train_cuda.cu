@@ -17,22 +17,41 @@ extern "C" {
 }
 
 #define THREADS 256
+#define MAX_LANES 4
+
+typedef struct fast_cuda_lane lane;
+
+/* The VGG19 loss of one photo at a time, on a stream of its own: a batch's photos run in
+ * up to MAX_LANES lanes at once (the VGG19 on the GPU takes one image, and one image's
+ * deeper convolutions leave most of the GPU idle; several streams fill it). Each lane has
+ * its own context (stream, cuDNN and cuBLAS handles), its own copy of the VGG19 weights
+ * (bound to that context), activations and loss buffers: the photos are independent, so
+ * the result is the same whatever runs beside what. */
+struct fast_cuda_lane {
+    fast_cuda *f;
+    nst_cuda *ctx;
+    vgg19_cuda *vgg;
+    vgg19_cuda_acts va;
+    cuda_reduce_scratch red;
+    float *P[NST_NUM_LAYERS];                      /* content targets (C,H,W) */
+    float *G[NST_NUM_LAYERS], *dG[NST_NUM_LAYERS]; /* (C,C) */
+    float *vgrad;                                  /* (3,S,S) d(loss)/d(VGG input) */
+    cudaEvent_t done;                              /* the lane's photos of the step */
+};
 
 struct fast_cuda {
-    nst_cuda *ctx;
+    nst_cuda *ctx; /* the network, Adam and the step's order */
     int B, S, depth, content_depth;
     float lr, tv_weight;
     float content_w[NST_NUM_LAYERS], style_w[NST_NUM_LAYERS];
     unsigned char is_tap[NST_NUM_LAYERS];
     jn_cuda *net;
-    vgg19_cuda *vgg;
-    vgg19_cuda_acts va;
-    cuda_reduce_scratch red;
-    float *P[NST_NUM_LAYERS];                          /* content targets (C,H,W) */
-    float *A[NST_NUM_LAYERS], *G[NST_NUM_LAYERS], *dG[NST_NUM_LAYERS]; /* (C,C) */
-    float *dout;  /* (B,3,S,S) d(loss)/d(network output) */
-    float *vgrad; /* (3,S,S) d(loss)/d(VGG input) */
-    float *m, *v; /* Adam */
+    float *A[NST_NUM_LAYERS]; /* the painting's Grams (C,C), shared by the lanes */
+    int n_lanes;
+    lane lanes[MAX_LANES];
+    cudaEvent_t ready;  /* the network's forward pass of the step */
+    float *dout;        /* (B,3,S,S) d(loss)/d(network output) */
+    float *m, *v;       /* Adam */
     double *slots;      /* device: per image and layer (content, style), then per image tv */
     double *host_slots; /* pinned host copy */
     size_t n_slots;
@@ -62,30 +81,39 @@ __global__ static void from_vgg_kernel(float *d, const float *g, size_t hw) {
     d[2 * hw + i] = g[i];
 }
 
-static nst_status to_vgg(fast_cuda *f, const float *x, float scale, nst_error *err) {
-    size_t hw = (size_t)f->S * f->S;
-    to_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, f->ctx->stream>>>(f->va.input, x, hw, scale, MEAN_BGR[0],
-                                                                        MEAN_BGR[1], MEAN_BGR[2]);
+static nst_status to_vgg(lane *ln, const float *x, float scale, nst_error *err) {
+    size_t hw = (size_t)ln->f->S * ln->f->S;
+    to_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ln->ctx->stream>>>(ln->va.input, x, hw, scale, MEAN_BGR[0],
+                                                                         MEAN_BGR[1], MEAN_BGR[2]);
     return nst_cuda_check(cudaGetLastError(), "VGG input", err);
 }
 
 /* ---- building --------------------------------------------------------------------------- */
 
+static void lane_free(lane *ln) {
+    if (ln->ctx) cudaStreamSynchronize(ln->ctx->stream);
+    vgg19_cuda_acts_free(&ln->va);
+    vgg19_cuda_free(ln->vgg);
+    cuda_reduce_scratch_free(&ln->red);
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        cudaFree(ln->P[l]);
+        cudaFree(ln->G[l]);
+        cudaFree(ln->dG[l]);
+    }
+    cudaFree(ln->vgrad);
+    if (ln->done) cudaEventDestroy(ln->done);
+    nst_cuda_destroy(ln->ctx);
+    memset(ln, 0, sizeof *ln);
+}
+
 void fast_cuda_free(fast_cuda *f) {
     if (!f) return;
     cudaStreamSynchronize(f->ctx->stream);
+    for (int k = 0; k < MAX_LANES; k++) lane_free(&f->lanes[k]);
     jn_cuda_free(f->net);
-    vgg19_cuda_acts_free(&f->va);
-    vgg19_cuda_free(f->vgg);
-    cuda_reduce_scratch_free(&f->red);
-    for (int l = 0; l < NST_NUM_LAYERS; l++) {
-        cudaFree(f->P[l]);
-        cudaFree(f->A[l]);
-        cudaFree(f->G[l]);
-        cudaFree(f->dG[l]);
-    }
+    for (int l = 0; l < NST_NUM_LAYERS; l++) cudaFree(f->A[l]);
+    if (f->ready) cudaEventDestroy(f->ready);
     cudaFree(f->dout);
-    cudaFree(f->vgrad);
     cudaFree(f->m);
     cudaFree(f->slots);
     cudaFreeHost(f->host_slots);
@@ -94,6 +122,36 @@ void fast_cuda_free(fast_cuda *f) {
 }
 
 static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
+
+#define TRY(call)                      \
+    do {                               \
+        nst_status s_ = (call);        \
+        if (s_ != NST_OK) return s_;   \
+    } while (0)
+
+/* a lane's context, weights, activations and loss buffers (freed by lane_free, also
+ * after a failure half-way) */
+static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg, const nst_vgg19 *vgg,
+                             const unsigned char *keep, nst_error *err) {
+    ln->f = f;
+    TRY(nst_cuda_create(&ln->ctx, err));
+    TRY(vgg19_cuda_upload(&ln->vgg, ln->ctx, vgg, f->depth, err));
+    TRY(vgg19_cuda_acts_build(&ln->va, ln->vgg, f->depth, f->S, f->S, keep, cfg->precision, err));
+    TRY(cuda_reduce_scratch_build(&ln->red, ln->ctx, err));
+    TRY(cuda_set_gemm_precision(ln->ctx, cfg->precision, err));
+    TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->vgrad, (size_t)3 * f->S * f->S, sizeof(float), "the training gradients", err));
+    for (int l = 0; l < f->depth; l++) {
+        size_t C = (size_t)ln->va.C[l];
+        if (f->content_w[l] != 0.0f)
+            TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->P[l], vgg19_cuda_layer_size(&ln->va, l), sizeof(float), "the content targets", err));
+        if (f->style_w[l] != 0.0f) {
+            TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->G[l], C * C, sizeof(float), "the Grams", err));
+            TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->dG[l], C * C, sizeof(float), "the Grams", err));
+        }
+    }
+    NST_CUDA_TRY(cudaEventCreateWithFlags(&ln->done, cudaEventDisableTiming), err);
+    return NST_OK;
+}
 
 nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
                            const johnson_net *net, const float *content_w, const float *style_w,
@@ -118,31 +176,25 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
     nst_status s;
+    f->n_lanes = f->B < MAX_LANES ? f->B : MAX_LANES;
     if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
-        (s = vgg19_cuda_upload(&f->vgg, ctx, vgg, f->depth, err)) ||
-        (s = vgg19_cuda_acts_build(&f->va, f->vgg, f->depth, f->S, f->S, keep, cfg->precision, err)) ||
-        (s = cuda_reduce_scratch_build(&f->red, ctx, err)) || (s = cuda_set_gemm_precision(ctx, cfg->precision, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
-        (s = nst_cuda_alloc(ctx, (void **)&f->vgrad, 3 * hw, sizeof(float), "the training gradients", err)) ||
-        (s = nst_cuda_alloc(ctx, (void **)&f->m, 2 * n, sizeof(float), "the Adam state", err)))
+        (s = nst_cuda_alloc(ctx, (void **)&f->m, 2 * n, sizeof(float), "the Adam state", err)) ||
+        (s = nst_cuda_check(cudaEventCreateWithFlags(&f->ready, cudaEventDisableTiming), "cudaEventCreate", err)))
         goto fail;
+    for (int k = 0; k < f->n_lanes; k++)
+        if ((s = lane_build(&f->lanes[k], f, cfg, vgg, keep, err))) goto fail;
     f->v = f->m + n;
     if ((s = nst_cuda_check(cudaMemsetAsync(f->m, 0, 2 * n * sizeof(float), ctx->stream), "cudaMemsetAsync", err))) goto fail;
     for (int l = 0; l < f->depth; l++) {
-        int C = f->va.C[l];
-        if (content_w[l] != 0.0f &&
-            (s = nst_cuda_alloc(ctx, (void **)&f->P[l], vgg19_cuda_layer_size(&f->va, l), sizeof(float), "the content targets", err)))
-            goto fail;
         if (style_w[l] == 0.0f) continue;
+        size_t C = (size_t)f->lanes[0].va.C[l];
         if (!style_A[l]) {
             s = nst_fail(err, NST_ERR_ARG, "no style target at %s", nst_layer_name(l));
             goto fail;
         }
-        if ((s = nst_cuda_alloc(ctx, (void **)&f->A[l], (size_t)C * C, sizeof(float), "the style targets", err)) ||
-            (s = nst_cuda_alloc(ctx, (void **)&f->G[l], (size_t)C * C, sizeof(float), "the style targets", err)) ||
-            (s = nst_cuda_alloc(ctx, (void **)&f->dG[l], (size_t)C * C, sizeof(float), "the style targets", err)) ||
-            (s = nst_cuda_check(cudaMemcpy(f->A[l], style_A[l], (size_t)C * C * sizeof(float), cudaMemcpyHostToDevice),
-                                "cudaMemcpy", err)))
+        if ((s = nst_cuda_alloc(ctx, (void **)&f->A[l], C * C, sizeof(float), "the style targets", err)) ||
+            (s = nst_cuda_check(cudaMemcpy(f->A[l], style_A[l], C * C * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy", err)))
             goto fail;
     }
     f->n_slots = (size_t)f->B * NST_NUM_LAYERS * 2 + f->B;
@@ -163,68 +215,79 @@ fail:
 /* ---- a step ------------------------------------------------------------------------------ */
 
 /* the losses' gradient at VGG layer l (vgg19_cuda_tap_fn), as fast.c's tap_backward */
-static nst_status tap_grad(void *vf, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
-    fast_cuda *f = (fast_cuda *)vf;
+static nst_status tap_grad(void *vl, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
+    lane *ln = (lane *)vl;
+    const fast_cuda *f = ln->f;
     float inv_b = 1.0f / (float)f->B; /* the loss is the batch's mean */
     nst_status s = NST_OK;
     if (f->content_w[l] != 0.0f)
-        s = cuda_content_loss_backward(f->ctx, grad, a->out[l], f->P[l], vgg19_cuda_layer_size(a, l), f->content_w[l] * inv_b, err);
+        s = cuda_content_loss_backward(ln->ctx, grad, a->out[l], ln->P[l], vgg19_cuda_layer_size(a, l), f->content_w[l] * inv_b, err);
     if (!s && f->style_w[l] != 0.0f) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        s = cuda_style_loss_backward(f->ctx, grad, f->dG[l], f->G[l], f->A[l], a->out[l], C, N, gram_norm(C, N),
+        s = cuda_style_loss_backward(ln->ctx, grad, ln->dG[l], ln->G[l], f->A[l], a->out[l], C, N, gram_norm(C, N),
                                      f->style_w[l] * inv_b, err);
     }
     return s;
 }
 
-#define TRY(call)                      \
-    do {                               \
-        nst_status s_ = (call);        \
-        if (s_ != NST_OK) return s_;   \
-    } while (0)
+/* photo b's losses (into its slots) and d(loss)/d(output b) (into dout), on the lane's
+ * stream: x, y are the batch's photos and stylised photos (N,3,S,S) */
+static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, nst_error *err) {
+    fast_cuda *f = ln->f;
+    nst_cuda *ctx = ln->ctx;
+    size_t hw = (size_t)f->S * f->S, n = 3 * hw;
+    /* content target: the photo's features */
+    TRY(to_vgg(ln, x + b * n, 255.0f, err));
+    for (int l = 0; l < f->content_depth; l++) {
+        TRY(vgg19_cuda_forward_layer(ln->vgg, &ln->va, l, err));
+        if (ln->P[l])
+            NST_CUDA_TRY(cudaMemcpyAsync(ln->P[l], ln->va.out[l], vgg19_cuda_layer_size(&ln->va, l) * sizeof(float),
+                                         cudaMemcpyDeviceToDevice, ctx->stream), err);
+    }
+    /* the stylised photo's losses */
+    const float *yb = y + b * n;
+    TRY(to_vgg(ln, yb, 1.0f, err));
+    double *slot = f->slots + (size_t)b * NST_NUM_LAYERS * 2;
+    for (int l = 0; l < f->depth; l++) {
+        TRY(vgg19_cuda_forward_layer(ln->vgg, &ln->va, l, err));
+        if (f->content_w[l] != 0.0f)
+            TRY(cuda_content_loss_forward(ctx, &ln->red, ln->va.out[l], ln->P[l], vgg19_cuda_layer_size(&ln->va, l),
+                                          slot + 2 * l, err));
+        if (f->style_w[l] != 0.0f) {
+            int C = ln->va.C[l], N = ln->va.Hl[l] * ln->va.Wl[l];
+            TRY(cuda_style_loss_forward(ctx, &ln->red, ln->G[l], ln->va.out[l], f->A[l], C, N, gram_norm(C, N),
+                                        slot + 2 * l + 1, err));
+        }
+    }
+    float *db = f->dout + b * n;
+    TRY(vgg19_cuda_backward(ln->vgg, &ln->va, f->is_tap, tap_grad, ln, ln->vgrad, err));
+    from_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ctx->stream>>>(db, ln->vgrad, hw);
+    NST_CUDA_TRY(cudaGetLastError(), err);
+    if (f->tv_weight > 0.0f) {
+        double *tv = f->slots + (size_t)f->B * NST_NUM_LAYERS * 2 + b;
+        TRY(cuda_tv_loss_forward(ctx, &ln->red, yb, 3, f->S, f->S, tv, err));
+        TRY(cuda_tv_loss_backward(ctx, db, yb, 3, f->S, f->S, f->tv_weight / f->B, err));
+    }
+    return NST_OK;
+}
 
 /* the batch's losses (into the device slots) and gradient (into the network's) */
 static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
-    nst_cuda *ctx = f->ctx;
-    size_t hw = (size_t)f->S * f->S, n = 3 * hw;
+    cudaStream_t st = f->ctx->stream;
+    size_t n = (size_t)3 * f->S * f->S;
     float *x = jn_cuda_input(f->net);
-    NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, ctx->stream), err);
-    NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), ctx->stream), err);
+    NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, st), err);
+    NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), st), err);
     TRY(jn_cuda_forward(f->net, err));
+    /* the lanes start when the network's output is there ... */
+    NST_CUDA_TRY(cudaEventRecord(f->ready, st), err);
+    for (int k = 0; k < f->n_lanes; k++) NST_CUDA_TRY(cudaStreamWaitEvent(f->lanes[k].ctx->stream, f->ready, 0), err);
     const float *y = jn_cuda_output(f->net);
-    for (int b = 0; b < f->B; b++) {
-        /* content target: the photo's features */
-        TRY(to_vgg(f, x + b * n, 255.0f, err));
-        for (int l = 0; l < f->content_depth; l++) {
-            TRY(vgg19_cuda_forward_layer(f->vgg, &f->va, l, err));
-            if (f->P[l])
-                NST_CUDA_TRY(cudaMemcpyAsync(f->P[l], f->va.out[l], vgg19_cuda_layer_size(&f->va, l) * sizeof(float),
-                                             cudaMemcpyDeviceToDevice, ctx->stream), err);
-        }
-        /* the stylised photo's losses */
-        const float *yb = y + b * n;
-        TRY(to_vgg(f, yb, 1.0f, err));
-        double *slot = f->slots + (size_t)b * NST_NUM_LAYERS * 2;
-        for (int l = 0; l < f->depth; l++) {
-            TRY(vgg19_cuda_forward_layer(f->vgg, &f->va, l, err));
-            if (f->content_w[l] != 0.0f)
-                TRY(cuda_content_loss_forward(ctx, &f->red, f->va.out[l], f->P[l], vgg19_cuda_layer_size(&f->va, l),
-                                              slot + 2 * l, err));
-            if (f->style_w[l] != 0.0f) {
-                int C = f->va.C[l], N = f->va.Hl[l] * f->va.Wl[l];
-                TRY(cuda_style_loss_forward(ctx, &f->red, f->G[l], f->va.out[l], f->A[l], C, N, gram_norm(C, N),
-                                            slot + 2 * l + 1, err));
-            }
-        }
-        float *db = f->dout + b * n;
-        TRY(vgg19_cuda_backward(f->vgg, &f->va, f->is_tap, tap_grad, f, f->vgrad, err));
-        from_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ctx->stream>>>(db, f->vgrad, hw);
-        NST_CUDA_TRY(cudaGetLastError(), err);
-        if (f->tv_weight > 0.0f) {
-            double *tv = f->slots + (size_t)f->B * NST_NUM_LAYERS * 2 + b;
-            TRY(cuda_tv_loss_forward(ctx, &f->red, yb, 3, f->S, f->S, tv, err));
-            TRY(cuda_tv_loss_backward(ctx, db, yb, 3, f->S, f->S, f->tv_weight / f->B, err));
-        }
+    for (int b = 0; b < f->B; b++) TRY(lane_photo(&f->lanes[b % f->n_lanes], b, x, y, err));
+    /* ... and the network's backward pass waits for all of them */
+    for (int k = 0; k < f->n_lanes; k++) {
+        NST_CUDA_TRY(cudaEventRecord(f->lanes[k].done, f->lanes[k].ctx->stream), err);
+        NST_CUDA_TRY(cudaStreamWaitEvent(st, f->lanes[k].done, 0), err);
     }
     TRY(jn_cuda_zero_grads(f->net, err));
     return jn_cuda_backward(f->net, f->dout, NULL, err);
