@@ -510,33 +510,34 @@ static size_t workspace(const cu_conv *c, cudnnHandle_t h, int pass, int algo) {
     return st == CUDNN_STATUS_SUCCESS ? b : (size_t)-1;
 }
 
-/* The first usable candidate of a pass: it ran (or is supported), is deterministic, fits
- * the workspace limit and computes in the precision asked for (fp32: FMA only, never
- * tensor cores; tf32: no conversion to half precision). */
+/* The first usable candidate of a pass: it ran (or is supported), is deterministic (if any
+ * usable one is), fits the workspace limit and computes in the precision asked for (fp32:
+ * FMA only, never tensor cores; tf32: no conversion to half precision). */
 static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int search, size_t ws_limit, int *algo,
                          size_t *ws, nst_error *err) {
     static const char *const names[] = {"forward", "backward-data", "backward-filter"};
     cand cs[MAXA];
     int n = 0;
     NST_CUDNN_TRY(candidates(c, ctx->cudnn, pass, search, cs, &n), err);
-    for (int k = 0; k < n; k++) {
-        const cand *p = &cs[k];
-        if (p->status != CUDNN_STATUS_SUCCESS || p->determinism != CUDNN_DETERMINISTIC) continue;
+    /* a deterministic algorithm if one fits; else (never seen) the best of the others */
+    for (int k = 0; k < 2 * n; k++) {
+        const cand *p = &cs[k % n];
+        if (p->status != CUDNN_STATUS_SUCCESS || (k < n && p->determinism != CUDNN_DETERMINISTIC)) continue;
         if (p->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (precision == CU_FP32 && p->math == CUDNN_TENSOR_OP_MATH)) continue;
         size_t need = workspace(c, ctx->cudnn, pass, p->algo);
         if (need > ws_limit) continue;
         *algo = p->algo;
         if (need > *ws) *ws = need;
         size_t len = strlen(c->about);
-        snprintf(c->about + len, sizeof c->about - len, "%s%s %d", len ? ", " : "", pass == PASS_FWD ? "fwd" : pass == PASS_DATA ? "data" : "filter",
-                 p->algo);
+        snprintf(c->about + len, sizeof c->about - len, "%s%s %d%s", len ? ", " : "", pass == PASS_FWD ? "fwd" : pass == PASS_DATA ? "data" : "filter",
+                 p->algo, p->determinism == CUDNN_DETERMINISTIC ? "" : " (non-deterministic)");
         if (search) {
             len = strlen(c->about);
             snprintf(c->about + len, sizeof c->about - len, " (%.3f ms)", p->ms);
         }
         return NST_OK;
     }
-    return nst_fail(err, NST_ERR_IO, "cuDNN: no usable deterministic %s algorithm for a %s convolution (%d candidates)",
+    return nst_fail(err, NST_ERR_IO, "cuDNN: no usable %s algorithm for a %s convolution (%d candidates)",
                     names[pass], precision == CU_FP32 ? "fp32" : "tf32", n);
 }
 
