@@ -114,8 +114,9 @@ enum { CU_FP32 = 0, CU_TF32 = 1 };
 /* One convolution geometry (conv2d.h: valid, stride S, no bias inside; the caller pads):
  * inp (N,C_in,H,W), weight (C_out,C_in,K,K), out (N,C_out,Ho,Wo), Ho = (H-K)/S+1.
  * Algorithms are chosen once here, for each pass (train = 0: the forward pass only): the
- * first deterministic one (else, never seen, the first other) in the precision asked for that needs at most ws_limit bytes of
- * workspace, in the order of cudnnFind's measurements (search = 1: the fastest on this
+ * first deterministic one (else, never seen, the first other) in the precision asked for
+ * that needs at most ws_limit bytes of workspace, in the order of cudnnFind's
+ * measurements (search = 1: the fastest on this
  * GPU now, but timing noise may pick another one next run) or of cuDNN's heuristics
  * (search = 0: the same choice every run, so that training is reproducible bit for bit).
  * *ws_bytes receives the most workspace that any of its passes needs. */
