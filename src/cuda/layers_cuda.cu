@@ -537,6 +537,18 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
         }
         return NST_OK;
     }
+    /* none: the plain implicit-GEMM kernels, which take any shape (and little workspace) */
+    static const int fallback[3] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+    size_t need = workspace(c, ctx->cudnn, pass, fallback[pass]);
+    if (need <= ws_limit) {
+        *algo = fallback[pass];
+        if (need > *ws) *ws = need;
+        size_t len = strlen(c->about);
+        snprintf(c->about + len, sizeof c->about - len, "%s%s %d (fallback)", len ? ", " : "",
+                 pass == PASS_FWD ? "fwd" : pass == PASS_DATA ? "data" : "filter", fallback[pass]);
+        return NST_OK;
+    }
     return nst_fail(err, NST_ERR_IO, "cuDNN: no usable %s algorithm for a %s convolution (%d candidates)",
                     names[pass], precision == CU_FP32 ? "fp32" : "tf32", n);
 }
