@@ -41,7 +41,8 @@ step() {
     [ $rc -eq 77 ] && verdict=skipped
     [ $rc -eq 124 ] && verdict="TIMED OUT after ${limit}s"
     echo "$name: $verdict (status $rc, $((SECONDS - t0)) s)" | tee -a "$OUT/summary.txt"
-    tail -n 25 "$OUT/$name.log"
+    grep -m 30 "FAIL" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
+    tail -n 20 "$OUT/$name.log"
     return $rc
 }
 
