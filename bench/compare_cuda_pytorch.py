@@ -16,15 +16,23 @@ nst chooses its cuDNN algorithms by cuDNN's heuristics, as PyTorch eager does by
 (torch.backends.cudnn.benchmark off); with --search-sizes nst also runs with
 NST_CUDNN_SEARCH=1 (cudnnFind measures them) and PyTorch with cudnn.benchmark on.
 Every configuration runs in its own process; the --sizes alternate nst / PyTorch twice
-and keep each side's best. Then --try-sizes grow until a side no longer fits in the GPU's
-memory: the largest size each side ran is printed.
+and keep each side's best. Then --try-sizes (none by default: each costs a process per
+side) grow until a side no longer fits in the GPU's memory: the largest size each side
+ran is printed.
+
+--torch-profile N prints, instead of the comparison, PyTorch's own profile of the same
+step at N x N (torch.profiler over --iters steps after 2 warm-up steps): the 25 CUDA
+kernels with the most time per step, so that cuDNN's kernel choices can be compared with
+nst's (NST_CUDA_PROFILE=1 nst bench --device cuda). --tf32 / --search apply to it too.
 
 GPU memory: nst's is what the run took (cudaMemGetInfo before and after it was built);
 PyTorch's is torch.cuda.max_memory_allocated() (its caching allocator's peak).
 
 usage: python3 bench/compare_cuda_pytorch.py --weights DIR [--nst build/nst]
-           [--sizes 512,1024,2048] [--try-sizes 3072,4096,5120] [--tf32-sizes 2048]
+           [--sizes 512,1024,2048] [--try-sizes 3072,4096] [--tf32-sizes 2048]
            [--search-sizes 2048] [--iters 5]
+       python3 bench/compare_cuda_pytorch.py --weights DIR --torch-profile 512 [--iters 3]
+           [--tf32] [--search]
 DIR is the VGG19 weights folder (shared/models/vgg19). Needs PyTorch with CUDA.
 """
 import argparse
@@ -56,6 +64,39 @@ def torch_worker(size, iters, weights, tf32, search):
         sys.exit(3)
     print(f"ms_per_step={best * 1e3:.3f} gpu_mb={torch.cuda.max_memory_allocated() / 1e6:.1f} "
           f"device={torch.cuda.get_device_name(0)!r} torch={torch.__version__}")
+
+
+def torch_profile(size, iters, weights, tf32, search):
+    """PyTorch's CUDA kernels for one seed step: time per step, calls per step."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+    if not torch.cuda.is_available():
+        print("error: PyTorch sees no CUDA GPU")
+        sys.exit(2)
+    torch.backends.cudnn.benchmark = search
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    acts = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+    with profile(activities=acts, schedule=schedule(wait=1, warmup=1, active=iters)) as prof:
+        best = compare_pytorch.seed_step_best(torch, size, iters, device="cuda", weights_dir=weights,
+                                              on_step=prof.step)
+    rows, ops = [], []
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", None)
+        if t is None:
+            t = getattr(e, "self_cuda_time_total", 0)
+        if t > 0:  # kernels (device type CUDA); aten ops carry their kernels' time too
+            (rows if str(getattr(e, "device_type", "")).endswith("CUDA") else ops).append(
+                (t / iters / 1e3, e.count / iters, e.key))
+    rows = rows or ops
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"PyTorch {torch.__version__} profile: seed step at {size}x{size}, "
+          f"{'tf32' if tf32 else 'fp32'}, cudnn.benchmark {search}; best step {best * 1e3:.2f} ms (unprofiled "
+          f"timing inside the profiled run); GPU time in kernels {total:.2f} ms per step")
+    print(f"{'ms/step':>8} {'share':>6} {'calls':>5}  kernel (top 25 by time)")
+    for ms, calls, name in rows[:25]:
+        print(f"{ms:8.3f} {100 * ms / total:5.1f}% {calls:5.1f}  {name[:150]}")
 
 
 def run(cmd, env=None):
@@ -104,14 +145,18 @@ def main():
     ap.add_argument("--nst", default=os.path.join(HERE, "..", "build", "nst"))
     ap.add_argument("--weights", default=compare_pytorch.WEIGHTS)
     ap.add_argument("--sizes", default="512,1024,2048")
-    ap.add_argument("--try-sizes", default="3072,4096,5120")
+    ap.add_argument("--try-sizes", default="")
     ap.add_argument("--tf32-sizes", default="")
     ap.add_argument("--search-sizes", default="")
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--torch-profile", type=int, metavar="N", help="print PyTorch's kernel profile at N x N")
     ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--search", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tf32", action="store_true", help="with --torch-profile: TF32 on")
+    ap.add_argument("--search", action="store_true", help="with --torch-profile: cudnn.benchmark on")
     a = ap.parse_args()
+    if a.torch_profile:
+        torch_profile(a.torch_profile, a.iters, a.weights, a.tf32, a.search)
+        return
     if a.torch_worker:
         torch_worker(a.torch_worker, a.iters, a.weights, a.tf32, a.search)
         return
@@ -156,15 +201,16 @@ def main():
         for name, step in (("nst", nst_step), ("PyTorch", torch_step)):
             res[name] = (None, None, "skipped: a smaller size failed")
             if alive[name]:
-                res[name] = step(a, size, False, 2)
+                res[name] = step(a, size, False, 1)
                 if res[name][0] is None:
                     alive[name] = False
                     print(f"  {size}: {name} failed: {res[name][2]}", flush=True)
                 else:
                     largest[name] = size
         row(size, "fp32", res["nst"][:2], res["PyTorch"][:2])
-    print(f"largest size run (of {a.sizes},{a.try_sizes}): nst {largest['nst'] or 'none'}, "
-          f"PyTorch {largest['PyTorch'] or 'none'}")
+    if a.try_sizes:
+        print(f"largest size run (of {a.sizes},{a.try_sizes}): nst {largest['nst'] or 'none'}, "
+              f"PyTorch {largest['PyTorch'] or 'none'}")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,10 @@ def load_vgg19(torch, weights_dir, depth_block):
     return params
 
 
-def seed_step_best(torch, size, iters, device="cpu", weights_dir=WEIGHTS):
+def seed_step_best(torch, size, iters, device="cpu", weights_dir=WEIGHTS, on_step=None):
     """Best time in seconds of one seed-preset step (see the docstring) at size x size on
-    device ("cpu" or "cuda"), over iters steps after 2 warm-up steps. Also used by
+    device ("cpu" or "cuda"), over iters steps after 2 warm-up steps. on_step: None, or
+    called after each step (a torch.profiler's step()). Also used by
     compare_cuda_pytorch.py."""
     import torch.nn.functional as F
     params = {k: v.to(device) for k, v in load_vgg19(torch, weights_dir, 5).items()}
@@ -101,6 +102,8 @@ def seed_step_best(torch, size, iters, device="cpu", weights_dir=WEIGHTS):
         dt = time.perf_counter() - t0
         if it >= 2:
             best = min(best, dt)
+        if on_step:
+            on_step()
     return best
 
 

@@ -77,7 +77,7 @@ tail -3 "$OUT/transfer_512.stderr"
 [ -s "$OUT/transfer_512.csv" ] && echo "transfer_512 loss: $(sed -n '2p' "$OUT/transfer_512.csv") -> $(tail -1 "$OUT/transfer_512.csv")"
 
 stage compare_pytorch "$OUT/compare.log" 300 "$PY" "$ROOT/bench/compare_cuda_pytorch.py" --nst "$NST" \
-    --weights "$SHARED/models/vgg19" --sizes 512,1024,2048 --try-sizes 4096,5120,6144 --tf32-sizes 2048 --search-sizes 2048 --iters 5
+    --weights "$SHARED/models/vgg19" --sizes 512,1024,2048 --try-sizes 4096 --tf32-sizes 2048 --search-sizes 2048 --iters 5
 cat "$OUT/compare.log"
 
 echo "---"

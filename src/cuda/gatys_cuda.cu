@@ -6,6 +6,7 @@
  * layer l, slot[NST_NUM_LAYERS + l] the style loss, then total variation and the
  * L-BFGS scalars; the host reads them with one copy after a step or a trial. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,16 +226,21 @@ nst_status gatys_cuda_download(gatys_cuda *g, float *x, nst_error *err) {
 
 /* ---- Adam ----------------------------------------------------------------------------- */
 
-nst_status gatys_cuda_adam_step(gatys_cuda *g, double *f, nst_error *err) {
-    nst_status s = eval_device(g, g->x, g->grad, err);
-    if (s) return s;
+/* Queues the Adam update of the image with the gradient in g->grad. */
+static nst_status adam_update(gatys_cuda *g, nst_error *err) {
     g->adam_t++;
     double bc1 = 1.0 - pow(0.9, g->adam_t), bc2 = 1.0 - pow(0.999, g->adam_t);
     float step = (float)(g->cfg->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     adam_kernel<<<nst_grid_for(g->n), 256, 0, g->ctx->stream>>>(g->x, g->grad, g->m, g->v, step, bc2_sqrt, 0.9f,
                                                                 0.999f, 1e-8f, g->n);
     LAUNCH_CHECK(err);
-    return read_losses(g, f, err);
+    return NST_OK;
+}
+
+nst_status gatys_cuda_adam_step(gatys_cuda *g, double *f, nst_error *err) {
+    nst_status s = eval_device(g, g->x, g->grad, err);
+    if (!s) s = adam_update(g, err);
+    return s ? s : read_losses(g, f, err);
 }
 
 /* ---- L-BFGS: optim/lbfgs.c with the vectors and the two-loop scalars on the GPU ---------- */
@@ -533,6 +539,73 @@ nst_status gatys_cuda_build(gatys_cuda **out, const nst_transfer_config *cfg, co
 
 /* ---- benchmark ------------------------------------------------------------------------ */
 
+static float elapsed(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0.0f;
+    return cudaEventElapsedTime(&ms, a, b) == cudaSuccess ? ms : 0.0f;
+}
+
+/* NST_CUDA_PROFILE=1: one more Adam step with events around every layer's forward and
+ * backward, printed one line per conv layer (the ReLU and pool after it in the "rp"
+ * columns; "loss" is the work queued between that layer and the next: the losses' values
+ * in the forward pass, their gradients in the backward pass), with the algorithms. */
+static nst_status profile_step(gatys_cuda *g, nst_error *err) {
+    vgg19_cuda_acts *a = &g->acts;
+    cudaStream_t st = g->ctx->stream;
+    vgg19_cuda_prof prof;
+    cudaEvent_t ev[4] = {0}; /* start, backward done + TV, Adam done, losses read */
+    nst_status s = vgg19_cuda_prof_create(&prof, err);
+    for (int i = 0; i < 4 && !s; i++) s = nst_cuda_check(cudaEventCreate(&ev[i]), "cudaEventCreate", err);
+    double f = 0.0;
+    a->prof = &prof;
+    if (!s) s = nst_cuda_check(cudaEventRecord(ev[0], st), "cudaEventRecord", err);
+    if (!s) s = eval_device(g, g->x, g->grad, err);
+    if (!s) s = nst_cuda_check(cudaEventRecord(ev[1], st), "cudaEventRecord", err);
+    if (!s) s = adam_update(g, err);
+    if (!s) s = nst_cuda_check(cudaEventRecord(ev[2], st), "cudaEventRecord", err);
+    if (!s) s = read_losses(g, &f, err);
+    if (!s) s = nst_cuda_check(cudaEventRecord(ev[3], st), "cudaEventRecord", err);
+    if (!s) s = nst_cuda_check(cudaEventSynchronize(ev[3]), "cudaEventSynchronize", err);
+    a->prof = NULL;
+    if (!s) {
+        int top = a->depth - 1;
+        double sum[6] = {0};
+        printf("profile: one seed step at %dx%d, %s, algorithms %s; ms per layer (rp: the ReLU and pool after the conv)\n",
+               g->W, g->H, a->precision == NST_PRECISION_TF32 ? "tf32" : "fp32",
+               a->searched ? "measured (NST_CUDNN_SEARCH=1)" : "cuDNN heuristics");
+        printf("%-8s %14s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
+               "loss-b", "algorithms");
+        for (int l = 0; l <= top; l++) {
+            if (vgg19_layer_kind(l) != VGG_CONV) continue;
+            double t[6] = {0};
+            for (int k = l; k <= top && (k == l || vgg19_layer_kind(k) != VGG_CONV); k++) {
+                float fwd = elapsed(prof.fwd[k][0], prof.fwd[k][1]);
+                t[k == l ? 0 : 1] += fwd;
+                t[2] += elapsed(prof.fwd[k][1], k < top ? prof.fwd[k + 1][0] : prof.bwd[top][0]);
+                t[k == l ? 3 : 4] += elapsed(prof.bwd[k][1], prof.bwd[k][2]);
+                t[5] += elapsed(prof.bwd[k][0], prof.bwd[k][1]);
+            }
+            char shape[48], algos[160];
+            snprintf(shape, sizeof shape, "%dx%dx%d", a->C[l], a->Hl[l], a->Wl[l]);
+            vgg19_cuda_describe_algos(a, l, algos, sizeof algos);
+            printf("%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
+                   t[3], t[4], t[5], algos);
+            for (int k = 0; k < 6; k++) sum[k] += t[k];
+        }
+        printf("%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
+               sum[5]);
+        printf("profile: start %.3f, forward %.3f, backward %.3f, TV %.3f, Adam %.3f, read-back %.3f; step %.3f ms\n",
+               elapsed(ev[0], prof.fwd[0][0]), elapsed(prof.fwd[0][0], prof.bwd[top][0]),
+               elapsed(prof.bwd[top][0], prof.bwd[0][2]), elapsed(prof.bwd[0][2], ev[1]), elapsed(ev[1], ev[2]),
+               elapsed(ev[2], ev[3]), elapsed(ev[0], ev[3]));
+        printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->content_loss, g->style_loss,
+               g->tv_loss, f);
+    }
+    for (int i = 0; i < 4; i++)
+        if (ev[i]) cudaEventDestroy(ev[i]);
+    vgg19_cuda_prof_destroy(&prof);
+    return s;
+}
+
 nst_status gatys_cuda_bench(gatys_cuda *g, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err) {
     cudaStream_t st = g->ctx->stream;
     vgg19_cuda_acts *a = &g->acts;
@@ -564,12 +637,17 @@ nst_status gatys_cuda_bench(gatys_cuda *g, const nst_bench_config *cfg, nst_benc
     }
     for (int i = 0; i < 4; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
+    const char *prof = getenv("NST_CUDA_PROFILE");
+    if (!s && prof && strcmp(prof, "1") == 0) s = profile_step(g, err);
     if (s) return s;
     res->forward_ms = best[0];
     res->forward_backward_ms = best[1];
     res->step_ms = best[2];
     res->activation_bytes = a->bytes;
-    res->kernel = a->precision == NST_PRECISION_TF32 ? "cudnn-tf32" : "cudnn-fp32";
+    res->kernel = a->precision == NST_PRECISION_TF32 ? (a->searched ? "cudnn-tf32 (algorithms measured: NST_CUDNN_SEARCH=1)"
+                                                                   : "cudnn-tf32 (algorithms: cuDNN heuristics)")
+                                                     : (a->searched ? "cudnn-fp32 (algorithms measured: NST_CUDNN_SEARCH=1)"
+                                                                   : "cudnn-fp32 (algorithms: cuDNN heuristics)");
     for (int l = 0; l < a->depth; l++)
         if (vgg19_layer_kind(l) == VGG_CONV) {
             int hi = l == 0 ? a->H : a->Hl[l - 1], wi = l == 0 ? a->W : a->Wl[l - 1];

@@ -2,6 +2,7 @@
  * allocation, cuDNN convolutions, own kernels for bias, ReLU and 2x2 max-pooling
  * (forward and backward), mirroring net/vgg19.c layer by layer. See vgg19_cuda.h. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +270,50 @@ static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFi
     return NST_OK;
 }
 
+static const char *fwd_algo_name(cudnnConvolutionFwdAlgo_t a) {
+    static const char *const names[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                                        "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
+}
+
+static const char *bwd_algo_name(cudnnConvolutionBwdDataAlgo_t a) {
+    static const char *const names[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
+}
+
+static const char *math_name(cudnnConvolutionDescriptor_t d) {
+    cudnnMathType_t m = CUDNN_DEFAULT_MATH;
+    cudnnGetConvolutionMathType(d, &m);
+    return m == CUDNN_FMA_MATH ? "fma" : m == CUDNN_DEFAULT_MATH ? "default" : m == CUDNN_TENSOR_OP_MATH ? "tensor-op" : "other";
+}
+
+void vgg19_cuda_describe_algos(const vgg19_cuda_acts *a, int l, char *buf, size_t size) {
+    const vgg19_cuda_plan *p = a->plan;
+    if (size) buf[0] = 0;
+    if (!p || l < 0 || l >= a->depth || vgg19_layer_kind(l) != VGG_CONV) return;
+    snprintf(buf, size, "fwd %s %s, bwd-data %s %s", fwd_algo_name(p->fwd_algo[l]), math_name(p->fwd_desc[l]),
+             bwd_algo_name(p->bwd_algo[l]), math_name(p->bwd_desc[l]));
+}
+
+nst_status vgg19_cuda_prof_create(vgg19_cuda_prof *p, nst_error *err) {
+    memset(p, 0, sizeof *p);
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        for (int k = 0; k < 2; k++) NST_CUDA_TRY(cudaEventCreate(&p->fwd[l][k]), err);
+        for (int k = 0; k < 3; k++) NST_CUDA_TRY(cudaEventCreate(&p->bwd[l][k]), err);
+    }
+    return NST_OK;
+}
+
+void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p) {
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        for (int k = 0; k < 2; k++)
+            if (p->fwd[l][k]) cudaEventDestroy(p->fwd[l][k]);
+        for (int k = 0; k < 3; k++)
+            if (p->bwd[l][k]) cudaEventDestroy(p->bwd[l][k]);
+    }
+    memset(p, 0, sizeof *p);
+}
+
 /* buffers start on 256-byte boundaries */
 static size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }
 
@@ -317,6 +362,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
     size_t ws = 0;
     const char *env = getenv("NST_CUDNN_SEARCH"); /* as the style network's convolutions */
     int search = env && strcmp(env, "1") == 0;
+    a->searched = search;
     for (int l = 0; l < depth; l++) {
         if (vgg19_layer_kind(l) != VGG_CONV) continue;
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
@@ -375,6 +421,7 @@ nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int
     size_t n = vgg19_cuda_layer_size(a, l);
     cudaStream_t st = g->ctx->stream;
     const float one = 1.0f, zero = 0.0f;
+    if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->fwd[l][0], st), err);
     switch (vgg19_layer_kind(l)) {
     case VGG_CONV: {
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
@@ -393,6 +440,7 @@ nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int
         break;
     }
     NST_CUDA_TRY(cudaGetLastError(), err);
+    if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->fwd[l][1], st), err);
     return NST_OK;
 }
 
@@ -412,10 +460,12 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
     const float one = 1.0f, zero = 0.0f;
     NST_CUDA_TRY(cudaMemsetAsync(gr, 0, vgg19_cuda_layer_size(a, top) * sizeof(float), st), err);
     for (int l = top; l >= 0; l--) {
+        if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][0], st), err);
         if (tap && tap[l]) {
             nst_status s = tap_fn(ctx, a, l, gr, err);
             if (s) return s;
         }
+        if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][1], st), err);
         float *dst = l == 0 ? dinput : spare;
         int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
         switch (vgg19_layer_kind(l)) {
@@ -432,6 +482,7 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
             size_t n = vgg19_cuda_layer_size(a, l);
             relu_backward_kernel<<<nst_grid_for(n), 256, 0, st>>>(gr, a->out[l], n);
             NST_CUDA_TRY(cudaGetLastError(), err);
+            if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][2], st), err);
             continue; /* in place: gr stays the current buffer */
         }
         case VGG_POOL: {
@@ -441,6 +492,7 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
             break;
         }
         }
+        if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][2], st), err);
         float *t = gr;
         gr = spare;
         spare = t;

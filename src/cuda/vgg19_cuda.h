@@ -34,6 +34,8 @@
 
 #include <stddef.h>
 
+#include <cuda_runtime_api.h>
+
 #include "cuda/cuda_common.h"
 #include "nst.h"
 
@@ -54,6 +56,14 @@ nst_cuda *vgg19_cuda_ctx(const vgg19_cuda *g);
 
 typedef struct vgg19_cuda_plan vgg19_cuda_plan; /* opaque: cuDNN descriptors and algorithms */
 
+/* Per-layer timing (NST_CUDA_PROFILE=1 in nst bench): while vgg19_cuda_acts.prof points
+ * at one of these, the passes record fwd[l][0] before and fwd[l][1] after layer l's
+ * forward, bwd[l][0] before layer l's tap, bwd[l][1] after it and bwd[l][2] after layer
+ * l's backward. Events created by vgg19_cuda_prof_create. */
+typedef struct {
+    cudaEvent_t fwd[NST_NUM_LAYERS][2], bwd[NST_NUM_LAYERS][3];
+} vgg19_cuda_prof;
+
 typedef struct {
     int depth;                    /* layers 0..depth-1 are computed */
     int H, W;                     /* input size */
@@ -68,7 +78,9 @@ typedef struct {
     void *memory;                 /* the one device allocation behind all of the above */
     size_t bytes;                 /* its size */
     nst_precision precision;
+    int searched;                 /* 1: the algorithms were measured (NST_CUDNN_SEARCH=1) */
     vgg19_cuda_plan *plan;
+    vgg19_cuda_prof *prof;        /* NULL, or events to record (see vgg19_cuda_prof) */
 } vgg19_cuda_acts;
 
 /* Allocates activations for an H x W input computed up to layer depth-1 (depth <= the
@@ -82,6 +94,13 @@ void vgg19_cuda_acts_free(vgg19_cuda_acts *a);
 static inline size_t vgg19_cuda_layer_size(const vgg19_cuda_acts *a, int l) {
     return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
 }
+
+/* The algorithms chosen for conv layer l, e.g. "fwd IMPLICIT_PRECOMP_GEMM fma, bwd-data
+ * ALGO_1 fma"; "" for other layers. */
+void vgg19_cuda_describe_algos(const vgg19_cuda_acts *a, int l, char *buf, size_t size);
+
+nst_status vgg19_cuda_prof_create(vgg19_cuda_prof *p, nst_error *err);
+void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p);
 
 /* Computes layer l from layer l-1 (or from a->input for l = 0). */
 nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int l, nst_error *err);
