@@ -5,6 +5,13 @@
  * VGG19 loss per photo, backward, Adam, the losses read back), plus the network's share.
  * Random inputs (fixed seeds); each time is the best of --iters after --warmup runs
  * (the first also chooses cuDNN's algorithms).
+ * The painting (whose Grams are the style targets; any painting costs the same) is
+ * --style, else $NST_SHARED_DIR/images/style/starry_night.jpg, else the one beside the
+ * VGG19 weights (WEIGHTS/../../images/style/, the shared folder's layout).
+ * With NST_CUDA_PROFILE=1 it also prints, from GPU events: each network layer's time in
+ * the last apply run of each configuration, and for the training step the mean time of
+ * its phases (upload, network forward, VGG19 losses, network backward, Adam), one photo's
+ * VGG19 parts, and each network layer's forward and backward in the last step.
  *
  *   bench_fast_cuda [--iters K] [--warmup W] [--sizes 1024x1024,3840x2160] [--widths 32]
  *                   [--precisions fp32,tf32] [--train-size 256] [--batch 4]
@@ -92,14 +99,22 @@ static int parse_precisions(const char *s, int *out) {
 
 static const char *prec_name(int p) { return p == NST_PRECISION_TF32 ? "tf32" : "fp32"; }
 
-/* The repository root, from this file's path (as bench_fast.c). */
-static void repo_root(char *buf, size_t len) {
-    snprintf(buf, len, "%s", __FILE__);
-    char *slash = strrchr(buf, '/');
-    if (slash) *slash = '\0';
-    slash = strrchr(buf, '/');
-    if (slash) *slash = '\0';
-    else snprintf(buf, len, ".");
+static int readable(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* The painting when --style is not given: $NST_SHARED_DIR's, else the one in the shared
+ * folder that holds the weights (WEIGHTS = SHARED/models/vgg19). NULL if neither is there. */
+static const char *find_style(const char *weights_dir, char *buf, size_t len) {
+    const char *env = getenv("NST_SHARED_DIR");
+    if (env && *env) {
+        snprintf(buf, len, "%s/images/style/starry_night.jpg", env);
+        if (readable(buf)) return buf;
+    }
+    snprintf(buf, len, "%s/../../images/style/starry_night.jpg", weights_dir);
+    return readable(buf) ? buf : NULL;
 }
 
 typedef struct {
@@ -135,6 +150,11 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, i
         check(cu_sync(ctx, &err), &err);
         double dt = nst_now() - t0;
         if (it >= warmup && dt < t.fwd_ms) t.fwd_ms = dt;
+    }
+    if (getenv("NST_CUDA_PROFILE")) {
+        char title[96];
+        snprintf(title, sizeof title, "profile: apply w%d %dx%d %s", width, W, H, prec == NST_PRECISION_TF32 ? "tf32" : "fp32");
+        check(jn_cuda_profile_print(g, stdout, title, &err), &err);
     }
     t.fwd_ms *= 1e3;
     t.e2e_ms *= 1e3;
@@ -196,7 +216,8 @@ static double time_train_step(const nst_train_config *cfg, const nst_vgg19 *vgg,
         double dt = nst_now() - t0;
         if (it >= warmup && dt < best) best = dt;
     }
-    fast_trainer_free(t);
+    fflush(stdout);
+    fast_trainer_free(t); /* (which prints the step's profile to stderr with NST_CUDA_PROFILE=1) */
     return best * 1e3;
 }
 
@@ -212,7 +233,8 @@ int main(int argc, char **argv) {
     int sw[MAX_LIST] = {1024, 3840}, sh[MAX_LIST] = {1024, 2160}, n_sizes = 2;
     int widths[MAX_LIST] = {32}, n_widths = 1, precs[2] = {NST_PRECISION_FP32, NST_PRECISION_TF32}, n_precs = 2;
     const char *weights = NULL, *style = NULL;
-    char root[4096], style_buf[4200];
+    char style_buf[4200];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* (the training profile goes to stderr: in order) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-train")) do_train = 0;
@@ -233,11 +255,6 @@ int main(int argc, char **argv) {
     if (nst_cuda_probe(&err) != NST_OK) {
         printf("SKIP: %s\n", err.msg);
         return 77;
-    }
-    if (!style) {
-        repo_root(root, sizeof root);
-        snprintf(style_buf, sizeof style_buf, "%s/../shared/images/style/starry_night.jpg", root);
-        style = style_buf;
     }
     char about[512];
     nst_cuda_describe(about, sizeof about);
@@ -265,10 +282,15 @@ int main(int argc, char **argv) {
         nst_train_defaults(&cfg);
         cfg.size = train_size;
         cfg.batch = batch;
-        cfg.style_path = style;
         cfg.device = NST_DEVICE_CUDA;
         nst_vgg19 *vgg = NULL;
         check(nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err), &err);
+        if (!style && !(style = find_style(nst_vgg19_dir(vgg), style_buf, sizeof style_buf))) {
+            fprintf(stderr, "bench_fast_cuda: no painting: give --style FILE (none in $NST_SHARED_DIR/images/style "
+                            "or beside the weights in %s/../../images/style)\n", nst_vgg19_dir(vgg));
+            exit(1);
+        }
+        cfg.style_path = style;
         printf("train: one step (fast_trainer_step on CUDA), batch %d at %dx%d, weights %s\n", batch, train_size, train_size,
                nst_vgg19_dir(vgg));
         printf("%6s %5s | %10s %10s %8s\n", "width", "prec", "step ms", "net ms", "net %");

@@ -22,8 +22,16 @@ PyTorch's cudnn.benchmark); --no-search skips the second. PyTorch's side is this
 as a worker (one process for every configuration: CUDA start-up is paid once). The model, loss and
 step of PyTorch's side are those of compare_fast_pytorch.py (bench/fast_torch.py).
 
+--torch-profile N also prints PyTorch's N most expensive CUDA kernels (torch.profiler,
+GPU time per call of the step, eager NCHW) for apply at the first of --sizes and for the
+training step, in each precision: what nst's per-layer profile (NST_CUDA_PROFILE=1
+bench_fast_cuda) is to be compared with. --nst-profile runs nst's bench with
+NST_CUDA_PROFILE=1 (its per-layer times are printed; the times it measures are then
+taken with the events in place, a little slower).
+
 usage: python3 bench/compare_fast_cuda_pytorch.py [--bench build/bench_fast_cuda]
            [--sizes 1024x1024,3840x2160] [--precisions fp32,tf32] [--iters 10] [--no-train]
+           [--no-search] [--torch-profile N] [--nst-profile] [--no-nst]
 Needs torch with CUDA (plain `python3` on the GPU machine).
 """
 import argparse
@@ -48,6 +56,31 @@ def set_precision(torch, precision):
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True
+
+
+def kernel_profile(torch, title, fn, top, calls=3):
+    """Prints the top CUDA kernels of fn (after a warm-up call), GPU ms per call."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", None)
+        if t is None:
+            t = getattr(e, "self_cuda_time_total", 0)
+        if t > 0:
+            rows.append((t / 1e3 / calls, e.count / calls, e.key))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"torch profile {title}: {total:.3f} ms of kernels per call, {sum(r[1] for r in rows):.0f} launches; top {top}:",
+          flush=True)
+    for ms, n, key in rows[:top]:
+        key = " ".join(key.split())
+        print(f"  {ms:8.3f} ms {100 * ms / total:5.1f}% {n:5.0f}x  {key[:90]}", flush=True)
 
 
 def worker(a):
@@ -77,6 +110,9 @@ def worker(a):
                 mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
                 print(f"torch_apply_ms_w{a.width}_{w}x{h}_{precision}_{v}={ms:.3f}", flush=True)
                 print(f"torch_apply_mb_w{a.width}_{w}x{h}_{precision}_{v}={mb:.1f}", flush=True)
+                if a.torch_profile and cuda and v == "eager" and (w, h) == sizes[0]:
+                    with torch.no_grad():
+                        kernel_profile(torch, f"apply {w}x{h} {precision}", lambda: net(x), a.torch_profile)
                 del net, x
                 if cuda:
                     torch.cuda.empty_cache()
@@ -91,6 +127,8 @@ def worker(a):
                     print(f"torch train {precision} {v}: failed: {type(e).__name__}: {e}", flush=True)
                     continue
                 print(f"torch_train_ms_w{a.width}_{precision}_{v}={ms:.3f}", flush=True)
+                if a.torch_profile and cuda and v == "eager":
+                    kernel_profile(torch, f"train step b{a.batch} {a.train_size}px {precision}", step, a.torch_profile)
                 del step
                 if cuda:
                     torch.cuda.empty_cache()
@@ -102,7 +140,8 @@ def field(out, name):
 
 
 def run(cmd, env=None):
-    print("$ " + ("NST_CUDNN_SEARCH=1 " if env else "") + shlex.join(cmd), flush=True)
+    extra = "".join(f"{k}={env[k]} " for k in ("NST_CUDNN_SEARCH", "NST_CUDA_PROFILE") if env and k in env)
+    print("$ " + extra + shlex.join(cmd), flush=True)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     sys.stdout.write(p.stdout)
     sys.stdout.flush()
@@ -124,6 +163,10 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-search", action="store_true", help="skip nst's run with NST_CUDNN_SEARCH=1")
+    ap.add_argument("--torch-profile", type=int, default=0, metavar="N",
+                    help="print PyTorch's N most expensive CUDA kernels (apply at the first size, train step)")
+    ap.add_argument("--nst-profile", action="store_true", help="nst's bench with NST_CUDA_PROFILE=1 (per-layer times)")
+    ap.add_argument("--no-nst", action="store_true", help="PyTorch's side only")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-device", default="cuda", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -135,10 +178,12 @@ def main():
                "--batch", str(a.batch), "--weights", a.weights]
     if a.no_train:
         nst_cmd.append("--no-train")
-    nst_out = run(nst_cmd)
-    nst_find = "" if a.no_search else run(nst_cmd, env=dict(os.environ, NST_CUDNN_SEARCH="1"))
+    env = dict(os.environ, NST_CUDA_PROFILE="1") if a.nst_profile else None
+    nst_out = "" if a.no_nst else run(nst_cmd, env=env)
+    nst_find = "" if a.no_search or a.no_nst else run(nst_cmd, env=dict(os.environ, NST_CUDNN_SEARCH="1"))
     torch_cmd = [sys.executable, __file__, "--worker", *common, "--sizes", a.sizes, "--width", str(a.width),
-                 "--train-size", str(a.train_size), "--batch", str(a.batch), "--weights", a.weights]
+                 "--train-size", str(a.train_size), "--batch", str(a.batch), "--weights", a.weights,
+                 "--torch-profile", str(a.torch_profile)]
     if a.no_train:
         torch_cmd.append("--no-train")
     torch_out = run(torch_cmd)
@@ -179,7 +224,7 @@ def main():
         if name.startswith("train") and nms and tms:
             print(f"{'':<28} steps/s: nst {1000 / nms:.1f}" + (f" (find {1000 / fms:.1f})" if fms else "") +
                   f", PyTorch {1000 / tms:.1f}")
-    if failed:
+    if failed and not a.no_nst:
         sys.exit("some measurements are missing (see above)")
 
 

@@ -9,6 +9,10 @@
 #include "cuda/johnson_cuda.h"
 #include "cuda/layers_cuda.h"
 
+/* timing events per layer (profiling): forward start, after the conv; backward start,
+ * after the norm (or sigmoid + bias), after the weight gradient, after the input gradient */
+enum { EV_F0, EV_F1, EV_B0, EV_B1, EV_B2, EV_B3, JN_EV };
+
 /* one layer's shape and its parameters' offsets in the parameter vector */
 typedef struct {
     int C_in, C_out, K, S, upsample, pad, norm, relu, residual;
@@ -35,6 +39,9 @@ struct jn_cuda {
     size_t bytes, ws_bytes;
     float *img;        /* apply's (H,W,3) staging buffer, device */
     size_t img_cap;    /* its floats */
+    /* $NST_CUDA_PROFILE=1: timing events around each layer's parts (jn_cuda_profile_print) */
+    int prof, prof_fwd, prof_bwd; /* profiling on; a forward / backward pass recorded */
+    cudaEvent_t ev[JN_MAX_LAYERS + 1][JN_EV];
 };
 
 nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, int train, int precision,
@@ -49,6 +56,14 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->search = search && !strcmp(search, "1");
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
+    const char *prof = getenv("NST_CUDA_PROFILE");
+    g->prof = prof && !strcmp(prof, "1");
+    for (int l = 0; g->prof && l <= net->n_layers; l++)
+        for (int k = 0; k < JN_EV; k++)
+            if (cudaEventCreate(&g->ev[l][k]) != cudaSuccess) {
+                jn_cuda_free(g);
+                return nst_fail(err, NST_ERR_IO, "cudaEventCreate failed (profiling)");
+            }
     for (int l = 0; l < net->n_layers; l++) {
         const jn_layer *s = &net->layer[l];
         jc_layer *d = &g->L[l];
@@ -96,6 +111,9 @@ void jn_cuda_free(jn_cuda *g) {
     cudaFree(g->params);
     cudaFree(g->grads);
     cudaFree(g->img);
+    for (int l = 0; l <= JN_MAX_LAYERS; l++)
+        for (int k = 0; k < JN_EV; k++)
+            if (g->ev[l][k]) cudaEventDestroy(g->ev[l][k]);
     free(g);
 }
 
@@ -254,6 +272,12 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         if (s_ != NST_OK) return s_;               \
     } while (0)
 
+/* a profiling mark (nothing unless $NST_CUDA_PROFILE=1) */
+#define MARK(l, k)                                                                  \
+    do {                                                                            \
+        if (g->prof) NST_CUDA_TRY(cudaEventRecord(g->ev[l][k], ctx->stream), err); \
+    } while (0)
+
 nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
     nst_cuda *ctx = g->ctx;
@@ -261,10 +285,12 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     for (int l = 0; l < g->n_layers; l++) {
         const jc_layer *L = &g->L[l];
         const float *src = l == 0 ? g->input : g->y[l - 1];
+        MARK(l, EV_F0);
         if (padded) padded = 0;
         else if (L->upsample) TRY(cu_upsample2x_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
         else TRY(cu_reflect_pad_forward(ctx, g->pad[l], src, N * L->C_in, g->Hi[l], g->Wi[l], L->pad, err));
         TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], g->params + L->w_off, g->ws, g->ws_bytes, err));
+        MARK(l, EV_F1);
         int HW = g->Ho[l] * g->Wo[l];
         /* inference: a norm whose output only the next layer reads (no residual sum of its
          * own, not a block's input) writes the next layer's padded input directly */
@@ -286,6 +312,8 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
             TRY(cu_sigmoid255_forward(ctx, g->y[l], g->z[l], (size_t)N * L->C_out * HW, err));
         }
     }
+    MARK(g->n_layers, EV_F0);
+    g->prof_fwd = g->prof;
     return NST_OK;
 }
 
@@ -300,6 +328,7 @@ nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_er
         const jc_layer *L = &g->L[l];
         int HW = g->Ho[l] * g->Wo[l];
         size_t nz = (size_t)N * L->C_out * HW;
+        MARK(l, EV_B0);
         if (L->norm) {
             /* a block's output gradient also flows straight to the block's input */
             if (L->residual)
@@ -311,9 +340,15 @@ nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_er
             TRY(cu_sigmoid255_backward(ctx, g->g_z, gr, g->y[l], nz, err));
             TRY(cu_bias_backward(ctx, g->grads + L->b_off, g->g_z, N, L->C_out, HW, err));
         }
+        MARK(l, EV_B1);
         TRY(cu_conv_backward_weight(ctx, g->conv[l], g->grads + L->w_off, g->g_z, g->pad[l], g->ws, g->ws_bytes, err));
-        if (l == 0 && !dinput) break; /* nobody needs the gradient of the photo */
+        MARK(l, EV_B2);
+        if (l == 0 && !dinput) { /* nobody needs the gradient of the photo */
+            MARK(l, EV_B3);
+            break;
+        }
         TRY(cu_conv_backward_input(ctx, g->conv[l], g->g_pad, g->g_z, g->params + L->w_off, g->ws, g->ws_bytes, err));
+        MARK(l, EV_B3);
         int h = g->Hi[l], w = g->Wi[l];
         if (L->upsample) TRY(cu_upsample2x_reflect_pad_backward(ctx, gr, g->g_pad, N * L->C_in, h, w, L->pad, err));
         else TRY(cu_reflect_pad_backward(ctx, gr, g->g_pad, N * L->C_in, h, w, L->pad, err));
@@ -321,6 +356,52 @@ nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_er
             TRY(cu_add(ctx, gr, gr, g->g_skip, (size_t)N * L->C_in * h * w, err)); /* the block's skip path */
     }
     if (dinput) NST_CUDA_TRY(cudaMemcpyAsync(dinput, gr, n_out * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream), err);
+    MARK(g->n_layers, EV_B0);
+    g->prof_bwd = g->prof;
+    return NST_OK;
+}
+
+static float ev_ms(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0.0f;
+    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess) ms = -1.0f;
+    return ms;
+}
+
+nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_error *err) {
+    if (!g->prof || !g->prof_fwd) {
+        fprintf(out, "%s: no profile (set NST_CUDA_PROFILE=1 before building the network)\n", title);
+        return NST_OK;
+    }
+    NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
+    int n = g->n_layers, bwd = g->prof_bwd;
+    fprintf(out, "%s: batch %d at %dx%d, last pass, ms per layer (GPU events)\n", title, g->N, g->W, g->H);
+    fprintf(out, "%3s %-20s %9s | %7s %7s%s\n", "l", "layer", "out", "conv", "rest",
+            bwd ? " | bwd norm   wgrad   dgrad  rest" : "");
+    double tf[2] = {0, 0}, tb[4] = {0, 0, 0, 0};
+    for (int l = 0; l < n; l++) {
+        const jc_layer *L = &g->L[l];
+        char name[48], size[24];
+        snprintf(name, sizeof name, "%s%dx%d/%d %d>%d%s", L->upsample ? "up+" : "", L->K, L->K, L->S, L->C_in, L->C_out,
+                 L->norm ? (L->relu ? " IN+R" : " IN") : " sig");
+        snprintf(size, sizeof size, "%dx%d", g->Wo[l], g->Ho[l]);
+        float f0 = ev_ms(g->ev[l][EV_F0], g->ev[l][EV_F1]), f1 = ev_ms(g->ev[l][EV_F1], g->ev[l + 1][EV_F0]);
+        tf[0] += f0, tf[1] += f1;
+        fprintf(out, "%3d %-20s %9s | %7.3f %7.3f", l, name, size, f0, f1);
+        if (bwd) {
+            /* backward runs from the last layer down: its "rest" (padding backward, the skip
+             * sum) ends at the next lower layer's start (or the pass's end for layer 0) */
+            cudaEvent_t end = l == 0 ? g->ev[n][EV_B0] : g->ev[l - 1][EV_B0];
+            float b0 = ev_ms(g->ev[l][EV_B0], g->ev[l][EV_B1]), b1 = ev_ms(g->ev[l][EV_B1], g->ev[l][EV_B2]);
+            float b2 = ev_ms(g->ev[l][EV_B2], g->ev[l][EV_B3]), b3 = ev_ms(g->ev[l][EV_B3], end);
+            tb[0] += b0, tb[1] += b1, tb[2] += b2, tb[3] += b3;
+            fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", b0, b1, b2, b3);
+        }
+        fprintf(out, "  %s\n", g->conv[l] ? cu_conv_describe(g->conv[l]) : "");
+    }
+    fprintf(out, "%3s %-20s %9s | %7.3f %7.3f", "", "total", "", tf[0], tf[1]);
+    if (bwd) fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", tb[0], tb[1], tb[2], tb[3]);
+    fprintf(out, "\n%3s forward %.3f ms%s", "", ev_ms(g->ev[0][EV_F0], g->ev[n][EV_F0]), bwd ? "" : "\n");
+    if (bwd) fprintf(out, ", backward %.3f ms\n", ev_ms(g->ev[n - 1][EV_B0], g->ev[n][EV_B0]));
     return NST_OK;
 }
 

@@ -19,6 +19,7 @@
 #define NST_JOHNSON_CUDA_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cuda/cuda_common.h"
 
@@ -62,6 +63,12 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err);
 /* dout: d(loss)/d(output) (N,3,H,W), device. Adds d(loss)/d(params) into jn_cuda_grads;
  * writes d(loss)/d(input) into dinput (device, (N,3,H,W)) unless NULL. Needs train. */
 nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_error *err);
+
+/* With the environment variable NST_CUDA_PROFILE=1 when the network was created, every
+ * pass records timing events around each layer's parts; this prints the last forward
+ * (and backward) pass's times per layer to out (it waits for the stream). A line saying
+ * so without the variable. */
+nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_error *err);
 
 /* Stylises img (H,W,3, 0..255, host) run at Hp x Wp (the caller's padding rule) into out
  * (allocated here): one upload of the image, the forward pass, one download. */

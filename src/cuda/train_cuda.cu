@@ -21,6 +21,12 @@ extern "C" {
 
 typedef struct fast_cuda_lane lane;
 
+/* $NST_CUDA_PROFILE=1: timing events. The step's phases on the main stream: start, batch
+ * uploaded, network forward, VGG19 losses joined, network backward, Adam. A lane's first
+ * photo: start, content target, forward + losses, VGG19 backward, TV. */
+enum { PH_START, PH_UPLOAD, PH_FWD, PH_LOSS, PH_BWD, PH_ADAM, STEP_EV };
+enum { LANE_EV = 5 };
+
 /* The VGG19 loss of one photo at a time, on a stream of its own: a batch's photos run in
  * up to MAX_LANES lanes at once (the VGG19 on the GPU takes one image, and one image's
  * deeper convolutions leave most of the GPU idle; several streams fill it). Each lane has
@@ -37,6 +43,7 @@ struct fast_cuda_lane {
     float *G[NST_NUM_LAYERS], *dG[NST_NUM_LAYERS]; /* (C,C) */
     float *vgrad;                                  /* (3,S,S) d(loss)/d(VGG input) */
     cudaEvent_t done;                              /* the lane's photos of the step */
+    cudaEvent_t pev[LANE_EV];                      /* profiling: around its first photo's parts */
 };
 
 struct fast_cuda {
@@ -56,6 +63,10 @@ struct fast_cuda {
     double *host_slots; /* pinned host copy */
     size_t n_slots;
     float *pinned;      /* the caller's batch buffer, page-locked here (or NULL) */
+    int prof, prof_adam;                   /* profiling on; this step ran Adam */
+    cudaEvent_t pev[STEP_EV];
+    double prof_ms[STEP_EV + LANE_EV];     /* sums over the steps after the first */
+    int prof_steps, prof_seen;             /* steps summed, steps seen */
 };
 
 /* ---- the network's output <-> the VGG's input ------------------------------------------- */
@@ -102,13 +113,20 @@ static void lane_free(lane *ln) {
     }
     cudaFree(ln->vgrad);
     if (ln->done) cudaEventDestroy(ln->done);
+    for (int k = 0; k < LANE_EV; k++)
+        if (ln->pev[k]) cudaEventDestroy(ln->pev[k]);
     nst_cuda_destroy(ln->ctx);
     memset(ln, 0, sizeof *ln);
 }
 
+static void profile_print(fast_cuda *f);
+
 void fast_cuda_free(fast_cuda *f) {
     if (!f) return;
     cudaStreamSynchronize(f->ctx->stream);
+    if (f->prof && f->net && f->prof_seen > 0) profile_print(f);
+    for (int k = 0; k < STEP_EV; k++)
+        if (f->pev[k]) cudaEventDestroy(f->pev[k]);
     for (int k = 0; k < MAX_LANES; k++) lane_free(&f->lanes[k]);
     jn_cuda_free(f->net);
     for (int l = 0; l < NST_NUM_LAYERS; l++) cudaFree(f->A[l]);
@@ -127,6 +145,16 @@ static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
     do {                               \
         nst_status s_ = (call);        \
         if (s_ != NST_OK) return s_;   \
+    } while (0)
+
+/* profiling marks (nothing unless $NST_CUDA_PROFILE=1) */
+#define STEP_MARK(k)                                                                        \
+    do {                                                                                    \
+        if (f->prof) NST_CUDA_TRY(cudaEventRecord(f->pev[k], f->ctx->stream), err);         \
+    } while (0)
+#define LANE_MARK(k)                                                                        \
+    do {                                                                                    \
+        if (f->prof && mark) NST_CUDA_TRY(cudaEventRecord(ln->pev[k], ctx->stream), err);   \
     } while (0)
 
 /* a lane's context, weights, activations and loss buffers (freed by lane_free, also
@@ -150,6 +178,7 @@ static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg
         }
     }
     NST_CUDA_TRY(cudaEventCreateWithFlags(&ln->done, cudaEventDisableTiming), err);
+    for (int k = 0; f->prof && k < LANE_EV; k++) NST_CUDA_TRY(cudaEventCreate(&ln->pev[k]), err);
     return NST_OK;
 }
 
@@ -175,7 +204,12 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     }
     int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
-    nst_status s;
+    nst_status s = NST_OK;
+    const char *prof = getenv("NST_CUDA_PROFILE");
+    f->prof = prof && !strcmp(prof, "1");
+    for (int k = 0; f->prof && k < STEP_EV && !s; k++)
+        s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
+    if (s) goto fail;
     f->n_lanes = f->B < MAX_LANES ? f->B : MAX_LANES;
     if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
@@ -236,6 +270,8 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
     fast_cuda *f = ln->f;
     nst_cuda *ctx = ln->ctx;
     size_t hw = (size_t)f->S * f->S, n = 3 * hw;
+    int mark = b < f->n_lanes; /* (the profile follows each lane's first photo) */
+    LANE_MARK(0);
     /* content target: the photo's features */
     TRY(to_vgg(ln, x + b * n, 255.0f, err));
     for (int l = 0; l < f->content_depth; l++) {
@@ -244,6 +280,7 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
             NST_CUDA_TRY(cudaMemcpyAsync(ln->P[l], ln->va.out[l], vgg19_cuda_layer_size(&ln->va, l) * sizeof(float),
                                          cudaMemcpyDeviceToDevice, ctx->stream), err);
     }
+    LANE_MARK(1);
     /* the stylised photo's losses */
     const float *yb = y + b * n;
     TRY(to_vgg(ln, yb, 1.0f, err));
@@ -259,15 +296,18 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
                                         slot + 2 * l + 1, err));
         }
     }
+    LANE_MARK(2);
     float *db = f->dout + b * n;
     TRY(vgg19_cuda_backward(ln->vgg, &ln->va, f->is_tap, tap_grad, ln, ln->vgrad, err));
     from_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ctx->stream>>>(db, ln->vgrad, hw);
     NST_CUDA_TRY(cudaGetLastError(), err);
+    LANE_MARK(3);
     if (f->tv_weight > 0.0f) {
         double *tv = f->slots + (size_t)f->B * NST_NUM_LAYERS * 2 + b;
         TRY(cuda_tv_loss_forward(ctx, &ln->red, yb, 3, f->S, f->S, tv, err));
         TRY(cuda_tv_loss_backward(ctx, db, yb, 3, f->S, f->S, f->tv_weight / f->B, err));
     }
+    LANE_MARK(4);
     return NST_OK;
 }
 
@@ -276,9 +316,13 @@ static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
     cudaStream_t st = f->ctx->stream;
     size_t n = (size_t)3 * f->S * f->S;
     float *x = jn_cuda_input(f->net);
+    f->prof_adam = 0;
+    STEP_MARK(PH_START);
     NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, st), err);
     NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), st), err);
+    STEP_MARK(PH_UPLOAD);
     TRY(jn_cuda_forward(f->net, err));
+    STEP_MARK(PH_FWD);
     /* the lanes start when the network's output is there ... */
     NST_CUDA_TRY(cudaEventRecord(f->ready, st), err);
     for (int k = 0; k < f->n_lanes; k++) NST_CUDA_TRY(cudaStreamWaitEvent(f->lanes[k].ctx->stream, f->ready, 0), err);
@@ -289,14 +333,51 @@ static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
         NST_CUDA_TRY(cudaEventRecord(f->lanes[k].done, f->lanes[k].ctx->stream), err);
         NST_CUDA_TRY(cudaStreamWaitEvent(st, f->lanes[k].done, 0), err);
     }
+    STEP_MARK(PH_LOSS);
     TRY(jn_cuda_zero_grads(f->net, err));
-    return jn_cuda_backward(f->net, f->dout, NULL, err);
+    TRY(jn_cuda_backward(f->net, f->dout, NULL, err));
+    STEP_MARK(PH_BWD);
+    return NST_OK;
+}
+
+static double ev_ms(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0.0f;
+    return cudaEventElapsedTime(&ms, a, b) == cudaSuccess ? ms : 0.0;
+}
+
+/* after the step's synchronisation: its phases into the sums (the first step, which
+ * loads the kernels, is left out) */
+static void profile_add(fast_cuda *f) {
+    if (!f->prof || f->prof_seen++ == 0) return;
+    for (int k = 1; k < PH_ADAM; k++) f->prof_ms[k] += ev_ms(f->pev[k - 1], f->pev[k]);
+    if (f->prof_adam) f->prof_ms[PH_ADAM] += ev_ms(f->pev[PH_BWD], f->pev[PH_ADAM]);
+    for (int k = 1; k < LANE_EV; k++) /* lane 0's first photo */
+        f->prof_ms[STEP_EV + k] += ev_ms(f->lanes[0].pev[k - 1], f->lanes[0].pev[k]);
+    f->prof_steps++;
+}
+
+static void profile_print(fast_cuda *f) {
+    nst_error err;
+    if (f->prof_steps > 0) {
+        double c = f->prof_steps, *m = f->prof_ms;
+        fprintf(stderr, "training step profile, batch %d at %d px, mean of %d steps (GPU events, ms):\n", f->B, f->S,
+                f->prof_steps);
+        fprintf(stderr, "  upload %.3f | network forward %.3f | VGG19 losses (%d lanes) %.3f | network backward %.3f | "
+                        "Adam %.3f | total %.3f\n",
+                m[PH_UPLOAD] / c, m[PH_FWD] / c, f->n_lanes, m[PH_LOSS] / c, m[PH_BWD] / c, m[PH_ADAM] / c,
+                (m[PH_UPLOAD] + m[PH_FWD] + m[PH_LOSS] + m[PH_BWD] + m[PH_ADAM]) / c);
+        fprintf(stderr, "  one photo (lane 0, beside the others): content target %.3f | VGG19 forward + losses %.3f | "
+                        "VGG19 backward %.3f | TV %.3f\n",
+                m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
+    }
+    if (jn_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);
 }
 
 /* waits for the step and adds up its weighted losses, as fast.c */
 static nst_status read_losses(fast_cuda *f, double losses[3], nst_error *err) {
     NST_CUDA_TRY(cudaMemcpyAsync(f->host_slots, f->slots, f->n_slots * sizeof(double), cudaMemcpyDeviceToHost, f->ctx->stream), err);
     NST_CUDA_TRY(cudaStreamSynchronize(f->ctx->stream), err);
+    profile_add(f);
     losses[0] = losses[1] = losses[2] = 0.0;
     for (int b = 0; b < f->B; b++) {
         const double *slot = f->host_slots + (size_t)b * NST_NUM_LAYERS * 2;
@@ -324,6 +405,8 @@ nst_status fast_cuda_step(fast_cuda *f, const float *batch, int adam_t, double l
     double bc1 = 1.0 - pow(0.9, adam_t), bc2 = 1.0 - pow(0.999, adam_t);
     TRY(cu_adam_update(f->ctx, jn_cuda_params(f->net), f->m, f->v, jn_cuda_grads(f->net), jn_cuda_n_params(f->net),
                        (float)(f->lr / bc1), (float)sqrt(bc2), 0.9f, 0.999f, 1e-8f, err));
+    STEP_MARK(PH_ADAM);
+    f->prof_adam = 1;
     return read_losses(f, losses, err);
 }
 
