@@ -8,7 +8,9 @@
  *    (total, content only, style only, at the content), 5 Adam steps  < CUDA_LOSS_TOL
  *    (the gradients at the gen input: < CUDA_GRAD_TIE_TOL, see there)
  * 2. The GPU network against the CPU's: forward and backward at an odd size (21x29,
- *    pools that drop a row and a column), with and without a kept conv output.
+ *    pools that drop a row and a column), with and without a kept conv output, with the
+ *    heuristic's algorithms, measured ones, and the backward passes as forward
+ *    convolutions with the flipped filters.
  * 3. Finite differences of the CUDA objective's image gradient at 32x32 (both presets).
  * 4. CUDA against the CPU on 64-step transfers at 64 px: the seed preset (Adam) and the
  *    gatys preset (L-BFGS), tolerances at test_cpu_vs_cuda.
@@ -78,7 +80,7 @@ static nst_transfer_config seed_config(float content_weight, float style_weight,
 
 /* Forward pass on a preprocessed oracle input: the conv layers (all, or the convB_1 taps)
  * and, at the taps, the raw Grams. */
-static void test_features_grams(const vgg19_cuda *vgg, const char *input, const char *prefix, int all_convs) {
+static void test_features_grams(vgg19_cuda *vgg, const char *input, const char *prefix, int all_convs) {
     nst_cuda *ctx = vgg19_cuda_ctx(vgg);
     nst_error err;
     vgg19_cuda_acts a;
@@ -259,15 +261,18 @@ static void add_top_grad_cpu(void *p, const vgg19_acts *a, int l, float *g) {
     for (size_t i = 0; i < vgg19_layer_size(a, l); i++) g[i] += R[i];
 }
 
-static void test_network_vs_cpu(const nst_vgg19 *net) {
+/* search: NST_CUDNN_SEARCH for the algorithms ("0" heuristics, "1" measured, "flip" the
+ * backward passes as forward convolutions with the flipped filters) */
+static void test_network_vs_cpu(const nst_vgg19 *net, const char *search) {
     enum { H = 21, W = 29 };
     nst_error err;
     nst_cuda *ctx;
     vgg19_cuda *vgg = NULL;
+    char *old = getenv("NST_CUDNN_SEARCH") ? strdup(getenv("NST_CUDNN_SEARCH")) : NULL;
+    setenv("NST_CUDNN_SEARCH", search, 1);
     CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
     CHECK(vgg19_cuda_upload(&vgg, ctx, net, 0, &err) == NST_OK, "%s", err.msg);
-    if (!vgg) return;
-    for (int keep_conv = 0; keep_conv < 2; keep_conv++) {
+    for (int keep_conv = 0; vgg && keep_conv < 2; keep_conv++) {
         int depth = nst_layer_index("relu3_1") + 1, top = depth - 1;
         unsigned char keep[NST_NUM_LAYERS] = {0}, tap[NST_NUM_LAYERS] = {0};
         keep[nst_layer_index("conv2_1")] = (unsigned char)keep_conv;
@@ -289,7 +294,8 @@ static void test_network_vs_cpu(const nst_vgg19 *net) {
             if (e > worst) worst = e;
             free(got);
         }
-        CHECK(worst < CUDA_FEATURE_TOL, "CUDA forward vs CPU (keep %d): worst rel err %.3g", keep_conv, worst);
+        CHECK(worst < CUDA_FEATURE_TOL, "CUDA forward vs CPU (keep %d, search %s): worst rel err %.3g", keep_conv,
+              search, worst);
         size_t n = vgg19_layer_size(&c, top);
         float *R = malloc(n * 4), *dcpu = malloc(3 * H * W * 4), *Rd, *zero, *dgpu;
         fill(R, n, 1.0f);
@@ -303,8 +309,9 @@ static void test_network_vs_cpu(const nst_vgg19 *net) {
         CHECK(vgg19_cuda_backward(vgg, &g, tap, add_top_grad, &tg, dgpu, &err) == NST_OK, "%s", err.msg);
         float *got = to_host(dgpu, 3 * H * W);
         double e = rel_l2(got, dcpu, 3 * H * W);
-        CHECK(e < CUDA_FEATURE_TOL, "CUDA backward vs CPU (keep %d): rel err %.3g", keep_conv, e);
-        printf("network  %dx%d keep %d    CUDA vs CPU: forward worst %.3g, backward %.3g\n", W, H, keep_conv, worst, e);
+        CHECK(e < CUDA_FEATURE_TOL, "CUDA backward vs CPU (keep %d, search %s): rel err %.3g", keep_conv, search, e);
+        printf("network  %dx%d keep %d search %-4s CUDA vs CPU: forward worst %.3g, backward %.3g\n", W, H, keep_conv,
+               search, worst, e);
         free(got); free(R); free(dcpu);
         cudaFree(Rd); cudaFree(zero); cudaFree(dgpu);
         vgg19_acts_free(&c);
@@ -312,6 +319,9 @@ static void test_network_vs_cpu(const nst_vgg19 *net) {
     }
     vgg19_cuda_free(vgg);
     nst_cuda_destroy(ctx);
+    if (old) setenv("NST_CUDNN_SEARCH", old, 1);
+    else unsetenv("NST_CUDNN_SEARCH");
+    free(old);
 }
 
 /* ---- 3. finite differences ---------------------------------------------------------- */
@@ -468,7 +478,9 @@ int main(void) {
     nst_image content = oracle_image("input_content"), style = oracle_image("input_style");
     test_oracle_losses(net, &content, &style);
     test_oracle_adam(net, &content, &style);
-    test_network_vs_cpu(net);
+    test_network_vs_cpu(net, "0");
+    test_network_vs_cpu(net, "1");
+    test_network_vs_cpu(net, "flip");
     test_gradcheck(net, "seed");
     test_gradcheck(net, "gatys");
     test_cpu_vs_cuda(net, &content, &style, "seed");

@@ -571,7 +571,7 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
         double sum[6] = {0};
         printf("profile: one seed step at %dx%d, %s, algorithms %s; ms per layer (rp: the ReLU and pool after the conv)\n",
                g->W, g->H, a->precision == NST_PRECISION_TF32 ? "tf32" : "fp32",
-               a->searched ? "measured (NST_CUDNN_SEARCH=1)" : "cuDNN heuristics");
+               a->searched ? "measured" : "cuDNN's heuristics");
         printf("%-8s %14s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
                "loss-b", "algorithms");
         for (int l = 0; l <= top; l++) {
@@ -584,7 +584,7 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
                 t[k == l ? 3 : 4] += elapsed(prof.bwd[k][1], prof.bwd[k][2]);
                 t[5] += elapsed(prof.bwd[k][0], prof.bwd[k][1]);
             }
-            char shape[48], algos[160];
+            char shape[48], algos[256];
             snprintf(shape, sizeof shape, "%dx%dx%d", a->C[l], a->Hl[l], a->Wl[l]);
             vgg19_cuda_describe_algos(a, l, algos, sizeof algos);
             printf("%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
@@ -644,10 +644,12 @@ nst_status gatys_cuda_bench(gatys_cuda *g, const nst_bench_config *cfg, nst_benc
     res->forward_backward_ms = best[1];
     res->step_ms = best[2];
     res->activation_bytes = a->bytes;
-    res->kernel = a->precision == NST_PRECISION_TF32 ? (a->searched ? "cudnn-tf32 (algorithms measured: NST_CUDNN_SEARCH=1)"
-                                                                   : "cudnn-tf32 (algorithms: cuDNN heuristics)")
-                                                     : (a->searched ? "cudnn-fp32 (algorithms measured: NST_CUDNN_SEARCH=1)"
-                                                                   : "cudnn-fp32 (algorithms: cuDNN heuristics)");
+    static const char *const kernels[2][2] = {
+        {"cudnn-fp32, algorithms: cuDNN's heuristics (NST_CUDNN_SEARCH=1: measured)",
+         "cudnn-fp32, algorithms: measured (NST_CUDNN_SEARCH=0: cuDNN's heuristics)"},
+        {"cudnn-tf32, algorithms: cuDNN's heuristics (NST_CUDNN_SEARCH=1: measured)",
+         "cudnn-tf32, algorithms: measured (NST_CUDNN_SEARCH=0: cuDNN's heuristics)"}};
+    res->kernel = kernels[a->precision == NST_PRECISION_TF32][a->searched != 0];
     for (int l = 0; l < a->depth; l++)
         if (vgg19_layer_kind(l) == VGG_CONV) {
             int hi = l == 0 ? a->H : a->Hl[l - 1], wi = l == 0 ? a->W : a->Wl[l - 1];

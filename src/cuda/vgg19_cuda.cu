@@ -1,6 +1,7 @@
 /* vgg19_cuda.cu - VGG19 on the GPU: the weights uploaded once, activations in one
- * allocation, cuDNN convolutions, own kernels for bias, ReLU and 2x2 max-pooling
- * (forward and backward), mirroring net/vgg19.c layer by layer. See vgg19_cuda.h. */
+ * allocation, cuDNN convolutions, own kernels for bias (+ the ReLU after it), ReLU and 2x2
+ * max-pooling (forward and backward, the pool's backward with the ReLU below it), mirroring
+ * net/vgg19.c layer by layer. See vgg19_cuda.h. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,32 +15,90 @@ extern "C" {
 
 typedef struct {
     int C_in, C_out;
-    float *weight; /* device (C_out,C_in,3,3) */
-    float *bias;   /* device (C_out) */
-    cudnnFilterDescriptor_t desc;
+    float *weight;   /* device (C_out,C_in,3,3) */
+    float *weight_t; /* device (C_in,C_out,3,3): transposed and flipped, so that the
+                        backward pass to the input can run as a forward convolution */
+    float *bias;     /* device (C_out) */
+    cudnnFilterDescriptor_t desc, desc_t;
 } conv_cuda;
+
+/* A measured choice of algorithms (NST_CUDNN_SEARCH=1), kept for the next activations of
+ * the same shape (a run builds the style image's and the content's). */
+typedef struct {
+    int k, H, W, prec, mode; /* conv k on an H x W input, in this precision and search mode */
+    int fwd_algo, bwd_flip, bwd_algo;
+    cudnnMathType_t fwd_math, bwd_math;
+    float fwd_ms, fwd_ref_ms, bwd_ms, bwd_ref_ms, bwd_data_ms, bwd_flip_ms;
+} algo_memo;
+#define ALGO_MEMOS 64
 
 struct vgg19_cuda {
     nst_cuda *ctx;
     int depth;
-    float *params; /* device: every uploaded weight and bias */
+    float *params; /* device: every uploaded weight (also transposed) and bias */
     conv_cuda conv[16];
+    algo_memo memo[ALGO_MEMOS];
+    int n_memo;
 };
 
 struct vgg19_cuda_plan {
     /* for conv layers: input and output tensors, the convolution with its math type for
-     * the forward and for the backward pass, and the algorithms chosen */
+     * the forward and for the backward pass (bwd_desc for cudnnConvolutionBackwardData,
+     * flip_desc for the forward convolution with the flipped filter), the algorithms
+     * chosen, and with measuring their times and those of the heuristic's choice */
     cudnnTensorDescriptor_t x[NST_NUM_LAYERS], y[NST_NUM_LAYERS];
-    cudnnConvolutionDescriptor_t fwd_desc[NST_NUM_LAYERS], bwd_desc[NST_NUM_LAYERS];
+    cudnnConvolutionDescriptor_t fwd_desc[NST_NUM_LAYERS], bwd_desc[NST_NUM_LAYERS], flip_desc[NST_NUM_LAYERS];
     cudnnConvolutionFwdAlgo_t fwd_algo[NST_NUM_LAYERS];
-    cudnnConvolutionBwdDataAlgo_t bwd_algo[NST_NUM_LAYERS];
+    int bwd_flip[NST_NUM_LAYERS];  /* 1: the backward pass is a forward conv with weight_t */
+    int bwd_algo[NST_NUM_LAYERS];  /* a cudnnConvolutionBwdDataAlgo_t, or with bwd_flip a Fwd one */
+    float fwd_ms[NST_NUM_LAYERS], fwd_ref_ms[NST_NUM_LAYERS], bwd_ms[NST_NUM_LAYERS], bwd_ref_ms[NST_NUM_LAYERS];
+    float bwd_data_ms[NST_NUM_LAYERS], bwd_flip_ms[NST_NUM_LAYERS]; /* the fastest of each way */
 };
 
-/* ---- kernels: one thread per element (grid-stride loops: any size) --------------- */
+/* ---- kernels ----------------------------------------------------------------------
+ * Per-channel kernels run on a (blocks, C) grid: blockIdx.y is the channel, x loops over
+ * the channel's pixels (int arithmetic, no division per element). */
 
-/* out is (C,HW): out[c,i] += bias[c] */
-static __global__ void bias_add_kernel(float *out, const float *bias, size_t HW, size_t n) {
-    NST_GRID_LOOP(i, n) out[i] += bias[i / HW];
+static inline dim3 channel_grid(size_t per_channel, int C) {
+    size_t b = (per_channel + 255) / 256;
+    return dim3(b < 1 ? 1u : b > 4096 ? 4096u : (unsigned)b, (unsigned)C);
+}
+#define NST_CHANNEL_LOOP(i, n) for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += gridDim.x * blockDim.x)
+
+/* out, relu are (C,HW), bias (C); v = out + bias:
+ *   relu NULL:          out = v
+ *   relu == out:        out = max(v,0)            (the ReLU in place: the conv's output is not kept)
+ *   relu elsewhere:     out = v, relu = max(v,0)  (the conv's output kept for a loss)
+ * With HW % 4 == 0 in float4s (every channel then starts 16-byte aligned). */
+static __global__ void bias_relu_kernel(float *out, float *relu, const float *bias, int HW) {
+    int c = blockIdx.y;
+    float b = bias[c];
+    size_t base = (size_t)c * HW;
+    if ((HW & 3) == 0) {
+        float4 *o4 = (float4 *)(out + base), *r4 = relu ? (float4 *)(relu + base) : NULL;
+        NST_CHANNEL_LOOP(i, HW / 4) {
+            float4 v = o4[i];
+            v.x += b; v.y += b; v.z += b; v.w += b;
+            float4 r = make_float4(fmaxf(v.x, 0.0f), fmaxf(v.y, 0.0f), fmaxf(v.z, 0.0f), fmaxf(v.w, 0.0f));
+            if (relu == out) {
+                o4[i] = r;
+            } else {
+                o4[i] = v;
+                if (r4) r4[i] = r;
+            }
+        }
+        return;
+    }
+    NST_CHANNEL_LOOP(i, HW) {
+        float v = out[base + i] + b;
+        float r = v > 0.0f ? v : 0.0f;
+        if (relu == out) {
+            out[base + i] = r;
+        } else {
+            out[base + i] = v;
+            if (relu) relu[base + i] = r;
+        }
+    }
 }
 
 /* out, inp are (n); out may equal inp */
@@ -56,41 +115,71 @@ static __global__ void relu_backward_kernel(float *g, const float *mask, size_t 
 }
 
 /* out is (C,H/2,W/2), inp is (C,H,W); the same comparisons as maxpool2x2_forward */
-static __global__ void maxpool_forward_kernel(float *out, const float *inp, int H, int W, size_t n) {
-    int Ho = H / 2, Wo = W / 2;
-    NST_GRID_LOOP(o, n) {
-        size_t c = o / ((size_t)Ho * Wo);
-        int r = (int)(o % ((size_t)Ho * Wo)), i = r / Wo, j = r % Wo;
-        const float *r0 = inp + (c * H + 2 * i) * W + 2 * j, *r1 = r0 + W;
+static __global__ void maxpool_forward_kernel(float *out, const float *inp, int H, int W) {
+    int Ho = H / 2, Wo = W / 2, c = blockIdx.y;
+    const float *ic = inp + (size_t)c * H * W;
+    float *oc = out + (size_t)c * Ho * Wo;
+    NST_CHANNEL_LOOP(o, Ho * Wo) {
+        int i = o / Wo, j = o - i * Wo;
+        const float *r0 = ic + (size_t)(2 * i) * W + 2 * j, *r1 = r0 + W;
         float a = r0[0], b = r0[1], d = r1[0], e = r1[1];
         float m0 = a >= b ? a : b, m1 = d >= e ? d : e;
-        out[o] = m0 >= m1 ? m0 : m1;
+        oc[o] = m0 >= m1 ? m0 : m1;
     }
 }
 
-/* dinp is (C,H,W) (overwritten; rows/cols past 2*(H/2) get 0), dout is (C,H/2,W/2), inp is
- * (C,H,W): each input element takes its window's gradient if it is the window's first
- * maximum in row-major order (as maxpool2x2_backward), else 0. */
+/* dinp is (C,H,W) (overwritten), dout is (C,H/2,W/2), inp is (C,H,W): one thread per
+ * window writes its four gradients: the window's gradient to its first maximum in
+ * row-major order (as maxpool2x2_backward), 0 elsewhere; rows and columns past 2*(H/2)
+ * get 0. relu_below: inp is a ReLU's output and that ReLU's backward is fused in (the
+ * gradient passes only where inp > 0). */
 static __global__ void maxpool_backward_kernel(float *dinp, const float *dout, const float *inp, int H, int W,
-                                        size_t n) {
-    int Ho = H / 2, Wo = W / 2;
-    NST_GRID_LOOP(idx, n) {
-        size_t c = idx / ((size_t)H * W);
-        int r = (int)(idx % ((size_t)H * W)), y = r / W, x = r % W;
-        int i = y / 2, j = x / 2;
-        float v = 0.0f;
-        if (i < Ho && j < Wo) {
-            const float *r0 = inp + (c * H + 2 * i) * W + 2 * j, *r1 = r0 + W;
-            float a = r0[0], b = r0[1], cc = r1[0], d = r1[1];
-            int kb = b > a;
-            float m1 = kb ? b : a;
-            int kc = cc > m1;
-            float m2 = kc ? cc : m1;
-            int kd = d > m2;
-            int k = kd ? 3 : kc ? 2 : kb ? 1 : 0;
-            if (k == (y & 1) * 2 + (x & 1)) v = dout[(c * Ho + i) * Wo + j];
+                                               int relu_below) {
+    int Ho = H / 2, Wo = W / 2, c = blockIdx.y;
+    const float *ic = inp + (size_t)c * H * W, *dc = dout + (size_t)c * Ho * Wo;
+    float *gc = dinp + (size_t)c * H * W;
+    NST_CHANNEL_LOOP(o, Ho * Wo) {
+        int i = o / Wo, j = o - i * Wo;
+        size_t at = (size_t)(2 * i) * W + 2 * j;
+        const float *r0 = ic + at, *r1 = r0 + W;
+        float a = r0[0], b = r0[1], cc = r1[0], d = r1[1];
+        int kb = b > a;
+        float m1 = kb ? b : a;
+        int kc = cc > m1;
+        float m2 = kc ? cc : m1;
+        int kd = d > m2;
+        float m = kd ? d : m2;
+        int k = kd ? 3 : kc ? 2 : kb ? 1 : 0;
+        float v = dc[o];
+        if (relu_below && !(m > 0.0f)) v = 0.0f;
+        float *g0 = gc + at, *g1 = g0 + W;
+        g0[0] = k == 0 ? v : 0.0f;
+        g0[1] = k == 1 ? v : 0.0f;
+        g1[0] = k == 2 ? v : 0.0f;
+        g1[1] = k == 3 ? v : 0.0f;
+        if ((W & 1) && j == Wo - 1) { /* the column no window covers */
+            g0[2] = 0.0f;
+            g1[2] = 0.0f;
         }
-        dinp[idx] = v;
+        if ((H & 1) && i == Ho - 1) { /* the row no window covers */
+            float *g2 = g1 + W;
+            g2[0] = 0.0f;
+            g2[1] = 0.0f;
+            if ((W & 1) && j == Wo - 1) g2[2] = 0.0f;
+        }
+    }
+}
+
+/* wt (C_in,C_out,3,3) = w (C_out,C_in,3,3) transposed, each 3x3 kernel turned by 180
+ * degrees: the backward pass to the input is then the forward convolution of the output
+ * gradient with wt (stride 1, pad 1). */
+static __global__ void flip_filter_kernel(float *wt, const float *w, int C_out, int C_in) {
+    size_t n = (size_t)C_out * C_in * 9;
+    NST_GRID_LOOP(idx, n) {
+        int k = (int)(idx % 9);
+        size_t oc = idx / 9;
+        int ci = (int)(oc % C_in), co = (int)(oc / C_in);
+        wt[((size_t)ci * C_out + co) * 9 + (8 - k)] = w[idx];
     }
 }
 
@@ -107,8 +196,10 @@ static int conv_layer_of(int k) { /* the layer index of conv k */
 void vgg19_cuda_free(vgg19_cuda *g) {
     if (!g) return;
     if (g->ctx && g->ctx->stream) cudaStreamSynchronize(g->ctx->stream);
-    for (int k = 0; k < 16; k++)
+    for (int k = 0; k < 16; k++) {
         if (g->conv[k].desc) cudnnDestroyFilterDescriptor(g->conv[k].desc);
+        if (g->conv[k].desc_t) cudnnDestroyFilterDescriptor(g->conv[k].desc_t);
+    }
     cudaFree(g->params);
     free(g);
 }
@@ -118,7 +209,7 @@ static nst_status upload(vgg19_cuda *g, const nst_vgg19 *net, nst_error *err) {
     for (int k = 0; k < 16; k++) {
         const vgg_conv *c = &net->conv[k];
         if (conv_layer_of(k) >= g->depth) break;
-        total += (size_t)9 * c->C_in * c->C_out + c->C_out;
+        total += 2 * (size_t)9 * c->C_in * c->C_out + c->C_out;
     }
     nst_status s = nst_cuda_alloc(g->ctx, (void **)&g->params, total, sizeof(float), "VGG19 weights", err);
     if (s) return s;
@@ -131,15 +222,22 @@ static nst_status upload(vgg19_cuda *g, const nst_vgg19 *net, nst_error *err) {
         d->C_in = c->C_in;
         d->C_out = c->C_out;
         d->weight = p;
-        d->bias = p + nw;
-        p += nw + c->C_out;
+        d->weight_t = p + nw;
+        d->bias = p + 2 * nw;
+        p += 2 * nw + c->C_out;
         nst_status s = nst_cuda_copy_sync(g->ctx, d->weight, c->weight, nw * sizeof(float), cudaMemcpyHostToDevice, err);
         if (!s) s = nst_cuda_copy_sync(g->ctx, d->bias, c->bias, c->C_out * sizeof(float), cudaMemcpyHostToDevice, err);
         if (s) return s;
+        flip_filter_kernel<<<nst_grid_for(nw), 256, 0, g->ctx->stream>>>(d->weight_t, d->weight, c->C_out, c->C_in);
+        NST_CUDA_TRY(cudaGetLastError(), err);
         NST_CUDNN_TRY(cudnnCreateFilterDescriptor(&d->desc), err);
         NST_CUDNN_TRY(cudnnSetFilter4dDescriptor(d->desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->C_out,
                                                  c->C_in, 3, 3), err);
+        NST_CUDNN_TRY(cudnnCreateFilterDescriptor(&d->desc_t), err);
+        NST_CUDNN_TRY(cudnnSetFilter4dDescriptor(d->desc_t, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->C_in,
+                                                 c->C_out, 3, 3), err);
     }
+    NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
     return NST_OK;
 }
 
@@ -168,6 +266,7 @@ static void plan_free(vgg19_cuda_plan *p) {
         if (p->y[l]) cudnnDestroyTensorDescriptor(p->y[l]);
         if (p->fwd_desc[l]) cudnnDestroyConvolutionDescriptor(p->fwd_desc[l]);
         if (p->bwd_desc[l]) cudnnDestroyConvolutionDescriptor(p->bwd_desc[l]);
+        if (p->flip_desc[l]) cudnnDestroyConvolutionDescriptor(p->flip_desc[l]);
     }
     free(p);
 }
@@ -207,20 +306,17 @@ static nst_status make_conv_desc(cudnnConvolutionDescriptor_t *d, nst_precision 
     return NST_OK;
 }
 
-/* cuDNN's heuristics rank the algorithms (with search, cudnnFind measures them: then
- * fastest first; the choice may change from run to run); the first that is allowed in
- * this precision and fits the workspace limit is taken (for the backward pass a
- * deterministic one first). If none is, the implicit-GEMM algorithms, which need no
- * workspace. */
-static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFilterDescriptor_t fd, int l,
-                                    nst_precision prec, int search, size_t limit, size_t *ws, nst_error *err) {
-    cudnnConvolutionFwdAlgoPerf_t fperf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+/* cuDNN's heuristics rank the algorithms; the first that is allowed in this precision and
+ * fits the workspace limit is taken (for the backward pass a deterministic one first). If
+ * none is, the implicit-GEMM algorithms, which need no workspace. The workspace each
+ * needs is taken into *ws. */
+static nst_status choose_heuristic(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFilterDescriptor_t fd, int l,
+                                   nst_precision prec, size_t limit, size_t *ws, nst_error *err) {
+    cudnnConvolutionFwdAlgoPerf_t fperf[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0, found = 0;
     size_t bytes = 0;
-    if (!search || cudnnFindConvolutionForwardAlgorithm(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
-                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf) != CUDNN_STATUS_SUCCESS)
-        NST_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
-                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf), err);
+    NST_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x[l], fd, p->fwd_desc[l], p->y[l],
+                                                         2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fperf), err);
     for (int pass = 0; pass < 2 && !found; pass++)
         for (int i = 0; i < n && !found; i++) {
             if (fperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(fperf[i].mathType, prec, pass)) continue;
@@ -239,16 +335,14 @@ static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFi
     }
     if (bytes > *ws) *ws = bytes;
 
-    cudnnConvolutionBwdDataAlgoPerf_t bperf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t bperf[2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     n = 0;
     found = 0;
     bytes = 0;
-    if (!search || cudnnFindConvolutionBackwardDataAlgorithm(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
-                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
-                                                             bperf) != CUDNN_STATUS_SUCCESS)
-        NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
-                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf),
-                      err);
+    p->bwd_flip[l] = 0;
+    NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
+                                                              2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf),
+                  err);
     for (int pass = 0; pass < 4 && !found; pass++) /* strict+deterministic, strict, relaxed+det., relaxed */
         for (int i = 0; i < n && !found; i++) {
             if (bperf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(bperf[i].mathType, prec, pass >= 2)) continue;
@@ -264,9 +358,246 @@ static nst_status choose_algorithms(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFi
         p->bwd_algo[l] = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
         NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_desc[l], base_math(prec)), err);
         NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
-                                                                   p->bwd_algo[l], &bytes), err);
+                                                                   (cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l],
+                                                                   &bytes), err);
     }
     if (bytes > *ws) *ws = bytes;
+    return NST_OK;
+}
+
+/* ---- measuring the algorithms (NST_CUDNN_SEARCH=1) ----------------------------------- */
+
+/* One convolution call: forward (x -> y), backward to the input (dy -> dx) by
+ * cudnnConvolutionBackwardData, or the same as a forward convolution with the flipped
+ * filter. */
+enum { CONV_FWD, CONV_BWD, CONV_FLIP };
+typedef struct {
+    int kind, algo;
+    cudnnMathType_t math;
+} conv_choice;
+
+typedef struct {
+    cudnnHandle_t h;
+    cudnnTensorDescriptor_t src_d, dst_d;  /* CONV_FWD: x, y; else y, x */
+    cudnnFilterDescriptor_t fd;            /* CONV_FLIP: the flipped filter's */
+    cudnnConvolutionDescriptor_t cd;
+    const float *w, *src;
+    float *dst;
+    void *ws;
+    size_t ws_bytes;
+} conv_args;
+
+static cudnnStatus_t conv_workspace(const conv_args *c, int kind, int algo, size_t *bytes) {
+    if (kind == CONV_BWD)
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(c->h, c->fd, c->src_d, c->cd, c->dst_d,
+                                                            (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
+    return cudnnGetConvolutionForwardWorkspaceSize(c->h, c->src_d, c->fd, c->cd, c->dst_d,
+                                                   (cudnnConvolutionFwdAlgo_t)algo, bytes);
+}
+
+static cudnnStatus_t conv_run(const conv_args *c, int kind, int algo) {
+    const float one = 1.0f, zero = 0.0f;
+    if (kind == CONV_BWD)
+        return cudnnConvolutionBackwardData(c->h, &one, c->fd, c->w, c->src_d, c->src, c->cd,
+                                            (cudnnConvolutionBwdDataAlgo_t)algo, c->ws, c->ws_bytes, &zero, c->dst_d,
+                                            c->dst);
+    return cudnnConvolutionForward(c->h, &one, c->src_d, c->src, c->fd, c->w, c->cd, (cudnnConvolutionFwdAlgo_t)algo,
+                                   c->ws, c->ws_bytes, &zero, c->dst_d, c->dst);
+}
+
+/* The candidates for one convolution, in the heuristic's order: deterministic, allowed in
+ * this precision, within the workspace limit, each (algorithm, math) once. Appends to
+ * out[*n]. */
+static void candidates(const conv_args *c, int kind, nst_precision prec, size_t limit, conv_choice *out, int *n,
+                       int max) {
+    int algos[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT + 2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnMathType_t maths[sizeof algos / sizeof algos[0]];
+    int m = 0;
+    if (kind == CONV_BWD) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        int k = 0;
+        if (cudnnGetConvolutionBackwardDataAlgorithm_v7(c->h, c->fd, c->src_d, c->cd, c->dst_d,
+                                                        2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &k, perf) !=
+            CUDNN_STATUS_SUCCESS)
+            k = 0;
+        for (int i = 0; i < k; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC &&
+                math_ok(perf[i].mathType, prec, 1)) {
+                algos[m] = perf[i].algo;
+                maths[m++] = run_math(perf[i].mathType, prec);
+            }
+    } else {
+        cudnnConvolutionFwdAlgoPerf_t perf[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int k = 0;
+        if (cudnnGetConvolutionForwardAlgorithm_v7(c->h, c->src_d, c->fd, c->cd, c->dst_d,
+                                                   2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &k, perf) !=
+            CUDNN_STATUS_SUCCESS)
+            k = 0;
+        for (int i = 0; i < k; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC &&
+                math_ok(perf[i].mathType, prec, 1)) {
+                algos[m] = perf[i].algo;
+                maths[m++] = run_math(perf[i].mathType, prec);
+            }
+    }
+    for (int i = 0; i < m && *n < max; i++) {
+        int dup = 0;
+        for (int j = 0; j < *n; j++) dup |= out[j].kind == kind && out[j].algo == algos[i] && out[j].math == maths[i];
+        size_t bytes = 0;
+        if (dup || cudnnSetConvolutionMathType(c->cd, maths[i]) != CUDNN_STATUS_SUCCESS ||
+            conv_workspace(c, kind, algos[i], &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
+            continue;
+        out[*n].kind = kind;
+        out[*n].algo = algos[i];
+        out[*n].math = maths[i];
+        (*n)++;
+    }
+}
+
+/* The time of one call in ms: a warm-up, then the best of two (one if it is already three
+ * times slower than best_so_far); negative if cuDNN refuses it. */
+static float time_conv(const conv_args *c, const conv_choice *ch, cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1,
+                       float best_so_far) {
+    if (cudnnSetConvolutionMathType(c->cd, ch->math) != CUDNN_STATUS_SUCCESS) return -1.0f;
+    if (conv_run(c, ch->kind, ch->algo) != CUDNN_STATUS_SUCCESS) return -1.0f;
+    float best = -1.0f;
+    for (int r = 0; r < 2; r++) {
+        float ms = 0.0f;
+        if (cudaEventRecord(e0, st) != cudaSuccess || conv_run(c, ch->kind, ch->algo) != CUDNN_STATUS_SUCCESS ||
+            cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            return -1.0f;
+        if (best < 0.0f || ms < best) best = ms;
+        if (best_so_far > 0.0f && ms > 3.0f * best_so_far) break;
+    }
+    return best;
+}
+
+/* Picks from cand[0..n-1] (cand[0] the heuristic's choice): the first, in that order,
+ * within MEASURE_SLACK of the fastest. Preferring the earlier of near-equals keeps the
+ * choice (and so the result's last bits) the same from run to run unless an algorithm
+ * is clearly faster. *ref_ms: cand[0]'s time; t: each one's (negative: refused).
+ * Returns the index, or -1 if none ran. */
+#define MEASURE_SLACK 1.08f
+static int measure(const conv_args *const args[3], const conv_choice *cand, int n, cudaStream_t st, cudaEvent_t e0,
+                   cudaEvent_t e1, float *ms_out, float *ref_ms, float t[64]) {
+    float best = -1.0f;
+    for (int i = 0; i < n && i < 64; i++) {
+        t[i] = time_conv(args[cand[i].kind], &cand[i], st, e0, e1, best);
+        if (t[i] >= 0.0f && (best < 0.0f || t[i] < best)) best = t[i];
+    }
+    cudaGetLastError(); /* a refused launch must not stay behind as the last error */
+    *ref_ms = n > 0 ? t[0] : -1.0f;
+    *ms_out = -1.0f;
+    for (int i = 0; i < n && i < 64; i++)
+        if (t[i] >= 0.0f && t[i] <= MEASURE_SLACK * best) {
+            *ms_out = t[i];
+            return i;
+        }
+    return -1;
+}
+
+/* Measures the algorithms of conv layer l on an H x W input (or takes them from the memo),
+ * starting from the heuristic's choice already in the plan; x/y are scratch buffers as
+ * large as the layer's input and output, ws a workspace of limit bytes. */
+static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int hi, int wi, nst_precision prec,
+                                  int mode, float *x, float *y, void *ws, size_t limit, cudaEvent_t e0,
+                                  cudaEvent_t e1, nst_error *err) {
+    const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
+    cudnnHandle_t h = g->ctx->cudnn;
+    cudaStream_t st = g->ctx->stream;
+    int k = vgg19_layer_conv(l);
+    for (int i = 0; i < g->n_memo; i++) {
+        const algo_memo *m = &g->memo[i];
+        if (m->k != k || m->H != hi || m->W != wi || m->prec != (int)prec || m->mode != mode) continue;
+        p->fwd_algo[l] = (cudnnConvolutionFwdAlgo_t)m->fwd_algo;
+        NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], m->fwd_math), err);
+        p->bwd_flip[l] = m->bwd_flip;
+        p->bwd_algo[l] = m->bwd_algo;
+        NST_CUDNN_TRY(cudnnSetConvolutionMathType(m->bwd_flip ? p->flip_desc[l] : p->bwd_desc[l], m->bwd_math), err);
+        p->fwd_ms[l] = m->fwd_ms;
+        p->fwd_ref_ms[l] = m->fwd_ref_ms;
+        p->bwd_ms[l] = m->bwd_ms;
+        p->bwd_ref_ms[l] = m->bwd_ref_ms;
+        p->bwd_data_ms[l] = m->bwd_data_ms;
+        p->bwd_flip_ms[l] = m->bwd_flip_ms;
+        return NST_OK;
+    }
+    conv_choice cand[64];
+    int n = 0, pick;
+    cudnnMathType_t m0;
+    /* forward */
+    conv_args fa = {h, p->x[l], p->y[l], c->desc, p->fwd_desc[l], c->weight, x, y, ws, limit};
+    conv_args ba = {h, p->y[l], p->x[l], c->desc, p->bwd_desc[l], c->weight, y, x, ws, limit};
+    conv_args la = {h, p->y[l], p->x[l], c->desc_t, p->flip_desc[l], c->weight_t, y, x, ws, limit};
+    const conv_args *const args[3] = {&fa, &ba, &la}; /* by kind */
+    NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->fwd_desc[l], &m0), err);
+    cand[n++] = (conv_choice){CONV_FWD, (int)p->fwd_algo[l], m0};
+    candidates(&fa, CONV_FWD, prec, limit, cand, &n, 64);
+    float t[64];
+    pick = measure(args, cand, n, st, e0, e1, &p->fwd_ms[l], &p->fwd_ref_ms[l], t);
+    if (pick < 0) pick = 0;
+    p->fwd_algo[l] = (cudnnConvolutionFwdAlgo_t)cand[pick].algo;
+    NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], cand[pick].math), err);
+    cudnnMathType_t fwd_math = cand[pick].math;
+    /* backward: cudnnConvolutionBackwardData, or a forward conv with the flipped filter */
+    n = 0;
+    if (mode != 2) {
+        NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->bwd_desc[l], &m0), err);
+        cand[n++] = (conv_choice){CONV_BWD, p->bwd_algo[l], m0};
+        candidates(&ba, CONV_BWD, prec, limit, cand, &n, 64);
+    }
+    candidates(&la, CONV_FLIP, prec, limit, cand, &n, 64);
+    pick = measure(args, cand, n, st, e0, e1, &p->bwd_ms[l], &p->bwd_ref_ms[l], t);
+    p->bwd_data_ms[l] = p->bwd_flip_ms[l] = -1.0f; /* the best of each kind */
+    for (int i = 0; i < n; i++) {
+        float *b = cand[i].kind == CONV_FLIP ? &p->bwd_flip_ms[l] : &p->bwd_data_ms[l];
+        if (t[i] >= 0.0f && (*b < 0.0f || t[i] < *b)) *b = t[i];
+    }
+    if (pick < 0 && mode == 2) return nst_fail(err, NST_ERR_IO, "cuDNN runs no flipped convolution for %s", nst_layer_name(l));
+    if (pick < 0) pick = 0;
+    p->bwd_flip[l] = cand[pick].kind == CONV_FLIP;
+    p->bwd_algo[l] = cand[pick].algo;
+    NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_flip[l] ? p->flip_desc[l] : p->bwd_desc[l], cand[pick].math),
+                  err);
+    if (g->n_memo < ALGO_MEMOS) {
+        algo_memo *m = &g->memo[g->n_memo++];
+        m->k = k;
+        m->H = hi;
+        m->W = wi;
+        m->prec = (int)prec;
+        m->mode = mode;
+        m->fwd_algo = (int)p->fwd_algo[l];
+        m->fwd_math = fwd_math;
+        m->bwd_flip = p->bwd_flip[l];
+        m->bwd_algo = p->bwd_algo[l];
+        m->bwd_math = cand[pick].math;
+        m->fwd_ms = p->fwd_ms[l];
+        m->fwd_ref_ms = p->fwd_ref_ms[l];
+        m->bwd_ms = p->bwd_ms[l];
+        m->bwd_ref_ms = p->bwd_ref_ms[l];
+        m->bwd_data_ms = p->bwd_data_ms[l];
+        m->bwd_flip_ms = p->bwd_flip_ms[l];
+    }
+    return NST_OK;
+}
+
+/* The workspace the chosen algorithms of conv layer l need. */
+static nst_status chosen_workspace(const vgg19_cuda *g, const vgg19_cuda_plan *p, int l, size_t *ws, nst_error *err) {
+    const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
+    cudnnHandle_t h = g->ctx->cudnn;
+    size_t f = 0, b = 0;
+    NST_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(h, p->x[l], c->desc, p->fwd_desc[l], p->y[l], p->fwd_algo[l],
+                                                          &f), err);
+    if (p->bwd_flip[l])
+        NST_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(h, p->y[l], c->desc_t, p->flip_desc[l], p->x[l],
+                                                              (cudnnConvolutionFwdAlgo_t)p->bwd_algo[l], &b), err);
+    else
+        NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c->desc, p->y[l], p->bwd_desc[l], p->x[l],
+                                                                   (cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l], &b),
+                      err);
+    if (f > *ws) *ws = f;
+    if (b > *ws) *ws = b;
     return NST_OK;
 }
 
@@ -291,8 +622,18 @@ void vgg19_cuda_describe_algos(const vgg19_cuda_acts *a, int l, char *buf, size_
     const vgg19_cuda_plan *p = a->plan;
     if (size) buf[0] = 0;
     if (!p || l < 0 || l >= a->depth || vgg19_layer_kind(l) != VGG_CONV) return;
-    snprintf(buf, size, "fwd %s %s, bwd-data %s %s", fwd_algo_name(p->fwd_algo[l]), math_name(p->fwd_desc[l]),
-             bwd_algo_name(p->bwd_algo[l]), math_name(p->bwd_desc[l]));
+    int n = 0;
+    if (p->bwd_flip[l])
+        n = snprintf(buf, size, "fwd %s %s, bwd as flipped fwd %s %s", fwd_algo_name(p->fwd_algo[l]),
+                     math_name(p->fwd_desc[l]), fwd_algo_name((cudnnConvolutionFwdAlgo_t)p->bwd_algo[l]),
+                     math_name(p->flip_desc[l]));
+    else
+        n = snprintf(buf, size, "fwd %s %s, bwd-data %s %s", fwd_algo_name(p->fwd_algo[l]), math_name(p->fwd_desc[l]),
+                     bwd_algo_name((cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l]), math_name(p->bwd_desc[l]));
+    if (a->searched && n > 0 && (size_t)n < size) /* measured: each with the heuristic's choice's time */
+        snprintf(buf + n, size - n, "; ms fwd %.3f (heuristic's %.3f), bwd %.3f (heuristic's %.3f, best bwd-data %.3f, "
+                 "flipped %.3f)", p->fwd_ms[l], p->fwd_ref_ms[l], p->bwd_ms[l], p->bwd_ref_ms[l], p->bwd_data_ms[l],
+                 p->bwd_flip_ms[l]);
 }
 
 nst_status vgg19_cuda_prof_create(vgg19_cuda_prof *p, nst_error *err) {
@@ -317,8 +658,18 @@ void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p) {
 /* buffers start on 256-byte boundaries */
 static size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }
 
-static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth, int H, int W,
-                             const unsigned char *keep, nst_precision prec, nst_error *err) {
+/* NST_CUDNN_SEARCH: "1" measures the algorithms (1), "0" takes cuDNN's heuristic choice
+ * (0); unset: MEASURE_DEFAULT. "flip" (for the tests) measures with only the flipped
+ * forward convolutions for the backward pass (2). */
+#define MEASURE_DEFAULT 0
+static int search_mode(void) {
+    const char *env = getenv("NST_CUDNN_SEARCH");
+    if (!env || !*env) return MEASURE_DEFAULT;
+    return strcmp(env, "1") == 0 ? 1 : strcmp(env, "flip") == 0 ? 2 : 0;
+}
+
+static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H, int W, const unsigned char *keep,
+                             nst_precision prec, nst_error *err) {
     a->depth = depth;
     a->H = H;
     a->W = W;
@@ -351,8 +702,8 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
     }
     total += 2 * align_floats(largest);
 
-    /* descriptors and algorithms; the workspace may take an eighth of the free memory
-     * (at most 1 GiB) */
+    /* descriptors and the heuristic's algorithms; the workspace may take an eighth of the
+     * free memory (at most 1 GiB) */
     vgg19_cuda_plan *p = (vgg19_cuda_plan *)calloc(1, sizeof *p);
     if (!p) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     a->plan = p;
@@ -360,9 +711,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
     NST_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
     size_t limit = free_b / 8 < ((size_t)1 << 30) ? free_b / 8 : ((size_t)1 << 30);
     size_t ws = 0;
-    const char *env = getenv("NST_CUDNN_SEARCH"); /* as the style network's convolutions */
-    int search = env && strcmp(env, "1") == 0;
-    a->searched = search;
+    a->searched = search_mode();
     for (int l = 0; l < depth; l++) {
         if (vgg19_layer_kind(l) != VGG_CONV) continue;
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
@@ -373,12 +722,43 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
         NST_CUDNN_TRY(cudnnSetTensor4dDescriptor(p->y[l], CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, c->C_out, hi, wi), err);
         nst_status s = make_conv_desc(&p->fwd_desc[l], prec, err);
         if (!s) s = make_conv_desc(&p->bwd_desc[l], prec, err);
-        if (!s) s = choose_algorithms(p, g->ctx->cudnn, c->desc, l, prec, search, limit, &ws, err);
+        if (!s) s = make_conv_desc(&p->flip_desc[l], prec, err);
+        if (!s) s = choose_heuristic(p, g->ctx->cudnn, c->desc, l, prec, limit, &ws, err);
+        if (s) return s;
+    }
+
+    char what[96];
+    snprintf(what, sizeof what, "VGG19 activations for a %dx%d image", W, H);
+    if (a->searched) {
+        /* measured on scratch buffers (the two gradient buffers' worth, each as large as
+         * the largest layer) with a workspace of the limit; then the activations are
+         * allocated with the workspace the choices need */
+        void *scratch = NULL;
+        size_t sws = align_floats((limit + sizeof(float) - 1) / sizeof(float));
+        nst_status s = nst_cuda_alloc(g->ctx, &scratch, 2 * align_floats(largest) + sws, sizeof(float),
+                                      "measuring the convolutions", err);
+        if (s) return s;
+        float *x = (float *)scratch, *y = x + align_floats(largest);
+        cudaEvent_t e0 = NULL, e1 = NULL;
+        s = nst_cuda_check(cudaMemsetAsync(scratch, 0, 2 * align_floats(largest) * sizeof(float), g->ctx->stream),
+                           "cudaMemsetAsync", err);
+        if (!s) s = nst_cuda_check(cudaEventCreate(&e0), "cudaEventCreate", err);
+        if (!s) s = nst_cuda_check(cudaEventCreate(&e1), "cudaEventCreate", err);
+        ws = 0;
+        for (int l = 0; !s && l < depth; l++) {
+            if (vgg19_layer_kind(l) != VGG_CONV) continue;
+            int hi = l == 0 ? H : a->Hl[l - 1], wi = l == 0 ? W : a->Wl[l - 1];
+            s = choose_measured(g, p, l, hi, wi, prec, a->searched, x, y, y + align_floats(largest), limit, e0, e1,
+                                err);
+            if (!s) s = chosen_workspace(g, p, l, &ws, err);
+        }
+        if (!s) s = nst_cuda_check(cudaStreamSynchronize(g->ctx->stream), "measuring the convolutions", err);
+        if (e0) cudaEventDestroy(e0);
+        if (e1) cudaEventDestroy(e1);
+        cudaFree(scratch);
         if (s) return s;
     }
     size_t ws_floats = align_floats((ws + sizeof(float) - 1) / sizeof(float));
-    char what[96];
-    snprintf(what, sizeof what, "VGG19 activations for a %dx%d image", W, H);
     nst_status s = nst_cuda_alloc(g->ctx, &a->memory, total + ws_floats, sizeof(float), what, err);
     if (s) return s;
     a->bytes = (total + ws_floats) * sizeof(float);
@@ -402,7 +782,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth,
     return NST_OK;
 }
 
-nst_status vgg19_cuda_acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth, int H, int W,
+nst_status vgg19_cuda_acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H, int W,
                                  const unsigned char *keep, nst_precision precision, nst_error *err) {
     memset(a, 0, sizeof *a);
     if (depth < 1 || depth > g->depth || H < 1 || W < 1)
@@ -414,6 +794,11 @@ nst_status vgg19_cuda_acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int de
 }
 
 /* ---- forward and backward ----------------------------------------------------------- */
+
+/* The ReLU after conv layer l runs in the conv's bias kernel when it is within depth. */
+static int relu_fused_forward(const vgg19_cuda_acts *a, int l) {
+    return l + 1 < a->depth && vgg19_layer_kind(l + 1) == VGG_RELU;
+}
 
 nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int l, nst_error *err) {
     const float *inp = l == 0 ? a->input : a->out[l - 1];
@@ -429,14 +814,18 @@ nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int
         NST_CUDNN_TRY(cudnnConvolutionForward(g->ctx->cudnn, &one, p->x[l], inp, c->desc, c->weight, p->fwd_desc[l],
                                               p->fwd_algo[l], a->workspace, a->workspace_bytes, &zero, p->y[l],
                                               a->out[l]), err);
-        bias_add_kernel<<<nst_grid_for(n), 256, 0, st>>>(a->out[l], c->bias, (size_t)a->Hl[l] * a->Wl[l], n);
+        int HW = a->Hl[l] * a->Wl[l];
+        float *relu = relu_fused_forward(a, l) ? a->out[l + 1] : NULL;
+        bias_relu_kernel<<<channel_grid(HW % 4 == 0 ? HW / 4 : HW, a->C[l]), 256, 0, st>>>(a->out[l], relu, c->bias, HW);
         break;
     }
     case VGG_RELU:
+        if (l > 0 && vgg19_layer_kind(l - 1) == VGG_CONV) break; /* done with the conv's bias */
         relu_forward_kernel<<<nst_grid_for(n), 256, 0, st>>>(a->out[l], inp, n);
         break;
     case VGG_POOL:
-        maxpool_forward_kernel<<<nst_grid_for(n), 256, 0, st>>>(a->out[l], inp, Hi, Wi, n);
+        maxpool_forward_kernel<<<channel_grid((size_t)a->Hl[l] * a->Wl[l], a->C[l]), 256, 0, st>>>(a->out[l], inp, Hi,
+                                                                                                 Wi);
         break;
     }
     NST_CUDA_TRY(cudaGetLastError(), err);
@@ -455,7 +844,7 @@ nst_status vgg19_cuda_forward(const vgg19_cuda *g, vgg19_cuda_acts *a, nst_error
 nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const unsigned char *tap,
                                vgg19_cuda_tap_fn tap_fn, void *ctx, float *dinput, nst_error *err) {
     float *gr = a->grad_a, *spare = a->grad_b;
-    int top = a->depth - 1;
+    int top = a->depth - 1, relu_done = 0;
     cudaStream_t st = g->ctx->stream;
     const float one = 1.0f, zero = 0.0f;
     NST_CUDA_TRY(cudaMemsetAsync(gr, 0, vgg19_cuda_layer_size(a, top) * sizeof(float), st), err);
@@ -472,22 +861,33 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
         case VGG_CONV: {
             const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
             vgg19_cuda_plan *p = a->plan;
-            NST_CUDNN_TRY(cudnnConvolutionBackwardData(g->ctx->cudnn, &one, c->desc, c->weight, p->y[l], gr,
-                                                       p->bwd_desc[l], p->bwd_algo[l], a->workspace,
-                                                       a->workspace_bytes, &zero, p->x[l], dst), err);
+            if (p->bwd_flip[l]) /* the same as a forward conv of the gradient with the flipped filter */
+                NST_CUDNN_TRY(cudnnConvolutionForward(g->ctx->cudnn, &one, p->y[l], gr, c->desc_t, c->weight_t,
+                                                      p->flip_desc[l], (cudnnConvolutionFwdAlgo_t)p->bwd_algo[l],
+                                                      a->workspace, a->workspace_bytes, &zero, p->x[l], dst), err);
+            else
+                NST_CUDNN_TRY(cudnnConvolutionBackwardData(g->ctx->cudnn, &one, c->desc, c->weight, p->y[l], gr,
+                                                           p->bwd_desc[l], (cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l],
+                                                           a->workspace, a->workspace_bytes, &zero, p->x[l], dst), err);
             break;
         }
         case VGG_RELU: {
-            /* out[l] holds max(x,0): positive exactly where x is, so it serves as the mask */
-            size_t n = vgg19_cuda_layer_size(a, l);
-            relu_backward_kernel<<<nst_grid_for(n), 256, 0, st>>>(gr, a->out[l], n);
-            NST_CUDA_TRY(cudaGetLastError(), err);
+            /* out[l] holds max(x,0): positive exactly where x is, so it serves as the mask
+             * (unless the pool above has applied it already) */
+            if (!relu_done) {
+                size_t n = vgg19_cuda_layer_size(a, l);
+                relu_backward_kernel<<<nst_grid_for(n), 256, 0, st>>>(gr, a->out[l], n);
+                NST_CUDA_TRY(cudaGetLastError(), err);
+            }
+            relu_done = 0;
             if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][2], st), err);
             continue; /* in place: gr stays the current buffer */
         }
         case VGG_POOL: {
-            size_t n = (size_t)a->C[l - 1] * Hi * Wi;
-            maxpool_backward_kernel<<<nst_grid_for(n), 256, 0, st>>>(dst, gr, a->out[l - 1], Hi, Wi, n);
+            /* a ReLU below without a tap of its own: its mask is applied here */
+            relu_done = l >= 1 && vgg19_layer_kind(l - 1) == VGG_RELU && !(tap && tap[l - 1]);
+            maxpool_backward_kernel<<<channel_grid((size_t)a->Hl[l] * a->Wl[l], a->C[l]), 256, 0, st>>>(
+                dst, gr, a->out[l - 1], Hi, Wi, relu_done);
             NST_CUDA_TRY(cudaGetLastError(), err);
             break;
         }

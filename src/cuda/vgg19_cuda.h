@@ -16,10 +16,17 @@
  * a->out[l], C[l] x Hl[l] x Wl[l] values. Every float pointer in this header is GPU memory.
  * Convolutions are cuDNN's (3x3, pad 1, cross-correlation as in PyTorch), in fp32 FMA
  * math, or on TF32 tensor cores with NST_PRECISION_TF32; their algorithms are cuDNN's
- * heuristic choice (the same every run), or measured by cudnnFind when the environment
- * has NST_CUDNN_SEARCH=1 (as for the style network); bias, ReLU and max-pooling are
- * own kernels that mirror tensor/ops.h (a pool's gradient goes to the first maximum of its
- * window in row-major order, as in PyTorch).
+ * heuristic choice (the same every run), or, when the environment has
+ * NST_CUDNN_SEARCH=1, measured among the deterministic ones (cudaEvents, once per conv
+ * and input size for the uploaded weights); measuring also tries the backward pass to
+ * the input as a forward convolution of the gradient with the transposed, 180-degree
+ * turned filter, which cuDNN often runs faster. The first algorithm in the heuristic's
+ * order within 8% of the fastest is taken, so that a rerun nearly always takes the same.
+ * Bias, ReLU and max-pooling are own kernels that mirror tensor/ops.h (a pool's gradient
+ * goes to the first maximum of its window in row-major order, as in PyTorch); the ReLU
+ * after a conv runs in its bias kernel, and the backward of a ReLU below a pool in the
+ * pool's backward (unless a tap is at that ReLU). So vgg19_cuda_forward_layer(l) for a
+ * ReLU l does nothing: layer l-1 wrote it.
  *
  * Example (the Johnson trainer's perceptual loss on one image):
  *     vgg19_cuda *vgg;  vgg19_cuda_acts a;
@@ -78,7 +85,9 @@ typedef struct {
     void *memory;                 /* the one device allocation behind all of the above */
     size_t bytes;                 /* its size */
     nst_precision precision;
-    int searched;                 /* 1: the algorithms were measured (NST_CUDNN_SEARCH=1) */
+    int searched;                 /* 0: cuDNN's heuristic choice; 1: measured (NST_CUDNN_SEARCH=1);
+                                     2: measured, the backward passes only as flipped forward
+                                     convolutions (NST_CUDNN_SEARCH=flip, for the tests) */
     vgg19_cuda_plan *plan;
     vgg19_cuda_prof *prof;        /* NULL, or events to record (see vgg19_cuda_prof) */
 } vgg19_cuda_acts;
@@ -88,7 +97,7 @@ typedef struct {
  * flag per layer: 1 where a conv's output must stay intact after the forward pass (a loss
  * reads it in the backward pass), so that the ReLU after it gets a buffer of its own.
  * precision: NST_PRECISION_FP32, or NST_PRECISION_TF32 to let cuDNN use TF32. */
-nst_status vgg19_cuda_acts_build(vgg19_cuda_acts *a, const vgg19_cuda *g, int depth, int H, int W,
+nst_status vgg19_cuda_acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H, int W,
                                  const unsigned char *keep, nst_precision precision, nst_error *err);
 void vgg19_cuda_acts_free(vgg19_cuda_acts *a);
 static inline size_t vgg19_cuda_layer_size(const vgg19_cuda_acts *a, int l) {
