@@ -12,9 +12,10 @@
  * the last apply run of each configuration, and for the training step the mean time of
  * its phases (upload, network forward, VGG19 losses, network backward, Adam), one photo's
  * VGG19 parts, and each network layer's forward and backward in the last step.
+ * fp16 (nst apply --precision fp16) is measured for apply only (training has no fp16).
  *
  *   bench_fast_cuda [--iters K] [--warmup W] [--sizes 1024x1024,3840x2160] [--widths 32]
- *                   [--precisions fp32,tf32] [--train-size 256] [--batch 4]
+ *                   [--precisions fp32,tf32,fp16] [--train-size 256] [--batch 4]
  *                   [--no-train] [--no-apply] [--weights DIR] [--style FILE]
  *
  * The last lines are machine-readable (bench/compare_fast_cuda_pytorch.py reads them):
@@ -89,15 +90,17 @@ static int parse_precisions(const char *s, int *out) {
     int n = 0;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", s);
-    for (char *t = strtok(buf, ","); t && n < 2; t = strtok(NULL, ",")) {
+    for (char *t = strtok(buf, ","); t && n < 3; t = strtok(NULL, ",")) {
         if (!strcmp(t, "fp32")) out[n++] = NST_PRECISION_FP32;
         else if (!strcmp(t, "tf32")) out[n++] = NST_PRECISION_TF32;
+        else if (!strcmp(t, "fp16")) out[n++] = NST_PRECISION_FP16;
         else return 0;
     }
     return n;
 }
 
-static const char *prec_name(int p) { return p == NST_PRECISION_TF32 ? "tf32" : "fp32"; }
+static const char *prec_name(int p) { return p == NST_PRECISION_TF32 ? "tf32" : p == NST_PRECISION_FP16 ? "fp16" : "fp32"; }
+static int cu_prec(int p) { return p == NST_PRECISION_TF32 ? CU_TF32 : p == NST_PRECISION_FP16 ? CU_FP16 : CU_FP32; }
 
 static int readable(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -122,7 +125,8 @@ typedef struct {
 } apply_time;
 
 /* Best-of-iters ms of the network alone (input on the GPU, synchronised) and of
- * jn_cuda_apply end to end, W x H, batch 1. */
+ * jn_cuda_apply end to end, W x H, batch 1. A failure (out of memory, no cuDNN algorithm)
+ * is printed and gives negative times: the other configurations still run. */
 static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, int warmup, int iters) {
     nst_error err;
     johnson_net net;
@@ -131,34 +135,38 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, i
     check(johnson_build(&net, width, 5, 0, &err), &err);
     check(johnson_init_params(&net, &rng, &err), &err);
     jn_cuda *g = NULL;
-    check(jn_cuda_create(&g, ctx, &net, 0, prec == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, &err), &err);
     nst_image img = {0}, out = {0};
     check(nst_image_alloc(&img, W, H, &err), &err);
     fill_uniform(img.pixels, (size_t)W * H * 3, 0.0f, 255.0f, &rng);
     int Hp = (H + 3) / 4 * 4, Wp = (W + 3) / 4 * 4;
     apply_time t = {1e30, 1e30, 0};
-    for (int it = 0; it < warmup + iters; it++) { /* end to end (its first run sizes the buffers) */
+    nst_status s = jn_cuda_create(&g, ctx, &net, 0, cu_prec(prec), &err);
+    for (int it = 0; !s && it < warmup + iters; it++) { /* end to end (its first run sizes the buffers) */
         double t0 = nst_now();
-        check(jn_cuda_apply(g, &img, Hp, Wp, &out, &err), &err);
+        s = jn_cuda_apply(g, &img, Hp, Wp, &out, &err);
         double dt = nst_now() - t0;
         nst_image_free(&out);
         if (it >= warmup && dt < t.e2e_ms) t.e2e_ms = dt;
     }
-    for (int it = 0; it < warmup + iters; it++) { /* the network alone, on the uploaded image */
+    for (int it = 0; !s && it < warmup + iters; it++) { /* the network alone, on the uploaded image */
         double t0 = nst_now();
-        check(jn_cuda_forward(g, &err), &err);
-        check(cu_sync(ctx, &err), &err);
+        s = jn_cuda_forward(g, &err);
+        if (!s) s = cu_sync(ctx, &err);
         double dt = nst_now() - t0;
         if (it >= warmup && dt < t.fwd_ms) t.fwd_ms = dt;
     }
-    if (getenv("NST_CUDA_PROFILE")) {
+    if (!s && getenv("NST_CUDA_PROFILE")) {
         char title[96];
-        snprintf(title, sizeof title, "profile: apply w%d %dx%d %s", width, W, H, prec == NST_PRECISION_TF32 ? "tf32" : "fp32");
-        check(jn_cuda_profile_print(g, stdout, title, &err), &err);
+        snprintf(title, sizeof title, "profile: apply w%d %dx%d %s", width, W, H, prec_name(prec));
+        s = jn_cuda_profile_print(g, stdout, title, &err);
     }
     t.fwd_ms *= 1e3;
     t.e2e_ms *= 1e3;
-    t.mb = jn_cuda_bytes(g) / 1048576.0;
+    if (s) {
+        printf("apply w%d %dx%d %s failed: %s\n", width, W, H, prec_name(prec), err.msg);
+        t.fwd_ms = t.e2e_ms = -1;
+    }
+    t.mb = g ? jn_cuda_bytes(g) / 1048576.0 : 0;
     nst_image_free(&img);
     jn_cuda_free(g);
     johnson_free(&net);
@@ -174,7 +182,7 @@ static double time_net_train(nst_cuda *ctx, int width, int B, int S, int prec, i
     check(johnson_build(&net, width, 5, 1, &err), &err);
     check(johnson_init_params(&net, &rng, &err), &err);
     jn_cuda *g = NULL;
-    check(jn_cuda_create(&g, ctx, &net, 1, prec == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, &err), &err);
+    check(jn_cuda_create(&g, ctx, &net, 1, cu_prec(prec), &err), &err);
     check(jn_cuda_resize(g, B, S, S, &err), &err);
     size_t n = (size_t)B * 3 * S * S;
     float *x = nst_alloc_array(n, sizeof(float)), *d = NULL;
@@ -223,7 +231,7 @@ static double time_train_step(const nst_train_config *cfg, const nst_vgg19 *vgg,
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_fast_cuda [--iters K] [--warmup W] [--sizes 1024x1024,3840x2160] [--widths 32]\n"
-                    "                       [--precisions fp32,tf32] [--train-size 256] [--batch 4]\n"
+                    "                       [--precisions fp32,tf32,fp16] [--train-size 256] [--batch 4]\n"
                     "                       [--no-train] [--no-apply] [--weights DIR] [--style FILE]\n");
     exit(2);
 }
@@ -231,7 +239,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     int iters = 10, warmup = 2, train_size = 256, batch = 4, do_train = 1, do_apply = 1;
     int sw[MAX_LIST] = {1024, 3840}, sh[MAX_LIST] = {1024, 2160}, n_sizes = 2;
-    int widths[MAX_LIST] = {32}, n_widths = 1, precs[2] = {NST_PRECISION_FP32, NST_PRECISION_TF32}, n_precs = 2;
+    int widths[MAX_LIST] = {32}, n_widths = 1, precs[3] = {NST_PRECISION_FP32, NST_PRECISION_TF32}, n_precs = 2;
     const char *weights = NULL, *style = NULL;
     char style_buf[4200];
     setvbuf(stdout, NULL, _IOLBF, 0); /* (the training profile goes to stderr: in order) */
@@ -262,8 +270,8 @@ int main(int argc, char **argv) {
     nst_cuda *ctx = NULL;
     check(nst_cuda_create(&ctx, &err), &err);
 
-    apply_time at[MAX_LIST][MAX_LIST][2];
-    double step_ms[MAX_LIST][2], net_ms[MAX_LIST][2];
+    apply_time at[MAX_LIST][MAX_LIST][3];
+    double step_ms[MAX_LIST][3], net_ms[MAX_LIST][3];
     if (do_apply) {
         printf("apply: the network's forward pass (batch 1)\n");
         printf("%6s %11s %5s | %10s %12s %10s\n", "width", "size", "prec", "net ms", "end-to-end", "GPU MB");
@@ -296,6 +304,7 @@ int main(int argc, char **argv) {
         printf("%6s %5s | %10s %10s %8s\n", "width", "prec", "step ms", "net ms", "net %");
         for (int w = 0; w < n_widths; w++)
             for (int p = 0; p < n_precs; p++) {
+                if (precs[p] == NST_PRECISION_FP16) continue; /* (inference only) */
                 cfg.width = widths[w];
                 cfg.precision = precs[p];
                 step_ms[w][p] = time_train_step(&cfg, vgg, warmup, iters);
@@ -312,6 +321,7 @@ int main(int argc, char **argv) {
             for (int s = 0; s < n_sizes; s++)
                 for (int p = 0; p < n_precs; p++) {
                     const char *pn = prec_name(precs[p]);
+                    if (at[w][s][p].fwd_ms < 0) continue; /* (failed, said above) */
                     printf("apply_ms_w%d_%dx%d_%s=%.3f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].fwd_ms);
                     printf("apply_e2e_ms_w%d_%dx%d_%s=%.3f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].e2e_ms);
                     printf("apply_mb_w%d_%dx%d_%s=%.1f\n", widths[w], sw[s], sh[s], pn, at[w][s][p].mb);
@@ -319,6 +329,7 @@ int main(int argc, char **argv) {
     if (do_train)
         for (int w = 0; w < n_widths; w++)
             for (int p = 0; p < n_precs; p++) {
+                if (precs[p] == NST_PRECISION_FP16) continue;
                 printf("train_step_ms_w%d_%s=%.3f\n", widths[w], prec_name(precs[p]), step_ms[w][p]);
                 printf("train_net_ms_w%d_%s=%.3f\n", widths[w], prec_name(precs[p]), net_ms[w][p]);
             }

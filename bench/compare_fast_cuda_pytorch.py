@@ -12,7 +12,8 @@ eager on the same GPU, back to back.
          step costs the same). nst's step also uploads the batch and reads the losses
          back, as nst train does.
 Each in --precisions: fp32 (PyTorch with TF32 off in cuDNN and cuBLAS, nst
---precision fp32) and tf32 (both allow TF32 tensor cores). PyTorch runs in two layouts
+--precision fp32) and tf32 (both allow TF32 tensor cores); fp16 (apply only: nst apply
+--precision fp16, PyTorch's network and input in float16) when asked for. PyTorch runs in two layouts
 (NCHW eager, channels_last eager, cudnn.benchmark on) and the faster counts. Times are the
 best of --iters after warm-up runs, synchronised.
 
@@ -99,8 +100,9 @@ def worker(a):
                 torch.manual_seed(1)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
-                net = johnson_net(torch, a.width).eval().to(device=dev, memory_format=fmt)
-                x = torch.rand(1, 3, h, w, device=dev).contiguous(memory_format=fmt)
+                dtype = torch.float16 if precision == "fp16" else torch.float32
+                net = johnson_net(torch, a.width).eval().to(device=dev, memory_format=fmt, dtype=dtype)
+                x = torch.rand(1, 3, h, w, device=dev, dtype=dtype).contiguous(memory_format=fmt)
                 try:
                     with torch.no_grad():
                         ms = best_ms(lambda: net(x), a.iters, sync=sync, warmup=3)
@@ -116,7 +118,7 @@ def worker(a):
                 del net, x
                 if cuda:
                     torch.cuda.empty_cache()
-        if not a.no_train:
+        if not a.no_train and precision != "fp16":
             for v in VARIANTS:
                 fmt = torch.channels_last if v == "channels_last" else torch.contiguous_format
                 torch.manual_seed(1)
@@ -201,7 +203,7 @@ def main():
             tms, v = torch_best(f"torch_apply_ms_{key}")
             rows.append((f"apply {s} {precision}", field(nst_out, f"apply_ms_{key}"), field(nst_find, f"apply_ms_{key}"),
                          field(nst_out, f"apply_e2e_ms_{key}"), tms, v))
-        if not a.no_train:
+        if not a.no_train and precision != "fp16":
             key = f"train_step_ms_w{a.width}_{precision}"
             tms, v = torch_best(f"torch_train_ms_w{a.width}_{precision}")
             rows.append((f"train b{a.batch} {a.train_size}px {precision}", field(nst_out, key), field(nst_find, key), None,

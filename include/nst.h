@@ -60,8 +60,10 @@ void nst_cuda_describe(char *buf, size_t size);
 /* Arithmetic of the CUDA path (the CPU always computes in fp32). */
 typedef enum {
     NST_PRECISION_FP32 = 0, /* IEEE fp32 throughout (the default) */
-    NST_PRECISION_TF32 = 1  /* convolutions (cuDNN) and Grams (cuBLAS) on TF32 tensor cores
+    NST_PRECISION_TF32 = 1, /* convolutions (cuDNN) and Grams (cuBLAS) on TF32 tensor cores
                                (Ampere and newer): faster, final losses within 1% of fp32 */
+    NST_PRECISION_FP16 = 2  /* applying a style network only (nst_style_net_set_device): fp16
+                               activations and tensor cores, float statistics; ~1e-3 relative */
 } nst_precision;
 
 /* ------------------------------------------------------------------------- */

@@ -6,8 +6,8 @@
 #   test       BUILD_DIR/test_cuda_johnson (layers vs CPU and finite differences, network,
 #              apply, training); exit 77 = skipped (no GPU); if it fails, its layer
 #              tests again under compute-sanitizer (sanitizer.log)
-#   apply      nst apply --device cuda and --device cpu on a shared photo (images kept),
-#              and a 4K apply on CUDA (fp32, tf32)
+#   apply      nst apply --device cuda (fp32, tf32, fp16) and --device cpu on a shared
+#              photo (images kept), and a 4K apply on CUDA (fp32, tf32, fp16)
 #   train      nst train --device cuda: 30 steps, batch 4 at 256 px, width 32, a checkpoint
 #              every 10 (loss log and preview kept), then --resume to 40
 #   bench      bench/compare_fast_cuda_pytorch.py: apply 1024x1024 and 3840x2160, a
@@ -65,23 +65,26 @@ apply_check() {
     local photo=$SHARED/images/content/tubingen.jpg
     "$NST" apply --model starry_night --device cuda "$photo" -o "$OUT/tubingen_cuda.png" || return 1
     "$NST" apply --model starry_night --device cuda --precision tf32 "$photo" -o "$OUT/tubingen_cuda_tf32.png" || return 1
+    "$NST" apply --model starry_night --device cuda --precision fp16 "$photo" -o "$OUT/tubingen_cuda_fp16.png" || return 1
     "$NST" apply --model starry_night --device cpu "$photo" -o "$OUT/tubingen_cpu.png" || return 1
     "$NST" apply --model starry_night --device cuda --size 3840 "$photo" -o "$OUT/tubingen_4k_cuda.jpg" || return 1
     "$NST" apply --model starry_night --device cuda --precision tf32 --size 3840 "$photo" -o "$OUT/tubingen_4k_tf32.jpg" || return 1
+    "$NST" apply --model starry_night --device cuda --precision fp16 --size 3840 "$photo" -o "$OUT/tubingen_4k_fp16.jpg" || return 1
     # several photos through one network (buffers resized between sizes)
     "$NST" apply --model udnie --device cuda --out-dir "$OUT/apply_dir" "$SHARED/images/content" || return 1
     ls -l "$OUT"/*.png "$OUT"/*.jpg "$OUT/apply_dir"
     # CPU vs CUDA on the same PNG: the largest pixel difference (8-bit, so rounding can differ by 1)
-    python3 - "$OUT/tubingen_cuda.png" "$OUT/tubingen_cpu.png" "$OUT/tubingen_cuda_tf32.png" <<'EOF' || true
+    python3 - "$OUT/tubingen_cuda.png" "$OUT/tubingen_cpu.png" "$OUT/tubingen_cuda_tf32.png" "$OUT/tubingen_cuda_fp16.png" <<'EOF' || true
 import sys
 try:
     from PIL import Image
     import numpy as np
 except ImportError:
     sys.exit(0)
-a, b, c = (np.asarray(Image.open(p), dtype=np.int32) for p in sys.argv[1:4])
+a, b, c, d = (np.asarray(Image.open(p), dtype=np.int32) for p in sys.argv[1:5])
 print(f"CPU vs CUDA fp32 (8-bit): max |diff| {abs(a - b).max()}, mean {abs(a - b).mean():.4f}")
 print(f"CPU vs CUDA tf32 (8-bit): max |diff| {abs(c - b).max()}, mean {abs(c - b).mean():.4f}")
+print(f"CPU vs CUDA fp16 (8-bit): max |diff| {abs(d - b).max()}, mean {abs(d - b).mean():.4f}")
 EOF
 }
 export -f apply_check

@@ -2,15 +2,17 @@
 # gpu-probe-fast.sh BUILD_DIR SHARED_DIR - a short look at the fast-style (Johnson) CUDA
 # path on a GPU machine: about 2 minutes, under 150 lines on stdout; every step's whole
 # output in $OUT/probe/ (the device tool's folder) or else in a fresh /tmp folder.
-#   test     BUILD_DIR/test_cuda_johnson: FAIL lines, the whole network's gradient lines
-#            (with the CPU's own sensitivity), training lines, the count
+#   test     BUILD_DIR/test_cuda_johnson: FAIL lines, the whole network's parameter-gradient
+#            lines (with the CPU's own sensitivity), fp16 inference and apply lines,
+#            training lines, the count
 #   nst      bench_fast_cuda with NST_CUDA_PROFILE=1: each network layer's time (conv,
 #            the rest; backward: norm, weight gradient, input gradient, the rest) for
-#            apply 1024x1024 fp32 and tf32; one training step's phases (upload, network
+#            apply 1024x1024 fp32 and fp16; one training step's phases (upload, network
 #            forward, VGG19 losses, network backward, Adam) and its network per layer, fp32
-#   compare  compare_fast_cuda_pytorch.py --torch-profile 6 --no-search --iters 5: the table
-#            (apply 1024x1024 and 3840x2160, train step, fp32 and tf32; nst without the
-#            profiling events) and PyTorch's top CUDA kernels for apply 1024 and the step
+#   compare  compare_fast_cuda_pytorch.py --torch-profile 4 --no-search --iters 5: the table
+#            (apply 1024x1024 and 3840x2160 in fp32, tf32, fp16; train step in fp32, tf32;
+#            nst without the profiling events) and PyTorch's top CUDA kernels for apply
+#            1024 and the step
 # Exit status: 0 if every step passed, else 1.
 set -u
 if [ $# -ne 2 ]; then
@@ -44,20 +46,20 @@ echo "gpu-probe-fast: $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 2
 
 run test 90 "$BUILD/test_cuda_johnson"
-grep -E "FAIL|^network|CPU's gradients|gradients \(batch sum\)|input gradient|first step|first training step|tiny training|passed, .* failed|SKIP" \
-    "$LOGS/test.log" | grep -v "inference buffers" | cut -c1-160 | head -n 34
+grep -E "FAIL|CPU's gradients|gradients \(batch sum\)|fp16|first step|first training step|tiny training|passed, .* failed|SKIP" \
+    "$LOGS/test.log" | cut -c1-160 | head -n 28
 
-run nst_apply 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-train --sizes 1024x1024 --precisions fp32,tf32 \
+run nst_apply 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-train --sizes 1024x1024 --precisions fp32,fp16 \
     --iters 3 --warmup 2
-grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-160 | head -n 48
+grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-160 | head -n 46
 run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32 --iters 3 --warmup 2 \
     --weights "$WEIGHTS"
 grep -vE "^(train_|bench_fast_cuda:|best of|$)" "$LOGS/nst_train.log" | cut -c1-160 | head -n 28
 
 run compare 100 python3 "$ROOT/bench/compare_fast_cuda_pytorch.py" --bench "$BUILD/bench_fast_cuda" --weights "$WEIGHTS" \
-    --iters 5 --no-search --torch-profile 6
-grep -E "^torch [0-9]|^torch profile|^  +[0-9.]+ ms|failed|warning|Error" "$LOGS/compare.log" | cut -c1-150 | head -n 32
-sed -n '/^width [0-9]*, best of/,$p' "$LOGS/compare.log" | cut -c1-150 | head -n 14
+    --iters 5 --no-search --torch-profile 4 --precisions fp32,tf32,fp16
+grep -E "^torch [0-9]|^torch profile|^  +[0-9.]+ ms|failed|warning|Error" "$LOGS/compare.log" | cut -c1-150 | head -n 30
+sed -n '/^width [0-9]*, best of/,$p' "$LOGS/compare.log" | cut -c1-150 | head -n 16
 
 echo "gpu-probe-fast: $((SECONDS - T0)) s, $([ $failed = 0 ] && echo 'all steps ok' || echo 'SOME STEPS FAILED')"
 exit $failed

@@ -6,8 +6,9 @@
  *   - each GPU layer's backward against central finite differences of its GPU forward;
  *   - the whole network, forward and backward on a batch, against the CPU's per-image
  *     loop, at three widths and sizes; twice on the GPU gives the same bits;
- *   - nst_style_net_apply on CUDA against the CPU on odd sizes (1x1 included), fp32 and
- *     TF32, and bit-identical when repeated;
+ *   - nst_style_net_apply on CUDA against the CPU on odd sizes (1x1 included), fp32,
+ *     TF32 and fp16 (inference in fp16 NHWC, also checked on every network above), and
+ *     bit-identical when repeated;
  *   - training: the first step's losses and gradients on CUDA against the CPU's; a short
  *     CUDA run whose loss must fall below 60% of its start; a CUDA run stopped and resumed
  *     ending with the same parameters, bit for bit, as a straight one.
@@ -643,6 +644,30 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
     snprintf(what, sizeof what, "%s: inference buffers vs the CPU", cfg);
     compare(what, y2, yc, N * n, tol_y);
     jn_cuda_free(gi);
+    if (!precision) {
+        /* fp16 inference (NHWC, padded channels): as loose as TF32 (the same 10-bit
+         * mantissa, here also in the stored activations), and the same bits twice */
+        /* (a failure here is reported, and the other tests still run) */
+        gi = NULL;
+        nst_status s = jn_cuda_create(&gi, ctx, &net, 0, CU_FP16, &err);
+        if (!s) s = jn_cuda_resize(gi, N, H, W, &err);
+        if (!s) s = cu_upload(ctx, jn_cuda_input(gi), x, N * n, &err);
+        if (!s) s = jn_cuda_forward(gi, &err);
+        if (!s) s = cu_download(ctx, y2, jn_cuda_output(gi), N * n, &err);
+        if (!s) s = jn_cuda_forward(gi, &err);
+        if (!s) s = cu_download(ctx, y, jn_cuda_output(gi), N * n, &err);
+        CHECK(s == NST_OK, "%s: fp16 inference: %s", cfg, err.msg);
+        if (!s) {
+            snprintf(what, sizeof what, "%s: fp16 inference vs the CPU", cfg);
+            compare(what, y2, yc, N * n, 3e-2);
+            CHECK(memcmp(y, y2, N * n * sizeof(float)) == 0, "%s: fp16 inference twice: bit-identical", cfg);
+        }
+        jn_cuda_free(gi);
+        gi = NULL;
+        CHECK(jn_cuda_create(&gi, ctx, &net, 1, CU_FP16, &err) != NST_OK && strstr(err.msg, "fp16"),
+              "%s: fp16 training refused (%s)", cfg, err.msg);
+        jn_cuda_free(gi);
+    }
     jn_cuda_free(g);
     cu_buffer_free(dD);
     cu_buffer_free(dDX);
@@ -653,26 +678,33 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
 
 /* nst_style_net_apply on CUDA vs the CPU, with a shipped style */
 static void test_apply(void) {
-    nst_style_net *cpu = NULL, *gpu = NULL, *tf = NULL;
+    nst_style_net *cpu = NULL, *gpu = NULL, *tf = NULL, *hf = NULL;
     if (nst_style_net_load(&cpu, "starry_night", NULL, &err) != NST_OK) {
         CHECK(0, "the shipped style: %s", err.msg);
         return;
     }
     ok(nst_style_net_load(&gpu, "starry_night", NULL, &err), "load");
     ok(nst_style_net_load(&tf, "starry_night", NULL, &err), "load");
+    ok(nst_style_net_load(&hf, "starry_night", NULL, &err), "load");
     ok(nst_style_net_set_device(gpu, NST_DEVICE_CUDA, NST_PRECISION_FP32, &err), "set_device");
     ok(nst_style_net_set_device(tf, NST_DEVICE_CUDA, NST_PRECISION_TF32, &err), "set_device");
+    int hf_ok = nst_style_net_set_device(hf, NST_DEVICE_CUDA, NST_PRECISION_FP16, &err) == NST_OK;
+    CHECK(hf_ok, "set_device fp16: %s", err.msg);
     CHECK(nst_style_net_device(gpu) == NST_DEVICE_CUDA && nst_style_net_device(cpu) == NST_DEVICE_CPU, "devices");
     static const int sizes[][2] = {{1, 1}, {7, 3}, {33, 17}, {5, 64}, {250, 131}, {640, 480}};
     for (int k = 0; k < 6; k++) {
         int w = sizes[k][0], h = sizes[k][1];
-        nst_image img = {0}, rc = {0}, rg = {0}, rt = {0}, r2 = {0};
+        nst_image img = {0}, rc = {0}, rg = {0}, rt = {0}, r2 = {0}, rh = {0}, rh2 = {0};
         ok(nst_image_alloc(&img, w, h, &err), "alloc");
         for (size_t i = 0; i < (size_t)w * h * 3; i++) img.pixels[i] = 127.5f + 127.5f * test_rand(&rng);
         ok(nst_style_net_apply(cpu, &img, &rc, &err), "apply cpu");
         ok(nst_style_net_apply(gpu, &img, &rg, &err), "apply cuda");
         ok(nst_style_net_apply(tf, &img, &rt, &err), "apply cuda tf32");
         ok(nst_style_net_apply(gpu, &img, &r2, &err), "apply cuda again");
+        if (hf_ok && (nst_style_net_apply(hf, &img, &rh, &err) || nst_style_net_apply(hf, &img, &rh2, &err))) {
+            CHECK(0, "apply %dx%d fp16: %s", w, h, err.msg);
+            hf_ok = 0;
+        }
         CHECK(rg.width == w && rg.height == h && rt.width == w && rt.height == h, "apply %dx%d keeps the size", w, h);
         size_t n = (size_t)w * h * 3;
         char what[96];
@@ -681,11 +713,19 @@ static void test_apply(void) {
         snprintf(what, sizeof what, "apply starry_night %dx%d tf32", w, h);
         compare(what, rt.pixels, rc.pixels, n, 3e-2);
         CHECK(memcmp(rg.pixels, r2.pixels, n * sizeof(float)) == 0, "apply %dx%d twice on CUDA: bit-identical", w, h);
+        if (hf_ok) {
+            CHECK(rh.width == w && rh.height == h, "apply %dx%d fp16 keeps the size", w, h);
+            snprintf(what, sizeof what, "apply starry_night %dx%d fp16", w, h);
+            compare(what, rh.pixels, rc.pixels, n, 3e-2);
+            CHECK(memcmp(rh.pixels, rh2.pixels, n * sizeof(float)) == 0, "apply %dx%d twice in fp16: bit-identical", w, h);
+        }
         nst_image_free(&img); nst_image_free(&rc); nst_image_free(&rg); nst_image_free(&rt); nst_image_free(&r2);
+        nst_image_free(&rh); nst_image_free(&rh2);
     }
     nst_style_net_free(cpu);
     nst_style_net_free(gpu);
     nst_style_net_free(tf);
+    nst_style_net_free(hf);
 }
 
 /* ---- training -------------------------------------------------------------------------- */

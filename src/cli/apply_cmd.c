@@ -24,8 +24,9 @@ static const char APPLY_USAGE[] =
     "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
     "  --device auto|cpu|cuda  where the network runs (default auto: CUDA when this nst\n"
     "                          has it and a GPU is there, else the CPU)\n"
-    "  --precision fp32|tf32   CUDA arithmetic: fp32 (default, as the CPU) or TF32 tensor\n"
-    "                          cores (faster, ~1e-3 relative)\n"
+    "  --precision P           CUDA arithmetic: fp32 (default, as the CPU), tf32 (TF32\n"
+    "                          tensor cores: faster, ~1e-3 relative) or fp16 (fp16\n"
+    "                          activations and tensor cores: fastest, ~1e-3 relative)\n"
     LIMITS_USAGE
     "  --list                  list the styles that ship with nst\n"
     "  -q, --quiet             no progress output\n"
@@ -171,8 +172,9 @@ int cmd_apply(int argc, char **argv) {
         } else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "fp32")) precision = NST_PRECISION_FP32;
             else if (!strcmp(v, "tf32")) precision = NST_PRECISION_TF32;
+            else if (!strcmp(v, "fp16")) precision = NST_PRECISION_FP16;
             else {
-                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
+                fprintf(stderr, "nst: --precision: '%s' is not fp32, tf32 or fp16\n", v);
                 goto done;
             }
         } else {

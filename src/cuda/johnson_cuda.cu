@@ -37,6 +37,11 @@ struct jn_cuda {
     unsigned char conv_own[JN_MAX_LAYERS]; /* layers of the same geometry share one */
     void *memory, *ws, *norm_scratch;
     size_t bytes, ws_bytes;
+    /* CU_FP16 (inference): channels padded to multiples of 8 (cu_h_channels) and the
+     * weights in fp16 (Co_e,K,K,Ci_e), layer l's at wh + wh_off[l] (2-byte units) */
+    int Ci_e[JN_MAX_LAYERS], Co_e[JN_MAX_LAYERS];
+    unsigned short *wh;
+    size_t wh_off[JN_MAX_LAYERS + 1];
     float *img;        /* apply's (H,W,3) staging buffer, device */
     size_t img_cap;    /* its floats */
     /* $NST_CUDA_PROFILE=1: timing events around each layer's parts (jn_cuda_profile_print) */
@@ -77,7 +82,24 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
             d->b_off = (size_t)(s->bias - net->params);
         }
     }
+    if (precision == CU_FP16) {
+        /* the fp16 path's assumptions: an RGB input without upsampling, and only the last
+         * layer without a norm (3 channels out, then the sigmoid) */
+        int n = net->n_layers;
+        for (int l = 0; l < n; l++) {
+            const jc_layer *L = &g->L[l];
+            if (train || (l == 0 && (L->C_in != 3 || L->upsample)) || (!L->norm && (l != n - 1 || L->C_out != 3))) {
+                jn_cuda_free(g);
+                return nst_fail(err, NST_ERR_ARG, "fp16 runs the standard style network's inference only");
+            }
+            g->Ci_e[l] = cu_h_channels(L->C_in);
+            g->Co_e[l] = cu_h_channels(L->C_out);
+            g->wh_off[l + 1] = g->wh_off[l] + (size_t)g->Co_e[l] * L->K * L->K * g->Ci_e[l];
+        }
+    }
     nst_status st = nst_cuda_alloc(ctx, (void **)&g->params, net->n_params, sizeof(float), "the style network's parameters", err);
+    if (!st && precision == CU_FP16)
+        st = nst_cuda_alloc(ctx, (void **)&g->wh, g->wh_off[net->n_layers], 2, "the style network's fp16 weights", err);
     if (!st && train) st = nst_cuda_alloc(ctx, (void **)&g->grads, net->n_params, sizeof(float), "the style network's gradients", err);
     if (!st) st = jn_cuda_upload_params(g, net->params, err);
     if (!st && train) st = jn_cuda_zero_grads(g, err);
@@ -111,6 +133,7 @@ void jn_cuda_free(jn_cuda *g) {
     cudaFree(g->params);
     cudaFree(g->grads);
     cudaFree(g->img);
+    cudaFree(g->wh);
     for (int l = 0; l <= JN_MAX_LAYERS; l++)
         for (int k = 0; k < JN_EV; k++)
             if (g->ev[l][k]) cudaEventDestroy(g->ev[l][k]);
@@ -119,6 +142,11 @@ void jn_cuda_free(jn_cuda *g) {
 
 nst_status jn_cuda_upload_params(jn_cuda *g, const float *params, nst_error *err) {
     NST_CUDA_TRY(cudaMemcpyAsync(g->params, params, g->n_params * sizeof(float), cudaMemcpyHostToDevice, g->ctx->stream), err);
+    for (int l = 0; g->wh && l < g->n_layers; l++) {
+        const jc_layer *L = &g->L[l];
+        nst_status s = cu_h_weights(g->ctx, g->wh + g->wh_off[l], g->params + L->w_off, L->C_out, L->C_in, L->K, err);
+        if (s) return s;
+    }
     NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
     return NST_OK;
 }
@@ -139,7 +167,7 @@ nst_status jn_cuda_download_grads(jn_cuda *g, float *grads, nst_error *err) {
 float *jn_cuda_params(jn_cuda *g) { return g->params; }
 float *jn_cuda_grads(jn_cuda *g) { return g->grads; }
 size_t jn_cuda_n_params(const jn_cuda *g) { return g->n_params; }
-size_t jn_cuda_bytes(const jn_cuda *g) { return g->bytes + g->ws_bytes; }
+size_t jn_cuda_bytes(const jn_cuda *g) { return g->bytes + g->ws_bytes + (g->wh ? g->wh_off[g->n_layers] * 2 : 0); }
 float *jn_cuda_input(jn_cuda *g) { return g->input; }
 const float *jn_cuda_output(const jn_cuda *g) { return g->y[g->n_layers - 1]; }
 const char *jn_cuda_conv_about(const jn_cuda *g, int l) {
@@ -155,6 +183,8 @@ nst_status jn_cuda_zero_grads(jn_cuda *g, nst_error *err) {
 /* Buffers start on 256-byte boundaries (cuDNN's vectorised kernels want aligned tensors):
  * a buffer of n floats takes al(n). */
 static size_t al(size_t n) { return (n + 63) / 64 * 64; }
+/* the floats that n fp16 values take */
+static size_t hf(size_t n) { return (n + 1) / 2; }
 
 nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
     if (g->memory && g->N == N && g->H == H && g->W == W) return NST_OK;
@@ -163,6 +193,8 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         return nst_fail(err, NST_ERR_ARG, "style network input %dx%d (batch %d): sides must be multiples of 4, at least 8", W, H, N);
     /* shapes and the largest buffer of each kind, as johnson_acts_build, times N */
     size_t n_in = (size_t)N * 3 * H * W, max_pad = 0, max_z = 0, max_g = n_in, total = al(n_in), scratch = 0;
+    int fp16 = g->precision == CU_FP16;
+    size_t max_pad_h = 0, max_z_h = 0; /* fp16: values, channels padded */
     int h = H, w = W;
     for (int l = 0; l < g->n_layers; l++) {
         const jc_layer *L = &g->L[l];
@@ -184,12 +216,24 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         if (ni > max_g) max_g = ni;
         if (g->train) total += al(np) + 2 * al(nz) + 2 * al((size_t)N * L->C_out);
         size_t sb = cu_instance_norm_scratch_bytes(N * L->C_out, g->Ho[l] * g->Wo[l]);
+        if (fp16) {
+            size_t nph = (size_t)N * g->Ci_e[l] * g->Hp[l] * g->Wp[l], nzh = (size_t)N * g->Co_e[l] * g->Ho[l] * g->Wo[l];
+            if (nph > INT_MAX || nzh > INT_MAX)
+                return nst_fail(err, NST_ERR_LIMIT, "style network at %dx%d (batch %d): layer %d needs a tensor of %zu values, more than cuDNN takes (2^31)",
+                                W, H, N, l, nph > nzh ? nph : nzh);
+            if (nph > max_pad_h) max_pad_h = nph;
+            if (nzh > max_z_h) max_z_h = nzh;
+            sb = cu_h_norm_scratch_bytes(N, g->Co_e[l], g->Ho[l] * g->Wo[l]);
+        }
         if (sb > scratch) scratch = sb;
         h = g->Ho[l];
         w = g->Wo[l];
     }
     if (g->train) total += 2 * al(max_g) + al(max_z) + al(max_pad);
-    else {
+    else if (fp16) {
+        total += al(hf(max_pad_h)) + 4 * al(hf(max_z_h)) + al(n_in);
+        for (int l = 0; l < g->n_layers; l++) total += 2 * al((size_t)N * g->L[l].C_out);
+    } else {
         total += al(max_pad) + 4 * al(max_z);
         for (int l = 0; l < g->n_layers; l++) total += 2 * al((size_t)N * g->L[l].C_out);
     }
@@ -219,6 +263,20 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         g->g_skip = p, p += al(max_g);
         g->g_z = p, p += al(max_z);
         g->g_pad = p, p += al(max_pad);
+    } else if (fp16) {
+        /* as below, in fp16 NHWC; the last layer writes fp32 planes */
+        float *pad = p, *z = (p += al(hf(max_pad_h))), *ys[3];
+        p += al(hf(max_z_h));
+        for (int k = 0; k < 3; k++) ys[k] = p, p += al(hf(max_z_h));
+        float *out = p;
+        p += al(n_in);
+        for (int l = 0; l < g->n_layers; l++) {
+            g->pad[l] = pad;
+            g->z[l] = z;
+            g->y[l] = l == g->n_layers - 1 ? out : ys[l % 3];
+            g->mean[l] = p, p += al((size_t)N * g->L[l].C_out);
+            g->rstd[l] = p, p += al((size_t)N * g->L[l].C_out);
+        }
     } else {
         /* one padded input and one conv output for every layer, three rotating outputs */
         float *pad = p, *z = (p += al(max_pad)), *ys[3];
@@ -251,8 +309,8 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         size_t ws = 0;
         /* cuDNN's heuristics by default: the same algorithms every run, so the same bits
          * (reproducible models and images); measured with $NST_CUDNN_SEARCH=1 */
-        st = cu_conv_create(&g->conv[l], g->ctx, N, L->C_in, L->C_out, g->Hp[l], g->Wp[l], L->K, L->S, g->precision,
-                            g->train, g->search, limit, &ws, err);
+        st = cu_conv_create(&g->conv[l], g->ctx, N, fp16 ? g->Ci_e[l] : L->C_in, fp16 ? g->Co_e[l] : L->C_out, g->Hp[l],
+                            g->Wp[l], L->K, L->S, g->precision, g->train, g->search, limit, &ws, err);
         if (!st) g->conv_own[l] = 1;
         if (ws > need) need = ws;
     }
@@ -278,8 +336,50 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         if (g->prof) NST_CUDA_TRY(cudaEventRecord(g->ev[l][k], ctx->stream), err); \
     } while (0)
 
+/* a norm whose output only the next layer reads (no residual sum of its own, not a
+ * block's input): in inference it writes the next layer's padded input directly */
+static int fuses_pad(const jn_cuda *g, int l) {
+    const jc_layer *L = &g->L[l];
+    return L->norm && !g->train && !L->residual && l + 1 < g->n_layers && !(l + 2 < g->n_layers && g->L[l + 2].residual);
+}
+
+/* CU_FP16: the forward pass in fp16 NHWC (cu_h_* of layers_cuda.h) */
+static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
+    nst_cuda *ctx = g->ctx;
+    int N = g->N, padded = 0;
+    for (int l = 0; l < g->n_layers; l++) {
+        const jc_layer *L = &g->L[l];
+        MARK(l, EV_F0);
+        if (l == 0) TRY(cu_h_input_pad(ctx, g->pad[0], g->input, N, g->H, g->W, L->pad, g->Ci_e[0], err));
+        else if (!padded) TRY(cu_h_pad(ctx, g->pad[l], g->y[l - 1], N, g->Hi[l], g->Wi[l], g->Ci_e[l], L->pad, L->upsample, err));
+        padded = 0;
+        TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], (const float *)(g->wh + g->wh_off[l]), g->ws, g->ws_bytes, err));
+        MARK(l, EV_F1);
+        int HW = g->Ho[l] * g->Wo[l];
+        if (!L->norm) { /* the last layer (jn_cuda_create checked) */
+            TRY(cu_h_output(ctx, g->y[l], g->z[l], g->params + L->b_off, N, g->Ho[l], g->Wo[l], g->Co_e[l], err));
+            continue;
+        }
+        TRY(cu_h_norm_stats(ctx, g->mean[l], g->rstd[l], g->z[l], N, L->C_out, g->Co_e[l], HW, g->norm_scratch, err));
+        const float *gamma = g->params + L->g_off, *beta = g->params + L->be_off;
+        if (fuses_pad(g, l)) {
+            const jc_layer *next = &g->L[l + 1];
+            TRY(cu_h_norm_apply(ctx, g->pad[l + 1], g->z[l], g->mean[l], g->rstd[l], gamma, beta, NULL, N, L->C_out, g->Co_e[l],
+                                g->Ho[l], g->Wo[l], next->pad, next->upsample, L->relu, err));
+            padded = 1;
+        } else {
+            TRY(cu_h_norm_apply(ctx, g->y[l], g->z[l], g->mean[l], g->rstd[l], gamma, beta, L->residual ? g->y[l - 2] : NULL,
+                                N, L->C_out, g->Co_e[l], g->Ho[l], g->Wo[l], 0, 0, L->relu, err));
+        }
+    }
+    MARK(g->n_layers, EV_F0);
+    g->prof_fwd = g->prof;
+    return NST_OK;
+}
+
 nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
+    if (g->precision == CU_FP16) return forward_fp16(g, err);
     nst_cuda *ctx = g->ctx;
     int N = g->N, padded = 0; /* padded: this layer's input was padded by the layer before */
     for (int l = 0; l < g->n_layers; l++) {
@@ -292,9 +392,7 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
         TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], g->params + L->w_off, g->ws, g->ws_bytes, err));
         MARK(l, EV_F1);
         int HW = g->Ho[l] * g->Wo[l];
-        /* inference: a norm whose output only the next layer reads (no residual sum of its
-         * own, not a block's input) writes the next layer's padded input directly */
-        if (L->norm && !g->train && !L->residual && l + 1 < g->n_layers && !(l + 2 < g->n_layers && g->L[l + 2].residual)) {
+        if (fuses_pad(g, l)) {
             const jc_layer *next = &g->L[l + 1];
             TRY(cu_instance_norm_stats(ctx, g->mean[l], g->rstd[l], g->z[l], N * L->C_out, HW, g->norm_scratch, err));
             TRY(cu_instance_norm_pad(ctx, g->pad[l + 1], g->z[l], g->mean[l], g->rstd[l], g->params + L->g_off,

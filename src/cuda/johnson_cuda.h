@@ -31,8 +31,11 @@ extern "C" {
 typedef struct jn_cuda jn_cuda;
 
 /* ctx is borrowed (it must outlive the network). train: gradients and the backward pass.
- * precision: CU_FP32 or CU_TF32 (cuda/layers_cuda.h). Copies the shape (layer flags
- * included) and uploads net->params. */
+ * precision: CU_FP32 or CU_TF32 (cuda/layers_cuda.h), or CU_FP16 for inference (train = 0):
+ * activations in fp16 NHWC with channels padded to multiples of 8, convolutions on fp16
+ * tensor cores accumulating in float, statistics, norms and the sigmoid in float; the
+ * input and output stay fp32 planes. Copies the shape (layer flags included) and uploads
+ * net->params. */
 nst_status jn_cuda_create(jn_cuda **g, nst_cuda *ctx, const johnson_net *net, int train, int precision,
                           nst_error *err);
 void jn_cuda_free(jn_cuda *g);

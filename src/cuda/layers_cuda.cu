@@ -6,6 +6,7 @@
  * thread and then by a fixed shared-memory tree, writes partial sums; a second small
  * kernel adds the P partials of each plane in order. No atomics: the result is the same
  * bit for bit from run to run, and large planes (4K images) still fill the GPU. */
+#include <cuda_fp16.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -550,7 +551,7 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
         return NST_OK;
     }
     return nst_fail(err, NST_ERR_IO, "cuDNN: no usable %s algorithm for a %s convolution (%d candidates)",
-                    names[pass], precision == CU_FP32 ? "fp32" : "tf32", n);
+                    names[pass], precision == CU_FP32 ? "fp32" : precision == CU_TF32 ? "tf32" : "fp16", n);
 }
 
 nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S,
@@ -563,7 +564,14 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     cu_conv *c = (cu_conv *)calloc(1, sizeof *c);
     if (!c) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     c->train = train;
-    cudnnMathType_t math = precision == CU_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    if (precision == CU_FP16 && train) {
+        free(c);
+        return nst_fail(err, NST_ERR_ARG, "fp16 convolutions are for inference only");
+    }
+    cudnnMathType_t math = precision == CU_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+    /* fp16: NHWC half tensors (KRSC weights), accumulated in float */
+    cudnnDataType_t dt = precision == CU_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    cudnnTensorFormat_t fmt = precision == CU_FP16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     nst_status s;
 #define TRY(call)                                                                  \
     if ((s = nst_cudnn_check((call), #call, err)) != NST_OK) {                     \
@@ -574,9 +582,9 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     TRY(cudnnCreateTensorDescriptor(&c->y));
     TRY(cudnnCreateFilterDescriptor(&c->w));
     TRY(cudnnCreateConvolutionDescriptor(&c->desc));
-    TRY(cudnnSetTensor4dDescriptor(c->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, C_in, H, W));
-    TRY(cudnnSetTensor4dDescriptor(c->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, C_out, Ho, Wo));
-    TRY(cudnnSetFilter4dDescriptor(c->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, C_out, C_in, K, K));
+    TRY(cudnnSetTensor4dDescriptor(c->x, fmt, dt, N, C_in, H, W));
+    TRY(cudnnSetTensor4dDescriptor(c->y, fmt, dt, N, C_out, Ho, Wo));
+    TRY(cudnnSetFilter4dDescriptor(c->w, dt, fmt, C_out, C_in, K, K));
     TRY(cudnnSetConvolution2dDescriptor(c->desc, 0, 0, S, S, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     TRY(cudnnSetConvolutionMathType(c->desc, math));
 #undef TRY
@@ -631,4 +639,188 @@ nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *c, float *dweig
     NST_CUDNN_TRY(cudnnConvolutionBackwardFilter(ctx->cudnn, &one, c->x, inp, c->y, dout, c->desc, c->bwd_filter, ws,
                                                  ws_bytes, &one, c->w, dweight), err);
     return NST_OK;
+}
+
+/* ---- fp16 NHWC inference (CU_FP16) -------------------------------------------------------- */
+
+__global__ static void h_weights_kernel(__half *wh, const float *w, int C_out, int C_in, int K, int Ci_e, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int ci = (int)(i % Ci_e);
+    size_t r = i / Ci_e;
+    int kx = (int)(r % K);
+    r /= K;
+    int ky = (int)(r % K), co = (int)(r / K);
+    float v = co < C_out && ci < C_in ? w[(((size_t)co * C_in + ci) * K + ky) * K + kx] : 0.0f;
+    wh[i] = __float2half_rn(v);
+}
+
+nst_status cu_h_weights(nst_cuda *ctx, void *wh, const float *w, int C_out, int C_in, int K, nst_error *err) {
+    size_t n = (size_t)cu_h_channels(C_out) * K * K * cu_h_channels(C_in);
+    h_weights_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>((__half *)wh, w, C_out, C_in, K, cu_h_channels(C_in), n);
+    return launched("fp16 weights", err);
+}
+
+/* one thread per padded pixel of image blockIdx.y: its Ce channels */
+__global__ static void h_input_pad_kernel(__half2 *out, const float *x, int H, int W, int p, int Ce) {
+    int Ho = H + 2 * p, Wo = W + 2 * p;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    size_t n = blockIdx.y, hw = (size_t)H * W;
+    if (i >= (unsigned)Ho * Wo) return;
+    int k = (int)(i / (unsigned)Wo), j = (int)(i % (unsigned)Wo);
+    int si = reflect_index(k - p, H), sj = reflect_index(j - p, W);
+    const float *xp = x + n * 3 * hw + (size_t)si * W + sj;
+    __half2 *o = out + ((n * Ho * Wo + i) * Ce) / 2;
+    o[0] = __floats2half2_rn(xp[0], xp[hw]);
+    o[1] = __floats2half2_rn(xp[2 * hw], 0.0f);
+    for (int c = 2; c < Ce / 2; c++) o[c] = __floats2half2_rn(0.0f, 0.0f);
+}
+
+nst_status cu_h_input_pad(nst_cuda *ctx, void *out, const float *x, int N, int H, int W, int p, int Ce,
+                          nst_error *err) {
+    if (Ce < 4 || Ce % 2) return nst_fail(err, NST_ERR_ARG, "fp16 input: %d channels", Ce);
+    h_input_pad_kernel<<<plane_grid((size_t)(H + 2 * p) * (W + 2 * p), N), THREADS, 0, ctx->stream>>>((__half2 *)out, x, H, W, p, Ce);
+    return launched("fp16 input + padding", err);
+}
+
+/* one thread per (padded pixel, 8 channels) of image blockIdx.y: a 16-byte copy */
+__global__ static void h_pad_kernel(uint4 *out, const uint4 *inp, int H, int W, int C8, int p, int up) {
+    int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
+    size_t per = (size_t)Ho * Wo * C8, n = blockIdx.y;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= per) return;
+    int c = (int)(i % C8);
+    unsigned pix = (unsigned)(i / C8);
+    int k = (int)(pix / (unsigned)Wo), j = (int)(pix % (unsigned)Wo);
+    int si = reflect_index(k - p, Hs) >> up, sj = reflect_index(j - p, Ws) >> up;
+    out[n * per + i] = inp[((n * H + si) * W + sj) * C8 + c];
+}
+
+nst_status cu_h_pad(nst_cuda *ctx, void *out, const void *inp, int N, int H, int W, int Ce, int p, int up,
+                    nst_error *err) {
+    size_t per = (size_t)((H << up) + 2 * p) * ((W << up) + 2 * p) * (Ce / 8);
+    h_pad_kernel<<<plane_grid(per, N), THREADS, 0, ctx->stream>>>((uint4 *)out, (const uint4 *)inp, H, W, Ce / 8, p, up);
+    return launched("fp16 padding", err);
+}
+
+/* parts per image for the statistics: about 16384 values each, at most 1024 */
+static int h_parts(int HW, int Ce) {
+    size_t P = ((size_t)HW * Ce + 16383) / 16384;
+    if (P > 1024) P = 1024;
+    if (P > (size_t)HW) P = HW;
+    return P < 1 ? 1 : (int)P;
+}
+
+size_t cu_h_norm_scratch_bytes(int N, int Ce, int HW) { return (size_t)N * h_parts(HW, Ce) * Ce * 2 * sizeof(double); }
+
+/* block (C2 = Ce/2 channel pairs, R pixel rows), grid (P parts, N images): part[((n*P + part)*Ce
+ * + c)*2 + {0,1}] = sum z, sum z^2 of channel c over the part's pixels (fixed order: per
+ * thread, then over the R rows in order) */
+__global__ static void h_stats_partial(double *part, const __half2 *z, int HW, int C2, int P) {
+    extern __shared__ double sh[]; /* 4 * R * C2 */
+    int tx = threadIdx.x, ty = threadIdx.y, R = blockDim.y;
+    size_t n = blockIdx.y;
+    int chunk = (HW + P - 1) / P, lo = blockIdx.x * chunk, hi = min(HW, lo + chunk);
+    double s0 = 0.0, q0 = 0.0, s1 = 0.0, q1 = 0.0;
+    for (int pix = lo + ty; pix < hi; pix += R) {
+        float2 v = __half22float2(z[(n * HW + pix) * C2 + tx]);
+        s0 += v.x, q0 += (double)v.x * v.x;
+        s1 += v.y, q1 += (double)v.y * v.y;
+    }
+    int t = ty * C2 + tx, T = R * C2;
+    sh[t] = s0, sh[T + t] = q0, sh[2 * T + t] = s1, sh[3 * T + t] = q1;
+    __syncthreads();
+    if (ty) return;
+    for (int r = 1; r < R; r++) {
+        int u = r * C2 + tx;
+        s0 += sh[u], q0 += sh[T + u], s1 += sh[2 * T + u], q1 += sh[3 * T + u];
+    }
+    double *o = part + ((n * P + blockIdx.x) * (2 * C2) + 2 * tx) * 2;
+    o[0] = s0, o[1] = q0, o[2] = s1, o[3] = q1;
+}
+
+__global__ static void h_stats_final(float *mean, float *rstd, const double *part, int N, int C, int Ce, int HW, int P) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= N * C) return;
+    int n = k / C, c = k % C;
+    double s = 0.0, ss = 0.0;
+    for (int q = 0; q < P; q++) {
+        const double *o = part + (((size_t)n * P + q) * Ce + c) * 2;
+        s += o[0], ss += o[1];
+    }
+    double m = s / HW, var = ss / HW - m * m;
+    if (var < 0.0) var = 0.0;
+    mean[k] = (float)m;
+    rstd[k] = (float)(1.0 / sqrt(var + (double)INSTANCE_NORM_EPS));
+}
+
+nst_status cu_h_norm_stats(nst_cuda *ctx, float *mean, float *rstd, const void *z, int N, int C, int Ce, int HW,
+                           void *scratch, nst_error *err) {
+    int C2 = Ce / 2, R = C2 >= 256 ? 1 : 256 / C2, P = h_parts(HW, Ce);
+    if (Ce % 8 || C2 > 1024) return nst_fail(err, NST_ERR_ARG, "fp16 instance norm: %d channels", Ce);
+    h_stats_partial<<<dim3(P, N), dim3(C2, R), 4 * (size_t)R * C2 * sizeof(double), ctx->stream>>>(
+        (double *)scratch, (const __half2 *)z, HW, C2, P);
+    h_stats_final<<<(N * C + THREADS - 1) / THREADS, THREADS, 0, ctx->stream>>>(mean, rstd, (const double *)scratch, N, C,
+                                                                                 Ce, HW, P);
+    return launched("fp16 instance norm statistics", err);
+}
+
+/* one thread per (output pixel, channel pair) of image blockIdx.y */
+__global__ static void h_norm_apply_kernel(__half2 *out, const __half2 *z, const float *mean, const float *rstd,
+                                           const float *gamma, const float *beta, const __half2 *skip, int C, int C2,
+                                           int H, int W, int p, int up, int relu) {
+    int Hs = H << up, Ws = W << up, Ho = Hs + 2 * p, Wo = Ws + 2 * p;
+    size_t per = (size_t)Ho * Wo * C2, n = blockIdx.y;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= per) return;
+    int c2 = (int)(i % C2);
+    unsigned pix = (unsigned)(i / C2);
+    int k = (int)(pix / (unsigned)Wo), j = (int)(pix % (unsigned)Wo);
+    int si = reflect_index(k - p, Hs) >> up, sj = reflect_index(j - p, Ws) >> up;
+    size_t src = ((n * H + si) * W + sj) * C2 + c2;
+    float2 v = __half22float2(z[src]);
+    int c = 2 * c2;
+    float r0 = 0.0f, r1 = 0.0f;
+    if (c < C) {
+        size_t m = n * C + c;
+        r0 = (v.x - mean[m]) * (gamma[c] * rstd[m]) + beta[c];
+        if (relu) r0 = fmaxf(r0, 0.0f);
+    }
+    if (c + 1 < C) {
+        size_t m = n * C + c + 1;
+        r1 = (v.y - mean[m]) * (gamma[c + 1] * rstd[m]) + beta[c + 1];
+        if (relu) r1 = fmaxf(r1, 0.0f);
+    }
+    if (skip) {
+        float2 s = __half22float2(skip[src]);
+        r0 += s.x, r1 += s.y;
+    }
+    out[n * per + i] = __floats2half2_rn(r0, r1);
+}
+
+nst_status cu_h_norm_apply(nst_cuda *ctx, void *out, const void *z, const float *mean, const float *rstd,
+                           const float *gamma, const float *beta, const void *skip, int N, int C, int Ce, int H,
+                           int W, int p, int up, int relu, nst_error *err) {
+    size_t per = (size_t)((H << up) + 2 * p) * ((W << up) + 2 * p) * (Ce / 2);
+    h_norm_apply_kernel<<<plane_grid(per, N), THREADS, 0, ctx->stream>>>((__half2 *)out, (const __half2 *)z, mean, rstd, gamma,
+                                                                         beta, (const __half2 *)skip, C, Ce / 2, H, W, p, up,
+                                                                         relu);
+    return launched("fp16 instance norm", err);
+}
+
+__global__ static void h_output_kernel(float *y, const __half *z, const float *bias, int HW, int Ce) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    size_t n = blockIdx.y;
+    if (i >= (unsigned)HW) return;
+    const __half *zp = z + (n * HW + i) * Ce;
+    for (int c = 0; c < 3; c++) {
+        float t = __half2float(zp[c]) + bias[c];
+        y[(n * 3 + c) * HW + i] = 255.0f / (1.0f + expf(-t));
+    }
+}
+
+nst_status cu_h_output(nst_cuda *ctx, float *y, const void *z, const float *bias, int N, int H, int W, int Ce,
+                       nst_error *err) {
+    h_output_kernel<<<plane_grid((size_t)H * W, N), THREADS, 0, ctx->stream>>>(y, (const __half *)z, bias, H * W, Ce);
+    return launched("fp16 output", err);
 }

@@ -108,11 +108,16 @@ nst_status cu_sync(nst_cuda *ctx, nst_error *err);
 /* ---- convolution (cuDNN) -------------------------------------------------------------------- */
 
 /* Precision of the convolutions: CU_FP32 (plain float FMA, the CPU's definition) or
- * CU_TF32 (tensor cores with TF32 inputs, float accumulation: faster, ~1e-3 relative). */
-enum { CU_FP32 = 0, CU_TF32 = 1 };
+ * CU_TF32 (tensor cores with TF32 inputs, float accumulation: faster, ~1e-3 relative), or
+ * CU_FP16 (inference only: fp16 tensors in NHWC layout, tensor cores with float
+ * accumulation; see the fp16 section below). */
+enum { CU_FP32 = 0, CU_TF32 = 1, CU_FP16 = 2 };
 
 /* One convolution geometry (conv2d.h: valid, stride S, no bias inside; the caller pads):
  * inp (N,C_in,H,W), weight (C_out,C_in,K,K), out (N,C_out,Ho,Wo), Ho = (H-K)/S+1.
+ * With CU_FP16 (train = 0 only) the tensors are fp16 NHWC, (N,H,W,C_in) -> (N,Ho,Wo,C_out),
+ * the weights fp16 (C_out,K,K,C_in), and cu_conv_forward's float pointers are those
+ * buffers, cast.
  * Algorithms are chosen once here, for each pass (train = 0: the forward pass only): the
  * first deterministic one (else, never seen, the first other) in the precision asked for
  * that needs at most ws_limit bytes of workspace, in the order of cudnnFind's
@@ -136,6 +141,36 @@ nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *conv, float *din
 /* dweight += the gradient, summed over the batch */
 nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *conv, float *dweight, const float *dout,
                                    const float *inp, void *ws, size_t ws_bytes, nst_error *err);
+
+/* ---- fp16 NHWC inference (CU_FP16) ---------------------------------------------------------
+ * The style network's forward pass for apply in half precision: activations are fp16
+ * (N,H,W,Ce) with the channels padded to Ce = a multiple of 8 (zeros; tensor cores want
+ * channel counts in multiples of 8), the statistics and every norm, ReLU, skip sum and
+ * sigmoid computed in float (sums in double). Half buffers are void * here (device). */
+
+/* channels padded to a multiple of 8 */
+static inline int cu_h_channels(int C) { return (C + 7) / 8 * 8; }
+/* wh (Co_e,K,K,Ci_e) fp16 <- w (C_out,C_in,K,K) fp32, zeros in the padded channels */
+nst_status cu_h_weights(nst_cuda *ctx, void *wh, const float *w, int C_out, int C_in, int K, nst_error *err);
+/* out (N,H+2p,W+2p,Ce) fp16 <- reflect_pad(x), x (N,3,H,W) fp32 planes; channels >= 3 zero */
+nst_status cu_h_input_pad(nst_cuda *ctx, void *out, const float *x, int N, int H, int W, int p, int Ce,
+                          nst_error *err);
+/* out (N,(H<<up)+2p,(W<<up)+2p,Ce) <- reflect_pad(upsample2x if up(inp)), inp (N,H,W,Ce) */
+nst_status cu_h_pad(nst_cuda *ctx, void *out, const void *inp, int N, int H, int W, int Ce, int p, int up,
+                    nst_error *err);
+/* Device scratch (bytes) of cu_h_norm_stats for N images of HW pixels and Ce channels. */
+size_t cu_h_norm_scratch_bytes(int N, int Ce, int HW);
+/* mean, rstd (N,C) of z (N,HW,Ce)'s first C channels (biased variance, eps 1e-5) */
+nst_status cu_h_norm_stats(nst_cuda *ctx, float *mean, float *rstd, const void *z, int N, int C, int Ce, int HW,
+                           void *scratch, nst_error *err);
+/* out (N,(H<<up)+2p,(W<<up)+2p,Ce) <- reflect_pad(upsample(relu?(norm(z)) + skip)): z, skip
+ * (N,H,W,Ce) (skip may be NULL), gamma, beta (C) fp32; the padded channels get 0 */
+nst_status cu_h_norm_apply(nst_cuda *ctx, void *out, const void *z, const float *mean, const float *rstd,
+                           const float *gamma, const float *beta, const void *skip, int N, int C, int Ce, int H,
+                           int W, int p, int up, int relu, nst_error *err);
+/* y (N,3,H,W) fp32 planes <- 255 * sigmoid(z + bias) of z (N,H,W,Ce)'s first 3 channels */
+nst_status cu_h_output(nst_cuda *ctx, float *y, const void *z, const float *bias, int N, int H, int W, int Ce,
+                       nst_error *err);
 
 #ifdef __cplusplus
 }

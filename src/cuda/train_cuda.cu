@@ -202,6 +202,10 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
         if (content_w[l] != 0.0f) f->content_depth = l + 1;
         keep[l] = f->is_tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
+    if (cfg->precision == NST_PRECISION_FP16) {
+        free(f);
+        return nst_fail(err, NST_ERR_ARG, "training runs in fp32 or tf32 (fp16 is for applying a style network)");
+    }
     int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
     nst_status s = NST_OK;

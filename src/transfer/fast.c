@@ -189,7 +189,9 @@ nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_pr
     johnson_acts_free(&sn->acts); /* the CPU's buffers are not needed any more */
     jn_cuda *g = NULL;
     if ((s = nst_cuda_create(&sn->cuda, err)) ||
-        (s = jn_cuda_create(&g, sn->cuda, &sn->net, 0, precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32, err))) {
+        (s = jn_cuda_create(&g, sn->cuda, &sn->net, 0,
+                            precision == NST_PRECISION_TF32 ? CU_TF32 : precision == NST_PRECISION_FP16 ? CU_FP16 : CU_FP32,
+                            err))) {
         nst_cuda_destroy(sn->cuda);
         sn->cuda = NULL;
         return s;
