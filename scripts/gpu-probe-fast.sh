@@ -9,6 +9,8 @@
 #            the rest; backward: norm, weight gradient, input gradient, the rest) for
 #            apply 1024x1024 fp32 and fp16; one training step's phases (upload, network
 #            forward, VGG19 losses, network backward, Adam) and its network per layer, fp32
+#            (profiling runs the step without its CUDA graph); the step's time without
+#            the graph (NST_CUDA_GRAPH=0), fp32 and tf32, beside the comparison's (with)
 #   compare  compare_fast_cuda_pytorch.py --torch-profile 4 --no-search --iters 5: the table
 #            (apply 1024x1024 and 3840x2160 in fp32, tf32, fp16; train step in fp32, tf32;
 #            nst without the profiling events) and PyTorch's top CUDA kernels for apply
@@ -46,7 +48,7 @@ echo "gpu-probe-fast: $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 2
 
 run test 90 "$BUILD/test_cuda_johnson"
-grep -E "FAIL|CPU's gradients|gradients \(batch sum\)|fp16|first step|first training step|tiny training|passed, .* failed|SKIP" \
+grep -E "FAIL|CPU's gradients|gradients \(batch sum\)|fp16|first step|first training step|tiny training|graph|passed, .* failed|SKIP" \
     "$LOGS/test.log" | cut -c1-160 | head -n 28
 
 run nst_apply 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-train --sizes 1024x1024 --precisions fp32,fp16 \
@@ -55,6 +57,9 @@ grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-
 run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32 --iters 3 --warmup 2 \
     --weights "$WEIGHTS"
 grep -vE "^(train_|bench_fast_cuda:|best of|$)" "$LOGS/nst_train.log" | cut -c1-160 | head -n 28
+run nst_nograph 40 env NST_CUDA_GRAPH=0 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32,tf32 --iters 5 \
+    --weights "$WEIGHTS"
+grep -E "^train_step_ms" "$LOGS/nst_nograph.log" | sed 's/^/without CUDA graphs: /'
 
 run compare 100 python3 "$ROOT/bench/compare_fast_cuda_pytorch.py" --bench "$BUILD/bench_fast_cuda" --weights "$WEIGHTS" \
     --iters 5 --no-search --torch-profile 4 --precisions fp32,tf32,fp16

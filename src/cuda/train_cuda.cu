@@ -64,6 +64,8 @@ struct fast_cuda {
     size_t n_slots;
     float *pinned;      /* the caller's batch buffer, page-locked here (or NULL) */
     int prof, prof_adam;                   /* profiling on; this step ran Adam */
+    int use_graph, steps_done;             /* capture the step as a CUDA graph; steps run */
+    cudaGraphExec_t exec;                  /* the captured step (run_body) */
     cudaEvent_t pev[STEP_EV];
     double prof_ms[STEP_EV + LANE_EV];     /* sums over the steps after the first */
     int prof_steps, prof_seen;             /* steps summed, steps seen */
@@ -125,6 +127,7 @@ void fast_cuda_free(fast_cuda *f) {
     if (!f) return;
     cudaStreamSynchronize(f->ctx->stream);
     if (f->prof && f->net && f->prof_seen > 0) profile_print(f);
+    if (f->exec) cudaGraphExecDestroy(f->exec);
     for (int k = 0; k < STEP_EV; k++)
         if (f->pev[k]) cudaEventDestroy(f->pev[k]);
     for (int k = 0; k < MAX_LANES; k++) lane_free(&f->lanes[k]);
@@ -209,8 +212,9 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
     nst_status s = NST_OK;
-    const char *prof = getenv("NST_CUDA_PROFILE");
+    const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
     f->prof = prof && !strcmp(prof, "1");
+    f->use_graph = !f->prof && !(graph && !strcmp(graph, "0"));
     for (int k = 0; f->prof && k < STEP_EV && !s; k++)
         s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
     if (s) goto fail;
@@ -316,13 +320,11 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
 }
 
 /* the batch's losses (into the device slots) and gradient (into the network's) */
-static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
+/* the step's device work after the upload, on the main stream and the lanes (what the
+ * CUDA graph holds) */
+static nst_status step_body(fast_cuda *f, nst_error *err) {
     cudaStream_t st = f->ctx->stream;
-    size_t n = (size_t)3 * f->S * f->S;
     float *x = jn_cuda_input(f->net);
-    f->prof_adam = 0;
-    STEP_MARK(PH_START);
-    NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, st), err);
     NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), st), err);
     STEP_MARK(PH_UPLOAD);
     TRY(jn_cuda_forward(f->net, err));
@@ -341,6 +343,44 @@ static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
     TRY(jn_cuda_zero_grads(f->net, err));
     TRY(jn_cuda_backward(f->net, f->dout, NULL, err));
     STEP_MARK(PH_BWD);
+    return NST_OK;
+}
+
+/* The step body captured once as a CUDA graph (its second step: the first runs eagerly,
+ * loading every kernel) and replayed: one launch instead of ~1000 kernel launches and
+ * cuDNN/cuBLAS calls from the host. The same kernels in the same order: the same bits.
+ * Not with profiling (events inside a graph are not timed), nor with NST_CUDA_GRAPH=0;
+ * a capture that fails falls back to the eager step for the rest of the run. */
+static nst_status run_body(fast_cuda *f, nst_error *err) {
+    cudaStream_t st = f->ctx->stream;
+    if (f->exec) return nst_cuda_check(cudaGraphLaunch(f->exec, st), "cudaGraphLaunch", err);
+    if (!f->use_graph || f->steps_done < 1) return step_body(f, err);
+    NST_CUDA_TRY(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), err);
+    nst_status s = step_body(f, err);
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(st, &graph);
+    if (!s && e == cudaSuccess && graph && cudaGraphInstantiate(&f->exec, graph, 0) == cudaSuccess) {
+        cudaGraphDestroy(graph);
+        return nst_cuda_check(cudaGraphLaunch(f->exec, st), "cudaGraphLaunch", err);
+    }
+    if (graph) cudaGraphDestroy(graph);
+    f->exec = NULL;
+    f->use_graph = 0;
+    cudaGetLastError(); /* (the capture's error: the eager step follows) */
+    fprintf(stderr, "nst: the training step could not be captured as a CUDA graph (%s); it runs without one\n",
+            s ? err->msg : cudaGetErrorString(e));
+    return step_body(f, err);
+}
+
+static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
+    cudaStream_t st = f->ctx->stream;
+    size_t n = (size_t)3 * f->S * f->S;
+    float *x = jn_cuda_input(f->net);
+    f->prof_adam = 0;
+    STEP_MARK(PH_START);
+    NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, st), err);
+    TRY(run_body(f, err));
+    f->steps_done++;
     return NST_OK;
 }
 
