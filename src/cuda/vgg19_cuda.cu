@@ -22,11 +22,16 @@ typedef struct {
     cudnnFilterDescriptor_t desc, desc_t;
 } conv_cuda;
 
+/* How a convolution runs: forward (x -> y) by cuDNN or by an own kernel; backward to the
+ * input (dy -> dx) by cudnnConvolutionBackwardData, or as a forward convolution of dy
+ * with the flipped filter (weight_t) by cuDNN or by an own kernel. */
+enum { CONV_FWD, CONV_BWD, CONV_FLIP, CONV_OWN, CONV_OWN_FLIP, CONV_KINDS };
+
 /* A measured choice of algorithms (NST_CUDNN_SEARCH=1), kept for the next activations of
  * the same shape (a run builds the style image's and the content's). */
 typedef struct {
     int k, H, W, prec, mode; /* conv k on an H x W input, in this precision and search mode */
-    int fwd_algo, bwd_flip, bwd_algo;
+    int fwd_kind, fwd_algo, bwd_kind, bwd_algo;
     cudnnMathType_t fwd_math, bwd_math;
     float fwd_ms, fwd_ref_ms, bwd_ms, bwd_ref_ms, bwd_data_ms, bwd_flip_ms;
 } algo_memo;
@@ -49,8 +54,9 @@ struct vgg19_cuda_plan {
     cudnnTensorDescriptor_t x[NST_NUM_LAYERS], y[NST_NUM_LAYERS];
     cudnnConvolutionDescriptor_t fwd_desc[NST_NUM_LAYERS], bwd_desc[NST_NUM_LAYERS], flip_desc[NST_NUM_LAYERS];
     cudnnConvolutionFwdAlgo_t fwd_algo[NST_NUM_LAYERS];
-    int bwd_flip[NST_NUM_LAYERS];  /* 1: the backward pass is a forward conv with weight_t */
-    int bwd_algo[NST_NUM_LAYERS];  /* a cudnnConvolutionBwdDataAlgo_t, or with bwd_flip a Fwd one */
+    int fwd_kind[NST_NUM_LAYERS];  /* CONV_FWD (cuDNN) or CONV_OWN (own kernel) */
+    int bwd_kind[NST_NUM_LAYERS];  /* CONV_BWD, CONV_FLIP (cuDNN forward with weight_t) or CONV_OWN_FLIP */
+    int bwd_algo[NST_NUM_LAYERS];  /* a cudnnConvolutionBwdDataAlgo_t, or with CONV_FLIP a Fwd one */
     float fwd_ms[NST_NUM_LAYERS], fwd_ref_ms[NST_NUM_LAYERS], bwd_ms[NST_NUM_LAYERS], bwd_ref_ms[NST_NUM_LAYERS];
     float bwd_data_ms[NST_NUM_LAYERS], bwd_flip_ms[NST_NUM_LAYERS]; /* the fastest of each way */
 };
@@ -180,6 +186,84 @@ static __global__ void flip_filter_kernel(float *wt, const float *w, int C_out, 
         size_t oc = idx / 9;
         int ci = (int)(oc % C_in), co = (int)(oc / C_in);
         wt[((size_t)ci * C_out + co) * 9 + (8 - k)] = w[idx];
+    }
+}
+
+/* Own direct 3x3 convolutions (pad 1, cross-correlation, no bias) for the layers cuDNN
+ * runs poorly: 3 input channels (conv1_1 forward) and 3 output channels (conv1_1's
+ * backward to the image, as a forward convolution with the flipped filter). A block
+ * computes a OWN_TW x OWN_TH tile of pixels from its input tile (with a 1-pixel halo) in
+ * shared memory; each thread one pixel. */
+#define OWN_TW 32
+#define OWN_TH 8
+#define OWN_CG 16 /* conv_in3: output channels per block (blockIdx.z picks the group) */
+#define OWN_CC 8  /* conv_out3: input channels staged per round */
+
+/* y (C_out,H,W) = conv(x (3,H,W), w (C_out,3,3,3)); C_out a multiple of OWN_CG */
+static __global__ void conv_in3_kernel(float *y, const float *x, const float *w, int H, int W) {
+    __shared__ float sx[3][OWN_TH + 2][OWN_TW + 2];
+    __shared__ float sw[OWN_CG][27];
+    int tx = threadIdx.x % OWN_TW, ty = threadIdx.x / OWN_TW;
+    int x0 = blockIdx.x * OWN_TW, y0 = blockIdx.y * OWN_TH, c0 = blockIdx.z * OWN_CG;
+    for (int i = threadIdx.x; i < 3 * (OWN_TH + 2) * (OWN_TW + 2); i += blockDim.x) {
+        int c = i / ((OWN_TH + 2) * (OWN_TW + 2)), r = i % ((OWN_TH + 2) * (OWN_TW + 2));
+        int ry = r / (OWN_TW + 2), rx = r % (OWN_TW + 2), yy = y0 - 1 + ry, xx = x0 - 1 + rx;
+        sx[c][ry][rx] = yy >= 0 && yy < H && xx >= 0 && xx < W ? x[((size_t)c * H + yy) * W + xx] : 0.0f;
+    }
+    for (int i = threadIdx.x; i < OWN_CG * 27; i += blockDim.x) sw[i / 27][i % 27] = w[(size_t)c0 * 27 + i];
+    __syncthreads();
+    int px = x0 + tx, py = y0 + ty;
+    if (px >= W || py >= H) return;
+    float in[27];
+    for (int c = 0; c < 3; c++)
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++) in[c * 9 + kh * 3 + kw] = sx[c][ty + kh][tx + kw];
+    size_t HW = (size_t)H * W, at = (size_t)py * W + px;
+    for (int o = 0; o < OWN_CG; o++) {
+        float acc = 0.0f;
+        for (int k = 0; k < 27; k++) acc = fmaf(sw[o][k], in[k], acc);
+        y[(c0 + o) * HW + at] = acc;
+    }
+}
+
+/* y (3,H,W) = conv(x (C_in,H,W), w (3,C_in,3,3)) */
+static __global__ void conv_out3_kernel(float *y, const float *x, const float *w, int C_in, int H, int W) {
+    __shared__ float sx[OWN_CC][OWN_TH + 2][OWN_TW + 2];
+    __shared__ float sw[3][OWN_CC * 9];
+    int tx = threadIdx.x % OWN_TW, ty = threadIdx.x / OWN_TW;
+    int x0 = blockIdx.x * OWN_TW, y0 = blockIdx.y * OWN_TH;
+    int px = x0 + tx, py = y0 + ty, inside = px < W && py < H;
+    float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f;
+    for (int c0 = 0; c0 < C_in; c0 += OWN_CC) {
+        __syncthreads(); /* the previous round's reads are done */
+        for (int i = threadIdx.x; i < OWN_CC * (OWN_TH + 2) * (OWN_TW + 2); i += blockDim.x) {
+            int c = i / ((OWN_TH + 2) * (OWN_TW + 2)), r = i % ((OWN_TH + 2) * (OWN_TW + 2));
+            int ry = r / (OWN_TW + 2), rx = r % (OWN_TW + 2), yy = y0 - 1 + ry, xx = x0 - 1 + rx;
+            sx[c][ry][rx] = c0 + c < C_in && yy >= 0 && yy < H && xx >= 0 && xx < W
+                                ? x[((size_t)(c0 + c) * H + yy) * W + xx]
+                                : 0.0f;
+        }
+        for (int i = threadIdx.x; i < 3 * OWN_CC * 9; i += blockDim.x) {
+            int o = i / (OWN_CC * 9), r = i % (OWN_CC * 9), c = r / 9;
+            sw[o][r] = c0 + c < C_in ? w[((size_t)o * C_in + c0 + c) * 9 + r % 9] : 0.0f;
+        }
+        __syncthreads();
+        if (inside)
+            for (int c = 0; c < OWN_CC; c++)
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        float v = sx[c][ty + kh][tx + kw];
+                        int k = c * 9 + kh * 3 + kw;
+                        acc0 = fmaf(sw[0][k], v, acc0);
+                        acc1 = fmaf(sw[1][k], v, acc1);
+                        acc2 = fmaf(sw[2][k], v, acc2);
+                    }
+    }
+    if (inside) {
+        size_t HW = (size_t)H * W, at = (size_t)py * W + px;
+        y[at] = acc0;
+        y[HW + at] = acc1;
+        y[2 * HW + at] = acc2;
     }
 }
 
@@ -339,7 +423,8 @@ static nst_status choose_heuristic(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFil
     n = 0;
     found = 0;
     bytes = 0;
-    p->bwd_flip[l] = 0;
+    p->fwd_kind[l] = CONV_FWD;
+    p->bwd_kind[l] = CONV_BWD;
     NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, fd, p->y[l], p->bwd_desc[l], p->x[l],
                                                               2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bperf),
                   err);
@@ -367,27 +452,60 @@ static nst_status choose_heuristic(vgg19_cuda_plan *p, cudnnHandle_t h, cudnnFil
 
 /* ---- measuring the algorithms (NST_CUDNN_SEARCH=1) ----------------------------------- */
 
-/* One convolution call: forward (x -> y), backward to the input (dy -> dx) by
- * cudnnConvolutionBackwardData, or the same as a forward convolution with the flipped
- * filter. */
-enum { CONV_FWD, CONV_BWD, CONV_FLIP };
 typedef struct {
     int kind, algo;
     cudnnMathType_t math;
 } conv_choice;
 
+/* One convolution call's operands. */
 typedef struct {
     cudnnHandle_t h;
-    cudnnTensorDescriptor_t src_d, dst_d;  /* CONV_FWD: x, y; else y, x */
-    cudnnFilterDescriptor_t fd;            /* CONV_FLIP: the flipped filter's */
+    cudaStream_t st;
+    cudnnTensorDescriptor_t src_d, dst_d;  /* forward kinds: x, y; backward kinds: y, x */
+    cudnnFilterDescriptor_t fd;            /* the flipped kinds: the flipped filter's */
     cudnnConvolutionDescriptor_t cd;
     const float *w, *src;
     float *dst;
     void *ws;
     size_t ws_bytes;
+    int src_c, dst_c, H, W;                /* channels of src and dst, the image size */
 } conv_args;
 
+/* The operands of conv layer l (on an H x W input) for a kind: src to dst. */
+static conv_args layer_args(const vgg19_cuda *g, const vgg19_cuda_plan *p, int l, int kind, int H, int W,
+                            const float *src, float *dst, void *ws, size_t ws_bytes) {
+    const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
+    conv_args a;
+    a.h = g->ctx->cudnn;
+    a.st = g->ctx->stream;
+    int fwd = kind == CONV_FWD || kind == CONV_OWN, flip = kind == CONV_FLIP || kind == CONV_OWN_FLIP;
+    a.src_d = fwd ? p->x[l] : p->y[l];
+    a.dst_d = fwd ? p->y[l] : p->x[l];
+    a.fd = flip ? c->desc_t : c->desc;
+    a.cd = fwd ? p->fwd_desc[l] : flip ? p->flip_desc[l] : p->bwd_desc[l];
+    a.w = flip ? c->weight_t : c->weight;
+    a.src = src;
+    a.dst = dst;
+    a.ws = ws;
+    a.ws_bytes = ws_bytes;
+    a.src_c = fwd ? c->C_in : c->C_out;
+    a.dst_c = fwd ? c->C_out : c->C_in;
+    a.H = H;
+    a.W = W;
+    return a;
+}
+
+/* Whether an own kernel computes this kind for this conv: CONV_OWN for 3 input channels,
+ * CONV_OWN_FLIP for 3 (the backward pass to the image). */
+static int own_ok(const conv_args *c, int kind) {
+    if (kind == CONV_OWN) return c->src_c == 3 && c->dst_c % OWN_CG == 0;
+    if (kind == CONV_OWN_FLIP) return c->dst_c == 3;
+    return 1;
+}
+
 static cudnnStatus_t conv_workspace(const conv_args *c, int kind, int algo, size_t *bytes) {
+    *bytes = 0;
+    if (kind == CONV_OWN || kind == CONV_OWN_FLIP) return own_ok(c, kind) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
     if (kind == CONV_BWD)
         return cudnnGetConvolutionBackwardDataWorkspaceSize(c->h, c->fd, c->src_d, c->cd, c->dst_d,
                                                             (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
@@ -397,6 +515,15 @@ static cudnnStatus_t conv_workspace(const conv_args *c, int kind, int algo, size
 
 static cudnnStatus_t conv_run(const conv_args *c, int kind, int algo) {
     const float one = 1.0f, zero = 0.0f;
+    if (kind == CONV_OWN || kind == CONV_OWN_FLIP) {
+        if (!own_ok(c, kind)) return CUDNN_STATUS_NOT_SUPPORTED;
+        dim3 grid((c->W + OWN_TW - 1) / OWN_TW, (c->H + OWN_TH - 1) / OWN_TH, kind == CONV_OWN ? c->dst_c / OWN_CG : 1);
+        if (kind == CONV_OWN)
+            conv_in3_kernel<<<grid, OWN_TW * OWN_TH, 0, c->st>>>(c->dst, c->src, c->w, c->H, c->W);
+        else
+            conv_out3_kernel<<<grid, OWN_TW * OWN_TH, 0, c->st>>>(c->dst, c->src, c->w, c->src_c, c->H, c->W);
+        return cudaGetLastError() == cudaSuccess ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
+    }
     if (kind == CONV_BWD)
         return cudnnConvolutionBackwardData(c->h, &one, c->fd, c->w, c->src_d, c->src, c->cd,
                                             (cudnnConvolutionBwdDataAlgo_t)algo, c->ws, c->ws_bytes, &zero, c->dst_d,
@@ -410,6 +537,15 @@ static cudnnStatus_t conv_run(const conv_args *c, int kind, int algo) {
  * out[*n]. */
 static void candidates(const conv_args *c, int kind, nst_precision prec, size_t limit, conv_choice *out, int *n,
                        int max) {
+    if (kind == CONV_OWN || kind == CONV_OWN_FLIP) {
+        if (own_ok(c, kind) && *n < max) {
+            out[*n].kind = kind;
+            out[*n].algo = 0;
+            out[*n].math = CUDNN_FMA_MATH;
+            (*n)++;
+        }
+        return;
+    }
     int algos[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT + 2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnMathType_t maths[sizeof algos / sizeof algos[0]];
     int m = 0;
@@ -458,7 +594,8 @@ static void candidates(const conv_args *c, int kind, nst_precision prec, size_t 
  * times slower than best_so_far); negative if cuDNN refuses it. */
 static float time_conv(const conv_args *c, const conv_choice *ch, cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1,
                        float best_so_far) {
-    if (cudnnSetConvolutionMathType(c->cd, ch->math) != CUDNN_STATUS_SUCCESS) return -1.0f;
+    int own = ch->kind == CONV_OWN || ch->kind == CONV_OWN_FLIP;
+    if (!own && cudnnSetConvolutionMathType(c->cd, ch->math) != CUDNN_STATUS_SUCCESS) return -1.0f;
     if (conv_run(c, ch->kind, ch->algo) != CUDNN_STATUS_SUCCESS) return -1.0f;
     float best = -1.0f;
     for (int r = 0; r < 2; r++) {
@@ -479,7 +616,7 @@ static float time_conv(const conv_args *c, const conv_choice *ch, cudaStream_t s
  * is clearly faster. *ref_ms: cand[0]'s time; t: each one's (negative: refused).
  * Returns the index, or -1 if none ran. */
 #define MEASURE_SLACK 1.08f
-static int measure(const conv_args *const args[3], const conv_choice *cand, int n, cudaStream_t st, cudaEvent_t e0,
+static int measure(const conv_args *const args[CONV_KINDS], const conv_choice *cand, int n, cudaStream_t st, cudaEvent_t e0,
                    cudaEvent_t e1, float *ms_out, float *ref_ms, float t[64]) {
     float best = -1.0f;
     for (int i = 0; i < n && i < 64; i++) {
@@ -499,22 +636,27 @@ static int measure(const conv_args *const args[3], const conv_choice *cand, int 
 
 /* Measures the algorithms of conv layer l on an H x W input (or takes them from the memo),
  * starting from the heuristic's choice already in the plan; x/y are scratch buffers as
- * large as the layer's input and output, ws a workspace of limit bytes. */
+ * large as the layer's input and output, ws a workspace of limit bytes. mode 2: the
+ * backward pass only as flipped forward convolutions (the tests). */
 static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int hi, int wi, nst_precision prec,
                                   int mode, float *x, float *y, void *ws, size_t limit, cudaEvent_t e0,
                                   cudaEvent_t e1, nst_error *err) {
-    const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
-    cudnnHandle_t h = g->ctx->cudnn;
     cudaStream_t st = g->ctx->stream;
     int k = vgg19_layer_conv(l);
-    for (int i = 0; i < g->n_memo; i++) {
-        const algo_memo *m = &g->memo[i];
-        if (m->k != k || m->H != hi || m->W != wi || m->prec != (int)prec || m->mode != mode) continue;
+    const algo_memo *m = NULL;
+    for (int i = 0; i < g->n_memo && !m; i++) {
+        const algo_memo *q = &g->memo[i];
+        if (q->k == k && q->H == hi && q->W == wi && q->prec == (int)prec && q->mode == mode) m = q;
+    }
+    if (m) {
+        p->fwd_kind[l] = m->fwd_kind;
         p->fwd_algo[l] = (cudnnConvolutionFwdAlgo_t)m->fwd_algo;
-        NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], m->fwd_math), err);
-        p->bwd_flip[l] = m->bwd_flip;
+        p->bwd_kind[l] = m->bwd_kind;
         p->bwd_algo[l] = m->bwd_algo;
-        NST_CUDNN_TRY(cudnnSetConvolutionMathType(m->bwd_flip ? p->flip_desc[l] : p->bwd_desc[l], m->bwd_math), err);
+        if (m->fwd_kind == CONV_FWD) NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], m->fwd_math), err);
+        if (m->bwd_kind != CONV_OWN_FLIP)
+            NST_CUDNN_TRY(cudnnSetConvolutionMathType(m->bwd_kind == CONV_FLIP ? p->flip_desc[l] : p->bwd_desc[l],
+                                                      m->bwd_math), err);
         p->fwd_ms[l] = m->fwd_ms;
         p->fwd_ref_ms[l] = m->fwd_ref_ms;
         p->bwd_ms[l] = m->bwd_ms;
@@ -523,79 +665,86 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
         p->bwd_flip_ms[l] = m->bwd_flip_ms;
         return NST_OK;
     }
+    conv_args args[CONV_KINDS];
+    const conv_args *ap[CONV_KINDS];
+    for (int kind = 0; kind < CONV_KINDS; kind++) {
+        int fwd = kind == CONV_FWD || kind == CONV_OWN;
+        args[kind] = layer_args(g, p, l, kind, hi, wi, fwd ? x : y, fwd ? y : x, ws, limit);
+        ap[kind] = &args[kind];
+    }
     conv_choice cand[64];
+    float t[64];
     int n = 0, pick;
     cudnnMathType_t m0;
-    /* forward */
-    conv_args fa = {h, p->x[l], p->y[l], c->desc, p->fwd_desc[l], c->weight, x, y, ws, limit};
-    conv_args ba = {h, p->y[l], p->x[l], c->desc, p->bwd_desc[l], c->weight, y, x, ws, limit};
-    conv_args la = {h, p->y[l], p->x[l], c->desc_t, p->flip_desc[l], c->weight_t, y, x, ws, limit};
-    const conv_args *const args[3] = {&fa, &ba, &la}; /* by kind */
+    /* forward: the heuristic's choice first, then the others in its order, then own */
     NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->fwd_desc[l], &m0), err);
-    cand[n++] = (conv_choice){CONV_FWD, (int)p->fwd_algo[l], m0};
-    candidates(&fa, CONV_FWD, prec, limit, cand, &n, 64);
-    float t[64];
-    pick = measure(args, cand, n, st, e0, e1, &p->fwd_ms[l], &p->fwd_ref_ms[l], t);
+    cand[n].kind = CONV_FWD;
+    cand[n].algo = (int)p->fwd_algo[l];
+    cand[n++].math = m0;
+    candidates(ap[CONV_FWD], CONV_FWD, prec, limit, cand, &n, 64);
+    candidates(ap[CONV_OWN], CONV_OWN, prec, limit, cand, &n, 64);
+    pick = measure(ap, cand, n, st, e0, e1, &p->fwd_ms[l], &p->fwd_ref_ms[l], t);
     if (pick < 0) pick = 0;
+    p->fwd_kind[l] = cand[pick].kind;
     p->fwd_algo[l] = (cudnnConvolutionFwdAlgo_t)cand[pick].algo;
-    NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], cand[pick].math), err);
+    if (cand[pick].kind == CONV_FWD) NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->fwd_desc[l], cand[pick].math), err);
     cudnnMathType_t fwd_math = cand[pick].math;
-    /* backward: cudnnConvolutionBackwardData, or a forward conv with the flipped filter */
+    /* backward: cudnnConvolutionBackwardData (the heuristic's choice first), then the
+     * flipped forward convolutions, then own */
     n = 0;
     if (mode != 2) {
         NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->bwd_desc[l], &m0), err);
-        cand[n++] = (conv_choice){CONV_BWD, p->bwd_algo[l], m0};
-        candidates(&ba, CONV_BWD, prec, limit, cand, &n, 64);
+        cand[n].kind = CONV_BWD;
+        cand[n].algo = p->bwd_algo[l];
+        cand[n++].math = m0;
+        candidates(ap[CONV_BWD], CONV_BWD, prec, limit, cand, &n, 64);
     }
-    candidates(&la, CONV_FLIP, prec, limit, cand, &n, 64);
-    pick = measure(args, cand, n, st, e0, e1, &p->bwd_ms[l], &p->bwd_ref_ms[l], t);
-    p->bwd_data_ms[l] = p->bwd_flip_ms[l] = -1.0f; /* the best of each kind */
+    candidates(ap[CONV_FLIP], CONV_FLIP, prec, limit, cand, &n, 64);
+    candidates(ap[CONV_OWN_FLIP], CONV_OWN_FLIP, prec, limit, cand, &n, 64);
+    pick = measure(ap, cand, n, st, e0, e1, &p->bwd_ms[l], &p->bwd_ref_ms[l], t);
+    if (pick < 0 && mode == 2)
+        return nst_fail(err, NST_ERR_IO, "cuDNN runs no flipped convolution for %s", nst_layer_name(l));
+    if (pick < 0) pick = 0;
+    p->bwd_data_ms[l] = p->bwd_flip_ms[l] = -1.0f; /* the best of each way */
     for (int i = 0; i < n; i++) {
-        float *b = cand[i].kind == CONV_FLIP ? &p->bwd_flip_ms[l] : &p->bwd_data_ms[l];
+        float *b = cand[i].kind == CONV_BWD ? &p->bwd_data_ms[l] : &p->bwd_flip_ms[l];
         if (t[i] >= 0.0f && (*b < 0.0f || t[i] < *b)) *b = t[i];
     }
-    if (pick < 0 && mode == 2) return nst_fail(err, NST_ERR_IO, "cuDNN runs no flipped convolution for %s", nst_layer_name(l));
-    if (pick < 0) pick = 0;
-    p->bwd_flip[l] = cand[pick].kind == CONV_FLIP;
+    p->bwd_kind[l] = cand[pick].kind;
     p->bwd_algo[l] = cand[pick].algo;
-    NST_CUDNN_TRY(cudnnSetConvolutionMathType(p->bwd_flip[l] ? p->flip_desc[l] : p->bwd_desc[l], cand[pick].math),
-                  err);
+    if (cand[pick].kind != CONV_OWN_FLIP)
+        NST_CUDNN_TRY(cudnnSetConvolutionMathType(args[cand[pick].kind].cd, cand[pick].math), err);
     if (g->n_memo < ALGO_MEMOS) {
-        algo_memo *m = &g->memo[g->n_memo++];
-        m->k = k;
-        m->H = hi;
-        m->W = wi;
-        m->prec = (int)prec;
-        m->mode = mode;
-        m->fwd_algo = (int)p->fwd_algo[l];
-        m->fwd_math = fwd_math;
-        m->bwd_flip = p->bwd_flip[l];
-        m->bwd_algo = p->bwd_algo[l];
-        m->bwd_math = cand[pick].math;
-        m->fwd_ms = p->fwd_ms[l];
-        m->fwd_ref_ms = p->fwd_ref_ms[l];
-        m->bwd_ms = p->bwd_ms[l];
-        m->bwd_ref_ms = p->bwd_ref_ms[l];
-        m->bwd_data_ms = p->bwd_data_ms[l];
-        m->bwd_flip_ms = p->bwd_flip_ms[l];
+        algo_memo *q = &g->memo[g->n_memo++];
+        q->k = k;
+        q->H = hi;
+        q->W = wi;
+        q->prec = (int)prec;
+        q->mode = mode;
+        q->fwd_kind = p->fwd_kind[l];
+        q->fwd_algo = (int)p->fwd_algo[l];
+        q->fwd_math = fwd_math;
+        q->bwd_kind = p->bwd_kind[l];
+        q->bwd_algo = p->bwd_algo[l];
+        q->bwd_math = cand[pick].math;
+        q->fwd_ms = p->fwd_ms[l];
+        q->fwd_ref_ms = p->fwd_ref_ms[l];
+        q->bwd_ms = p->bwd_ms[l];
+        q->bwd_ref_ms = p->bwd_ref_ms[l];
+        q->bwd_data_ms = p->bwd_data_ms[l];
+        q->bwd_flip_ms = p->bwd_flip_ms[l];
     }
     return NST_OK;
 }
 
 /* The workspace the chosen algorithms of conv layer l need. */
-static nst_status chosen_workspace(const vgg19_cuda *g, const vgg19_cuda_plan *p, int l, size_t *ws, nst_error *err) {
-    const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
-    cudnnHandle_t h = g->ctx->cudnn;
+static nst_status chosen_workspace(const vgg19_cuda *g, const vgg19_cuda_plan *p, int l, int hi, int wi, size_t *ws,
+                                   nst_error *err) {
     size_t f = 0, b = 0;
-    NST_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(h, p->x[l], c->desc, p->fwd_desc[l], p->y[l], p->fwd_algo[l],
-                                                          &f), err);
-    if (p->bwd_flip[l])
-        NST_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(h, p->y[l], c->desc_t, p->flip_desc[l], p->x[l],
-                                                              (cudnnConvolutionFwdAlgo_t)p->bwd_algo[l], &b), err);
-    else
-        NST_CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c->desc, p->y[l], p->bwd_desc[l], p->x[l],
-                                                                   (cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l], &b),
-                      err);
+    conv_args fa = layer_args(g, p, l, p->fwd_kind[l], hi, wi, NULL, NULL, NULL, 0);
+    conv_args ba = layer_args(g, p, l, p->bwd_kind[l], hi, wi, NULL, NULL, NULL, 0);
+    NST_CUDNN_TRY(conv_workspace(&fa, p->fwd_kind[l], (int)p->fwd_algo[l], &f), err);
+    NST_CUDNN_TRY(conv_workspace(&ba, p->bwd_kind[l], p->bwd_algo[l], &b), err);
     if (f > *ws) *ws = f;
     if (b > *ws) *ws = b;
     return NST_OK;
@@ -622,16 +771,20 @@ void vgg19_cuda_describe_algos(const vgg19_cuda_acts *a, int l, char *buf, size_
     const vgg19_cuda_plan *p = a->plan;
     if (size) buf[0] = 0;
     if (!p || l < 0 || l >= a->depth || vgg19_layer_kind(l) != VGG_CONV) return;
-    int n = 0;
-    if (p->bwd_flip[l])
-        n = snprintf(buf, size, "fwd %s %s, bwd as flipped fwd %s %s", fwd_algo_name(p->fwd_algo[l]),
-                     math_name(p->fwd_desc[l]), fwd_algo_name((cudnnConvolutionFwdAlgo_t)p->bwd_algo[l]),
-                     math_name(p->flip_desc[l]));
+    char f[64], b[64];
+    if (p->fwd_kind[l] == CONV_OWN) snprintf(f, sizeof f, "own direct");
+    else snprintf(f, sizeof f, "%s %s", fwd_algo_name(p->fwd_algo[l]), math_name(p->fwd_desc[l]));
+    if (p->bwd_kind[l] == CONV_OWN_FLIP)
+        snprintf(b, sizeof b, "flipped own direct");
+    else if (p->bwd_kind[l] == CONV_FLIP)
+        snprintf(b, sizeof b, "flipped fwd %s %s", fwd_algo_name((cudnnConvolutionFwdAlgo_t)p->bwd_algo[l]),
+                 math_name(p->flip_desc[l]));
     else
-        n = snprintf(buf, size, "fwd %s %s, bwd-data %s %s", fwd_algo_name(p->fwd_algo[l]), math_name(p->fwd_desc[l]),
-                     bwd_algo_name((cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l]), math_name(p->bwd_desc[l]));
+        snprintf(b, sizeof b, "data %s %s", bwd_algo_name((cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l]),
+                 math_name(p->bwd_desc[l]));
+    int n = snprintf(buf, size, "fwd %s, bwd %s", f, b);
     if (a->searched && n > 0 && (size_t)n < size) /* measured: each with the heuristic's choice's time */
-        snprintf(buf + n, size - n, "; ms fwd %.3f (heuristic's %.3f), bwd %.3f (heuristic's %.3f, best bwd-data %.3f, "
+        snprintf(buf + n, size - n, "; ms fwd %.3f (heuristic's %.3f), bwd %.3f (heuristic's %.3f, best data %.3f, "
                  "flipped %.3f)", p->fwd_ms[l], p->fwd_ref_ms[l], p->bwd_ms[l], p->bwd_ref_ms[l], p->bwd_data_ms[l],
                  p->bwd_flip_ms[l]);
 }
@@ -750,7 +903,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H
             int hi = l == 0 ? H : a->Hl[l - 1], wi = l == 0 ? W : a->Wl[l - 1];
             s = choose_measured(g, p, l, hi, wi, prec, a->searched, x, y, y + align_floats(largest), limit, e0, e1,
                                 err);
-            if (!s) s = chosen_workspace(g, p, l, &ws, err);
+            if (!s) s = chosen_workspace(g, p, l, hi, wi, &ws, err);
         }
         if (!s) s = nst_cuda_check(cudaStreamSynchronize(g->ctx->stream), "measuring the convolutions", err);
         if (e0) cudaEventDestroy(e0);
@@ -805,15 +958,13 @@ nst_status vgg19_cuda_forward_layer(const vgg19_cuda *g, vgg19_cuda_acts *a, int
     int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
     size_t n = vgg19_cuda_layer_size(a, l);
     cudaStream_t st = g->ctx->stream;
-    const float one = 1.0f, zero = 0.0f;
     if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->fwd[l][0], st), err);
     switch (vgg19_layer_kind(l)) {
     case VGG_CONV: {
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
         vgg19_cuda_plan *p = a->plan;
-        NST_CUDNN_TRY(cudnnConvolutionForward(g->ctx->cudnn, &one, p->x[l], inp, c->desc, c->weight, p->fwd_desc[l],
-                                              p->fwd_algo[l], a->workspace, a->workspace_bytes, &zero, p->y[l],
-                                              a->out[l]), err);
+        conv_args ca = layer_args(g, p, l, p->fwd_kind[l], Hi, Wi, inp, a->out[l], a->workspace, a->workspace_bytes);
+        NST_CUDNN_TRY(conv_run(&ca, p->fwd_kind[l], (int)p->fwd_algo[l]), err);
         int HW = a->Hl[l] * a->Wl[l];
         float *relu = relu_fused_forward(a, l) ? a->out[l + 1] : NULL;
         bias_relu_kernel<<<channel_grid(HW % 4 == 0 ? HW / 4 : HW, a->C[l]), 256, 0, st>>>(a->out[l], relu, c->bias, HW);
@@ -846,7 +997,6 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
     float *gr = a->grad_a, *spare = a->grad_b;
     int top = a->depth - 1, relu_done = 0;
     cudaStream_t st = g->ctx->stream;
-    const float one = 1.0f, zero = 0.0f;
     NST_CUDA_TRY(cudaMemsetAsync(gr, 0, vgg19_cuda_layer_size(a, top) * sizeof(float), st), err);
     for (int l = top; l >= 0; l--) {
         if (a->prof) NST_CUDA_TRY(cudaEventRecord(a->prof->bwd[l][0], st), err);
@@ -859,16 +1009,9 @@ nst_status vgg19_cuda_backward(const vgg19_cuda *g, vgg19_cuda_acts *a, const un
         int Hi = l == 0 ? a->H : a->Hl[l - 1], Wi = l == 0 ? a->W : a->Wl[l - 1];
         switch (vgg19_layer_kind(l)) {
         case VGG_CONV: {
-            const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
             vgg19_cuda_plan *p = a->plan;
-            if (p->bwd_flip[l]) /* the same as a forward conv of the gradient with the flipped filter */
-                NST_CUDNN_TRY(cudnnConvolutionForward(g->ctx->cudnn, &one, p->y[l], gr, c->desc_t, c->weight_t,
-                                                      p->flip_desc[l], (cudnnConvolutionFwdAlgo_t)p->bwd_algo[l],
-                                                      a->workspace, a->workspace_bytes, &zero, p->x[l], dst), err);
-            else
-                NST_CUDNN_TRY(cudnnConvolutionBackwardData(g->ctx->cudnn, &one, c->desc, c->weight, p->y[l], gr,
-                                                           p->bwd_desc[l], (cudnnConvolutionBwdDataAlgo_t)p->bwd_algo[l],
-                                                           a->workspace, a->workspace_bytes, &zero, p->x[l], dst), err);
+            conv_args ca = layer_args(g, p, l, p->bwd_kind[l], Hi, Wi, gr, dst, a->workspace, a->workspace_bytes);
+            NST_CUDNN_TRY(conv_run(&ca, p->bwd_kind[l], p->bwd_algo[l]), err);
             break;
         }
         case VGG_RELU: {

@@ -20,7 +20,8 @@
  * NST_CUDNN_SEARCH=1, measured among the deterministic ones (cudaEvents, once per conv
  * and input size for the uploaded weights); measuring also tries the backward pass to
  * the input as a forward convolution of the gradient with the transposed, 180-degree
- * turned filter, which cuDNN often runs faster. The first algorithm in the heuristic's
+ * turned filter, which cuDNN often runs faster, and own direct kernels for conv1_1
+ * (3 input channels; backward to 3 channels). The first algorithm in the heuristic's
  * order within 8% of the fastest is taken, so that a rerun nearly always takes the same.
  * Bias, ReLU and max-pooling are own kernels that mirror tensor/ops.h (a pool's gradient
  * goes to the first maximum of its window in row-major order, as in PyTorch); the ReLU
@@ -104,8 +105,9 @@ static inline size_t vgg19_cuda_layer_size(const vgg19_cuda_acts *a, int l) {
     return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
 }
 
-/* The algorithms chosen for conv layer l, e.g. "fwd IMPLICIT_PRECOMP_GEMM fma, bwd-data
- * ALGO_1 fma"; "" for other layers. */
+/* The algorithms chosen for conv layer l, e.g. "fwd IMPLICIT_PRECOMP_GEMM fma, bwd data
+ * ALGO_1 fma" (measured: also "flipped fwd WINOGRAD fma", "own direct", and the times);
+ * "" for other layers. */
 void vgg19_cuda_describe_algos(const vgg19_cuda_acts *a, int l, char *buf, size_t size);
 
 nst_status vgg19_cuda_prof_create(vgg19_cuda_prof *p, nst_error *err);
