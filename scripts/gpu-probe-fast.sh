@@ -1,6 +1,6 @@
 #!/bin/bash
 # gpu-probe-fast.sh BUILD_DIR SHARED_DIR - a short look at the fast-style (Johnson) CUDA
-# path on a GPU machine: about 2 minutes, under 150 lines on stdout; every step's whole
+# path on a GPU machine: about 2.5 minutes, under 150 lines on stdout; every step's whole
 # output in $OUT/probe/ (the device tool's folder) or else in a fresh /tmp folder.
 #   test     BUILD_DIR/test_cuda_johnson: FAIL lines, the whole network's parameter-gradient
 #            lines (with the CPU's own sensitivity), fp16 inference and apply lines,
@@ -9,8 +9,10 @@
 #            the rest; backward: norm, weight gradient, input gradient, the rest) for
 #            apply 1024x1024 fp32 and fp16; one training step's phases (upload, network
 #            forward, VGG19 losses, network backward, Adam) and its network per layer, fp32
-#            (profiling runs the step without its CUDA graph); the step's time without
-#            the graph (NST_CUDA_GRAPH=0), fp32 and tf32, beside the comparison's (with)
+#            (profiling runs the step without its CUDA graph: its step time is the eager
+#            one, the comparison's is with the graph)
+#   precision  scripts/cuda-precision-check-fast.sh with 150 steps: nst train fp32 vs tf32,
+#            the same data, the mean loss of the last 15 steps (the 1% bar)
 #   compare  compare_fast_cuda_pytorch.py --torch-profile 4 --no-search --iters 5: the table
 #            (apply 1024x1024 and 3840x2160 in fp32, tf32, fp16; train step in fp32, tf32;
 #            nst without the profiling events) and PyTorch's top CUDA kernels for apply
@@ -57,9 +59,9 @@ grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-
 run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32 --iters 3 --warmup 2 \
     --weights "$WEIGHTS"
 grep -vE "^(train_|bench_fast_cuda:|best of|$)" "$LOGS/nst_train.log" | cut -c1-160 | head -n 28
-run nst_nograph 40 env NST_CUDA_GRAPH=0 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32,tf32 --iters 5 \
-    --weights "$WEIGHTS"
-grep -E "^train_step_ms" "$LOGS/nst_nograph.log" | sed 's/^/without CUDA graphs: /'
+
+run precision 60 bash "$ROOT/scripts/cuda-precision-check-fast.sh" "$BUILD" "$SHARED" 150 "$LOGS/precision"
+grep -E "^precision check" "$LOGS/precision.log" | cut -c1-160
 
 run compare 100 python3 "$ROOT/bench/compare_fast_cuda_pytorch.py" --bench "$BUILD/bench_fast_cuda" --weights "$WEIGHTS" \
     --iters 5 --no-search --torch-profile 4 --precisions fp32,tf32,fp16
