@@ -44,6 +44,10 @@ struct jn_cuda {
     size_t wh_off[JN_MAX_LAYERS + 1];
     float *img;        /* apply's (H,W,3) staging buffer, device */
     size_t img_cap;    /* its floats */
+    /* inference: the forward pass of this size captured as a CUDA graph on its second
+     * run and replayed (not with $NST_CUDA_GRAPH=0 or profiling) */
+    int use_graph, fwd_runs;
+    cudaGraphExec_t fwd_exec;
     /* $NST_CUDA_PROFILE=1: timing events around each layer's parts (jn_cuda_profile_print) */
     int prof, prof_fwd, prof_bwd; /* profiling on; a forward / backward pass recorded */
     cudaEvent_t ev[JN_MAX_LAYERS + 1][JN_EV];
@@ -61,8 +65,9 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->search = search && !strcmp(search, "1");
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
-    const char *prof = getenv("NST_CUDA_PROFILE");
+    const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
     g->prof = prof && !strcmp(prof, "1");
+    g->use_graph = !train && !g->prof && !(graph && !strcmp(graph, "0"));
     for (int l = 0; g->prof && l <= net->n_layers; l++)
         for (int k = 0; k < JN_EV; k++)
             if (cudaEventCreate(&g->ev[l][k]) != cudaSuccess) {
@@ -113,6 +118,9 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
 
 /* frees the size-dependent part */
 static void release_size(jn_cuda *g) {
+    if (g->fwd_exec) cudaGraphExecDestroy(g->fwd_exec);
+    g->fwd_exec = NULL;
+    g->fwd_runs = 0;
     for (int l = 0; l < g->n_layers; l++) {
         if (g->conv_own[l]) cu_conv_destroy(g->conv[l]);
         g->conv[l] = NULL;
@@ -377,8 +385,35 @@ static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
     return NST_OK;
 }
 
+static nst_status forward_eager(jn_cuda *g, nst_error *err);
+
+/* Inference replays the forward pass of a size as one CUDA graph from its second run on:
+ * one launch instead of ~50 kernels and 16 cuDNN calls from the host, whose cost per
+ * call is about that of a small layer's kernel. The same kernels: the same bits. A
+ * capture that fails falls back to the eager pass (with a note). */
 nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
+    cudaStream_t st = g->ctx->stream;
+    if (g->fwd_exec) return nst_cuda_check(cudaGraphLaunch(g->fwd_exec, st), "cudaGraphLaunch", err);
+    if (!g->use_graph || g->fwd_runs++ < 1) return forward_eager(g, err);
+    NST_CUDA_TRY(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), err);
+    nst_status s = forward_eager(g, err);
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(st, &graph);
+    if (!s && e == cudaSuccess && graph && cudaGraphInstantiate(&g->fwd_exec, graph, 0) == cudaSuccess) {
+        cudaGraphDestroy(graph);
+        return nst_cuda_check(cudaGraphLaunch(g->fwd_exec, st), "cudaGraphLaunch", err);
+    }
+    if (graph) cudaGraphDestroy(graph);
+    g->fwd_exec = NULL;
+    g->use_graph = 0;
+    cudaGetLastError(); /* (the capture's error: the eager pass follows) */
+    fprintf(stderr, "nst: the style network could not be captured as a CUDA graph (%s); it runs without one\n",
+            s ? err->msg : cudaGetErrorString(e));
+    return forward_eager(g, err);
+}
+
+static nst_status forward_eager(jn_cuda *g, nst_error *err) {
     if (g->precision == CU_FP16) return forward_fp16(g, err);
     nst_cuda *ctx = g->ctx;
     int N = g->N, padded = 0; /* padded: this layer's input was padded by the layer before */
