@@ -23,7 +23,8 @@ typedef struct fast_cuda_lane lane;
 
 /* $NST_CUDA_PROFILE=1: timing events. The step's phases on the main stream: start, batch
  * uploaded, network forward, VGG19 losses joined, network backward, Adam. A lane's first
- * photo: start, content target, forward + losses, VGG19 backward, TV. */
+ * photo: start, content target, forward + losses (from the end of the content target: it
+ * includes waiting for the network's output), VGG19 backward, TV. */
 enum { PH_START, PH_UPLOAD, PH_FWD, PH_LOSS, PH_BWD, PH_ADAM, STEP_EV };
 enum { LANE_EV = 5 };
 
@@ -57,6 +58,7 @@ struct fast_cuda {
     int n_lanes;
     lane lanes[MAX_LANES];
     cudaEvent_t ready;  /* the network's forward pass of the step */
+    cudaEvent_t uploaded; /* the step's batch on the device (the content targets start) */
     float *dout;        /* (B,3,S,S) d(loss)/d(network output) */
     float *m, *v;       /* Adam */
     double *slots;      /* device: per image and layer (content, style), then per image tv */
@@ -134,6 +136,7 @@ void fast_cuda_free(fast_cuda *f) {
     jn_cuda_free(f->net);
     for (int l = 0; l < NST_NUM_LAYERS; l++) cudaFree(f->A[l]);
     if (f->ready) cudaEventDestroy(f->ready);
+    if (f->uploaded) cudaEventDestroy(f->uploaded);
     cudaFree(f->dout);
     cudaFree(f->m);
     cudaFree(f->slots);
@@ -222,7 +225,8 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->m, 2 * n, sizeof(float), "the Adam state", err)) ||
-        (s = nst_cuda_check(cudaEventCreateWithFlags(&f->ready, cudaEventDisableTiming), "cudaEventCreate", err)))
+        (s = nst_cuda_check(cudaEventCreateWithFlags(&f->ready, cudaEventDisableTiming), "cudaEventCreate", err)) ||
+        (s = nst_cuda_check(cudaEventCreateWithFlags(&f->uploaded, cudaEventDisableTiming), "cudaEventCreate", err)))
         goto fail;
     for (int k = 0; k < f->n_lanes; k++)
         if ((s = lane_build(&f->lanes[k], f, cfg, vgg, keep, err))) goto fail;
@@ -289,7 +293,9 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
                                          cudaMemcpyDeviceToDevice, ctx->stream), err);
     }
     LANE_MARK(1);
-    /* the stylised photo's losses */
+    /* the stylised photo's losses, once the network's output is there (the content
+     * targets above ran beside the network's forward pass) */
+    NST_CUDA_TRY(cudaStreamWaitEvent(ctx->stream, f->ready, 0), err);
     const float *yb = y + b * n;
     TRY(to_vgg(ln, yb, 1.0f, err));
     double *slot = f->slots + (size_t)b * NST_NUM_LAYERS * 2;
@@ -327,11 +333,14 @@ static nst_status step_body(fast_cuda *f, nst_error *err) {
     float *x = jn_cuda_input(f->net);
     NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), st), err);
     STEP_MARK(PH_UPLOAD);
+    /* the lanes start with the photos' content targets as soon as the batch is there,
+     * beside the network's forward pass; each waits for its output (ready) before the
+     * stylised photo's part ... */
+    NST_CUDA_TRY(cudaEventRecord(f->uploaded, st), err);
+    for (int k = 0; k < f->n_lanes; k++) NST_CUDA_TRY(cudaStreamWaitEvent(f->lanes[k].ctx->stream, f->uploaded, 0), err);
     TRY(jn_cuda_forward(f->net, err));
     STEP_MARK(PH_FWD);
-    /* the lanes start when the network's output is there ... */
     NST_CUDA_TRY(cudaEventRecord(f->ready, st), err);
-    for (int k = 0; k < f->n_lanes; k++) NST_CUDA_TRY(cudaStreamWaitEvent(f->lanes[k].ctx->stream, f->ready, 0), err);
     const float *y = jn_cuda_output(f->net);
     for (int b = 0; b < f->B; b++) TRY(lane_photo(&f->lanes[b % f->n_lanes], b, x, y, err));
     /* ... and the network's backward pass waits for all of them */
@@ -406,12 +415,12 @@ static void profile_print(fast_cuda *f) {
         double c = f->prof_steps, *m = f->prof_ms;
         fprintf(stderr, "training step profile, batch %d at %d px, mean of %d steps (GPU events, ms):\n", f->B, f->S,
                 f->prof_steps);
-        fprintf(stderr, "  upload %.3f | network forward %.3f | VGG19 losses (%d lanes) %.3f | network backward %.3f | "
-                        "Adam %.3f | total %.3f\n",
+        fprintf(stderr, "  upload %.3f | network forward (the content targets beside it) %.3f | VGG19 losses after it "
+                        "(%d lanes) %.3f | network backward %.3f | Adam %.3f | total %.3f\n",
                 m[PH_UPLOAD] / c, m[PH_FWD] / c, f->n_lanes, m[PH_LOSS] / c, m[PH_BWD] / c, m[PH_ADAM] / c,
                 (m[PH_UPLOAD] + m[PH_FWD] + m[PH_LOSS] + m[PH_BWD] + m[PH_ADAM]) / c);
-        fprintf(stderr, "  one photo (lane 0, beside the others): content target %.3f | VGG19 forward + losses %.3f | "
-                        "VGG19 backward %.3f | TV %.3f\n",
+        fprintf(stderr, "  one photo (lane 0, beside the others): content target %.3f | (waiting for the network,) VGG19 "
+                        "forward + losses %.3f | VGG19 backward %.3f | TV %.3f\n",
                 m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
     }
     if (jn_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);

@@ -7,10 +7,12 @@
  * One step, all on the device, with the definitions of fast.c:
  *   the whole batch through the style network at once (jn_cuda, N = batch);
  *   per photo (the VGG19 on the GPU takes one image), on up to 4 streams at once: the
- *   photo's content features, the stylised photo's VGG19 forward and losses, backward to
- *   the image, BGR -> RGB, total variation, into the batch's output gradient;
+ *   photo's content features (beside the network's forward pass), then the stylised
+ *   photo's VGG19 forward and losses, backward to the image, BGR -> RGB, total
+ *   variation, into the batch's output gradient;
  *   the network's backward over the batch, then Adam (own kernel).
- * The only host round trip is the step's loss values (one small copy). */
+ * The only host round trip is the step's loss values (one small copy). From the second
+ * step on, the work between the upload and Adam replays as one CUDA graph. */
 #ifndef NST_TRAIN_CUDA_H
 #define NST_TRAIN_CUDA_H
 
