@@ -45,6 +45,8 @@ struct fast_cuda_lane {
     float *vgrad;                                  /* (3,S,S) d(loss)/d(VGG input) */
     cudaEvent_t done;                              /* the lane's photos of the step */
     cudaEvent_t pev[LANE_EV];                      /* profiling: around its first photo's parts */
+    vgg19_cuda_prof vprof;                         /* profiling, lane 0: its VGG19 per layer */
+    int has_vprof;
 };
 
 struct fast_cuda {
@@ -119,6 +121,7 @@ static void lane_free(lane *ln) {
     if (ln->done) cudaEventDestroy(ln->done);
     for (int k = 0; k < LANE_EV; k++)
         if (ln->pev[k]) cudaEventDestroy(ln->pev[k]);
+    if (ln->has_vprof) vgg19_cuda_prof_destroy(&ln->vprof);
     nst_cuda_destroy(ln->ctx);
     memset(ln, 0, sizeof *ln);
 }
@@ -185,6 +188,11 @@ static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg
     }
     NST_CUDA_TRY(cudaEventCreateWithFlags(&ln->done, cudaEventDisableTiming), err);
     for (int k = 0; f->prof && k < LANE_EV; k++) NST_CUDA_TRY(cudaEventCreate(&ln->pev[k]), err);
+    if (f->prof && ln == &f->lanes[0]) { /* its VGG19 passes, per layer (the last photo's) */
+        ln->has_vprof = 1;
+        TRY(vgg19_cuda_prof_create(&ln->vprof, err));
+        ln->va.prof = &ln->vprof;
+    }
     return NST_OK;
 }
 
@@ -409,6 +417,36 @@ static void profile_add(fast_cuda *f) {
     f->prof_steps++;
 }
 
+/* lane 0's last photo through the VGG19, one line per conv layer (rp: the ReLU and pool
+ * after it; loss: the losses' values (forward) and gradients (backward) at its taps) */
+static void vgg_profile_print(lane *ln) {
+    const vgg19_cuda_acts *a = &ln->va;
+    const vgg19_cuda_prof *p = &ln->vprof;
+    int top = a->depth - 1;
+    double sum[6] = {0};
+    fprintf(stderr, "training step: the VGG19 of one photo (lane 0, the stylised photo's passes), ms per conv layer\n");
+    fprintf(stderr, "%-8s %12s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
+            "loss-b", "algorithms");
+    for (int l = 0; l <= top; l++) {
+        if (vgg19_layer_kind(l) != VGG_CONV) continue;
+        double t[6] = {0};
+        for (int k = l; k <= top && (k == l || vgg19_layer_kind(k) != VGG_CONV); k++) {
+            t[k == l ? 0 : 1] += ev_ms(p->fwd[k][0], p->fwd[k][1]);
+            if (k < top) t[2] += ev_ms(p->fwd[k][1], p->fwd[k + 1][0]);
+            t[k == l ? 3 : 4] += ev_ms(p->bwd[k][1], p->bwd[k][2]);
+            t[5] += ev_ms(p->bwd[k][0], p->bwd[k][1]);
+        }
+        char shape[48], algos[160];
+        snprintf(shape, sizeof shape, "%dx%dx%d", a->C[l], a->Hl[l], a->Wl[l]);
+        vgg19_cuda_describe_algos(a, l, algos, sizeof algos);
+        fprintf(stderr, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %.60s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
+                t[3], t[4], t[5], algos);
+        for (int k = 0; k < 6; k++) sum[k] += t[k];
+    }
+    fprintf(stderr, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
+            sum[5]);
+}
+
 static void profile_print(fast_cuda *f) {
     nst_error err;
     if (f->prof_steps > 0) {
@@ -423,6 +461,7 @@ static void profile_print(fast_cuda *f) {
                         "forward + losses %.3f | VGG19 backward %.3f | TV %.3f\n",
                 m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
     }
+    if (f->lanes[0].has_vprof) vgg_profile_print(&f->lanes[0]);
     if (jn_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);
 }
 
