@@ -645,7 +645,7 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
     compare(what, y2, yc, N * n, tol_y);
     jn_cuda_free(gi);
     if (!precision) {
-        /* fp16 inference (NHWC, padded channels): as loose as TF32 (the same 10-bit
+        /* fp16 inference (NHWC, padded channels): TF32's output tolerance (the same 10-bit
          * mantissa, here also in the stored activations), and the same bits twice */
         /* (a failure here is reported, and the other tests still run) */
         gi = NULL;
@@ -659,7 +659,7 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
         CHECK(s == NST_OK, "%s: fp16 inference: %s", cfg, err.msg);
         if (!s) {
             snprintf(what, sizeof what, "%s: fp16 inference vs the CPU", cfg);
-            compare(what, y2, yc, N * n, 3e-2);
+            compare(what, y2, yc, N * n, 2e-2);
             CHECK(memcmp(y, y2, N * n * sizeof(float)) == 0, "%s: fp16 inference twice: bit-identical", cfg);
         }
         jn_cuda_free(gi);
@@ -715,8 +715,10 @@ static void test_apply(void) {
         CHECK(memcmp(rg.pixels, r2.pixels, n * sizeof(float)) == 0, "apply %dx%d twice on CUDA: bit-identical", w, h);
         if (hf_ok) {
             CHECK(rh.width == w && rh.height == h, "apply %dx%d fp16 keeps the size", w, h);
+            /* (a CPU emulation of these roundings gives 1.2e-3, at most 1 of 255, on this
+             * model; the shipped others 3e-4 to 4e-4) */
             snprintf(what, sizeof what, "apply starry_night %dx%d fp16", w, h);
-            compare(what, rh.pixels, rc.pixels, n, 3e-2);
+            compare(what, rh.pixels, rc.pixels, n, 1e-2);
             CHECK(memcmp(rh.pixels, rh2.pixels, n * sizeof(float)) == 0, "apply %dx%d twice in fp16: bit-identical", w, h);
         }
         nst_image_free(&img); nst_image_free(&rc); nst_image_free(&rg); nst_image_free(&rt); nst_image_free(&r2);
