@@ -2,11 +2,12 @@
 # gpu-probe-gatys.sh BUILD_DIR SHARED_DIR - a quick look (about a minute, under 150 lines)
 # at where the CUDA Gatys step's time goes, on a machine with a GPU:
 #   1. NST_CUDA_PROFILE=1 nst bench --device cuda --size 512: per conv layer (with its ReLU
-#      and pool) the forward, backward and loss times of one seed step and the cuDNN
-#      algorithms chosen; with cuDNN's heuristics, with NST_CUDNN_SEARCH=1, and in tf32
+#      and pool) the forward, backward and loss times of one seed step and the algorithms
+#      chosen; with cuDNN's heuristics, measured (NST_CUDNN_SEARCH=1: each conv's time
+#      and its heuristic choice's), and in tf32
 #   2. PyTorch's kernel profile of the same step at 512 (bench/compare_cuda_pytorch.py
 #      --torch-profile), fp32 with TF32 off
-#   3. nst bench --device cuda at 512 and 1024, heuristics and NST_CUDNN_SEARCH=1 (skipped
+#   3. nst bench --device cuda at 512 and 1024, heuristics and measured (skipped
 #      once the probe has run for PROBE_BUDGET_S seconds, default 80)
 # BUILD_DIR holds nst built with CUDA; SHARED_DIR the shared data (weights in
 # models/vgg19). Runtime libraries come from LD_LIBRARY_PATH or PyTorch's CUDA wheels.
@@ -54,9 +55,14 @@ bench() {
     echo "   ($((SECONDS - t)) s)"
 }
 
-bench 20 "profile 512 fp32, heuristics" NST_CUDA_PROFILE=1 -- --size 512 --iters 5 --warmup 2
-bench 30 "profile 512 fp32, NST_CUDNN_SEARCH=1" NST_CUDA_PROFILE=1 NST_CUDNN_SEARCH=1 -- --size 512 --iters 5 --warmup 2
-bench 20 "profile 512 tf32, heuristics" NST_CUDA_PROFILE=1 -- --size 512 --precision tf32 --iters 5 --warmup 2
+# the measured runs share a fresh algorithm cache: the first at each size measures, the
+# next reads it
+CACHE=$(mktemp /tmp/nst-probe-algos-XXXXXX)
+trap 'rm -f "$CACHE"' EXIT
+M="NST_CUDNN_SEARCH=1 NST_CUDNN_CACHE=$CACHE"
+bench 20 "profile 512 fp32, heuristics" NST_CUDA_PROFILE=1 NST_CUDNN_SEARCH=0 -- --size 512 --iters 5 --warmup 2
+bench 30 "profile 512 fp32, measured (NST_CUDNN_SEARCH=1)" NST_CUDA_PROFILE=1 $M -- --size 512 --iters 5 --warmup 2
+bench 20 "profile 512 tf32, heuristics" NST_CUDA_PROFILE=1 NST_CUDNN_SEARCH=0 -- --size 512 --precision tf32 --iters 5 --warmup 2
 
 echo "== PyTorch profile 512 fp32 (TF32 off, cudnn.benchmark off)"
 t=$SECONDS
@@ -66,6 +72,7 @@ echo "   ($((SECONDS - t)) s)"
 
 for size in 512 1024; do
     bench 20 "bench $size fp32, heuristics" NST_CUDNN_SEARCH=0 -- --size $size --iters 5 --warmup 2
-    bench 30 "bench $size fp32, NST_CUDNN_SEARCH=1" NST_CUDNN_SEARCH=1 -- --size $size --iters 5 --warmup 2
+    bench 30 "bench $size fp32, measured (NST_CUDNN_SEARCH=1$([ $size = 512 ] && echo ", from the cache"))" $M -- \
+        --size $size --iters 5 --warmup 2
 done
 echo "gpu-probe-gatys: $((SECONDS - T0)) s in all"

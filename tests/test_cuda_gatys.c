@@ -31,6 +31,7 @@ int main(void) {
 #else
 
 #include <cuda_runtime_api.h>
+#include <unistd.h>
 
 #include "cuda/cuda_common.h"
 #include "cuda/losses_cuda.h"
@@ -324,6 +325,55 @@ static void test_network_vs_cpu(const nst_vgg19 *net, const char *search) {
     free(old);
 }
 
+/* The measured choices go to the cache file and come back from it: a second upload (as
+ * a second run would) takes the same algorithms without measuring. */
+static void test_algo_cache(const nst_vgg19 *net) {
+    char path[] = "/tmp/nst-algo-cache-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    setenv("NST_CUDNN_SEARCH", "1", 1);
+    setenv("NST_CUDNN_CACHE", path, 1);
+    int depth = nst_layer_index("conv5_1") + 1, convs = 0;
+    char first[NST_NUM_LAYERS][256] = {{0}};
+    for (int run = 0; run < 2; run++) {
+        nst_error err;
+        nst_cuda *ctx = NULL;
+        vgg19_cuda *vgg = NULL;
+        vgg19_cuda_acts a;
+        CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
+        CHECK(ctx && vgg19_cuda_upload(&vgg, ctx, net, depth, &err) == NST_OK, "%s", err.msg);
+        CHECK(vgg && vgg19_cuda_acts_build(&a, vgg, depth, 36, 40, NULL, NST_PRECISION_FP32, &err) == NST_OK, "%s",
+              err.msg);
+        for (int l = 0; vgg && a.memory && l < depth; l++) {
+            if (vgg19_layer_kind(l) != VGG_CONV) continue;
+            char d[256];
+            vgg19_cuda_describe_algos(&a, l, d, sizeof d);
+            char *cut = strstr(d, "; ms");
+            if (cut) *cut = 0;
+            if (run == 0) {
+                snprintf(first[l], sizeof first[l], "%s", d);
+                convs++;
+            } else {
+                CHECK(strcmp(d, first[l]) == 0, "%s from the cache: '%s', measured '%s'", nst_layer_name(l), d, first[l]);
+            }
+            if (run == 1 && l == 0) printf("cache    conv1_1 at 40x36: %s\n", d);
+        }
+        if (vgg && a.memory) vgg19_cuda_acts_free(&a);
+        vgg19_cuda_free(vgg);
+        nst_cuda_destroy(ctx);
+    }
+    FILE *f = fopen(path, "r");
+    int lines = 0;
+    for (int c; f && (c = fgetc(f)) != EOF;) lines += c == '\n';
+    if (f) fclose(f);
+    CHECK(lines == convs, "the cache holds %d lines, want one per conv (%d)", lines, convs);
+    remove(path);
+    unsetenv("NST_CUDNN_SEARCH");
+    setenv("NST_CUDNN_CACHE", "0", 1);
+}
+
 /* ---- 3. finite differences ---------------------------------------------------------- */
 
 static void test_gradcheck(const nst_vgg19 *net, const char *preset) {
@@ -465,6 +515,8 @@ int main(void) {
         printf("SKIP: %s\n", err.msg);
         return 77;
     }
+    /* the algorithm cache file is test_algo_cache's business: no file written elsewhere */
+    setenv("NST_CUDNN_CACHE", "0", 1);
     char desc[512];
     nst_cuda_describe(desc, sizeof desc);
     printf("GPU: %s\n", desc);
@@ -481,6 +533,7 @@ int main(void) {
     test_network_vs_cpu(net, "0");
     test_network_vs_cpu(net, "1");
     test_network_vs_cpu(net, "flip");
+    test_algo_cache(net);
     test_gradcheck(net, "seed");
     test_gradcheck(net, "gatys");
     test_cpu_vs_cuda(net, &content, &style, "seed");

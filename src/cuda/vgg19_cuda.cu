@@ -2,10 +2,13 @@
  * allocation, cuDNN convolutions, own kernels for bias (+ the ReLU after it), ReLU and 2x2
  * max-pooling (forward and backward, the pool's backward with the ReLU below it), mirroring
  * net/vgg19.c layer by layer. See vgg19_cuda.h. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cuda/common_kernels.cuh"
 #include "cuda/vgg19_cuda.h"
@@ -35,15 +38,17 @@ typedef struct {
     cudnnMathType_t fwd_math, bwd_math;
     float fwd_ms, fwd_ref_ms, bwd_ms, bwd_ref_ms, bwd_data_ms, bwd_flip_ms;
 } algo_memo;
-#define ALGO_MEMOS 64
+#define ALGO_MEMOS 256
 
 struct vgg19_cuda {
     nst_cuda *ctx;
     int depth;
     float *params; /* device: every uploaded weight (also transposed) and bias */
     conv_cuda conv[16];
-    algo_memo memo[ALGO_MEMOS];
+    algo_memo memo[ALGO_MEMOS]; /* the measured choices, newest last */
     int n_memo;
+    int cache_read;             /* the cache file has been read into memo */
+    char tag[300];              /* GPU and cuDNN version: the cache file's key */
 };
 
 struct vgg19_cuda_plan {
@@ -332,6 +337,9 @@ nst_status vgg19_cuda_upload(vgg19_cuda **out, nst_cuda *ctx, const nst_vgg19 *n
     if (!g) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     g->ctx = ctx;
     g->depth = depth;
+    snprintf(g->tag, sizeof g->tag, "%s/cudnn%zu", ctx->name, cudnnGetVersion());
+    for (char *c = g->tag; *c; c++)
+        if (*c == ' ' || *c == '\t' || *c == '\n') *c = '_';
     nst_status s = upload(g, net, err);
     if (s) {
         vgg19_cuda_free(g);
@@ -634,6 +642,108 @@ static int measure(const conv_args *const args[CONV_KINDS], const conv_choice *c
     return -1;
 }
 
+/* ---- the measured choices on disk --------------------------------------------------
+ * Measuring takes time and may choose differently on another run; so each choice is
+ * appended to a cache file, and a later run on the same GPU model with the same cuDNN
+ * takes it from there: the same algorithms (so the same bits) without measuring again.
+ * NST_CUDNN_CACHE names the file ("0" or empty: none); by default
+ * $XDG_CACHE_HOME/nst/cudnn-algos.txt, else ~/.cache/nst/cudnn-algos.txt. One line per
+ * choice: "nst-algos-1 TAG k H W prec mode fwd_kind fwd_algo fwd_math bwd_kind bwd_algo
+ * bwd_math" and the six measured times; a line that does not parse is skipped. */
+
+static int cache_path(char *buf, size_t size, int *make_dirs) {
+    const char *env = getenv("NST_CUDNN_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    *make_dirs = 0;
+    if (env) {
+        if (!*env || strcmp(env, "0") == 0) return 0;
+        snprintf(buf, size, "%s", env);
+        return 1;
+    }
+    *make_dirs = 1;
+    if (xdg && *xdg) snprintf(buf, size, "%s/nst/cudnn-algos.txt", xdg);
+    else if (home && *home) snprintf(buf, size, "%s/.cache/nst/cudnn-algos.txt", home);
+    else return 0;
+    return 1;
+}
+
+static void cache_read(vgg19_cuda *g) {
+    char path[4096], line[1024];
+    int make_dirs;
+    g->cache_read = 1;
+    if (!cache_path(path, sizeof path, &make_dirs)) return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char magic[16], tag[300];
+        algo_memo m;
+        int fm, bm;
+        if (sscanf(line, "%15s %299s %d %d %d %d %d %d %d %d %d %d %d %f %f %f %f %f %f", magic, tag, &m.k, &m.H, &m.W,
+                   &m.prec, &m.mode, &m.fwd_kind, &m.fwd_algo, &fm, &m.bwd_kind, &m.bwd_algo, &bm, &m.fwd_ms,
+                   &m.fwd_ref_ms, &m.bwd_ms, &m.bwd_ref_ms, &m.bwd_data_ms, &m.bwd_flip_ms) != 19 ||
+            strcmp(magic, "nst-algos-1") != 0 || strcmp(tag, g->tag) != 0 || m.k < 0 || m.k >= 16 ||
+            (m.fwd_kind != CONV_FWD && m.fwd_kind != CONV_OWN) ||
+            (m.bwd_kind != CONV_BWD && m.bwd_kind != CONV_FLIP && m.bwd_kind != CONV_OWN_FLIP))
+            continue;
+        m.fwd_math = (cudnnMathType_t)fm;
+        m.bwd_math = (cudnnMathType_t)bm;
+        if (g->n_memo == ALGO_MEMOS) /* keep the newest */
+            memmove(g->memo, g->memo + 1, (ALGO_MEMOS - 1) * sizeof g->memo[0]);
+        else
+            g->n_memo++;
+        g->memo[g->n_memo - 1] = m;
+    }
+    fclose(f);
+}
+
+static void cache_append(const vgg19_cuda *g, const algo_memo *m) {
+    char path[4096];
+    int make_dirs;
+    if (!cache_path(path, sizeof path, &make_dirs)) return;
+    if (make_dirs) { /* the folder and its parent (~/.cache), as far as they are missing */
+        char *slash = strrchr(path, '/');
+        if (slash) {
+            *slash = 0;
+            char *up = strrchr(path, '/');
+            if (up) {
+                *up = 0;
+                mkdir(path, 0755);
+                *up = '/';
+            }
+            mkdir(path, 0755);
+            *slash = '/';
+        }
+    }
+    char line[1024];
+    int n = snprintf(line, sizeof line, "nst-algos-1 %s %d %d %d %d %d %d %d %d %d %d %d %.4f %.4f %.4f %.4f %.4f %.4f\n",
+                     g->tag, m->k, m->H, m->W, m->prec, m->mode, m->fwd_kind, m->fwd_algo, (int)m->fwd_math,
+                     m->bwd_kind, m->bwd_algo, (int)m->bwd_math, m->fwd_ms, m->fwd_ref_ms, m->bwd_ms, m->bwd_ref_ms,
+                     m->bwd_data_ms, m->bwd_flip_ms);
+    if (n <= 0 || (size_t)n >= sizeof line) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644); /* one write: lines from runs at once stay whole */
+    if (fd < 0) return;
+    ssize_t w = write(fd, line, (size_t)n);
+    (void)w;
+    close(fd);
+}
+
+/* Whether a remembered choice can run here within the workspace limit. */
+static int memo_usable(const vgg19_cuda *g, const vgg19_cuda_plan *p, int l, int hi, int wi, const algo_memo *m,
+                       size_t limit) {
+    size_t f = 0, b = 0;
+    conv_args fa = layer_args(g, p, l, m->fwd_kind, hi, wi, NULL, NULL, NULL, 0);
+    conv_args ba = layer_args(g, p, l, m->bwd_kind, hi, wi, NULL, NULL, NULL, 0);
+    cudnnMathType_t f0 = CUDNN_FMA_MATH, b0 = CUDNN_FMA_MATH; /* restored after the check */
+    cudnnGetConvolutionMathType(fa.cd, &f0);
+    cudnnGetConvolutionMathType(ba.cd, &b0);
+    int ok = (m->fwd_kind != CONV_FWD || cudnnSetConvolutionMathType(fa.cd, m->fwd_math) == CUDNN_STATUS_SUCCESS) &&
+             conv_workspace(&fa, m->fwd_kind, m->fwd_algo, &f) == CUDNN_STATUS_SUCCESS && f <= limit &&
+             (m->bwd_kind == CONV_OWN_FLIP || cudnnSetConvolutionMathType(ba.cd, m->bwd_math) == CUDNN_STATUS_SUCCESS) &&
+             conv_workspace(&ba, m->bwd_kind, m->bwd_algo, &b) == CUDNN_STATUS_SUCCESS && b <= limit;
+    cudnnSetConvolutionMathType(fa.cd, f0);
+    cudnnSetConvolutionMathType(ba.cd, b0);
+    return ok;
+}
+
 /* Measures the algorithms of conv layer l on an H x W input (or takes them from the memo),
  * starting from the heuristic's choice already in the plan; x/y are scratch buffers as
  * large as the layer's input and output, ws a workspace of limit bytes. mode 2: the
@@ -644,9 +754,12 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
     cudaStream_t st = g->ctx->stream;
     int k = vgg19_layer_conv(l);
     const algo_memo *m = NULL;
-    for (int i = 0; i < g->n_memo && !m; i++) {
+    if (!g->cache_read) cache_read(g);
+    for (int i = g->n_memo - 1; i >= 0 && !m; i--) { /* the newest first */
         const algo_memo *q = &g->memo[i];
-        if (q->k == k && q->H == hi && q->W == wi && q->prec == (int)prec && q->mode == mode) m = q;
+        if (q->k == k && q->H == hi && q->W == wi && q->prec == (int)prec && q->mode == mode &&
+            memo_usable(g, p, l, hi, wi, q, limit))
+            m = q;
     }
     if (m) {
         p->fwd_kind[l] = m->fwd_kind;
@@ -714,8 +827,8 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
     p->bwd_algo[l] = cand[pick].algo;
     if (cand[pick].kind != CONV_OWN_FLIP)
         NST_CUDNN_TRY(cudnnSetConvolutionMathType(args[cand[pick].kind].cd, cand[pick].math), err);
-    if (g->n_memo < ALGO_MEMOS) {
-        algo_memo *q = &g->memo[g->n_memo++];
+    {
+        algo_memo mm, *q = &mm;
         q->k = k;
         q->H = hi;
         q->W = wi;
@@ -733,6 +846,8 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
         q->bwd_ref_ms = p->bwd_ref_ms[l];
         q->bwd_data_ms = p->bwd_data_ms[l];
         q->bwd_flip_ms = p->bwd_flip_ms[l];
+        cache_append(g, q);
+        if (g->n_memo < ALGO_MEMOS) g->memo[g->n_memo++] = mm;
     }
     return NST_OK;
 }
@@ -882,15 +997,20 @@ static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H
 
     char what[96];
     snprintf(what, sizeof what, "VGG19 activations for a %dx%d image", W, H);
+    /* measured on scratch buffers (the two gradient buffers' worth, each as large as the
+     * largest layer) with a workspace of the limit; then the activations are allocated with
+     * the workspace the choices need */
+    void *scratch = NULL;
     if (a->searched) {
-        /* measured on scratch buffers (the two gradient buffers' worth, each as large as
-         * the largest layer) with a workspace of the limit; then the activations are
-         * allocated with the workspace the choices need */
-        void *scratch = NULL;
         size_t sws = align_floats((limit + sizeof(float) - 1) / sizeof(float));
-        nst_status s = nst_cuda_alloc(g->ctx, &scratch, 2 * align_floats(largest) + sws, sizeof(float),
-                                      "measuring the convolutions", err);
-        if (s) return s;
+        if (cudaMalloc(&scratch, (2 * align_floats(largest) + sws) * sizeof(float)) != cudaSuccess) {
+            cudaGetLastError(); /* no room to measure in: the heuristic's choices */
+            scratch = NULL;
+            a->searched = 0;
+        }
+    }
+    if (a->searched) {
+        nst_status s = NST_OK;
         float *x = (float *)scratch, *y = x + align_floats(largest);
         cudaEvent_t e0 = NULL, e1 = NULL;
         s = nst_cuda_check(cudaMemsetAsync(scratch, 0, 2 * align_floats(largest) * sizeof(float), g->ctx->stream),
