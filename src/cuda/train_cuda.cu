@@ -17,7 +17,7 @@ extern "C" {
 }
 
 #define THREADS 256
-#define MAX_LANES 4
+#define MAX_LANES 8 /* at most; 4 unless $NST_CUDA_LANES says otherwise */
 
 typedef struct fast_cuda_lane lane;
 
@@ -229,7 +229,12 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     for (int k = 0; f->prof && k < STEP_EV && !s; k++)
         s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
     if (s) goto fail;
-    f->n_lanes = f->B < MAX_LANES ? f->B : MAX_LANES;
+    /* 4 lanes; $NST_CUDA_LANES=1..8 for experiments (the results are the same bits: each
+     * photo's work is the same on any lane) */
+    const char *lanes_env = getenv("NST_CUDA_LANES");
+    int lanes = lanes_env ? atoi(lanes_env) : 4;
+    if (lanes < 1 || lanes > MAX_LANES) lanes = 4;
+    f->n_lanes = f->B < lanes ? f->B : lanes;
     if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->m, 2 * n, sizeof(float), "the Adam state", err)) ||
