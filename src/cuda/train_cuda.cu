@@ -223,17 +223,17 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
     nst_status s = NST_OK;
+    /* 4 lanes; $NST_CUDA_LANES=1..8 for experiments (the results are the same bits: each
+     * photo's work is the same on any lane) */
+    const char *lanes_env = getenv("NST_CUDA_LANES");
+    int lanes = lanes_env ? atoi(lanes_env) : 4;
+    if (lanes < 1 || lanes > MAX_LANES) lanes = 4;
     const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
     f->prof = prof && !strcmp(prof, "1");
     f->use_graph = !f->prof && !(graph && !strcmp(graph, "0"));
     for (int k = 0; f->prof && k < STEP_EV && !s; k++)
         s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
     if (s) goto fail;
-    /* 4 lanes; $NST_CUDA_LANES=1..8 for experiments (the results are the same bits: each
-     * photo's work is the same on any lane) */
-    const char *lanes_env = getenv("NST_CUDA_LANES");
-    int lanes = lanes_env ? atoi(lanes_env) : 4;
-    if (lanes < 1 || lanes > MAX_LANES) lanes = 4;
     f->n_lanes = f->B < lanes ? f->B : lanes;
     if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
