@@ -69,5 +69,6 @@ run compare 100 python3 "$ROOT/bench/compare_fast_cuda_pytorch.py" --bench "$BUI
 grep -E "^torch [0-9]|^torch profile|^  +[0-9.]+ ms|failed|warning|Error" "$LOGS/compare.log" | cut -c1-150 | head -n 26
 sed -n '/^width [0-9]*, best of/,$p' "$LOGS/compare.log" | cut -c1-150 | head -n 16
 
+grep -h "could not be captured" "$LOGS"/*.log | sort | uniq -c | head -n 3
 echo "gpu-probe-fast: $((SECONDS - T0)) s, $([ $failed = 0 ] && echo 'all steps ok' || echo 'SOME STEPS FAILED')"
 exit $failed
