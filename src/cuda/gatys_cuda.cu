@@ -2,6 +2,8 @@
  * (VGG19 forward with the losses at each tap, backward with their gradients, total
  * variation), Adam and L-BFGS, all on the run's stream. See gatys_cuda.h.
  *
+ * The losses' values are computed on a second stream, each as soon as its layer is
+ * computed, so that they overlap the next layers; the backward pass waits for them.
  * The objective's values go into device slots (double): slot[l] the content loss at
  * layer l, slot[NST_NUM_LAYERS + l] the style loss, then total variation and the
  * L-BFGS scalars; the host reads them with one copy after a step or a trial. */
@@ -54,6 +56,13 @@ struct gatys_cuda {
     float *targets; /* device: the content targets (sized once the content's shapes are known) */
     float *x, *grad;
     cuda_reduce_scratch red;
+    /* the losses' values run on a second stream (lctx), each as soon as its layer is
+     * computed, overlapping the next layers: ev_tap[l] (main) before layer l's losses,
+     * ev_losses (loss stream) before the backward pass, which reads their Grams */
+    nst_cuda *lctx;
+    cuda_reduce_scratch lred;
+    cudaEvent_t ev_tap[NST_NUM_LAYERS], ev_losses;
+    cudaEvent_t lprof[2]; /* the profile: timing events around the loss stream's work, or NULL */
     double *slot;      /* device */
     double *host_slot; /* pinned, SLOT_READ */
     double content_loss, style_loss, tv_loss; /* weighted, at the last read */
@@ -150,22 +159,34 @@ static nst_status eval_device(gatys_cuda *g, const float *x, float *grad, nst_er
     cudaStream_t st = g->ctx->stream;
     NST_CUDA_TRY(cudaMemsetAsync(g->slot, 0, (SLOT_TV + 1) * sizeof(double), st), err);
     NST_CUDA_TRY(cudaMemcpyAsync(a->input, x, g->n * sizeof(float), cudaMemcpyDeviceToDevice, st), err);
+    cudaStream_t ls = g->lctx->stream;
+    int first = 1;
     for (int l = 0; l < a->depth; l++) {
         nst_status s = vgg19_cuda_forward_layer(g->vgg, a, l, err);
         if (s) return s;
         layer_cuda *L = &g->loss[l];
+        if (!L->P && !L->A) continue;
+        /* the layer's output is read on the loss stream; nothing overwrites it before
+         * the backward pass (a conv that a loss reads keeps its own buffer) */
+        NST_CUDA_TRY(cudaEventRecord(g->ev_tap[l], st), err);
+        NST_CUDA_TRY(cudaStreamWaitEvent(ls, g->ev_tap[l], 0), err);
+        if (first && g->lprof[0]) NST_CUDA_TRY(cudaEventRecord(g->lprof[0], ls), err);
+        first = 0;
         if (L->P) {
-            s = cuda_content_loss_forward(g->ctx, &g->red, a->out[l], L->P, vgg19_cuda_layer_size(a, l),
+            s = cuda_content_loss_forward(g->lctx, &g->lred, a->out[l], L->P, vgg19_cuda_layer_size(a, l),
                                           g->slot + SLOT_CONTENT + l, err);
             if (s) return s;
         }
         if (L->A) {
             int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-            s = cuda_style_loss_forward(g->ctx, &g->red, L->G, a->out[l], L->A, C, N, L->gscale,
+            s = cuda_style_loss_forward(g->lctx, &g->lred, L->G, a->out[l], L->A, C, N, L->gscale,
                                         g->slot + SLOT_STYLE + l, err);
             if (s) return s;
         }
     }
+    if (g->lprof[1]) NST_CUDA_TRY(cudaEventRecord(g->lprof[1], ls), err);
+    NST_CUDA_TRY(cudaEventRecord(g->ev_losses, ls), err);
+    NST_CUDA_TRY(cudaStreamWaitEvent(st, g->ev_losses, 0), err);
     nst_status s = vgg19_cuda_backward(g->vgg, a, g->tap, tap_backward, g, grad, err);
     if (s) return s;
     if (g->cfg->tv_weight > 0.0f) {
@@ -377,6 +398,12 @@ void gatys_cuda_free(gatys_cuda *g) {
     vgg19_cuda_acts_free(&g->acts);
     vgg19_cuda_free(g->vgg);
     cuda_reduce_scratch_free(&g->red);
+    if (g->lctx) cudaStreamSynchronize(g->lctx->stream);
+    cuda_reduce_scratch_free(&g->lred);
+    for (int l = 0; l < NST_NUM_LAYERS; l++)
+        if (g->ev_tap[l]) cudaEventDestroy(g->ev_tap[l]);
+    if (g->ev_losses) cudaEventDestroy(g->ev_losses);
+    nst_cuda_destroy(g->lctx);
     cudaFree(g->mem);
     cudaFree(g->targets);
     cudaFreeHost(g->host_slot);
@@ -423,6 +450,12 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
     if ((s = cuda_set_gemm_precision(g->ctx, cfg->precision, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
+    if ((s = nst_cuda_create(&g->lctx, err))) return s;
+    if ((s = cuda_set_gemm_precision(g->lctx, cfg->precision, err))) return s;
+    if ((s = cuda_reduce_scratch_build(&g->lred, g->lctx, err))) return s;
+    for (int l = 0; l < NST_NUM_LAYERS; l++)
+        NST_CUDA_TRY(cudaEventCreateWithFlags(&g->ev_tap[l], cudaEventDisableTiming), err);
+    NST_CUDA_TRY(cudaEventCreateWithFlags(&g->ev_losses, cudaEventDisableTiming), err);
 
     /* per-layer weights, taps */
     for (int i = 0; i < cfg->n_content_taps; i++)
@@ -556,6 +589,8 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
     nst_status s = vgg19_cuda_prof_create(&prof, err);
     for (int i = 0; i < 4 && !s; i++) s = nst_cuda_check(cudaEventCreate(&ev[i]), "cudaEventCreate", err);
     double f = 0.0;
+    if (!s) s = nst_cuda_check(cudaEventCreate(&g->lprof[0]), "cudaEventCreate", err);
+    if (!s) s = nst_cuda_check(cudaEventCreate(&g->lprof[1]), "cudaEventCreate", err);
     a->prof = &prof;
     if (!s) s = nst_cuda_check(cudaEventRecord(ev[0], st), "cudaEventRecord", err);
     if (!s) s = eval_device(g, g->x, g->grad, err);
@@ -597,8 +632,15 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
                elapsed(ev[0], prof.fwd[0][0]), elapsed(prof.fwd[0][0], prof.bwd[top][0]),
                elapsed(prof.bwd[top][0], prof.bwd[0][2]), elapsed(prof.bwd[0][2], ev[1]), elapsed(ev[1], ev[2]),
                elapsed(ev[2], ev[3]), elapsed(ev[0], ev[3]));
+        printf("profile: the losses' values on their own stream: %.3f ms from the first tap's to the end of the "
+               "last's, overlapping the forward pass (loss-f: only the queueing on the main stream)\n",
+               elapsed(g->lprof[0], g->lprof[1]));
         printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->content_loss, g->style_loss,
                g->tv_loss, f);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (g->lprof[i]) cudaEventDestroy(g->lprof[i]);
+        g->lprof[i] = NULL;
     }
     for (int i = 0; i < 4; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
