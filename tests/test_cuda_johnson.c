@@ -239,6 +239,194 @@ static void test_norm_pad(void) {
     free(x); free(gamma); free(beta);
 }
 
+/* ---- the fp16 NHWC inference kernels (CU_FP16) ------------------------------------------ */
+
+/* float -> fp16 bits, round to nearest even (normal and subnormal halves; no overflow here) */
+static uint16_t f2h(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, mag = x & 0x7fffffffu;
+    if (mag >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* (beyond the test's range) */
+    if (mag < 0x38800000u) { /* a subnormal half: round the value times 2^24 */
+        float a = fabsf(f) * 16777216.0f;
+        return (uint16_t)(sign | (uint32_t)lrintf(a));
+    }
+    uint32_t r = mag - 0x38000000u; /* rebias the exponent (127 -> 15), 13 mantissa bits to drop */
+    uint32_t h = r >> 13, rest = r & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+}
+static float h2f(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    float f;
+    if (e == 0) f = ldexpf((float)m, -24);
+    else {
+        uint32_t x = ((e + 112u) << 23) | (m << 13);
+        memcpy(&f, &x, 4);
+    }
+    return sign ? -f : f;
+}
+/* (N,C,HW) planes -> (N,HW,Ce) fp16, zeros in channels >= C; and back (channels < C) */
+static void to_nhwc(uint16_t *o, const float *x, int N, int C, int Ce, size_t HW) {
+    for (int n = 0; n < N; n++)
+        for (size_t i = 0; i < HW; i++)
+            for (int c = 0; c < Ce; c++) o[((size_t)n * HW + i) * Ce + c] = c < C ? f2h(x[((size_t)n * C + c) * HW + i]) : 0;
+}
+static void from_nhwc(float *o, const uint16_t *x, int N, int C, int Ce, size_t HW) {
+    for (int n = 0; n < N; n++)
+        for (size_t i = 0; i < HW; i++)
+            for (int c = 0; c < C; c++) o[((size_t)n * C + c) * HW + i] = h2f(x[((size_t)n * HW + i) * Ce + c]);
+}
+static uint16_t *halves(size_t n) {
+    uint16_t *p = calloc(n + 2, 2);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    return p;
+}
+/* device buffers of fp16 values: n halves as floats (cu_buffer / cu_upload count floats) */
+static float *hdev(size_t n) { return dev(n / 2 + 1); }
+static void hup(float *d, const uint16_t *h, size_t n) { up(d, (const float *)h, (n + 1) / 2); }
+static void hdown(uint16_t *h, const float *d, size_t n) { down((float *)h, d, (n + 1) / 2); }
+/* pads (upsampling first if up) every image of planes x (N*C,H,W) into o */
+static void pad_planes(float *o, const float *x, int NC, int H, int W, int p, int up) {
+    if (up) upsample2x_reflect_pad_forward(o, x, NC, H, W, p);
+    else reflect_pad_forward(o, x, NC, H, W, p);
+}
+
+static void test_fp16(void) {
+    int N = 2, C = 12, Ce = cu_h_channels(C), H = 5, W = 6, HW = H * W;
+    CHECK(Ce == 16 && cu_h_channels(3) == 8 && cu_h_channels(32) == 32, "fp16 channels padded to multiples of 8");
+    char what[128];
+    /* the input: RGB planes -> padded NHWC, 8 channels */
+    {
+        int p = 4, Hp = H + 2 * p, Wp = W + 2 * p;
+        size_t n = (size_t)N * 3 * HW, np = (size_t)N * 8 * Hp * Wp;
+        float *x = host(n), *xp = host((size_t)N * 3 * Hp * Wp);
+        uint16_t *ref = halves(np), *got = halves(np);
+        fill(x, n, 0.5f, 0.5f);
+        pad_planes(xp, x, N * 3, H, W, p, 0);
+        to_nhwc(ref, xp, N, 3, 8, (size_t)Hp * Wp);
+        float *dX = dev_from(x, n), *dO = hdev(np);
+        ok(cu_h_input_pad(ctx, dO, dX, N, H, W, p, 8, &err), "fp16 input");
+        hdown(got, dO, np);
+        CHECK(memcmp(got, ref, np * 2) == 0, "fp16 input + pad 4: the rounded padded planes, bit for bit");
+        cu_buffer_free(dX); cu_buffer_free(dO);
+        free(x); free(xp); free(ref); free(got);
+    }
+    /* an activation (channels >= C zero), as the convolution leaves it */
+    size_t n = (size_t)N * C * HW, nh = (size_t)N * Ce * HW;
+    float *z = host(n), *zr = host(n), *sk = host(n), *skr = host(n), *gamma = host(C), *beta = host(C);
+    uint16_t *zh = halves(nh), *skh = halves(nh);
+    fill(z, n, 3, 0.7f);
+    fill(sk, n, 1, 0);
+    fill(gamma, C, 0.5f, 1);
+    fill(beta, C, 0.3f, 0.1f);
+    to_nhwc(zh, z, N, C, Ce, HW);
+    to_nhwc(skh, sk, N, C, Ce, HW);
+    from_nhwc(zr, zh, N, C, Ce, HW); /* the values as fp16 holds them */
+    from_nhwc(skr, skh, N, C, Ce, HW);
+    float *dZ = hdev(nh), *dS = hdev(nh), *dGa = dev_from(gamma, C), *dBe = dev_from(beta, C);
+    float *dM = dev(N * C), *dR = dev(N * C), *scratch = dev(cu_h_norm_scratch_bytes(N, Ce, HW) / sizeof(float) + 2);
+    hup(dZ, zh, nh);
+    hup(dS, skh, nh);
+    /* padding (and upsampling): copies, bit for bit */
+    static const int pads[][2] = {{1, 0}, {4, 0}, {1, 1}, {0, 1}};
+    for (int k = 0; k < 4; k++) {
+        int p = pads[k][0], u = pads[k][1], Ho = (H << u) + 2 * p, Wo = (W << u) + 2 * p;
+        size_t no = (size_t)N * Ce * Ho * Wo;
+        float *pp = host((size_t)N * C * Ho * Wo), *dO = hdev(no);
+        uint16_t *ref = halves(no), *got = halves(no);
+        pad_planes(pp, zr, N * C, H, W, p, u);
+        to_nhwc(ref, pp, N, C, Ce, (size_t)Ho * Wo);
+        ok(cu_h_pad(ctx, dO, dZ, N, H, W, Ce, p, u, &err), "fp16 pad");
+        hdown(got, dO, no);
+        CHECK(memcmp(got, ref, no * 2) == 0, "fp16 pad p%d up%d: bit for bit", p, u);
+        cu_buffer_free(dO);
+        free(pp); free(ref); free(got);
+    }
+    /* statistics of the fp16 values, in double */
+    float m[24], r[24], mc[24], rc[24];
+    ok(cu_h_norm_stats(ctx, dM, dR, dZ, N, C, Ce, HW, scratch, &err), "fp16 stats");
+    down(m, dM, N * C);
+    down(r, dR, N * C);
+    for (int k = 0; k < N * C; k++) {
+        double su = 0, sq = 0;
+        for (int i = 0; i < HW; i++) su += zr[(size_t)k * HW + i], sq += (double)zr[(size_t)k * HW + i] * zr[(size_t)k * HW + i];
+        double mean = su / HW, var = sq / HW - mean * mean;
+        mc[k] = (float)mean;
+        rc[k] = (float)(1.0 / sqrt(var + 1e-5));
+    }
+    compare("fp16 instance norm: mean", m, mc, N * C, 1e-6);
+    compare("fp16 instance norm: 1/std", r, rc, N * C, 1e-6);
+    /* norm (+ReLU, +skip) then pad: against the same float expression on the host */
+    for (int k = 0; k < 4; k++)
+        for (int v = 0; v < 3; v++) {
+            int p = pads[k][0], u = pads[k][1], relu = v == 1, skip = v == 2, Ho = (H << u) + 2 * p, Wo = (W << u) + 2 * p;
+            size_t no = (size_t)N * Ce * Ho * Wo, nop = (size_t)N * C * Ho * Wo;
+            float *t = host(n), *pp = host(nop), *ref = host(nop), *gotf = host(nop), *dO = hdev(no);
+            uint16_t *th = halves(nh), *got = halves(no);
+            for (int b = 0; b < N; b++)
+                for (int c = 0; c < C; c++)
+                    for (int i = 0; i < HW; i++) {
+                        size_t q = ((size_t)b * C + c) * HW + i;
+                        float y = (zr[q] - m[b * C + c]) * (gamma[c] * r[b * C + c]) + beta[c];
+                        if (relu) y = y > 0 ? y : 0;
+                        if (skip) y += skr[q];
+                        t[q] = y;
+                    }
+            pad_planes(pp, t, N * C, H, W, p, u);
+            to_nhwc(th, pp, N, C, C, (size_t)Ho * Wo); /* (rounded like the kernel's output) */
+            from_nhwc(ref, th, N, C, C, (size_t)Ho * Wo);
+            ok(cu_h_norm_apply(ctx, dO, dZ, dM, dR, dGa, dBe, skip ? dS : NULL, N, C, Ce, H, W, p, u, relu, &err), "fp16 norm");
+            hdown(got, dO, no);
+            from_nhwc(gotf, got, N, C, Ce, (size_t)Ho * Wo);
+            int zero = 1;
+            for (size_t q = 0; q < (size_t)N * Ho * Wo; q++)
+                for (int c = C; c < Ce; c++) zero &= got[q * Ce + c] == 0;
+            CHECK(zero, "fp16 norm p%d up%d relu%d skip%d: the padded channels are 0", p, u, relu, skip);
+            /* (the kernel may fuse the multiply-add: a last-bit difference before rounding) */
+            snprintf(what, sizeof what, "fp16 norm + pad p%d up%d relu%d skip%d vs the host", p, u, relu, skip);
+            compare(what, gotf, ref, nop, 1e-3);
+            cu_buffer_free(dO);
+            free(t); free(pp); free(ref); free(gotf); free(th); free(got);
+        }
+    /* the output: 255 sigmoid(z + bias) of the first 3 channels, as planes */
+    {
+        float bias[3] = {0.1f, -0.2f, 0.3f}, *y = host((size_t)N * 3 * HW), *yc = host((size_t)N * 3 * HW);
+        float *dB = dev_from(bias, 3), *dY = dev((size_t)N * 3 * HW);
+        ok(cu_h_output(ctx, dY, dZ, dB, N, H, W, Ce, &err), "fp16 output");
+        down(y, dY, (size_t)N * 3 * HW);
+        for (int b = 0; b < N; b++)
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < HW; i++)
+                    yc[((size_t)b * 3 + c) * HW + i] = 255.0f / (1.0f + expf(-(zr[((size_t)b * C + c) * HW + i] + bias[c])));
+        compare("fp16 output (sigmoid, planes) vs the host", y, yc, (size_t)N * 3 * HW, 1e-6);
+        cu_buffer_free(dB); cu_buffer_free(dY);
+        free(y); free(yc);
+    }
+    /* weights: (C_out,C_in,K,K) -> (Co_e,K,K,Ci_e) fp16 */
+    {
+        int Co = 5, Ci = 3, K = 3, Coe = 8, Cie = 8;
+        size_t nw = (size_t)Co * Ci * K * K, nwh = (size_t)Coe * K * K * Cie;
+        float *w = host(nw), *dW = dev_from(w, nw), *dH = hdev(nwh);
+        fill(w, nw, 1, 0);
+        up(dW, w, nw);
+        uint16_t *ref = halves(nwh), *got = halves(nwh);
+        for (int co = 0; co < Coe; co++)
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++)
+                    for (int ci = 0; ci < Cie; ci++)
+                        ref[((co * K + ky) * K + kx) * Cie + ci] = co < Co && ci < Ci ? f2h(w[((co * Ci + ci) * K + ky) * K + kx]) : 0;
+        ok(cu_h_weights(ctx, dH, dW, Co, Ci, K, &err), "fp16 weights");
+        hdown(got, dH, nwh);
+        CHECK(memcmp(got, ref, nwh * 2) == 0, "fp16 weights: (C_out,K,K,C_in) padded, bit for bit");
+        cu_buffer_free(dW); cu_buffer_free(dH);
+        free(w); free(ref); free(got);
+    }
+    cu_buffer_free(dZ); cu_buffer_free(dS); cu_buffer_free(dGa); cu_buffer_free(dBe);
+    cu_buffer_free(dM); cu_buffer_free(dR); cu_buffer_free(scratch);
+    free(z); free(zr); free(sk); free(skr); free(gamma); free(beta); free(zh); free(skh);
+}
+
 static void test_elementwise(void) {
     int N = 2, C = 3, HW = 1001;
     size_t n = (size_t)N * C * HW;
@@ -905,6 +1093,7 @@ int main(int argc, char **argv) {
     test_pad();
     test_norm();
     test_norm_pad();
+    test_fp16();
     test_elementwise();
     test_adam();
     test_conv();
