@@ -1,15 +1,19 @@
 /* test_cuda_johnson.c - the fast-style network on CUDA against the CPU:
  *   - each GPU layer (reflection pad, fused upsample + pad, instance norm +ReLU +skip,
- *     inference's norm fused with the next padding (bit-identical to the two), sigmoid, bias, the cuDNN convolutions of every K/stride the network uses, Adam),
- *     forward and backward, against the CPU's definitions (tensor/layers.c, conv2d_*_ref,
- *     optim/adam.c) on batches of 2, odd sizes and awkward data;
+ *     inference's norm fused with the next padding (bit-identical to the two), sigmoid,
+ *     bias, the cuDNN convolutions of every K/stride the network uses, Adam), forward
+ *     and backward, against the CPU's definitions (tensor/layers.c, conv2d_*_ref,
+ *     optim/adam.c) on batches of 2, odd sizes and awkward data; the fp16 inference
+ *     kernels (NHWC, padded channels) against the same expressions on the host;
  *   - each GPU layer's backward against central finite differences of its GPU forward;
  *   - the whole network, forward and backward on a batch, against the CPU's per-image
- *     loop, at three widths and sizes; twice on the GPU gives the same bits;
+ *     loop, at three widths and sizes, with the ReLUs on and off; twice on the GPU gives
+ *     the same bits;
  *   - nst_style_net_apply on CUDA against the CPU on odd sizes (1x1 included), fp32,
  *     TF32 and fp16 (inference in fp16 NHWC, also checked on every network above), and
  *     bit-identical when repeated;
- *   - training: the first step's losses and gradients on CUDA against the CPU's; a short
+ *   - training: the first step's losses and gradients on CUDA against the CPU's; steps
+ *     replayed from a CUDA graph against steps run call by call (the same bits); a short
  *     CUDA run whose loss must fall below 60% of its start; a CUDA run stopped and resumed
  *     ending with the same parameters, bit for bit, as a straight one.
  * Tolerances (fp32): layers 1e-5 relative L2 (1e-6 where only the order of a few additions
