@@ -458,12 +458,12 @@ static void profile_print(fast_cuda *f) {
         double c = f->prof_steps, *m = f->prof_ms;
         fprintf(stderr, "training step profile, batch %d at %d px, mean of %d steps (GPU events, ms):\n", f->B, f->S,
                 f->prof_steps);
-        fprintf(stderr, "  upload %.3f | network forward (the content targets beside it) %.3f | VGG19 losses after it "
-                        "(%d lanes) %.3f | network backward %.3f | Adam %.3f | total %.3f\n",
+        fprintf(stderr, "  upload %.3f | net fwd (content targets beside it) %.3f | VGG19 after it (%d lanes) %.3f | "
+                        "net bwd %.3f | Adam %.3f | total %.3f\n",
                 m[PH_UPLOAD] / c, m[PH_FWD] / c, f->n_lanes, m[PH_LOSS] / c, m[PH_BWD] / c, m[PH_ADAM] / c,
                 (m[PH_UPLOAD] + m[PH_FWD] + m[PH_LOSS] + m[PH_BWD] + m[PH_ADAM]) / c);
-        fprintf(stderr, "  one photo (lane 0, beside the others): content target %.3f | (waiting for the network,) VGG19 "
-                        "forward + losses %.3f | VGG19 backward %.3f | TV %.3f\n",
+        fprintf(stderr, "  one photo (lane 0): content target %.3f | (wait for the net,) VGG19 fwd + losses %.3f | "
+                        "VGG19 bwd %.3f | TV %.3f\n",
                 m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
     }
     if (f->lanes[0].has_vprof) vgg_profile_print(&f->lanes[0]);
