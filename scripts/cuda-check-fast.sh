@@ -1,6 +1,6 @@
 #!/bin/bash
 # cuda-check-fast.sh BUILD_DIR SHARED_DIR OUT_DIR - the fast-style (Johnson) CUDA checks on
-# a machine with a GPU, in about 3 minutes (at most 6), each step's output in OUT_DIR/<step>.log and
+# a machine with a GPU, in about 3 minutes (at most 8), each step's output in OUT_DIR/<step>.log and
 # one line per step in OUT_DIR/summary.txt:
 #   gpu        nvidia-smi and nst's own description of the GPU
 #   test       BUILD_DIR/test_cuda_johnson (layers vs CPU and finite differences, network,
@@ -55,7 +55,7 @@ gpu() {
 export -f gpu
 step gpu 30 gpu
 
-if ! step test 100 "$BUILD/test_cuda_johnson"; then
+if ! step test 200 "$BUILD/test_cuda_johnson"; then
     # a diagnosis for the one-shot run: the layers alone under compute-sanitizer (memcheck)
     SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
     [ -x "$SAN" ] && step sanitizer 90 "$SAN" --print-limit 20 "$BUILD/test_cuda_johnson" --layers
