@@ -3,8 +3,8 @@
 # path on a GPU machine: about 2.5 minutes, under 150 lines on stdout; every step's whole
 # output in $OUT/probe/ (the device tool's folder) or else in a fresh /tmp folder.
 #   test     BUILD_DIR/test_cuda_johnson: FAIL lines, the whole network's parameter-gradient
-#            lines (with the CPU's own sensitivity), fp16 inference and apply lines,
-#            training lines, the count
+#            lines (with the CPU's own sensitivity), its fp16 inference lines, the
+#            training lines, the count (the layers' and apply's lines: in its log)
 #   nst      bench_fast_cuda with NST_CUDA_PROFILE=1: each network layer's time (conv,
 #            the rest; backward: norm, weight gradient, input gradient, the rest) for
 #            apply 1024x1024 fp16; one training step's phases (upload, network
@@ -52,7 +52,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 run test 150 "$BUILD/test_cuda_johnson"
 grep -E "FAIL|CPU's gradients|gradients \(batch sum\)|fp16|first step|first training step|tiny training|graph|passed, .* failed|SKIP" \
-    "$LOGS/test.log" | grep -v "^  apply starry_night" | cut -c1-160 | head -n 24
+    "$LOGS/test.log" | grep -vE "^  (apply starry_night|fp16 )" | cut -c1-160 | head -n 24
 
 run nst_apply 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-train --sizes 1024x1024 --precisions fp16 \
     --iters 3 --warmup 2
