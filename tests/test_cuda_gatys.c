@@ -9,8 +9,8 @@
  *    (the gradients at the gen input: < CUDA_GRAD_TIE_TOL, see there)
  * 2. The GPU network against the CPU's: forward and backward at an odd size (21x29,
  *    pools that drop a row and a column), with and without a kept conv output, with the
- *    heuristic's algorithms, measured ones, and the backward passes as forward
- *    convolutions with the flipped filters.
+ *    heuristic's algorithms, measured ones, the backward passes as forward
+ *    convolutions with the flipped filters, and conv1_1's own kernels.
  * 3. Finite differences of the CUDA objective's image gradient at 32x32 (both presets).
  * 4. CUDA against the CPU on 64-step transfers at 64 px: the seed preset (Adam) and the
  *    gatys preset (L-BFGS), tolerances at test_cpu_vs_cuda.
@@ -263,7 +263,8 @@ static void add_top_grad_cpu(void *p, const vgg19_acts *a, int l, float *g) {
 }
 
 /* search: NST_CUDNN_SEARCH for the algorithms ("0" heuristics, "1" measured, "flip" the
- * backward passes as forward convolutions with the flipped filters) */
+ * backward passes as forward convolutions with the flipped filters, "own" the own
+ * kernels of conv1_1 too) */
 static void test_network_vs_cpu(const nst_vgg19 *net, const char *search) {
     enum { H = 21, W = 29 };
     nst_error err;
@@ -533,6 +534,7 @@ int main(void) {
     test_network_vs_cpu(net, "0");
     test_network_vs_cpu(net, "1");
     test_network_vs_cpu(net, "flip");
+    test_network_vs_cpu(net, "own");
     test_algo_cache(net);
     test_gradcheck(net, "seed");
     test_gradcheck(net, "gatys");

@@ -790,12 +790,15 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
     int n = 0, pick;
     cudnnMathType_t m0;
     /* forward: the heuristic's choice first, then the others in its order, then own */
-    NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->fwd_desc[l], &m0), err);
-    cand[n].kind = CONV_FWD;
-    cand[n].algo = (int)p->fwd_algo[l];
-    cand[n++].math = m0;
-    candidates(ap[CONV_FWD], CONV_FWD, prec, limit, cand, &n, 64);
-    candidates(ap[CONV_OWN], CONV_OWN, prec, limit, cand, &n, 64);
+    if (mode == 3) candidates(ap[CONV_OWN], CONV_OWN, prec, limit, cand, &n, 64);
+    if (n == 0) {
+        NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->fwd_desc[l], &m0), err);
+        cand[n].kind = CONV_FWD;
+        cand[n].algo = (int)p->fwd_algo[l];
+        cand[n++].math = m0;
+        candidates(ap[CONV_FWD], CONV_FWD, prec, limit, cand, &n, 64);
+        candidates(ap[CONV_OWN], CONV_OWN, prec, limit, cand, &n, 64);
+    }
     pick = measure(ap, cand, n, st, e0, e1, &p->fwd_ms[l], &p->fwd_ref_ms[l], t);
     if (pick < 0) pick = 0;
     p->fwd_kind[l] = cand[pick].kind;
@@ -805,17 +808,20 @@ static nst_status choose_measured(vgg19_cuda *g, vgg19_cuda_plan *p, int l, int 
     /* backward: cudnnConvolutionBackwardData (the heuristic's choice first), then the
      * flipped forward convolutions, then own */
     n = 0;
-    if (mode != 2) {
+    if (mode == 3) candidates(ap[CONV_OWN_FLIP], CONV_OWN_FLIP, prec, limit, cand, &n, 64);
+    if (n == 0 && mode != 2 && mode != 3) {
         NST_CUDNN_TRY(cudnnGetConvolutionMathType(p->bwd_desc[l], &m0), err);
         cand[n].kind = CONV_BWD;
         cand[n].algo = p->bwd_algo[l];
         cand[n++].math = m0;
         candidates(ap[CONV_BWD], CONV_BWD, prec, limit, cand, &n, 64);
     }
-    candidates(ap[CONV_FLIP], CONV_FLIP, prec, limit, cand, &n, 64);
-    candidates(ap[CONV_OWN_FLIP], CONV_OWN_FLIP, prec, limit, cand, &n, 64);
+    if (n == 0) {
+        candidates(ap[CONV_FLIP], CONV_FLIP, prec, limit, cand, &n, 64);
+        candidates(ap[CONV_OWN_FLIP], CONV_OWN_FLIP, prec, limit, cand, &n, 64);
+    }
     pick = measure(ap, cand, n, st, e0, e1, &p->bwd_ms[l], &p->bwd_ref_ms[l], t);
-    if (pick < 0 && mode == 2)
+    if (pick < 0 && mode >= 2)
         return nst_fail(err, NST_ERR_IO, "cuDNN runs no flipped convolution for %s", nst_layer_name(l));
     if (pick < 0) pick = 0;
     p->bwd_data_ms[l] = p->bwd_flip_ms[l] = -1.0f; /* the best of each way */
@@ -927,13 +933,14 @@ void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p) {
 static size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }
 
 /* NST_CUDNN_SEARCH: "1" measures the algorithms (1), "0" takes cuDNN's heuristic choice
- * (0); unset: MEASURE_DEFAULT. "flip" (for the tests) measures with only the flipped
- * forward convolutions for the backward pass (2). */
+ * (0); unset: MEASURE_DEFAULT. For the tests: "flip" measures with only the flipped
+ * forward convolutions for the backward pass (2); "own" also takes the own kernels
+ * wherever they apply (3). */
 #define MEASURE_DEFAULT 0
 static int search_mode(void) {
     const char *env = getenv("NST_CUDNN_SEARCH");
     if (!env || !*env) return MEASURE_DEFAULT;
-    return strcmp(env, "1") == 0 ? 1 : strcmp(env, "flip") == 0 ? 2 : 0;
+    return strcmp(env, "1") == 0 ? 1 : strcmp(env, "flip") == 0 ? 2 : strcmp(env, "own") == 0 ? 3 : 0;
 }
 
 static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H, int W, const unsigned char *keep,

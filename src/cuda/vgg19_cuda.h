@@ -88,7 +88,9 @@ typedef struct {
     nst_precision precision;
     int searched;                 /* 0: cuDNN's heuristic choice; 1: measured (NST_CUDNN_SEARCH=1);
                                      2: measured, the backward passes only as flipped forward
-                                     convolutions (NST_CUDNN_SEARCH=flip, for the tests) */
+                                     convolutions (NST_CUDNN_SEARCH=flip, for the tests);
+                                     3: as 2, with the own kernels wherever they apply
+                                     (NST_CUDNN_SEARCH=own, for the tests) */
     vgg19_cuda_plan *plan;
     vgg19_cuda_prof *prof;        /* NULL, or events to record (see vgg19_cuda_prof) */
 } vgg19_cuda_acts;
