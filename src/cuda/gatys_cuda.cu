@@ -2,8 +2,10 @@
  * (VGG19 forward with the losses at each tap, backward with their gradients, total
  * variation), Adam and L-BFGS, all on the run's stream. See gatys_cuda.h.
  *
- * The losses' values are computed on a second stream, each as soon as its layer is
- * computed, so that they overlap the next layers; the backward pass waits for them.
+ * The losses' values and their gradients with respect to the tapped layers (which need
+ * only the forward pass) are computed on a second stream, each as soon as its layer is
+ * computed, so that they overlap the next layers; the backward pass waits for them and
+ * adds each gradient at its layer.
  * The objective's values go into device slots (double): slot[l] the content loss at
  * layer l, slot[NST_NUM_LAYERS + l] the style loss, then total variation and the
  * L-BFGS scalars; the host reads them with one copy after a step or a trial. */
@@ -38,6 +40,9 @@ enum {
 typedef struct {
     float content_w, style_w; /* cfg weight * per-layer weight; 0 when not a tap */
     float *P;                 /* device (C,H,W) content target */
+    float *T;                 /* device (C,H,W): the losses' gradient at this layer, computed
+                                 on the loss stream during the forward pass (it depends on
+                                 the forward pass only); the backward pass adds it */
     float *A, *G, *dG;        /* device (C,C) style target, the image's Gram, its gradient */
     float gscale;             /* the Gram's scale for the image being optimized */
     double content_value, style_value; /* unweighted, at the last read */
@@ -54,6 +59,7 @@ struct gatys_cuda {
     unsigned char tap[NST_NUM_LAYERS];
     void *mem;      /* device: Grams, image, gradient, optimizer state, slots */
     float *targets; /* device: the content targets (sized once the content's shapes are known) */
+    float *tgrads;  /* device: the T of every tap layer */
     float *x, *grad;
     cuda_reduce_scratch red;
     /* the losses' values run on a second stream (lctx), each as soon as its layer is
@@ -140,17 +146,52 @@ static __global__ void reciprocal_kernel(double *rho, const double *sy) { *rho =
 
 /* ---- the objective ------------------------------------------------------------------- */
 
+/* T = k * (F - P): the content loss's gradient (k as cuda_content_loss_backward's) */
+static __global__ void content_grad_kernel(float *T, const float *F, const float *P, float k, size_t n) {
+    NST_GRID_LOOP(i, n) T[i] = k * (F[i] - P[i]);
+}
+
+/* g += T; n4 float4s (both 16-byte aligned), then the n - 4*n4 floats after them */
+static __global__ void add_kernel(float *g, const float *T, size_t n4, size_t n) {
+    NST_GRID_LOOP(i, n4) {
+        float4 a = ((float4 *)g)[i], b = ((const float4 *)T)[i];
+        a.x += b.x;
+        a.y += b.y;
+        a.z += b.z;
+        a.w += b.w;
+        ((float4 *)g)[i] = a;
+    }
+    NST_GRID_LOOP(i, n - 4 * n4) g[4 * n4 + i] += T[4 * n4 + i];
+}
+
+/* Queues, on the loss stream, the losses' gradient at tap layer l into L->T: the content
+ * term, then the style term added by the Gram's backward GEMM. */
+static nst_status tap_gradient(gatys_cuda *g, int l, nst_error *err) {
+    const vgg19_cuda_acts *a = &g->acts;
+    layer_cuda *L = &g->loss[l];
+    size_t n = vgg19_cuda_layer_size(a, l);
+    cudaStream_t ls = g->lctx->stream;
+    if (L->P) {
+        float k = (float)(2.0 * L->content_w / (double)n);
+        content_grad_kernel<<<nst_grid_for(n), 256, 0, ls>>>(L->T, a->out[l], L->P, k, n);
+        LAUNCH_CHECK(err);
+    } else {
+        NST_CUDA_TRY(cudaMemsetAsync(L->T, 0, n * sizeof(float), ls), err);
+    }
+    if (L->A) {
+        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
+        return cuda_style_loss_backward(g->lctx, L->T, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, L->style_w, err);
+    }
+    return NST_OK;
+}
+
 /* The losses' gradient at layer l, added into grad during the backward pass. */
 static nst_status tap_backward(void *ctxp, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
     gatys_cuda *g = (gatys_cuda *)ctxp;
-    layer_cuda *L = &g->loss[l];
-    nst_status s = NST_OK;
-    if (L->P) s = cuda_content_loss_backward(g->ctx, grad, a->out[l], L->P, vgg19_cuda_layer_size(a, l), L->content_w, err);
-    if (!s && L->A) {
-        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        s = cuda_style_loss_backward(g->ctx, grad, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, L->style_w, err);
-    }
-    return s;
+    size_t n = vgg19_cuda_layer_size(a, l);
+    add_kernel<<<nst_grid_for(n / 4 + 1), 256, 0, g->ctx->stream>>>(grad, g->loss[l].T, n / 4, n);
+    LAUNCH_CHECK(err);
+    return NST_OK;
 }
 
 /* Queues one evaluation at x (device): the losses into the slots, df/dx into grad. */
@@ -183,6 +224,7 @@ static nst_status eval_device(gatys_cuda *g, const float *x, float *grad, nst_er
                                         g->slot + SLOT_STYLE + l, err);
             if (s) return s;
         }
+        if ((s = tap_gradient(g, l, err))) return s;
     }
     if (g->lprof[1]) NST_CUDA_TRY(cudaEventRecord(g->lprof[1], ls), err);
     NST_CUDA_TRY(cudaEventRecord(g->ev_losses, ls), err);
@@ -406,6 +448,7 @@ void gatys_cuda_free(gatys_cuda *g) {
     nst_cuda_destroy(g->lctx);
     cudaFree(g->mem);
     cudaFree(g->targets);
+    cudaFree(g->tgrads);
     cudaFreeHost(g->host_slot);
     nst_cuda_destroy(g->ctx);
     free(g);
@@ -547,6 +590,20 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
             NST_CUDA_TRY(cudaMemcpyAsync(g->loss[l].P, a->out[l], vgg19_cuda_layer_size(a, l) * sizeof(float),
                                          cudaMemcpyDeviceToDevice, g->ctx->stream), err);
     }
+    /* the losses' gradients, one per tap layer */
+    size_t ttotal = 0;
+    for (int l = 0; l < g->depth; l++)
+        if (g->tap[l]) ttotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+    if (ttotal) {
+        if ((s = nst_cuda_alloc(g->ctx, (void **)&g->tgrads, ttotal, sizeof(float), "the losses' gradients", err)))
+            return s;
+        float *p = g->tgrads;
+        for (int l = 0; l < g->depth; l++)
+            if (g->tap[l]) {
+                g->loss[l].T = p;
+                p += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+            }
+    }
     return nst_cuda_copy_sync(g->ctx, g->x, x0, n * sizeof(float), cudaMemcpyHostToDevice, err);
 }
 
@@ -579,8 +636,9 @@ static float elapsed(cudaEvent_t a, cudaEvent_t b) {
 
 /* NST_CUDA_PROFILE=1: one more Adam step with events around every layer's forward and
  * backward, printed one line per conv layer (the ReLU and pool after it in the "rp"
- * columns; "loss" is the work queued between that layer and the next: the losses' values
- * in the forward pass, their gradients in the backward pass), with the algorithms. */
+ * columns; "loss" is the work queued on the main stream between that layer and the next:
+ * in the forward pass only the hand-over to the loss stream, in the backward pass the
+ * adding of the losses' gradient), with the algorithms; and the loss stream's time. */
 static nst_status profile_step(gatys_cuda *g, nst_error *err) {
     vgg19_cuda_acts *a = &g->acts;
     cudaStream_t st = g->ctx->stream;
@@ -632,8 +690,8 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
                elapsed(ev[0], prof.fwd[0][0]), elapsed(prof.fwd[0][0], prof.bwd[top][0]),
                elapsed(prof.bwd[top][0], prof.bwd[0][2]), elapsed(prof.bwd[0][2], ev[1]), elapsed(ev[1], ev[2]),
                elapsed(ev[2], ev[3]), elapsed(ev[0], ev[3]));
-        printf("profile: the losses' values on their own stream: %.3f ms from the first tap's to the end of the "
-               "last's, overlapping the forward pass (loss-f: only the queueing on the main stream)\n",
+        printf("profile: the losses' values and gradients on their own stream: %.3f ms from the first tap's to the "
+               "end of the last's, overlapping the forward pass\n",
                elapsed(g->lprof[0], g->lprof[1]));
         printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->content_loss, g->style_loss,
                g->tv_loss, f);
