@@ -437,10 +437,10 @@ static int layer_channels(const nst_vgg19 *net, int l) {
 void gatys_cuda_free(gatys_cuda *g) {
     if (!g) return;
     if (g->ctx) cudaStreamSynchronize(g->ctx->stream);
+    if (g->lctx) cudaStreamSynchronize(g->lctx->stream);
     vgg19_cuda_acts_free(&g->acts);
     vgg19_cuda_free(g->vgg);
     cuda_reduce_scratch_free(&g->red);
-    if (g->lctx) cudaStreamSynchronize(g->lctx->stream);
     cuda_reduce_scratch_free(&g->lred);
     for (int l = 0; l < NST_NUM_LAYERS; l++)
         if (g->ev_tap[l]) cudaEventDestroy(g->ev_tap[l]);
