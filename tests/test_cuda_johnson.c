@@ -367,7 +367,7 @@ static void test_fp16(void) {
             int p = pads[k][0], u = pads[k][1], relu = v == 1, skip = v == 2, Ho = (H << u) + 2 * p, Wo = (W << u) + 2 * p;
             size_t no = (size_t)N * Ce * Ho * Wo, nop = (size_t)N * C * Ho * Wo;
             float *t = host(n), *pp = host(nop), *ref = host(nop), *gotf = host(nop), *dO = hdev(no);
-            uint16_t *th = halves(nh), *got = halves(no);
+            uint16_t *th = halves(nop), *got = halves(no); /* th holds the padded planes */
             for (int b = 0; b < N; b++)
                 for (int c = 0; c < C; c++)
                     for (int i = 0; i < HW; i++) {
