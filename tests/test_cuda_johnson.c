@@ -3,8 +3,11 @@
  *     inference's norm fused with the next padding (bit-identical to the two), sigmoid,
  *     bias, the cuDNN convolutions of every K/stride the network uses, Adam), forward
  *     and backward, against the CPU's definitions (tensor/layers.c, conv2d_*_ref,
- *     optim/adam.c) on batches of 2, odd sizes and awkward data; the fp16 inference
- *     kernels (NHWC, padded channels) against the same expressions on the host;
+ *     optim/adam.c) on batches of 2, odd sizes and awkward data (the output layer's
+ *     geometry, 9x9/1 to at most 4 channels, runs on own kernels: forward, backward-data
+ *     and the weight gradient, at 1e-5 like cuDNN's); the fp16 inference kernels (NHWC,
+ *     padded channels; the fused 9x9 output layer + sigmoid) against the same expressions
+ *     on the host;
  *   - each GPU layer's backward against central finite differences of its GPU forward;
  *   - the whole network, forward and backward on a batch, against the CPU's per-image
  *     loop, at three widths and sizes, with the ReLUs on and off; twice on the GPU gives
@@ -407,6 +410,36 @@ static void test_fp16(void) {
         cu_buffer_free(dB); cu_buffer_free(dY);
         free(y); free(yc);
     }
+    /* the last layer, 9x9 -> 3 + bias + sigmoid (own kernel): against the CPU's conv of the
+     * fp16 values (products and sums in float on both sides: only the order differs) */
+    static const int c9[][2] = {{13, 15}, {45, 50}}; /* padded input Hp, Wp */
+    for (int k = 0; k < 2; k++) {
+        int Hp = c9[k][0], Wp = c9[k][1], Ho = Hp - 8, Wo = Wp - 8;
+        size_t nx = (size_t)N * C * Hp * Wp, nxh = (size_t)N * Ce * Hp * Wp, nw = (size_t)3 * C * 81, ny = (size_t)N * 3 * Ho * Wo;
+        size_t nwh = (size_t)8 * 81 * Ce;
+        float *x = host(nx), *xr = host(nx), *w = host(nw), *wr = host(nw), *y = host(ny), *yc = host(ny);
+        float bias[3] = {0.2f, -0.1f, 0.05f};
+        uint16_t *xh = halves(nxh);
+        fill(x, nx, 1, 0);
+        fill(w, nw, 0.05f, 0);
+        to_nhwc(xh, x, N, C, Ce, (size_t)Hp * Wp);
+        from_nhwc(xr, xh, N, C, Ce, (size_t)Hp * Wp);
+        for (size_t i = 0; i < nw; i++) wr[i] = h2f(f2h(w[i]));
+        for (int b = 0; b < N; b++) {
+            float *yb = yc + (size_t)b * 3 * Ho * Wo;
+            conv2d_forward_ref(yb, xr + (size_t)b * C * Hp * Wp, wr, bias, C, 3, Hp, Wp, 9, 1);
+            for (size_t i = 0; i < (size_t)3 * Ho * Wo; i++) yb[i] = 255.0f / (1.0f + expf(-yb[i]));
+        }
+        float *dX = hdev(nxh), *dW = dev_from(w, nw), *dWh = hdev(nwh), *dB = dev_from(bias, 3), *dY = dev(ny);
+        hup(dX, xh, nxh);
+        ok(cu_h_weights(ctx, dWh, dW, 3, C, 9, &err), "fp16 weights");
+        ok(cu_h_conv9_output(ctx, dY, dX, dWh, dB, N, Hp, Wp, Ce, &err), "fp16 9x9 output layer");
+        down(y, dY, ny);
+        snprintf(what, sizeof what, "fp16 9x9 -> 3 + sigmoid (own) %dx%d vs the host", Wp, Hp);
+        compare(what, y, yc, ny, 1e-5);
+        cu_buffer_free(dX); cu_buffer_free(dW); cu_buffer_free(dWh); cu_buffer_free(dB); cu_buffer_free(dY);
+        free(x); free(xr); free(w); free(wr); free(y); free(yc); free(xh);
+    }
     /* weights: (C_out,C_in,K,K) -> (Co_e,K,K,Ci_e) fp16 */
     {
         int Co = 5, Ci = 3, K = 3, Coe = 8, Cie = 8;
@@ -498,11 +531,15 @@ static void test_adam(void) {
 }
 
 static void test_conv(void) {
+    /* (9x9/1 with at most 4 output channels runs on the own kernels: odd sizes, one pixel,
+     * several tiles both ways, channel counts off the kernels' stages, many filter bands) */
     static const int cfg[][6] = {/* C_in, C_out, K, S, H, W (padded input) */
                                  {3, 4, 9, 1, 14, 12}, {5, 6, 3, 2, 11, 10}, {4, 4, 3, 1, 9, 8},
-                                 {6, 3, 3, 2, 10, 10}, {3, 5, 1, 1, 6, 7}, {4, 3, 9, 1, 12, 13}};
-    int N = 2;
-    for (int k = 0; k < 6; k++) {
+                                 {6, 3, 3, 2, 10, 10}, {3, 5, 1, 1, 6, 7}, {4, 3, 9, 1, 12, 13},
+                                 {32, 3, 9, 1, 21, 19}, {5, 1, 9, 1, 9, 9}, {7, 2, 9, 1, 47, 75},
+                                 {9, 4, 9, 1, 30, 41}, {2, 3, 9, 1, 608, 41}, {16, 5, 9, 1, 13, 11}};
+    int N = 2, n_cfg = (int)(sizeof cfg / sizeof cfg[0]);
+    for (int k = 0; k < n_cfg; k++) {
         int Ci = cfg[k][0], Co = cfg[k][1], K = cfg[k][2], S = cfg[k][3], H = cfg[k][4], W = cfg[k][5];
         int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
         size_t ni = (size_t)N * Ci * H * W, no = (size_t)N * Co * Ho * Wo, nw = (size_t)Co * Ci * K * K;
@@ -538,6 +575,10 @@ static void test_conv(void) {
             compare("  backward to the input", dx2, dxc, ni, tol);
             compare("  backward to the weights (accumulated)", dw2, dwc, nw, tol);
             printf("    algorithms: %s\n", cu_conv_describe(c));
+            const char *env = getenv("NST_CUDA_OWN_CONV");
+            int own = K == 9 && S == 1 && Co <= 4 && !(env && !strcmp(env, "0"));
+            CHECK(own == (strstr(cu_conv_describe(c), "own") != NULL), "conv %dx%d/%d %d->%d: own kernels %s", K, K, S, Ci, Co,
+                  own ? "expected" : "not expected");
             cu_conv_destroy(c);
             float *bufs[] = {dX, dW, dG, dY, dDX, dDW, ws};
             for (int i = 0; i < 7; i++) cu_buffer_free(bufs[i]);

@@ -23,6 +23,7 @@ struct jn_cuda {
     nst_cuda *ctx;
     int train, precision, n_layers;
     int search; /* cudnnFind instead of cuDNN's heuristics ($NST_CUDNN_SEARCH=1) */
+    int own_out; /* CU_FP16: the last layer (9x9/1 -> 3) + sigmoid on cu_h_conv9_output, not cuDNN */
     jc_layer L[JN_MAX_LAYERS];
     size_t n_params;
     float *params, *grads; /* device */
@@ -63,6 +64,10 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->precision = precision;
     const char *search = getenv("NST_CUDNN_SEARCH");
     g->search = search && !strcmp(search, "1");
+    const char *own = getenv("NST_CUDA_OWN_CONV");
+    int n_l = net->n_layers;
+    g->own_out = precision == CU_FP16 && n_l > 0 && net->layer[n_l - 1].K == 9 && net->layer[n_l - 1].S == 1 &&
+                 !net->layer[n_l - 1].norm && net->layer[n_l - 1].C_out == 3 && !(own && !strcmp(own, "0"));
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
     const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
@@ -179,6 +184,7 @@ size_t jn_cuda_bytes(const jn_cuda *g) { return g->bytes + g->ws_bytes + (g->wh 
 float *jn_cuda_input(jn_cuda *g) { return g->input; }
 const float *jn_cuda_output(const jn_cuda *g) { return g->y[g->n_layers - 1]; }
 const char *jn_cuda_conv_about(const jn_cuda *g, int l) {
+    if (g->own_out && l == g->n_layers - 1) return "own 9x9 + sigmoid (fp16)";
     return l >= 0 && l < g->n_layers && g->conv[l] ? cu_conv_describe(g->conv[l]) : "";
 }
 
@@ -313,7 +319,7 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
             if (g->L[j].C_in == L->C_in && g->L[j].C_out == L->C_out && g->L[j].K == L->K && g->L[j].S == L->S &&
                 g->Hp[j] == g->Hp[l] && g->Wp[j] == g->Wp[l])
                 g->conv[l] = g->conv[j];
-        if (g->conv[l]) continue;
+        if (g->conv[l] || (g->own_out && l == g->n_layers - 1)) continue;
         size_t ws = 0;
         /* cuDNN's heuristics by default: the same algorithms every run, so the same bits
          * (reproducible models and images); measured with $NST_CUDNN_SEARCH=1 */
@@ -361,6 +367,12 @@ static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
         if (l == 0) TRY(cu_h_input_pad(ctx, g->pad[0], g->input, N, g->H, g->W, L->pad, g->Ci_e[0], err));
         else if (!padded) TRY(cu_h_pad(ctx, g->pad[l], g->y[l - 1], N, g->Hi[l], g->Wi[l], g->Ci_e[l], L->pad, L->upsample, err));
         padded = 0;
+        if (g->own_out && l == g->n_layers - 1) { /* the conv, the bias and the sigmoid in one kernel */
+            TRY(cu_h_conv9_output(ctx, g->y[l], g->pad[l], g->wh + g->wh_off[l], g->params + L->b_off, N, g->Hp[l], g->Wp[l],
+                                  g->Ci_e[l], err));
+            MARK(l, EV_F1);
+            continue;
+        }
         TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], (const float *)(g->wh + g->wh_off[l]), g->ws, g->ws_bytes, err));
         MARK(l, EV_F1);
         int HW = g->Ho[l] * g->Wo[l];
@@ -529,7 +541,7 @@ nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_e
             tb[0] += b0, tb[1] += b1, tb[2] += b2, tb[3] += b3;
             fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", b0, b1, b2, b3);
         }
-        fprintf(out, "  %s\n", g->conv[l] ? cu_conv_describe(g->conv[l]) : "");
+        fprintf(out, "  %s\n", jn_cuda_conv_about(g, l));
     }
     fprintf(out, "%3s %-20s %9s | %7.3f %7.3f", "", "total", "", tf[0], tf[1]);
     if (bwd) fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", tb[0], tb[1], tb[2], tb[3]);

@@ -446,6 +446,8 @@ struct cu_conv {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     int train;
+    /* own: the 9x9/1 kernels below instead of cuDNN (at most 4 output channels, fp32/tf32) */
+    int own, N, C_in, C_out, H, W, Ho, Wo, K, S, bands, rb;
     char about[96];
 };
 
@@ -459,6 +461,259 @@ void cu_conv_destroy(cu_conv *c) {
 }
 
 const char *cu_conv_describe(const cu_conv *c) { return c->about; }
+
+/* ---- own kernels: the 9x9 stride-1 convolution with at most 4 output channels ----------------
+ * The style network's output layer (9x9/1, width -> 3). cuDNN has no good kernel for 3 output
+ * channels (measured on an H100: 7.4 ms of a 17.8 ms 1024x1024 forward pass; in training
+ * 8.9 ms of the 26 ms network step), because its GEMMs tile the 3 channels up to 32 or 64.
+ * These kernels put the output channels in a float4 and tile the pixels instead:
+ *   forward   a block computes a 32x32 tile of output pixels (a thread: 4 rows of a column,
+ *             every output channel) from the input tile (+8 halo) and the weights, staged
+ *             through shared memory a few input channels at a time;
+ *   data      the same, gathered (no atomics): a 32x32 tile of input pixels, from the
+ *             output-gradient tile (-8 halo, all channels) and 8 input channels at a time;
+ *   filter    a block owns 3 input channels x 81 taps (one thread per tap, a float4 of the
+ *             output channels) and a fixed band of rows of one image; it writes its partial
+ *             sums, and a second kernel adds the bands in order (in double) into dweight.
+ * Sums run in a fixed order: the same bits every run. Plain float FMA (fp32 and tf32 alike). */
+#define C9_TW 32                /* tile width: threads in x */
+#define C9_TY 8                 /* threads in y */
+#define C9_R 4                  /* rows per thread */
+#define C9_TH (C9_TY * C9_R)    /* tile height */
+#define C9_IH (C9_TH + 8)       /* with the halo */
+#define C9_IW (C9_TW + 8)
+#define C9_FCI 4                /* forward: input channels per stage */
+#define C9_DCI 8                /* data: input channels per pass */
+#define C9_WR 16                /* filter: output rows per tile */
+#define C9_WCI 3                /* filter: input channels per block (3 x 81 = 243 threads) */
+#define C9_WP 41                /* filter: row pitch of the input tile (41 = 9 mod 32: no bank conflicts) */
+
+__device__ static inline float f4c(const float4 &v, int c) { return c == 0 ? v.x : c == 1 ? v.y : c == 2 ? v.z : v.w; }
+
+/* HALF = 0: inp (N,C_in,H,W) fp32 planes, w (CO,C_in,9,9) fp32, out (N,CO,Ho,Wo) = the sums.
+ * HALF = 1: inp (N,H,W,Ce) fp16, w (Co_e,9,9,Ce) fp16 (layers_cuda.h's fp16 layouts), out
+ * (N,CO,Ho,Wo) fp32 planes = 255 sigmoid(sum + bias): the fp16 network's last layer and
+ * its output (cu_h_output) in one kernel. */
+template <int CO, int HALF>
+__global__ static void __launch_bounds__(C9_TW * C9_TY) conv9_fwd_kernel(float *out, const void *inp_v, const void *w_v,
+                                                                         const float *bias, int C_in, int Ce, int H,
+                                                                         int W, int Ho, int Wo) {
+    __shared__ float in_s[C9_FCI][C9_IH][C9_IW];
+    __shared__ float4 w_s[C9_FCI][81];
+    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * C9_TW + tx;
+    int x0 = blockIdx.x * C9_TW, y0 = blockIdx.y * C9_TH;
+    size_t n = blockIdx.z;
+    float acc[C9_R][CO];
+#pragma unroll
+    for (int r = 0; r < C9_R; r++)
+#pragma unroll
+        for (int c = 0; c < CO; c++) acc[r][c] = 0.0f;
+    for (int ci0 = 0; ci0 < C_in; ci0 += C9_FCI) {
+        __syncthreads();
+        for (int i = tid; i < C9_FCI * C9_IH * C9_IW; i += C9_TW * C9_TY) {
+            /* (fp16 NHWC: the channels fastest, so that neighbouring threads read neighbouring values) */
+            int cl = HALF ? i % C9_FCI : i / (C9_IH * C9_IW), rc = HALF ? i / C9_FCI : i % (C9_IH * C9_IW);
+            int r = rc / C9_IW, c = rc % C9_IW, ci = ci0 + cl, gy = y0 + r, gx = x0 + c;
+            float v = 0.0f;
+            if (ci < C_in && gy < H && gx < W) {
+                if (HALF) v = __half2float(((const __half *)inp_v)[((n * H + gy) * W + gx) * Ce + ci]);
+                else v = ((const float *)inp_v)[((n * C_in + ci) * H + gy) * W + gx];
+            }
+            in_s[cl][r][c] = v;
+        }
+        for (int i = tid; i < C9_FCI * 81; i += C9_TW * C9_TY) {
+            int cl = i / 81, k = i % 81, ci = ci0 + cl;
+            float t[4];
+#pragma unroll
+            for (int co = 0; co < 4; co++)
+                t[co] = co >= CO || ci >= C_in ? 0.0f
+                        : HALF ? __half2float(((const __half *)w_v)[((size_t)co * 81 + k) * Ce + ci])
+                               : ((const float *)w_v)[((size_t)co * C_in + ci) * 81 + k];
+            w_s[cl][k] = make_float4(t[0], t[1], t[2], t[3]);
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cl = 0; cl < C9_FCI; cl++) {
+#pragma unroll
+            for (int kx = 0; kx < 9; kx++) {
+                float v[C9_R + 8];
+#pragma unroll
+                for (int j = 0; j < C9_R + 8; j++) v[j] = in_s[cl][ty * C9_R + j][tx + kx];
+#pragma unroll
+                for (int ky = 0; ky < 9; ky++) {
+                    float4 wv = w_s[cl][ky * 9 + kx];
+#pragma unroll
+                    for (int r = 0; r < C9_R; r++)
+#pragma unroll
+                        for (int c = 0; c < CO; c++) acc[r][c] = fmaf(f4c(wv, c), v[r + ky], acc[r][c]);
+                }
+            }
+        }
+    }
+    int x = x0 + tx;
+    if (x >= Wo) return;
+#pragma unroll
+    for (int r = 0; r < C9_R; r++) {
+        int y = y0 + ty * C9_R + r;
+        if (y >= Ho) break;
+#pragma unroll
+        for (int c = 0; c < CO; c++) {
+            float t = acc[r][c];
+            if (HALF) t = 255.0f / (1.0f + expf(-(t + bias[c])));
+            out[((n * CO + c) * Ho + y) * Wo + x] = t;
+        }
+    }
+}
+
+/* dinp (N,C_in,H,W) = the gradient of the forward's sums, from dout (N,CO,Ho,Wo) */
+template <int CO>
+__global__ static void __launch_bounds__(C9_TW * C9_TY) conv9_data_kernel(float *dinp, const float *dout, const float *w,
+                                                                          int C_in, int H, int W, int Ho, int Wo) {
+    __shared__ float4 d_s[C9_IH][C9_IW];
+    __shared__ float4 w_s[C9_DCI][81];
+    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * C9_TW + tx;
+    int x0 = blockIdx.x * C9_TW, y0 = blockIdx.y * C9_TH;
+    size_t n = blockIdx.z;
+    /* the output gradient at (y0 - 8 + r, x0 - 8 + c), zero outside the output */
+    for (int i = tid; i < C9_IH * C9_IW; i += C9_TW * C9_TY) {
+        int r = i / C9_IW, c = i % C9_IW, gy = y0 - 8 + r, gx = x0 - 8 + c;
+        int in = gy >= 0 && gy < Ho && gx >= 0 && gx < Wo;
+        float t[4];
+#pragma unroll
+        for (int co = 0; co < 4; co++) t[co] = co < CO && in ? dout[((n * CO + co) * Ho + gy) * Wo + gx] : 0.0f;
+        d_s[r][c] = make_float4(t[0], t[1], t[2], t[3]);
+    }
+    int x = x0 + tx;
+    for (int ci0 = 0; ci0 < C_in; ci0 += C9_DCI) {
+        __syncthreads();
+        for (int i = tid; i < C9_DCI * 81; i += C9_TW * C9_TY) {
+            int cl = i / 81, k = i % 81, ci = ci0 + cl;
+            float t[4];
+#pragma unroll
+            for (int co = 0; co < 4; co++) t[co] = co < CO && ci < C_in ? w[((size_t)co * C_in + ci) * 81 + k] : 0.0f;
+            w_s[cl][k] = make_float4(t[0], t[1], t[2], t[3]);
+        }
+        __syncthreads();
+        float acc[C9_DCI][C9_R];
+#pragma unroll
+        for (int cl = 0; cl < C9_DCI; cl++)
+#pragma unroll
+            for (int r = 0; r < C9_R; r++) acc[cl][r] = 0.0f;
+        /* input pixel (y, x) takes dout (y - ky, x - kx): tile row ty*R + r + 8 - ky */
+#pragma unroll 1
+        for (int kx = 0; kx < 9; kx++) {
+            float4 v[C9_R + 8];
+#pragma unroll
+            for (int j = 0; j < C9_R + 8; j++) v[j] = d_s[ty * C9_R + j][tx + 8 - kx];
+#pragma unroll
+            for (int ky = 0; ky < 9; ky++)
+#pragma unroll
+                for (int cl = 0; cl < C9_DCI; cl++) {
+                    float4 wv = w_s[cl][ky * 9 + kx];
+#pragma unroll
+                    for (int r = 0; r < C9_R; r++)
+#pragma unroll
+                        for (int c = 0; c < CO; c++) acc[cl][r] = fmaf(f4c(wv, c), f4c(v[r + 8 - ky], c), acc[cl][r]);
+                }
+        }
+        if (x < W)
+#pragma unroll
+            for (int cl = 0; cl < C9_DCI; cl++) {
+                int ci = ci0 + cl;
+                if (ci >= C_in) break;
+#pragma unroll
+                for (int r = 0; r < C9_R; r++) {
+                    int y = y0 + ty * C9_R + r;
+                    if (y < H) dinp[((n * C_in + ci) * H + y) * W + x] = acc[cl][r];
+                }
+            }
+    }
+}
+
+/* part[(chunk*C_in + ci)*81 + k] = the float4 (output channels) sums of dout * inp over
+ * chunk = (image, band of rb rows); grid (chunks, ceil(C_in / 3)), 256 threads */
+template <int CO>
+__global__ static void __launch_bounds__(256) conv9_filter_kernel(float4 *part, const float *dout, const float *inp,
+                                                                   int C_in, int H, int W, int Ho, int Wo, int bands,
+                                                                   int rb) {
+    __shared__ float4 d_s[C9_WR][C9_TW];
+    __shared__ float in_s[C9_WCI][C9_WR + 8][C9_WP];
+    int tid = threadIdx.x, chunk = blockIdx.x;
+    size_t n = chunk / bands;
+    int lo = (chunk % bands) * rb, hi = min(Ho, lo + rb);
+    int cl = tid / 81, k = tid % 81, ky = k / 9, kx = k % 9, ci = blockIdx.y * C9_WCI + cl;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int y0 = lo; y0 < hi; y0 += C9_WR)
+        for (int x0 = 0; x0 < Wo; x0 += C9_TW) {
+            __syncthreads();
+            for (int i = tid; i < C9_WR * C9_TW; i += 256) {
+                int r = i / C9_TW, c = i % C9_TW, gy = y0 + r, gx = x0 + c;
+                int in = gy < hi && gx < Wo;
+                float t[4];
+#pragma unroll
+                for (int co = 0; co < 4; co++) t[co] = co < CO && in ? dout[((n * CO + co) * Ho + gy) * Wo + gx] : 0.0f;
+                d_s[r][c] = make_float4(t[0], t[1], t[2], t[3]);
+            }
+            for (int i = tid; i < C9_WCI * (C9_WR + 8) * C9_IW; i += 256) {
+                int l = i / ((C9_WR + 8) * C9_IW), rc = i % ((C9_WR + 8) * C9_IW), r = rc / C9_IW, c = rc % C9_IW;
+                int cj = blockIdx.y * C9_WCI + l, gy = y0 + r, gx = x0 + c;
+                in_s[l][r][c] = cj < C_in && gy < H && gx < W ? inp[((n * C_in + cj) * H + gy) * W + gx] : 0.0f;
+            }
+            __syncthreads();
+            if (cl < C9_WCI) {
+                const float *ip = &in_s[cl][ky][kx];
+#pragma unroll 2
+                for (int r = 0; r < C9_WR; r++)
+#pragma unroll 8
+                    for (int c = 0; c < C9_TW; c++) {
+                        float4 d = d_s[r][c];
+                        float v = ip[r * C9_WP + c];
+                        acc.x = fmaf(d.x, v, acc.x);
+                        if (CO > 1) acc.y = fmaf(d.y, v, acc.y);
+                        if (CO > 2) acc.z = fmaf(d.z, v, acc.z);
+                        if (CO > 3) acc.w = fmaf(d.w, v, acc.w);
+                    }
+            }
+        }
+    if (cl < C9_WCI && ci < C_in) part[((size_t)chunk * C_in + ci) * 81 + k] = acc;
+}
+
+/* dweight (CO,C_in,9,9) += the chunks' partial sums, added in order (double) */
+__global__ static void conv9_filter_final(float *dweight, const float4 *part, int CO, int C_in, int chunks) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= CO * C_in * 81) return;
+    int co = j / (C_in * 81), rest = j % (C_in * 81);
+    double s = 0.0;
+    for (int q = 0; q < chunks; q++) s += f4c(part[(size_t)q * C_in * 81 + rest], co);
+    dweight[j] += (float)s;
+}
+
+/* the filter pass's bands: about 64 chunks over the batch, of whole 16-row tiles */
+static void conv9_bands(int N, int Ho, int *bands, int *rb) {
+    int tiles = (Ho + C9_WR - 1) / C9_WR, want = (64 + N - 1) / N;
+    if (want > tiles) want = tiles;
+    if (want < 1) want = 1;
+    *rb = (tiles + want - 1) / want * C9_WR;
+    *bands = (Ho + *rb - 1) / *rb;
+}
+
+#define C9_DISPATCH(CO_, launch) \
+    switch (CO_) {               \
+    case 1: launch(1); break;    \
+    case 2: launch(2); break;    \
+    case 3: launch(3); break;    \
+    default: launch(4); break;   \
+    }
+
+static dim3 conv9_grid(int W, int H, int N) { return dim3((W + C9_TW - 1) / C9_TW, (H + C9_TH - 1) / C9_TH, N); }
+
+nst_status cu_h_conv9_output(nst_cuda *ctx, float *y, const void *inp, const void *wh, const float *bias, int N,
+                             int Hp, int Wp, int Ce, nst_error *err) {
+    int Ho = Hp - 8, Wo = Wp - 8;
+    if (Ho < 1 || Wo < 1 || Ce % 8) return nst_fail(err, NST_ERR_ARG, "fp16 9x9 output layer: %dx%d input, %d channels", Wp, Hp, Ce);
+    conv9_fwd_kernel<3, 1><<<conv9_grid(Wo, Ho, N), dim3(C9_TW, C9_TY), 0, ctx->stream>>>(y, inp, wh, bias, Ce, Ce, Hp, Wp, Ho, Wo);
+    return launched("fp16 9x9 output layer", err);
+}
 
 /* One candidate algorithm of a pass, from cudnnFind (measured, fastest first) or from
  * cuDNN's heuristics (cudnnGet*_v7, the same ranking every run). */
@@ -520,6 +775,22 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
     cand cs[MAXA];
     int n = 0;
     NST_CUDNN_TRY(candidates(c, ctx->cudnn, pass, search, cs, &n), err);
+    /* 3x3 stride-1 backward-data by heuristics: ALGO_1 when it is a usable candidate. The
+     * heuristics rank FFT_TILING first for the residual blocks' 128 -> 128 layers, which
+     * measured 0.6 ms per layer on an H100 (batch 4 at 64x64; the forward pass takes
+     * 0.18 ms), where ALGO_1 (PyTorch's usual choice there; deterministic, no workspace
+     * to speak of) takes about the forward's time. A fixed rule: the same choice every run. */
+    if (pass == PASS_DATA && !search && c->K == 3 && c->S == 1)
+        for (int k = 1; k < n; k++)
+            if (cs[k].algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 && cs[k].status == CUDNN_STATUS_SUCCESS &&
+                cs[k].determinism == CUDNN_DETERMINISTIC && cs[k].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                !(precision == CU_FP32 && cs[k].math == CUDNN_TENSOR_OP_MATH) &&
+                workspace(c, ctx->cudnn, pass, cs[k].algo) <= ws_limit) {
+                cand t = cs[k];
+                memmove(cs + 1, cs, k * sizeof *cs);
+                cs[0] = t;
+                break;
+            }
     /* a deterministic algorithm if one fits; else (never seen) the best of the others */
     for (int k = 0; k < 2 * n; k++) {
         const cand *p = &cs[k % n];
@@ -595,6 +866,23 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
         return s ? s : nst_fail(err, NST_ERR_IO, "cuDNN: convolution output %dx%dx%dx%d, expected %dx%dx%dx%d", n, ch, h, w, N,
                                 C_out, Ho, Wo);
     }
+    c->N = N, c->C_in = C_in, c->C_out = C_out, c->H = H, c->W = W, c->Ho = Ho, c->Wo = Wo, c->K = K, c->S = S;
+    {
+        /* the output layer's geometry: own kernels (see above), unless $NST_CUDA_OWN_CONV=0 */
+        const char *env = getenv("NST_CUDA_OWN_CONV");
+        size_t need = 0;
+        if (K == 9 && S == 1 && C_out <= 4 && precision != CU_FP16 && !(env && !strcmp(env, "0"))) {
+            conv9_bands(N, Ho, &c->bands, &c->rb);
+            need = train ? (size_t)N * c->bands * C_in * 81 * sizeof(float4) : 0;
+            c->own = need <= ws_limit;
+        }
+        if (c->own) {
+            snprintf(c->about, sizeof c->about, "own 9x9 kernels%s", train ? " (fwd, data, filter)" : "");
+            *ws_bytes = need;
+            *out = c;
+            return NST_OK;
+        }
+    }
     int a = 0;
     if ((s = choose(c, ctx, PASS_FWD, precision, search, ws_limit, &a, ws_bytes, err))) goto fail;
     c->fwd = (cudnnConvolutionFwdAlgo_t)a;
@@ -617,6 +905,13 @@ fail: {
 
 nst_status cu_conv_forward(nst_cuda *ctx, const cu_conv *c, float *out, const float *inp, const float *weight,
                            void *ws, size_t ws_bytes, nst_error *err) {
+    if (c->own) {
+#define LAUNCH(CO) conv9_fwd_kernel<CO, 0><<<conv9_grid(c->Wo, c->Ho, c->N), dim3(C9_TW, C9_TY), 0, ctx->stream>>>( \
+        out, inp, weight, NULL, c->C_in, c->C_in, c->H, c->W, c->Ho, c->Wo)
+        C9_DISPATCH(c->C_out, LAUNCH);
+#undef LAUNCH
+        return launched("9x9 convolution (own kernel)", err);
+    }
     const float one = 1.0f, zero = 0.0f;
     NST_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, c->x, inp, c->w, weight, c->desc, c->fwd, ws, ws_bytes,
                                           &zero, c->y, out), err);
@@ -626,6 +921,13 @@ nst_status cu_conv_forward(nst_cuda *ctx, const cu_conv *c, float *out, const fl
 nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *c, float *dinp, const float *dout,
                                   const float *weight, void *ws, size_t ws_bytes, nst_error *err) {
     if (!c->train) return nst_fail(err, NST_ERR_ARG, "convolution backward without training setup");
+    if (c->own) {
+#define LAUNCH(CO) conv9_data_kernel<CO><<<conv9_grid(c->W, c->H, c->N), dim3(C9_TW, C9_TY), 0, ctx->stream>>>( \
+        dinp, dout, weight, c->C_in, c->H, c->W, c->Ho, c->Wo)
+        C9_DISPATCH(c->C_out, LAUNCH);
+#undef LAUNCH
+        return launched("9x9 convolution backward-data (own kernel)", err);
+    }
     const float one = 1.0f, zero = 0.0f;
     NST_CUDNN_TRY(cudnnConvolutionBackwardData(ctx->cudnn, &one, c->w, weight, c->y, dout, c->desc, c->bwd_data, ws,
                                                ws_bytes, &zero, c->x, dinp), err);
@@ -635,6 +937,20 @@ nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *c, float *dinp, 
 nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *c, float *dweight, const float *dout,
                                    const float *inp, void *ws, size_t ws_bytes, nst_error *err) {
     if (!c->train) return nst_fail(err, NST_ERR_ARG, "convolution backward without training setup");
+    if (c->own) {
+        int chunks = c->N * c->bands;
+        if (ws_bytes < (size_t)chunks * c->C_in * 81 * sizeof(float4))
+            return nst_fail(err, NST_ERR_ARG, "9x9 convolution backward-filter: workspace of %zu bytes too small", ws_bytes);
+        float4 *part = (float4 *)ws;
+        dim3 grid(chunks, (c->C_in + C9_WCI - 1) / C9_WCI);
+#define LAUNCH(CO) conv9_filter_kernel<CO><<<grid, 256, 0, ctx->stream>>>(part, dout, inp, c->C_in, c->H, c->W, c->Ho, c->Wo, \
+                                                                          c->bands, c->rb)
+        C9_DISPATCH(c->C_out, LAUNCH);
+#undef LAUNCH
+        int n = c->C_out * c->C_in * 81;
+        conv9_filter_final<<<(n + THREADS - 1) / THREADS, THREADS, 0, ctx->stream>>>(dweight, part, c->C_out, c->C_in, chunks);
+        return launched("9x9 convolution backward-filter (own kernel)", err);
+    }
     const float one = 1.0f;
     NST_CUDNN_TRY(cudnnConvolutionBackwardFilter(ctx->cudnn, &one, c->x, inp, c->y, dout, c->desc, c->bwd_filter, ws,
                                                  ws_bytes, &one, c->w, dweight), err);

@@ -124,7 +124,12 @@ enum { CU_FP32 = 0, CU_TF32 = 1, CU_FP16 = 2 };
  * measurements (search = 1: the fastest on this
  * GPU now, but timing noise may pick another one next run) or of cuDNN's heuristics
  * (search = 0: the same choice every run, so that training is reproducible bit for bit).
- * *ws_bytes receives the most workspace that any of its passes needs. */
+ * *ws_bytes receives the most workspace that any of its passes needs.
+ * Exceptions to cuDNN: the 9x9 stride-1 geometry with at most 4 output channels (the
+ * network's output layer; fp32 and tf32) runs on own kernels (plain float FMA, fixed-order
+ * sums, about 10x faster than cuDNN's choices there) unless $NST_CUDA_OWN_CONV=0; and a
+ * 3x3 stride-1 backward-data by heuristics takes ALGO_1 when cuDNN lists it (FFT_TILING,
+ * often ranked first, is several times slower on Hopper). */
 typedef struct cu_conv cu_conv;
 nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K,
                           int S, int precision, int train, int search, size_t ws_limit, size_t *ws_bytes,
@@ -168,6 +173,12 @@ nst_status cu_h_norm_stats(nst_cuda *ctx, float *mean, float *rstd, const void *
 nst_status cu_h_norm_apply(nst_cuda *ctx, void *out, const void *z, const float *mean, const float *rstd,
                            const float *gamma, const float *beta, const void *skip, int N, int C, int Ce, int H,
                            int W, int p, int up, int relu, nst_error *err);
+/* The fp16 network's last layer and output in one kernel (own, not cuDNN): y (N,3,Hp-8,Wp-8)
+ * fp32 planes <- 255 * sigmoid(conv9x9(inp) + bias), inp (N,Hp,Wp,Ce) fp16 (padded), wh
+ * (Co_e,9,9,Ce) fp16 as cu_h_weights leaves it (its first 3 output channels), products
+ * and sums in float */
+nst_status cu_h_conv9_output(nst_cuda *ctx, float *y, const void *inp, const void *wh, const float *bias, int N,
+                             int Hp, int Wp, int Ce, nst_error *err);
 /* y (N,3,H,W) fp32 planes <- 255 * sigmoid(z + bias) of z (N,H,W,Ce)'s first 3 channels */
 nst_status cu_h_output(nst_cuda *ctx, float *y, const void *z, const float *bias, int N, int H, int W, int Ce,
                        nst_error *err);
