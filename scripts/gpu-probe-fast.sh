@@ -1,6 +1,6 @@
 #!/bin/bash
 # gpu-probe-fast.sh BUILD_DIR SHARED_DIR - a short look at the fast-style (Johnson) CUDA
-# path on a GPU machine: about 2.5 minutes, under 150 lines on stdout; every step's whole
+# path on a GPU machine: about 3 minutes, under 160 lines on stdout; every step's whole
 # output in $OUT/probe/ (the device tool's folder) or else in a fresh /tmp folder.
 #   test     BUILD_DIR/test_cuda_johnson: FAIL lines, the whole network's parameter-gradient
 #            lines (with the CPU's own sensitivity), its fp16 inference lines, the
@@ -12,6 +12,8 @@
 #            and the network per layer, fp32
 #            (profiling runs the step without its CUDA graph: its step time is the eager
 #            one, the comparison's is with the graph)
+#   cudnn_out  bench_fast_cuda with NST_CUDA_OWN_CONV=0 (the output layer on cuDNN, not the
+#            own 9x9 kernels): apply 1024x1024 fp32 and fp16, the fp32 training step
 #   precision  scripts/cuda-precision-check-fast.sh with 150 steps: nst train fp32 vs tf32,
 #            the same data, the mean loss of the last 15 steps (the 1% bar)
 #   compare  compare_fast_cuda_pytorch.py --torch-profile 4 --no-search --iters 5: the table
@@ -60,6 +62,12 @@ grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-
 run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32 --iters 3 --warmup 2 \
     --weights "$WEIGHTS"
 grep -vE "^(train_|bench_fast_cuda:|best of|$)" "$LOGS/nst_train.log" | cut -c1-160 | head -n 44
+
+# the output layer on cuDNN instead of the own 9x9 kernels, for comparison with the table below
+run cudnn_out 50 bash -c "NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-train --sizes 1024x1024 --precisions fp32,fp16 \
+    --iters 3 --warmup 2 && NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-apply --precisions fp32 --iters 3 --warmup 2 \
+    --weights '$WEIGHTS'"
+grep -E "^(apply_ms|train_step_ms)" "$LOGS/cudnn_out.log" | sed 's/^/NST_CUDA_OWN_CONV=0: /' | head -n 4
 
 run precision 60 bash "$ROOT/scripts/cuda-precision-check-fast.sh" "$BUILD" "$SHARED" 150 "$LOGS/precision"
 grep -E "^precision check" "$LOGS/precision.log" | cut -c1-160
