@@ -13,7 +13,7 @@
 #            (profiling runs the step without its CUDA graph: its step time is the eager
 #            one, the comparison's is with the graph)
 #   cudnn_out  bench_fast_cuda with NST_CUDA_OWN_CONV=0 (the output layer on cuDNN, not the
-#            own 9x9 kernels): apply 1024x1024 fp32 and fp16, the fp32 training step
+#            own 9x9 kernels): apply 1024x1024 fp32, tf32, fp16; the fp32 and tf32 training steps
 #   precision  scripts/cuda-precision-check-fast.sh with 150 steps: nst train fp32 vs tf32,
 #            the same data, the mean loss of the last 15 steps (the 1% bar)
 #   compare  compare_fast_cuda_pytorch.py --torch-profile 4 --no-search --iters 5: the table
@@ -59,15 +59,15 @@ grep -E "FAIL|CPU's gradients|gradients \(batch sum\)|fp16|first step|first trai
 run nst_apply 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-train --sizes 1024x1024 --precisions fp16 \
     --iters 3 --warmup 2
 grep -vE "^(apply_|bench_fast_cuda:|best of|$)" "$LOGS/nst_apply.log" | cut -c1-160 | head -n 26
-run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32 --iters 3 --warmup 2 \
+run nst_train 40 env NST_CUDA_PROFILE=1 "$BUILD/bench_fast_cuda" --no-apply --precisions fp32,tf32 --iters 3 --warmup 2 \
     --weights "$WEIGHTS"
 grep -vE "^(train_|bench_fast_cuda:|best of|$)" "$LOGS/nst_train.log" | cut -c1-160 | head -n 44
 
 # the output layer on cuDNN instead of the own 9x9 kernels, for comparison with the table below
-run cudnn_out 50 bash -c "NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-train --sizes 1024x1024 --precisions fp32,fp16 \
-    --iters 3 --warmup 2 && NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-apply --precisions fp32 --iters 3 --warmup 2 \
+run cudnn_out 50 bash -c "NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-train --sizes 1024x1024 --precisions fp32,tf32,fp16 \
+    --iters 3 --warmup 2 && NST_CUDA_OWN_CONV=0 '$BUILD/bench_fast_cuda' --no-apply --precisions fp32,tf32 --iters 3 --warmup 2 \
     --weights '$WEIGHTS'"
-grep -E "^(apply_ms|train_step_ms)" "$LOGS/cudnn_out.log" | sed 's/^/NST_CUDA_OWN_CONV=0: /' | head -n 4
+grep -E "^(apply_ms|train_step_ms)" "$LOGS/cudnn_out.log" | sed 's/^/NST_CUDA_OWN_CONV=0: /' | head -n 5
 
 run precision 60 bash "$ROOT/scripts/cuda-precision-check-fast.sh" "$BUILD" "$SHARED" 150 "$LOGS/precision"
 grep -E "^precision check" "$LOGS/precision.log" | cut -c1-160
