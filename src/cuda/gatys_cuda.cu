@@ -490,11 +490,15 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
     if (s) return s;
     size_t total_b = 0;
     NST_CUDA_TRY(cudaMemGetInfo(&g->free_at_start, &total_b), err);
-    if ((s = cuda_set_gemm_precision(g->ctx, cfg->precision, err))) return s;
+    /* the Grams in fp32 even with --precision tf32 (only the convolutions use TF32): the
+     * style loss compares Grams that converge towards their targets, so TF32's rounding
+     * of them would be a large part of what is left of the difference; they are a small
+     * part of the work, and run on the loss stream */
+    if ((s = cuda_set_gemm_precision(g->ctx, NST_PRECISION_FP32, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
     if ((s = nst_cuda_create(&g->lctx, err))) return s;
-    if ((s = cuda_set_gemm_precision(g->lctx, cfg->precision, err))) return s;
+    if ((s = cuda_set_gemm_precision(g->lctx, NST_PRECISION_FP32, err))) return s;
     if ((s = cuda_reduce_scratch_build(&g->lred, g->lctx, err))) return s;
     for (int l = 0; l < NST_NUM_LAYERS; l++)
         NST_CUDA_TRY(cudaEventCreateWithFlags(&g->ev_tap[l], cudaEventDisableTiming), err);
