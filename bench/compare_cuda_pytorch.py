@@ -12,9 +12,11 @@ conv1_1..conv5_1, backward to the image, one Adam update), same weights, square 
 Both in fp32: PyTorch lets cuDNN use TF32 by default, which this script switches off
 (torch.backends.cudnn.allow_tf32 = False; matmul TF32 is off by default). With
 --tf32-sizes the same comparison runs with TF32 on both sides (nst --precision tf32).
-nst chooses its cuDNN algorithms by cuDNN's heuristics, as PyTorch eager does by default
-(torch.backends.cudnn.benchmark off); with --search-sizes nst also runs with
-NST_CUDNN_SEARCH=1 (cudnnFind measures them) and PyTorch with cudnn.benchmark on.
+nst runs as it does by default: its convolutions' algorithms measured once (the fastest
+deterministic ones, kept in a cache file; setting up is not timed); PyTorch eager as it
+does by default: cuDNN's heuristics (torch.backends.cudnn.benchmark off). With
+--search-sizes both measure ("find": nst NST_CUDNN_SEARCH=1, PyTorch cudnn.benchmark on);
+with --heuristic-sizes both take cuDNN's heuristics ("heur": nst NST_CUDNN_SEARCH=0).
 Every configuration runs in its own process; the --sizes alternate nst / PyTorch twice
 and keep each side's best. Then --try-sizes (none by default: each costs a process per
 side) grow until a side no longer fits in the GPU's memory: the largest size each side
@@ -30,7 +32,7 @@ PyTorch's is torch.cuda.max_memory_allocated() (its caching allocator's peak).
 
 usage: python3 bench/compare_cuda_pytorch.py --weights DIR [--nst build/nst]
            [--sizes 512,1024,2048] [--try-sizes 3072,4096] [--tf32-sizes 2048]
-           [--search-sizes 2048] [--iters 5]
+           [--search-sizes 512] [--heuristic-sizes 512] [--iters 5]
        python3 bench/compare_cuda_pytorch.py --weights DIR --torch-profile 512 [--iters 3]
            [--tf32] [--search]
 DIR is the VGG19 weights folder (shared/models/vgg19). Needs PyTorch with CUDA.
@@ -112,10 +114,11 @@ def run(cmd, env=None):
     return p.stdout, None
 
 
-def nst_step(a, size, tf32, iters, search=False):
+def nst_step(a, size, tf32, iters, search=None):
+    """search: None (nst's default), True (NST_CUDNN_SEARCH=1) or False (=0)"""
+    env = None if search is None else dict(os.environ, NST_CUDNN_SEARCH="1" if search else "0")
     out, why = run([a.nst, "bench", "--device", "cuda", "--precision", "tf32" if tf32 else "fp32", "--size",
-                    str(size), "--iters", str(iters), "--warmup", "2", "--weights", a.weights],
-                   dict(os.environ, NST_CUDNN_SEARCH="1") if search else None)
+                    str(size), "--iters", str(iters), "--warmup", "2", "--weights", a.weights], env)
     if out is None:
         return None, None, why
     ms = float(re.search(r"ms_per_step=([0-9.]+)", out).group(1))
@@ -123,7 +126,7 @@ def nst_step(a, size, tf32, iters, search=False):
     return ms, float(m.group(1)) if m else float("nan"), None
 
 
-def torch_step(a, size, tf32, iters, search=False):
+def torch_step(a, size, tf32, iters, search=None):
     cmd = [sys.executable, __file__, "--torch-worker", str(size), "--iters", str(iters), "--weights", a.weights]
     out, why = run(cmd + (["--tf32"] if tf32 else []) + (["--search"] if search else []))
     if out is None:
@@ -148,6 +151,7 @@ def main():
     ap.add_argument("--try-sizes", default="")
     ap.add_argument("--tf32-sizes", default="")
     ap.add_argument("--search-sizes", default="")
+    ap.add_argument("--heuristic-sizes", default="")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--torch-profile", type=int, metavar="N", help="print PyTorch's kernel profile at N x N")
     ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
@@ -181,7 +185,8 @@ def main():
                     best[0], best[1] = ms, mb
                     largest["nst" if step is nst_step else "PyTorch"] = size
         row(size, "fp32", best_n, best_t)
-    for label, tf32, search, sz in (("tf32", True, False, a.tf32_sizes), ("find", False, True, a.search_sizes)):
+    for label, tf32, search, sz in (("tf32", True, None, a.tf32_sizes), ("find", False, True, a.search_sizes),
+                                    ("heur", False, False, a.heuristic_sizes)):
         for size in sizes(sz):
             n = nst_step(a, size, tf32, a.iters, search)
             t = torch_step(a, size, tf32, a.iters, search)
@@ -191,6 +196,8 @@ def main():
             row(size, label, n[:2], t[:2])
     if a.search_sizes:
         print("(find: nst with NST_CUDNN_SEARCH=1, PyTorch with cudnn.benchmark = True; fp32)")
+    if a.heuristic_sizes:
+        print("(heur: nst with NST_CUDNN_SEARCH=0, PyTorch with cudnn.benchmark = False: cuDNN's heuristics; fp32)")
 
     # the largest size that fits: grow until each side fails (fewer iterations)
     alive = {name: largest[name] > 0 for name in largest}

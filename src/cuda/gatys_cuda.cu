@@ -34,6 +34,11 @@ enum {
     SLOT_RHO                            /* + history: rho, then + history: alpha */
 };
 
+/* The convolutions' algorithms, unless NST_CUDNN_SEARCH says: 1 measured (the fastest
+ * deterministic ones, kept in the cache file so that every later run takes the same:
+ * see vgg19_cuda.h), 0 cuDNN's heuristics. */
+#define GATYS_MEASURE_DEFAULT 1
+
 #define ARMIJO_C1 1e-4 /* as optim/lbfgs.c */
 #define MAX_BACKTRACKS 12
 
@@ -496,6 +501,7 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
      * part of the work, and run on the loss stream */
     if ((s = cuda_set_gemm_precision(g->ctx, NST_PRECISION_FP32, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
+    vgg19_cuda_set_search(g->vgg, GATYS_MEASURE_DEFAULT);
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
     if ((s = nst_cuda_create(&g->lctx, err))) return s;
     if ((s = cuda_set_gemm_precision(g->lctx, NST_PRECISION_FP32, err))) return s;

@@ -48,6 +48,7 @@ struct vgg19_cuda {
     algo_memo memo[ALGO_MEMOS]; /* the measured choices, newest last */
     int n_memo;
     int cache_read;             /* the cache file has been read into memo */
+    int search_default;         /* the algorithms' choice without NST_CUDNN_SEARCH (search_mode) */
     char tag[300];              /* GPU and cuDNN version: the cache file's key */
 };
 
@@ -275,6 +276,8 @@ static __global__ void conv_out3_kernel(float *y, const float *x, const float *w
 /* ---- parameters ------------------------------------------------------------------- */
 
 nst_cuda *vgg19_cuda_ctx(const vgg19_cuda *g) { return g->ctx; }
+
+void vgg19_cuda_set_search(vgg19_cuda *g, int measure) { g->search_default = measure ? 1 : 0; }
 
 static int conv_layer_of(int k) { /* the layer index of conv k */
     for (int l = 0; l < NST_NUM_LAYERS; l++)
@@ -940,13 +943,12 @@ void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p) {
 static size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }
 
 /* NST_CUDNN_SEARCH: "1" measures the algorithms (1), "0" takes cuDNN's heuristic choice
- * (0); unset: MEASURE_DEFAULT. For the tests: "flip" measures with only the flipped
- * forward convolutions for the backward pass (2); "own" also takes the own kernels
- * wherever they apply (3). */
-#define MEASURE_DEFAULT 0
-static int search_mode(void) {
+ * (0); unset: vgg19_cuda_set_search's choice (heuristics unless set). For the tests:
+ * "flip" measures with only the flipped forward convolutions for the backward pass (2);
+ * "own" also takes the own kernels wherever they apply (3). */
+static int search_mode(const vgg19_cuda *g) {
     const char *env = getenv("NST_CUDNN_SEARCH");
-    if (!env || !*env) return MEASURE_DEFAULT;
+    if (!env || !*env) return g->search_default;
     return strcmp(env, "1") == 0 ? 1 : strcmp(env, "flip") == 0 ? 2 : strcmp(env, "own") == 0 ? 3 : 0;
 }
 
@@ -993,7 +995,7 @@ static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H
     NST_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
     size_t limit = free_b / 8 < ((size_t)1 << 30) ? free_b / 8 : ((size_t)1 << 30);
     size_t ws = 0;
-    a->searched = search_mode();
+    a->searched = search_mode(g);
     for (int l = 0; l < depth; l++) {
         if (vgg19_layer_kind(l) != VGG_CONV) continue;
         const conv_cuda *c = &g->conv[vgg19_layer_conv(l)];
