@@ -501,7 +501,6 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
      * part of the work, and run on the loss stream */
     if ((s = cuda_set_gemm_precision(g->ctx, NST_PRECISION_FP32, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
-    vgg19_cuda_set_search(g->vgg, GATYS_MEASURE_DEFAULT);
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
     if ((s = nst_cuda_create(&g->lctx, err))) return s;
     if ((s = cuda_set_gemm_precision(g->lctx, NST_PRECISION_FP32, err))) return s;
@@ -573,6 +572,8 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
         g->tap[l] = is_tap(cfg->content_taps, cfg->n_content_taps, l) || g->loss[l].A != NULL;
         keep[l] = g->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
+    /* (the style images' one forward pass each took the heuristic's algorithms) */
+    vgg19_cuda_set_search(g->vgg, GATYS_MEASURE_DEFAULT);
     if ((s = vgg19_cuda_acts_build(&g->acts, g->vgg, g->depth, g->H, g->W, keep, cfg->precision, err))) return s;
     vgg19_cuda_acts *a = &g->acts;
     for (int l = 0; l < g->depth; l++)
