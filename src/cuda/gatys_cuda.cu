@@ -190,13 +190,24 @@ static nst_status tap_gradient(gatys_cuda *g, int l, nst_error *err) {
     return NST_OK;
 }
 
-/* The losses' gradient at layer l, added into grad during the backward pass. */
+/* The losses' gradient at layer l, added into grad during the backward pass: T, or
+ * (where there was no memory for the T buffers) computed here. */
 static nst_status tap_backward(void *ctxp, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
     gatys_cuda *g = (gatys_cuda *)ctxp;
+    layer_cuda *L = &g->loss[l];
     size_t n = vgg19_cuda_layer_size(a, l);
-    add_kernel<<<nst_grid_for(n / 4 + 1), 256, 0, g->ctx->stream>>>(grad, g->loss[l].T, n / 4, n);
-    LAUNCH_CHECK(err);
-    return NST_OK;
+    if (L->T) {
+        add_kernel<<<nst_grid_for(n / 4 + 1), 256, 0, g->ctx->stream>>>(grad, L->T, n / 4, n);
+        LAUNCH_CHECK(err);
+        return NST_OK;
+    }
+    nst_status s = NST_OK;
+    if (L->P) s = cuda_content_loss_backward(g->ctx, grad, a->out[l], L->P, n, L->content_w, err);
+    if (!s && L->A) {
+        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
+        s = cuda_style_loss_backward(g->ctx, grad, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, L->style_w, err);
+    }
+    return s;
 }
 
 /* Queues one evaluation at x (device): the losses into the slots, df/dx into grad. */
@@ -229,7 +240,7 @@ static nst_status eval_device(gatys_cuda *g, const float *x, float *grad, nst_er
                                         g->slot + SLOT_STYLE + l, err);
             if (s) return s;
         }
-        if ((s = tap_gradient(g, l, err))) return s;
+        if (L->T && (s = tap_gradient(g, l, err))) return s;
     }
     if (g->lprof[1]) NST_CUDA_TRY(cudaEventRecord(g->lprof[1], ls), err);
     NST_CUDA_TRY(cudaEventRecord(g->ev_losses, ls), err);
@@ -601,13 +612,19 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
             NST_CUDA_TRY(cudaMemcpyAsync(g->loss[l].P, a->out[l], vgg19_cuda_layer_size(a, l) * sizeof(float),
                                          cudaMemcpyDeviceToDevice, g->ctx->stream), err);
     }
-    /* the losses' gradients, one per tap layer */
+    /* the losses' gradients, one per tap layer, if there is room (else the backward pass
+     * computes them: the largest image that fits stays as large) */
     size_t ttotal = 0;
     for (int l = 0; l < g->depth; l++)
         if (g->tap[l]) ttotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
-    if (ttotal) {
-        if ((s = nst_cuda_alloc(g->ctx, (void **)&g->tgrads, ttotal, sizeof(float), "the losses' gradients", err)))
-            return s;
+    size_t free_b = 0;
+    NST_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
+    if (ttotal && free_b > ttotal * sizeof(float) + ((size_t)256 << 20) && /* room left for the libraries */
+        cudaMalloc((void **)&g->tgrads, ttotal * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        g->tgrads = NULL;
+    }
+    if (g->tgrads) {
         float *p = g->tgrads;
         for (int l = 0; l < g->depth; l++)
             if (g->tap[l]) {

@@ -602,9 +602,10 @@ static void candidates(const conv_args *c, int kind, nst_precision prec, size_t 
 }
 
 /* The time of one call in ms: a warm-up, then the best of two (one if it is already three
- * times slower than best_so_far); negative if cuDNN refuses it. On large problems (the
- * best so far over 5 ms, where loading a kernel is no longer a large part of the first
- * call) a warm-up five times slower than the best ends the measuring at once. */
+ * times slower than best_so_far, or if the warm-up took over 2 ms: large problems time
+ * steadily); negative if cuDNN refuses it. On large problems (the best so far over 5 ms,
+ * where loading a kernel is no longer a large part of the first call) a warm-up five
+ * times slower than the best ends the measuring at once. */
 static float time_conv(const conv_args *c, const conv_choice *ch, cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1,
                        float best_so_far) {
     int own = ch->kind == CONV_OWN || ch->kind == CONV_OWN_FLIP;
@@ -616,7 +617,7 @@ static float time_conv(const conv_args *c, const conv_choice *ch, cudaStream_t s
         return -1.0f;
     if (best_so_far > 5.0f && warm > 5.0f * best_so_far) return warm;
     float best = -1.0f;
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < (warm < 2.0f ? 2 : 1); r++) {
         float ms = 0.0f;
         if (cudaEventRecord(e0, st) != cudaSuccess || conv_run(c, ch->kind, ch->algo) != CUDNN_STATUS_SUCCESS ||
             cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
