@@ -544,8 +544,11 @@ static cudnnStatus_t conv_run(const conv_args *c, int kind, int algo) {
 }
 
 /* The candidates for one convolution, in the heuristic's order: deterministic, allowed in
- * this precision, within the workspace limit, each (algorithm, math) once. Appends to
- * out[*n]. */
+ * this precision, within the workspace limit, each (algorithm, math) once, the first
+ * CANDIDATES_PER_KIND of them (the heuristic ranks the ones that never win for 3x3
+ * convolutions, such as explicit GEMM, last; measuring them would only take time).
+ * Appends to out[*n]. */
+#define CANDIDATES_PER_KIND 5
 static void candidates(const conv_args *c, int kind, nst_precision prec, size_t limit, conv_choice *out, int *n,
                        int max) {
     if (kind == CONV_OWN || kind == CONV_OWN_FLIP) {
@@ -587,7 +590,8 @@ static void candidates(const conv_args *c, int kind, nst_precision prec, size_t 
                 maths[m++] = run_math(perf[i].mathType, prec);
             }
     }
-    for (int i = 0; i < m && *n < max; i++) {
+    int taken = 0;
+    for (int i = 0; i < m && *n < max && taken < CANDIDATES_PER_KIND; i++) {
         int dup = 0;
         for (int j = 0; j < *n; j++) dup |= out[j].kind == kind && out[j].algo == algos[i] && out[j].math == maths[i];
         size_t bytes = 0;
@@ -598,6 +602,7 @@ static void candidates(const conv_args *c, int kind, nst_precision prec, size_t 
         out[*n].algo = algos[i];
         out[*n].math = maths[i];
         (*n)++;
+        taken++;
     }
 }
 
