@@ -70,7 +70,8 @@ struct gatys_cuda {
     /* the losses' values run on a second stream (lctx), each as soon as its layer is
      * computed, overlapping the next layers: ev_tap[l] (main) before layer l's losses,
      * ev_losses (loss stream) before the backward pass, which reads their Grams */
-    nst_cuda *lctx;
+    nst_cuda *lctx;   /* == ctx (one stream) with NST_CUDA_LOSS_STREAM=0 */
+    int own_lctx;     /* lctx is a context of its own, destroyed with g */
     cuda_reduce_scratch lred;
     cudaEvent_t ev_tap[NST_NUM_LAYERS], ev_losses;
     cudaEvent_t lprof[2]; /* the profile: timing events around the loss stream's work, or NULL */
@@ -461,7 +462,7 @@ void gatys_cuda_free(gatys_cuda *g) {
     for (int l = 0; l < NST_NUM_LAYERS; l++)
         if (g->ev_tap[l]) cudaEventDestroy(g->ev_tap[l]);
     if (g->ev_losses) cudaEventDestroy(g->ev_losses);
-    nst_cuda_destroy(g->lctx);
+    if (g->own_lctx) nst_cuda_destroy(g->lctx);
     cudaFree(g->mem);
     cudaFree(g->targets);
     cudaFree(g->tgrads);
@@ -513,7 +514,15 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
     if ((s = cuda_set_gemm_precision(g->ctx, NST_PRECISION_FP32, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
-    if ((s = nst_cuda_create(&g->lctx, err))) return s;
+    /* NST_CUDA_LOSS_STREAM=0 queues the losses on the main stream (events on one stream
+     * order nothing new): the same work, serialised, to check the two-stream order */
+    const char *ls_env = getenv("NST_CUDA_LOSS_STREAM");
+    if (ls_env && strcmp(ls_env, "0") == 0) {
+        g->lctx = g->ctx;
+    } else {
+        if ((s = nst_cuda_create(&g->lctx, err))) return s;
+        g->own_lctx = 1;
+    }
     if ((s = cuda_set_gemm_precision(g->lctx, NST_PRECISION_FP32, err))) return s;
     if ((s = cuda_reduce_scratch_build(&g->lred, g->lctx, err))) return s;
     for (int l = 0; l < NST_NUM_LAYERS; l++)
