@@ -481,8 +481,12 @@ static nst_status style_targets(gatys_cuda *g, const nst_vgg19 *net, const nst_i
         int w, h;
         nst_status s = gatys_style_input(cfg, &styles[i], &xs, &w, &h, err);
         if (s) return s;
+        /* a conv tap must keep its output: without it the ReLU is fused into the conv's
+         * bias kernel in place, and the Gram would be taken after the ReLU */
+        unsigned char keep[NST_NUM_LAYERS] = {0};
+        for (int l = 0; l < g->depth; l++) keep[l] = g->loss[l].A && vgg19_layer_kind(l) == VGG_CONV;
         vgg19_cuda_acts sa;
-        s = vgg19_cuda_acts_build(&sa, g->vgg, g->depth, h, w, NULL, cfg->precision, err);
+        s = vgg19_cuda_acts_build(&sa, g->vgg, g->depth, h, w, keep, cfg->precision, err);
         if (!s) s = nst_cuda_copy_sync(g->ctx, sa.input, xs, (size_t)3 * w * h * sizeof(float), cudaMemcpyHostToDevice, err);
         free(xs);
         for (int l = 0; !s && l < g->depth; l++) {
