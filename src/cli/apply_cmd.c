@@ -164,19 +164,9 @@ int cmd_apply(int argc, char **argv) {
             if (!parse_int(a, v, 1, 1024, &iv)) goto done;
             threads = (int)iv;
         } else if (!strcmp(a, "--device")) {
-            nst_error derr;
-            if (nst_device_parse(v, &device, &derr) != NST_OK) {
-                fprintf(stderr, "nst: --device: %s\n", derr.msg);
-                goto done;
-            }
+            if (!parse_device(a, v, &device)) goto done;
         } else if (!strcmp(a, "--precision")) {
-            if (!strcmp(v, "fp32")) precision = NST_PRECISION_FP32;
-            else if (!strcmp(v, "tf32")) precision = NST_PRECISION_TF32;
-            else if (!strcmp(v, "fp16")) precision = NST_PRECISION_FP16;
-            else {
-                fprintf(stderr, "nst: --precision: '%s' is not fp32, tf32 or fp16\n", v);
-                goto done;
-            }
+            if (!parse_precision(a, v, 1, &precision)) goto done;
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst apply --help)\n", a);
             goto done;

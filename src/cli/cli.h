@@ -15,6 +15,10 @@ int parse_int(const char *flag, const char *s, long lo, long hi, long *out);
 int parse_float(const char *flag, const char *s, double lo, double hi, double *out);
 /* "NAME[:WEIGHT],..." into taps; prints the error and returns 0 on a bad list. */
 int parse_layers(const char *flag, const char *s, nst_tap *taps, int *n);
+/* --device auto|cpu|cuda and --precision fp32|tf32 (|fp16 when allow_fp16): 1 on
+ * success, else 0 after printing "nst: FLAG: ...". */
+int parse_device(const char *flag, const char *s, nst_device *out);
+int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precision *out);
 /* Comma-separated floats into out[max]; returns the count, or -1 on error. */
 int parse_float_list(const char *flag, const char *s, float *out, int max);
 

@@ -104,6 +104,24 @@ int limits_init(nst_limits *lim) {
     return 0;
 }
 
+int parse_device(const char *flag, const char *s, nst_device *out) {
+    nst_error err;
+    if (nst_device_parse(s, out, &err) == NST_OK) return 1;
+    fprintf(stderr, "nst: %s: %s\n", flag, err.msg);
+    return 0;
+}
+
+int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precision *out) {
+    if (strcmp(s, "fp32") == 0) *out = NST_PRECISION_FP32;
+    else if (strcmp(s, "tf32") == 0) *out = NST_PRECISION_TF32;
+    else if (allow_fp16 && strcmp(s, "fp16") == 0) *out = NST_PRECISION_FP16;
+    else {
+        fprintf(stderr, "nst: %s: '%s' is not fp32%s\n", flag, s, allow_fp16 ? ", tf32 or fp16" : " or tf32");
+        return 0;
+    }
+    return 1;
+}
+
 int limits_flag(const char *flag, const char *value, nst_limits *lim) {
     nst_limit_kind which;
     if (strcmp(flag, "--max-pixels") == 0) which = NST_LIMIT_PIXELS;

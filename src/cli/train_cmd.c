@@ -167,18 +167,9 @@ int cmd_train(int argc, char **argv) {
             if (!parse_int(a, v, 1, 1024, &iv)) return EXIT_USAGE;
             cfg.threads = (int)iv;
         } else if (!strcmp(a, "--device")) {
-            nst_error derr;
-            if (nst_device_parse(v, &cfg.device, &derr) != NST_OK) {
-                fprintf(stderr, "nst: --device: %s\n", derr.msg);
-                return EXIT_USAGE;
-            }
+            if (!parse_device(a, v, &cfg.device)) return EXIT_USAGE;
         } else if (!strcmp(a, "--precision")) {
-            if (!strcmp(v, "fp32")) cfg.precision = NST_PRECISION_FP32;
-            else if (!strcmp(v, "tf32")) cfg.precision = NST_PRECISION_TF32;
-            else {
-                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
-                return EXIT_USAGE;
-            }
+            if (!parse_precision(a, v, 0, &cfg.precision)) return EXIT_USAGE;
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst train --help)\n", a);
             return EXIT_USAGE;

@@ -211,17 +211,9 @@ int cmd_transfer(int argc, char **argv) {
         } else if (strcmp(a, "--weights") == 0) {
             weights = v;
         } else if (strcmp(a, "--device") == 0) {
-            if (nst_device_parse(v, &cfg.device, &err) != NST_OK) {
-                fprintf(stderr, "nst: --device: %s\n", err.msg);
-                return EXIT_USAGE;
-            }
+            if (!parse_device(a, v, &cfg.device)) return EXIT_USAGE;
         } else if (strcmp(a, "--precision") == 0) {
-            if (strcmp(v, "fp32") == 0) cfg.precision = NST_PRECISION_FP32;
-            else if (strcmp(v, "tf32") == 0) cfg.precision = NST_PRECISION_TF32;
-            else {
-                fprintf(stderr, "nst: --precision: '%s' is not fp32 or tf32\n", v);
-                return EXIT_USAGE;
-            }
+            if (!parse_precision(a, v, 0, &cfg.precision)) return EXIT_USAGE;
         } else {
             fprintf(stderr, "nst: unknown option '%s' (try nst transfer --help)\n", a);
             return EXIT_USAGE;
