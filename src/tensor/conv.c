@@ -31,8 +31,8 @@ void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const 
 void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const float *bias,
                       int C_in, int C_out, int H, int W);
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
-                                const float *mask, int relu, int C_in, int C_out, int H, int W,
-                                conv3x3_workspace *ws);
+                                const float *mask, int relu, int u_transposed, int C_in, int C_out, int H,
+                                int W, conv3x3_workspace *ws);
 #endif
 #define WINO_KB 8   /* output channels per block of the Winograd weights (winograd_avx512.c) */
 #define WINO_MIN_C 64 /* Winograd only where both channel counts are at least this */
@@ -172,14 +172,17 @@ int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
     if (C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512) {
         size_t wf = (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * C_in;
         size_t wb = (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * C_out;
+        /* the backward pass reads the forward transform transposed (winograd_avx512.c),
+         * which needs whole blocks of 8 input channels; else it gets its own */
+        int own_bwd = C_in % WINO_KB != 0;
         p->wino_fwd = aligned_alloc(64, (wf * sizeof(float) + 63) / 64 * 64);
-        p->wino_bwd = aligned_alloc(64, (wb * sizeof(float) + 63) / 64 * 64);
-        if (!p->wino_fwd || !p->wino_bwd) {
+        p->wino_bwd = own_bwd ? aligned_alloc(64, (wb * sizeof(float) + 63) / 64 * 64) : NULL;
+        if (!p->wino_fwd || (own_bwd && !p->wino_bwd)) {
             conv3x3_packed_free(p);
             return -1;
         }
         pack_winograd(p->wino_fwd, weight, C_in, C_out, C_in, 0);
-        pack_winograd(p->wino_bwd, weight, C_in, C_in, C_out, 1);
+        if (own_bwd) pack_winograd(p->wino_bwd, weight, C_in, C_in, C_out, 1);
     }
     return 0;
 }
@@ -267,7 +270,7 @@ static int winograd_on(void) {
  * AVX-512 kernels do it in registers, the others in a second pass). relu: out = max(out,
  * 0) (a fused ReLU forward, likewise). wino: the Winograd weights of the same kernel, or
  * NULL. */
-static void conv_run(float *out, const float *inp, const float *wpack, const float *wino,
+static void conv_run(float *out, const float *inp, const float *wpack, const float *wino, int wino_tr,
                      const float *bias, const float *mask, int relu, int C_in, int C_out, int H,
                      int W, conv3x3_workspace *ws) {
 #ifdef NST_X86
@@ -275,7 +278,7 @@ static void conv_run(float *out, const float *inp, const float *wpack, const flo
     case CPU_AVX512:
         /* (-1: no memory for its scratch; the direct kernel needs none) */
         if (wino && winograd_on() &&
-            conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, relu, C_in, C_out, H, W, ws) == 0)
+            conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, relu, wino_tr, C_in, C_out, H, W, ws) == 0)
             return;
         conv3x3_run_avx512(out, inp, wpack, bias, mask, relu, C_in, C_out, H, W);
         return;
@@ -304,27 +307,37 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws) {
-    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, bias, NULL, 0, w->C_in,
+    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 0, w->C_in,
              w->C_out, H, W, ws);
+}
+
+/* The backward pass's Winograd weights: its own, or the forward's read transposed. */
+static const float *wino_backward(const conv3x3_packed *w, int *tr) {
+    *tr = w->wino_bwd == NULL && w->wino_fwd != NULL;
+    return w->wino_bwd ? w->wino_bwd : w->wino_fwd;
 }
 
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                           int H, int W, conv3x3_workspace *ws) {
-    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, bias, NULL, 1, w->C_in,
+    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 1, w->C_in,
              w->C_out, H, W, ws);
 }
 
 /* dinp is (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W,
                             conv3x3_workspace *ws) {
-    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws);
+    int tr;
+    const float *wino = wino_backward(w, &tr);
+    conv_run(dinp, dout, w->bwd, wino, tr, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws);
 }
 
 /* dinp, mask are (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
                                  const float *mask, int H, int W, conv3x3_workspace *ws) {
-    conv_run(dinp, dout, w->bwd, w->wino_bwd, NULL, mask, 0, w->C_out, w->C_in, H, W, ws);
+    int tr;
+    const float *wino = wino_backward(w, &tr);
+    conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws);
 }
 
 /* The portable path whatever the CPU, for the tests (not in ops.h). */
@@ -367,15 +380,17 @@ int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed 
                              const float *bias, int H, int W) {
 #ifdef NST_X86
     if (w->wino_fwd && cpu_best_tier() == CPU_AVX512)
-        return conv3x3_run_winograd_avx512(out, inp, w->wino_fwd, bias, NULL, 0, w->C_in, w->C_out, H, W, NULL);
+        return conv3x3_run_winograd_avx512(out, inp, w->wino_fwd, bias, NULL, 0, 0, w->C_in, w->C_out, H, W, NULL);
 #endif
     return -1;
 }
 int conv3x3_backward_input_winograd(float *dinp, const float *dout, const conv3x3_packed *w,
                                     const float *mask, int H, int W) {
 #ifdef NST_X86
-    if (w->wino_bwd && cpu_best_tier() == CPU_AVX512)
-        return conv3x3_run_winograd_avx512(dinp, dout, w->wino_bwd, NULL, mask, 0, w->C_out, w->C_in, H, W, NULL);
+    int tr;
+    const float *wino = wino_backward(w, &tr);
+    if (wino && cpu_best_tier() == CPU_AVX512)
+        return conv3x3_run_winograd_avx512(dinp, dout, wino, NULL, mask, 0, tr, w->C_out, w->C_in, H, W, NULL);
 #endif
     return -1;
 }

@@ -140,9 +140,11 @@ __attribute__((noinline)) static void wino_input(float *V, const float *inp, con
 }
 
 /* m[r][16*j..] = sum_ci u[ci][r] * v[ci][16*j..] for r < 8, j < nv.
- * v is (C_in, 48), u is (C_in, 8), m rows are ms floats apart. */
+ * v is (C_in, 48), m rows are ms floats apart. u is (C_in, 8), or with tr (the transpose
+ * of a forward transform, see wino_gemms) u[ci][r] is at (ci/8)*bstride + ci%8 + 8r. */
 static inline __attribute__((always_inline)) void
-wino_kernel(float *m, size_t ms, const float *v, const float *u, int C_in, int nv) {
+wino_kernel(float *m, size_t ms, const float *v, const float *u, int C_in, int nv, const int tr,
+            size_t bstride) {
     __m512 acc[WINO_KB][WINO_NV];
 #pragma GCC unroll 8
     for (int r = 0; r < WINO_KB; r++)
@@ -158,7 +160,8 @@ wino_kernel(float *m, size_t ms, const float *v, const float *u, int C_in, int n
         for (int j = 0; j < nv; j++) x[j] = _mm512_load_ps(v + (size_t)ci * WINO_NG + 16 * j);
 #pragma GCC unroll 8
         for (int r = 0; r < WINO_KB; r++) {
-            __m512 w = _mm512_set1_ps(u[(size_t)ci * WINO_KB + r]);
+            __m512 w = _mm512_set1_ps(tr ? u[(size_t)(ci >> 3) * bstride + (ci & 7) + 8 * r]
+                                         : u[(size_t)ci * WINO_KB + r]);
 #pragma GCC unroll 3
             for (int j = 0; j < nv; j++) acc[r][j] = _mm512_fmadd_ps(x[j], w, acc[r][j]);
         }
@@ -169,27 +172,49 @@ wino_kernel(float *m, size_t ms, const float *v, const float *u, int C_in, int n
         for (int j = 0; j < nv; j++) _mm512_store_ps(m + r * ms + 16 * j, acc[r][j]);
 }
 
-__attribute__((noinline)) static void wino_kernel_nv(float *m, size_t ms, const float *v, const float *u, int C_in, int nv) {
+__attribute__((noinline)) static void wino_kernel_nv(float *m, size_t ms, const float *v, const float *u, int C_in, int nv,
+                                                     size_t bstride) {
+    if (bstride) {
+        switch (nv) {
+        case 3: wino_kernel(m, ms, v, u, C_in, 3, 1, bstride); break;
+        case 2: wino_kernel(m, ms, v, u, C_in, 2, 1, bstride); break;
+        default: wino_kernel(m, ms, v, u, C_in, 1, 1, bstride); break;
+        }
+        return;
+    }
     switch (nv) {
-    case 3: wino_kernel(m, ms, v, u, C_in, 3); break;
-    case 2: wino_kernel(m, ms, v, u, C_in, 2); break;
-    default: wino_kernel(m, ms, v, u, C_in, 1); break;
+    case 3: wino_kernel(m, ms, v, u, C_in, 3, 0, 0); break;
+    case 2: wino_kernel(m, ms, v, u, C_in, 2, 0, 0); break;
+    default: wino_kernel(m, ms, v, u, C_in, 1, 0, 0); break;
     }
 }
 
 /* M[cob - cb0] = U[xi][cob] V[xi] for xi in [x0, x1) and channel blocks [cb0, cb1): M is
  * ((cb1-cb0)*8, 16, mt) (channels m_cstride(mt) apart), V is (16, ngroups, C_in, 48) (xi
- * xstride apart), U is (16, ncob, C_in, 8). xi outer: one V[xi] panel at a time. */
+ * xstride apart), U is (16, ncob, C_in, 8). xi outer: one V[xi] panel at a time.
+ * With tr_out = C_out > 0, U is instead the forward transform of the transposed problem,
+ * (16, ceil(C_in/8), C_out, 8), read transposed: the kernel flipped in space has the
+ * transform with points 0 and 3 swapped in each dimension (G J = P G, P swapping rows 0
+ * and 3 of G), so the backward pass needs no transform of its own. */
 static void wino_gemms(float *M, const float *V, const float *U, size_t xstride, size_t mt, int ncob,
-                       int cb0, int cb1, int x0, int x1, int nvec, int C_in) {
+                       int cb0, int cb1, int x0, int x1, int nvec, int C_in, int tr_out) {
+    static const int swap03[4] = {3, 1, 2, 0};
     for (int xi = x0; xi < x1; xi++)
         for (int cob = cb0; cob < cb1; cob++) {
-            const float *up = U + ((size_t)xi * ncob + cob) * C_in * WINO_KB;
+            const float *up;
+            size_t bstride = 0;
+            if (tr_out) {
+                int xt = swap03[xi / 4] * 4 + swap03[xi % 4];
+                up = U + (size_t)xt * ((C_in + WINO_KB - 1) / WINO_KB) * tr_out * WINO_KB + (size_t)cob * WINO_KB * WINO_KB;
+                bstride = (size_t)tr_out * WINO_KB;
+            } else {
+                up = U + ((size_t)xi * ncob + cob) * C_in * WINO_KB;
+            }
             float *mp = M + (size_t)(cob - cb0) * WINO_KB * m_cstride(mt) + xi * mt;
             for (int g = 0; g * WINO_NV < nvec; g++) {
                 int nv = nvec - g * WINO_NV < WINO_NV ? nvec - g * WINO_NV : WINO_NV;
                 wino_kernel_nv(mp + g * WINO_NG, m_cstride(mt), V + xi * xstride + (size_t)g * C_in * WINO_NG,
-                               up, C_in, nv);
+                               up, C_in, nv, bstride);
             }
         }
 }
@@ -303,13 +328,16 @@ static void scratch_put(conv3x3_workspace *ws, float *p) {
     if (!ws) free(p);
 }
 
-/* out is (C_out,H,W), inp is (C_in,H,W), U is (16, ceil(C_out/8), C_in, 8) (the transformed
+/* u_transposed: U is the forward transform of the transposed problem instead (the
+ * backward pass to the input, reading the forward pass's weights; C_out % 8 == 0).
+ * out is (C_out,H,W), inp is (C_in,H,W), U is (16, ceil(C_out/8), C_in, 8) (the transformed
  * weights, zero past C_out), bias is (C_out) or NULL, mask is (C_out,H,W) or NULL (then out
  * is zeroed where mask <= 0); relu: out = max(out, 0). Returns 0, or -1 (out untouched) if out of memory. */
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
-                                const float *mask, int relu, int C_in, int C_out, int H, int W,
-                                conv3x3_workspace *ws) {
+                                const float *mask, int relu, int u_transposed, int C_in, int C_out, int H,
+                                int W, conv3x3_workspace *ws) {
     if (H <= 0 || W <= 0 || C_out <= 0) return 0;
+    const int tr_out = u_transposed ? C_out : 0; /* (C_out % 8 == 0: see conv3x3_pack) */
     const int nty = (H + 1) / 2, ntx = (W + 1) / 2;
     const long T = (long)nty * ntx, nvec_all = (T + 15) / 16;
     const int ncob = (C_out + WINO_KB - 1) / WINO_KB;
@@ -370,7 +398,7 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
                 for (int cob = cb0; cob < cb1; cob++) {
                     int co0 = cob * WINO_KB, nco = C_out - co0 < WINO_KB ? C_out - co0 : WINO_KB;
                     for (int xi = 0; xi < 16; xi++) {
-                        wino_gemms(M, V, U, xstride, mt, ncob, cob, cob + 1, xi, xi + 1, nvec, C_in);
+                        wino_gemms(M, V, U, xstride, mt, ncob, cob, cob + 1, xi, xi + 1, nvec, C_in, tr_out);
                         /* fetch the lines the output transform will write (they miss:
                          * the image is far larger than the caches) in the GEMMs' shadow */
                         if (xi / 2 < nco)
@@ -381,7 +409,7 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
             } else {
                 /* Large C_in: one GEMM at a time over all channel blocks, so only the
                  * V[xi] panel (C_in x tiles) needs to stay in L2 */
-                wino_gemms(M, V, U, xstride, mt, ncob, cb0, cb1, 0, 16, nvec, C_in);
+                wino_gemms(M, V, U, xstride, mt, ncob, cb0, cb1, 0, 16, nvec, C_in, tr_out);
                 int co0 = cb0 * WINO_KB, co1 = cb1 * WINO_KB < C_out ? cb1 * WINO_KB : C_out;
                 wino_output(out, M, mt, bias, mask, relu, (const wino_seg(*)[16])seg, nseg, nvec, co0, co1 - co0, H, W);
             }
