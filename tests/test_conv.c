@@ -393,6 +393,42 @@ static void test_forward_relu_fused(int C_in, int C_out, int H, int W, const cha
     free(wt); free(bias); free(inp); free(a); free(b);
 }
 
+/* A lean pack (no direct packs where Winograd runs) gives the same bits as a full one;
+ * when a direct pass is forced after packing (NST_KERNEL=portable), it falls back to the
+ * reference convolution, bit for bit. */
+static void test_lean_pack(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 5;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
+    float *wt = rand_array((size_t)C_out * C_in * 9, &st), *bias = rand_array(C_out, &st);
+    float *inp = rand_array(ni, &st), *dout = rand_array(no, &st), *mask = rand_array(ni, &st);
+    float *a = malloc(no * 4), *b = malloc(no * 4), *da = malloc(ni * 4), *db = malloc(ni * 4);
+    conv3x3_packed full, lean;
+    CHECK(conv3x3_pack(&full, wt, C_in, C_out) == 0 && conv3x3_pack_lean(&lean, wt, C_in, C_out) == 0, "pack");
+    if (have_winograd && cpu_kernel_tier() == CPU_AVX512 && C_in >= 64 && C_out >= 64 && !getenv("NST_CONV"))
+        CHECK(lean.bwd == NULL, "lean pack (%d,%d) keeps no backward direct pack", C_in, C_out);
+    conv3x3_forward_relu(a, inp, &full, bias, H, W, NULL);
+    conv3x3_forward_relu(b, inp, &lean, bias, H, W, NULL);
+    CHECK(memcmp(a, b, no * 4) == 0, "lean forward differs (%d,%d,%d,%d)", C_in, C_out, H, W);
+    conv3x3_backward_input_relu(da, dout, &full, mask, H, W, NULL);
+    conv3x3_backward_input_relu(db, dout, &lean, mask, H, W, NULL);
+    CHECK(memcmp(da, db, ni * 4) == 0, "lean backward differs (%d,%d,%d,%d)", C_in, C_out, H, W);
+    char *saved = getenv("NST_KERNEL") ? strdup(getenv("NST_KERNEL")) : NULL;
+    setenv("NST_KERNEL", "portable", 1);
+    conv3x3_forward(b, inp, &lean, bias, H, W, NULL);
+    conv3x3_forward_ref(a, inp, wt, bias, C_in, C_out, H, W);
+    if (lean.fwd == NULL) CHECK(memcmp(a, b, no * 4) == 0, "lean forward fallback is not the reference");
+    else CHECK(rel_l2(b, a, no) < 1e-5, "lean forward with its direct pack");
+    conv3x3_backward_input(db, dout, &lean, H, W, NULL);
+    conv3x3_backward_input_ref(da, dout, wt, C_in, C_out, H, W);
+    if (lean.bwd == NULL) CHECK(memcmp(da, db, ni * 4) == 0, "lean backward fallback is not the reference");
+    if (saved) setenv("NST_KERNEL", saved, 1);
+    else unsetenv("NST_KERNEL");
+    free(saved);
+    conv3x3_packed_free(&full);
+    conv3x3_packed_free(&lean);
+    free(wt); free(bias); free(inp); free(dout); free(mask); free(a); free(b); free(da); free(db);
+}
+
 int main(void) {
     printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
     {
@@ -462,6 +498,10 @@ int main(void) {
         }
     }
     test_kernel_override();
+    test_lean_pack(64, 64, 13, 11);   /* conv1_2's shape: forward stays direct */
+    test_lean_pack(64, 128, 9, 14);   /* Winograd both ways */
+    test_lean_pack(3, 64, 7, 9);      /* no Winograd: a full pack */
+    test_lean_pack(72, 66, 5, 6);     /* C_in a multiple of 8, C_out not */
     test_backward_relu_fused(64, 64, 29, 37);
     test_backward_relu_fused(3, 64, 13, 17);   /* the conv1_1 shape: mask of 3 channels */
     test_backward_relu_fused(130, 200, 6, 47); /* two channel blocks, remainders */

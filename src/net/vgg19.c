@@ -362,7 +362,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
         c->weight = net->params + offs[k];
         c->bias = c->weight + (size_t)9 * c->C_in * c->C_out;
         if (vgg19_layer_index_of_conv(k) >= depth) continue; /* never run: not packed */
-        if (conv3x3_pack(&c->packed, c->weight, c->C_in, c->C_out) != 0) {
+        if (conv3x3_pack_lean(&c->packed, c->weight, c->C_in, c->C_out) != 0) {
             s = nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights");
             goto done;
         }

@@ -153,23 +153,29 @@ static void pack_winograd(float *dst, const float *weight, int C_in, int n_out, 
 }
 
 
-/* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
-int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
+static int winograd_forward_ok(const conv3x3_packed *w);
+
+/* lean: leave out the direct packs that Winograd makes useless (conv3x3_pack_lean). */
+static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, int lean) {
     memset(p, 0, sizeof(*p));
+    p->C_in = C_in;
+    p->C_out = C_out;
+    p->weight = weight;
+    int wino = C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512;
+    lean = lean && wino && !getenv("NST_KERNEL") && !getenv("NST_CONV");
+    int need_fwd = !lean || !winograd_forward_ok(p), need_bwd = !lean;
     size_t nf = (size_t)((C_out + CONV_KB - 1) / CONV_KB) * CONV_KB * C_in * 9;
     size_t nb = (size_t)((C_in + CONV_KB - 1) / CONV_KB) * CONV_KB * C_out * 9;
     /* 64-byte alignment keeps a block's broadcasts within as few lines as possible */
-    p->fwd = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
-    p->bwd = aligned_alloc(64, (nb * sizeof(float) + 63) / 64 * 64);
-    if (!p->fwd || !p->bwd) {
+    if (need_fwd) p->fwd = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
+    if (need_bwd) p->bwd = aligned_alloc(64, (nb * sizeof(float) + 63) / 64 * 64);
+    if ((need_fwd && !p->fwd) || (need_bwd && !p->bwd)) {
         conv3x3_packed_free(p);
         return -1;
     }
-    p->C_in = C_in;
-    p->C_out = C_out;
-    pack_blocks(p->fwd, weight, C_in, C_out, C_in, 0);
-    pack_blocks(p->bwd, weight, C_in, C_in, C_out, 1);
-    if (C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512) {
+    if (need_fwd) pack_blocks(p->fwd, weight, C_in, C_out, C_in, 0);
+    if (need_bwd) pack_blocks(p->bwd, weight, C_in, C_in, C_out, 1);
+    if (wino) {
         size_t wf = (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * C_in;
         size_t wb = (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * C_out;
         /* the backward pass reads the forward transform transposed (winograd_avx512.c),
@@ -185,6 +191,15 @@ int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
         if (own_bwd) pack_winograd(p->wino_bwd, weight, C_in, C_in, C_out, 1);
     }
     return 0;
+}
+
+/* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
+    return pack(p, weight, C_in, C_out, 0);
+}
+
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
+    return pack(p, weight, C_in, C_out, 1);
 }
 
 void conv3x3_workspace_free(conv3x3_workspace *ws) {
@@ -270,27 +285,48 @@ static int winograd_on(void) {
  * AVX-512 kernels do it in registers, the others in a second pass). relu: out = max(out,
  * 0) (a fused ReLU forward, likewise). wino: the Winograd weights of the same kernel, or
  * NULL. */
-static void conv_run(float *out, const float *inp, const float *wpack, const float *wino, int wino_tr,
-                     const float *bias, const float *mask, int relu, int C_in, int C_out, int H,
-                     int W, conv3x3_workspace *ws) {
+static int conv_run(float *out, const float *inp, const float *wpack, const float *wino, int wino_tr,
+                    const float *bias, const float *mask, int relu, int C_in, int C_out, int H,
+                    int W, conv3x3_workspace *ws) {
 #ifdef NST_X86
     switch (cpu_kernel_tier()) {
     case CPU_AVX512:
         /* (-1: no memory for its scratch; the direct kernel needs none) */
         if (wino && winograd_on() &&
             conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, relu, wino_tr, C_in, C_out, H, W, ws) == 0)
-            return;
+            return 0;
+        if (!wpack) return -1; /* a lean pack: the caller runs the reference */
         conv3x3_run_avx512(out, inp, wpack, bias, mask, relu, C_in, C_out, H, W);
-        return;
-    case CPU_AVX2: conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W); break;
-    default: conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W); break;
+        return 0;
+    case CPU_AVX2:
+        if (!wpack) return -1;
+        conv3x3_run_avx2(out, inp, wpack, bias, C_in, C_out, H, W);
+        break;
+    default:
+        if (!wpack) return -1;
+        conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
+        break;
     }
 #else
     (void)wino;
+    if (!wpack) return -1;
     conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
 #endif
     if (mask) relu_backward(out, out, mask, (size_t)C_out * H * W);
     if (relu) relu_forward(out, out, (size_t)C_out * H * W);
+    return 0;
+}
+
+/* A lean pack's way out when its direct pack is missing: the reference convolution. */
+static void forward_fallback(float *out, const float *inp, const conv3x3_packed *w, const float *bias, int relu,
+                             int H, int W) {
+    conv3x3_forward_ref(out, inp, w->weight, bias, w->C_in, w->C_out, H, W);
+    if (relu) relu_forward(out, out, (size_t)w->C_out * H * W);
+}
+static void backward_fallback(float *dinp, const float *dout, const conv3x3_packed *w, const float *mask, int H,
+                              int W) {
+    conv3x3_backward_input_ref(dinp, dout, w->weight, w->C_in, w->C_out, H, W);
+    if (mask) relu_backward(dinp, dinp, mask, (size_t)w->C_in * H * W);
 }
 
 /* Whether the forward pass may use Winograd: not for 64 -> 64 (VGG19's conv1_2). The
@@ -307,8 +343,9 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws) {
-    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 0, w->C_in,
-             w->C_out, H, W, ws);
+    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 0, w->C_in,
+                 w->C_out, H, W, ws))
+        forward_fallback(out, inp, w, bias, 0, H, W);
 }
 
 /* The backward pass's Winograd weights: its own, or the forward's read transposed. */
@@ -320,8 +357,9 @@ static const float *wino_backward(const conv3x3_packed *w, int *tr) {
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
 void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                           int H, int W, conv3x3_workspace *ws) {
-    conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 1, w->C_in,
-             w->C_out, H, W, ws);
+    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 1, w->C_in,
+                 w->C_out, H, W, ws))
+        forward_fallback(out, inp, w, bias, 1, H, W);
 }
 
 /* dinp is (C_in,H,W), dout is (C_out,H,W) */
@@ -329,7 +367,8 @@ void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed
                             conv3x3_workspace *ws) {
     int tr;
     const float *wino = wino_backward(w, &tr);
-    conv_run(dinp, dout, w->bwd, wino, tr, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws);
+    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws))
+        backward_fallback(dinp, dout, w, NULL, H, W);
 }
 
 /* dinp, mask are (C_in,H,W), dout is (C_out,H,W) */
@@ -337,7 +376,8 @@ void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_p
                                  const float *mask, int H, int W, conv3x3_workspace *ws) {
     int tr;
     const float *wino = wino_backward(w, &tr);
-    conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws);
+    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws))
+        backward_fallback(dinp, dout, w, mask, H, W);
 }
 
 /* The portable path whatever the CPU, for the tests (not in ops.h). */

@@ -40,6 +40,8 @@ typedef struct {
      * 16/9 the size of the weights. wino_bwd is NULL where the backward pass reads wino_fwd
      * transposed (C_in a multiple of 8: all of VGG19, saving 143 MB of its 285). */
     float *wino_fwd, *wino_bwd;
+    const float *weight; /* the caller's (C_out,C_in,3,3) weights, borrowed: the lean
+                            pack's fallback when a direct pack was not kept */
 } conv3x3_packed;
 
 /* Scratch memory of the fast path (the Winograd transforms), kept by the caller from
@@ -54,6 +56,14 @@ void conv3x3_workspace_free(conv3x3_workspace *ws);
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
 int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out);
 void conv3x3_packed_free(conv3x3_packed *p);
+/* The same, but without the direct-kernel packs that the Winograd kernels make useless
+ * (the forward one where Winograd runs the forward pass, the backward one where it runs
+ * the backward pass): about 100 MB less for VGG19. Only where the CPU has AVX-512 and
+ * neither NST_KERNEL nor NST_CONV is set when packing; if a direct pass is asked for
+ * later anyway (those variables set since, or no memory for Winograd's scratch), the
+ * reference convolution of the borrowed weights runs instead: slow, the same results.
+ * weight must outlive the pack. */
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out);
 /* Same contracts as the _ref versions. */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws);
