@@ -317,17 +317,6 @@ static int conv_run(float *out, const float *inp, const float *wpack, const floa
     return 0;
 }
 
-/* A lean pack's way out when its direct pack is missing: the reference convolution. */
-static void forward_fallback(float *out, const float *inp, const conv3x3_packed *w, const float *bias, int relu,
-                             int H, int W) {
-    conv3x3_forward_ref(out, inp, w->weight, bias, w->C_in, w->C_out, H, W);
-    if (relu) relu_forward(out, out, (size_t)w->C_out * H * W);
-}
-static void backward_fallback(float *dinp, const float *dout, const conv3x3_packed *w, const float *mask, int H,
-                              int W) {
-    conv3x3_backward_input_ref(dinp, dout, w->weight, w->C_in, w->C_out, H, W);
-    if (mask) relu_backward(dinp, dinp, mask, (size_t)w->C_in * H * W);
-}
 
 /* Whether the forward pass may use Winograd: not for 64 -> 64 (VGG19's conv1_2). The
  * forward pass feeds discrete choices (ReLU signs, max-pool argmaxes) and a different
@@ -340,12 +329,15 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
     return w->C_in > WINO_MIN_C || w->C_out > WINO_MIN_C;
 }
 
-/* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
-void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
-                     int H, int W, conv3x3_workspace *ws) {
-    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 0, w->C_in,
-                 w->C_out, H, W, ws))
-        forward_fallback(out, inp, w, bias, 0, H, W);
+/* The forward pass, its ReLU fused in if relu. A lean pack whose direct pack is missing
+ * (conv_run says -1) runs the reference convolution instead. */
+static void forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias, int relu, int H,
+                    int W, conv3x3_workspace *ws) {
+    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, relu, w->C_in,
+                 w->C_out, H, W, ws) == 0)
+        return;
+    conv3x3_forward_ref(out, inp, w->weight, bias, w->C_in, w->C_out, H, W);
+    if (relu) relu_forward(out, out, (size_t)w->C_out * H * W);
 }
 
 /* The backward pass's Winograd weights: its own, or the forward's read transposed. */
@@ -354,30 +346,35 @@ static const float *wino_backward(const conv3x3_packed *w, int *tr) {
     return w->wino_bwd ? w->wino_bwd : w->wino_fwd;
 }
 
+/* The backward pass to the input, the ReLU mask applied if mask; the same fallback. */
+static void backward(float *dinp, const float *dout, const conv3x3_packed *w, const float *mask, int H, int W,
+                     conv3x3_workspace *ws) {
+    int tr;
+    const float *wino = wino_backward(w, &tr);
+    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws) == 0) return;
+    conv3x3_backward_input_ref(dinp, dout, w->weight, w->C_in, w->C_out, H, W);
+    if (mask) relu_backward(dinp, dinp, mask, (size_t)w->C_in * H * W);
+}
+
 /* out is (C_out,H,W), inp is (C_in,H,W), bias is (C_out) or NULL */
+void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
+                     int H, int W, conv3x3_workspace *ws) {
+    forward(out, inp, w, bias, 0, H, W, ws);
+}
 void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                           int H, int W, conv3x3_workspace *ws) {
-    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, 1, w->C_in,
-                 w->C_out, H, W, ws))
-        forward_fallback(out, inp, w, bias, 1, H, W);
+    forward(out, inp, w, bias, 1, H, W, ws);
 }
 
 /* dinp is (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input(float *dinp, const float *dout, const conv3x3_packed *w, int H, int W,
                             conv3x3_workspace *ws) {
-    int tr;
-    const float *wino = wino_backward(w, &tr);
-    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, NULL, 0, w->C_out, w->C_in, H, W, ws))
-        backward_fallback(dinp, dout, w, NULL, H, W);
+    backward(dinp, dout, w, NULL, H, W, ws);
 }
-
 /* dinp, mask are (C_in,H,W), dout is (C_out,H,W) */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
                                  const float *mask, int H, int W, conv3x3_workspace *ws) {
-    int tr;
-    const float *wino = wino_backward(w, &tr);
-    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws))
-        backward_fallback(dinp, dout, w, mask, H, W);
+    backward(dinp, dout, w, mask, H, W, ws);
 }
 
 /* The portable path whatever the CPU, for the tests (not in ops.h). */

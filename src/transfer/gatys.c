@@ -244,14 +244,20 @@ void gatys_free(nst_transfer *t) {
 
 const float *gatys_content_input(const nst_transfer *t) { return t->content_input; }
 
-static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
-                                 const nst_image *content, const nst_image *styles, const float *blend,
-                                 int n_styles, nst_error *err) {
+/* What both devices' transfers start from: the configuration and the image's size. */
+static void transfer_geometry(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                              const nst_image *content) {
     t->cfg = cfg;
     t->net = net;
     t->content = content;
     if (cfg->squash) t->W = t->H = cfg->size;
     else nst_image_fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+}
+
+static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
+                                 const nst_image *content, const nst_image *styles, const float *blend,
+                                 int n_styles, nst_error *err) {
+    transfer_geometry(t, cfg, net, content);
     int depth = nst_transfer_depth(cfg);
 
     /* per-layer weights */
@@ -272,8 +278,8 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
         keep[l] = t->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
     s = vgg19_acts_build(&t->acts, depth, t->H, t->W, keep, err);
-    if (s == NST_OK) vgg19_acts_fuse_relus(&t->acts); /* the losses read kept convs only */
     if (s) return s;
+    vgg19_acts_fuse_relus(&t->acts); /* the losses read kept convs only */
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
     t->grad = nst_alloc_array(n, sizeof(float));
@@ -306,11 +312,7 @@ static nst_status transfer_build_cuda(nst_transfer *t, const nst_transfer_config
     nst_status s = nst_device_resolve(NST_DEVICE_CUDA, &dev, err); /* says why not, if not */
     if (s) return s;
 #ifdef NST_HAVE_CUDA
-    t->cfg = cfg;
-    t->net = net;
-    t->content = content;
-    if (cfg->squash) t->W = t->H = cfg->size;
-    else nst_image_fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+    transfer_geometry(t, cfg, net, content);
     size_t n = (size_t)3 * t->H * t->W;
     float bw[NST_MAX_STYLES];
     if ((s = blend_weights(blend, n_styles, bw, err))) return s;
