@@ -21,19 +21,12 @@
 #include "net/johnson.h"
 #include "transfer/fast.h"
 #include "util/util.h"
+#include "bench_common.h"
 
 #define MAX_LIST 16
 #define SEED 1
 
-static void check(nst_status s, const nst_error *err) {
-    if (s == NST_OK) return;
-    fprintf(stderr, "bench_fast: %s\n", err->msg);
-    exit(1);
-}
-
-static void fill_uniform(float *x, size_t n, float lo, float hi, nst_rng *rng) {
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)nst_rng_uniform(rng);
-}
+static void check(nst_status s, const nst_error *err) { bench_check("bench_fast", s, err); }
 
 /* "512,1024" -> {512, 1024}; returns the count, 0 on a bad list. */
 static int parse_list(const char *s, int *out) {

@@ -41,18 +41,11 @@ int main(void) {
 #include "net/johnson.h"
 #include "transfer/fast.h"
 #include "util/util.h"
+#include "bench_common.h"
 
 #define MAX_LIST 16
 
-static void check(nst_status s, const nst_error *err) {
-    if (s == NST_OK) return;
-    fprintf(stderr, "bench_fast_cuda: %s\n", err->msg);
-    exit(1);
-}
-
-static void fill_uniform(float *x, size_t n, float lo, float hi, nst_rng *rng) {
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)nst_rng_uniform(rng);
-}
+static void check(nst_status s, const nst_error *err) { bench_check("bench_fast_cuda", s, err); }
 
 /* "1024x1024,3840x2160" or "512,1024" (squares) -> widths and heights; the count, 0 if bad */
 static int parse_sizes(const char *s, int *w, int *h) {
