@@ -70,10 +70,47 @@ typedef enum {
 /* Images                                                                    */
 /* ------------------------------------------------------------------------- */
 
+/* An image: RGB colour, and what a file may carry beside it. The colour of a pixel with
+ * alpha < 255 is composited on white (what a viewer shows on a white page), so that the
+ * networks see what the user sees; the alpha is kept apart so that it can be written
+ * back. nst_image_free frees every field; a zeroed nst_image is empty. */
 typedef struct {
     int width, height;
-    float *pixels; /* (height, width, 3) RGB, 0..255 */
+    float *pixels;       /* (height, width, 3) RGB, 0..255 */
+    float *alpha;        /* NULL (opaque), or (height, width) 0..255 */
+    unsigned char *icc;  /* the colour profile (ICC) as stored in the file, or NULL */
+    size_t icc_size;
+    unsigned char *exif; /* EXIF as a TIFF structure ("II*\0" or "MM\0*" onward), or NULL;
+                            its orientation is already applied to the pixels and reset to 1 */
+    size_t exif_size;
+    int bit_depth;       /* of the source file's samples: 8 or 16 (0: not from a file) */
 } nst_image;
+
+/* File formats, detected from the content when reading, never from the name. */
+typedef enum {
+    NST_FORMAT_AUTO = 0, /* when saving: from the path's extension */
+    NST_FORMAT_PNG,      /* read: 1-16 bit, grey/palette/RGB, alpha; write: 8 or 16 bit, alpha */
+    NST_FORMAT_JPEG,     /* read: grey/RGB/CMYK, EXIF orientation; write: quality, 4:4:4 */
+    NST_FORMAT_WEBP,     /* read: lossy/lossless, alpha (first frame); write: quality, alpha */
+    NST_FORMAT_TIFF,     /* read: 8/16 bit, grey/RGB/palette/CMYK, alpha; write: 8/16 bit, alpha */
+    NST_FORMAT_BMP,      /* read only: 1-32 bit, uncompressed and RLE */
+    NST_FORMAT_GIF,      /* read only: the first frame, transparency */
+    NST_FORMAT_PPM       /* read only: binary P5/P6, 8 or 16 bit */
+} nst_format;
+
+/* "png", "jpeg", "webp", "tiff", "bmp", "gif", "ppm" ("auto" for NST_FORMAT_AUTO). */
+const char *nst_format_name(nst_format f);
+/* A format from a name or an extension, any case, with or without the dot ("jpg",
+ * ".JPEG", "tif", "webp", ...): NST_OK, or NST_ERR_ARG naming what is supported. */
+nst_status nst_format_parse(const char *name, nst_format *f, nst_error *err);
+/* The format that the extension of path names when saving (png, jpg/jpeg, webp, tif/tiff):
+ * NST_OK, or NST_ERR_ARG with a message naming path and the writable formats. */
+nst_status nst_format_for_path(const char *path, nst_format *f, nst_error *err);
+/* 1 if nst can write f. */
+int nst_format_writable(nst_format f);
+/* The format of a file from its first bytes (n of them; 16 are enough), or
+ * NST_FORMAT_AUTO if none is recognised. */
+nst_format nst_format_detect(const void *head, size_t n);
 
 /* Default limit on decoded pixels (width*height); checked before allocating. */
 #define NST_DEFAULT_MAX_PIXELS ((size_t)100 * 1000 * 1000)
@@ -111,10 +148,14 @@ nst_status nst_limits_from_env(nst_limits *lim, nst_error *err);
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);
 void nst_image_free(nst_image *img);
 
-/* Decodes a PNG (8/16-bit, grey, palette, alpha; alpha is composited on white) or
- * JPEG (grey/RGB/CMYK; EXIF orientation applied) by content, not by extension.
+/* Decodes an image file of any format above, detected by content (not by extension);
+ * fills the alpha, ICC profile, EXIF and bit depth where the file has them.
  * limits: NULL for the defaults; a larger file or image is refused (NST_ERR_LIMIT). */
 nst_status nst_image_load(nst_image *img, const char *path, const nst_limits *limits, nst_error *err);
+/* The same from memory (e.g. a photo read from standard input); name stands for the file
+ * in messages (e.g. "<stdin>"). */
+nst_status nst_image_decode(nst_image *img, const void *data, size_t size, const char *name,
+                            const nst_limits *limits, nst_error *err);
 
 /* Lists the image files (.jpg, .jpeg, .png, any case; not hidden ones) of the folder dir,
  * sorted by name (strcmp), as paths "dir/name" (*paths: count strings; free with
@@ -123,10 +164,33 @@ nst_status nst_image_load(nst_image *img, const char *path, const nst_limits *li
 nst_status nst_list_images(const char *dir, char ***paths, int *count, nst_error *err);
 void nst_free_paths(char **paths, int count);
 
-/* Encodes by the file's extension: .png (8-bit RGB) or .jpg/.jpeg (quality 95).
- * Atomic: written to a temporary file in the same folder, fsynced, then renamed, so
- * that the path holds either the old file or the complete new one. */
+/* How to encode. A zeroed struct (or NULL) means: the format from the extension, the
+ * default quality, 8 bits, and the image's alpha, ICC profile and EXIF written where the
+ * format holds them. */
+typedef struct {
+    nst_format format; /* AUTO: from the path's extension */
+    int quality;       /* JPEG and WebP, 1..100 (0: 95 for JPEG, 90 for WebP) */
+    int bit_depth;     /* 8 (0: the default) or 16 (PNG and TIFF only) */
+    int strip;         /* 1: write neither the ICC profile nor EXIF */
+} nst_save_options;
+
+/* Encodes by the file's extension: .png, .jpg/.jpeg, .webp, .tif/.tiff (see
+ * nst_save_options for the rest). Atomic: written to a temporary file in the same folder,
+ * fsynced, then renamed, so that the path holds either the old file or the complete new
+ * one. An alpha channel is written where the format has one (PNG, WebP, TIFF; JPEG: the
+ * colour as composited on white). */
 nst_status nst_image_save(const nst_image *img, const char *path, nst_error *err);
+nst_status nst_image_save_as(const nst_image *img, const char *path, const nst_save_options *opt,
+                             nst_error *err);
+/* The same into memory (e.g. for standard output): *data (free() it), *size.
+ * opt->format must name a format (not AUTO). */
+nst_status nst_image_encode(const nst_image *img, const nst_save_options *opt, unsigned char **data,
+                            size_t *size, nst_error *err);
+
+/* Gives dst what src carries beside its colour: the alpha (resampled to dst's size), the
+ * ICC profile and EXIF (copied) and the bit depth. For a result made from a photo, so
+ * that it is saved with the photo's transparency and colour profile. */
+nst_status nst_image_copy_extras(nst_image *dst, const nst_image *src, nst_error *err);
 
 /* The size of a w x h image scaled so that its longer side is `side`, the aspect ratio
  * kept (rounded to the nearest pixel, at least 1). */
@@ -320,7 +384,11 @@ int nst_train_depth(const nst_train_config *cfg);
 
 typedef struct {
     int step, steps;
-    double elapsed_s;
+    double elapsed_s;        /* training time in all runs so far (a resumed run goes on from
+                                the checkpoint's time) */
+    int start_step;          /* the step this run started from (0, or the checkpoint's) */
+    double start_elapsed_s;  /* elapsed_s at start_step: the rate is
+                                (step - start_step) / (elapsed_s - start_elapsed_s) */
     double content_loss, style_loss, tv_loss, total_loss; /* weighted, mean over the batch */
     const char *checkpoint; /* non-NULL right after a checkpoint: the preview image written */
     const char *warning;    /* non-NULL if something non-essential failed (the preview) */
