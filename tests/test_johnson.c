@@ -185,6 +185,34 @@ static float *model_params(const char *path, size_t *n) {
     return p;
 }
 
+/* What a run's progress callbacks saw: the first one's and the last one's. */
+typedef struct {
+    int calls;
+    nst_train_progress first, last;
+} progress_log;
+
+static int log_progress(const nst_train_progress *p, void *user) {
+    progress_log *log = user;
+    if (log->calls++ == 0) log->first = *p;
+    log->last = *p;
+    return 0;
+}
+
+/* A copy of the checkpoint src without its training time, as older nst wrote them. */
+static void strip_train_seconds(const char *src, const char *dst) {
+    nstm_model m = {0}, old = {0};
+    nst_error err;
+    CHECK(nstm_load(&m, src, NULL, &err) == NST_OK, "%s", err.msg);
+    for (int i = 0; i < m.n_ints; i++) nstm_add_int(&old, m.ints[i].name, m.ints[i].value, &err);
+    for (int i = 0; i < m.n_strings; i++)
+        if (strcmp(m.strings[i].name, "train_seconds") != 0) nstm_add_string(&old, m.strings[i].name, m.strings[i].value, &err);
+    for (int i = 0; i < m.n_tensors; i++)
+        nstm_add_tensor(&old, m.tensors[i].name, m.tensors[i].ndim, m.tensors[i].dims, m.tensors[i].data, &err);
+    CHECK(nstm_save(&old, dst, &err) == NST_OK, "%s", err.msg);
+    nstm_free(&old);
+    nstm_free(&m);
+}
+
 static void test_training(const nst_vgg19 *vgg, const char *dir) {
     char out[512], out2[512], ckpt[600], bad[512];
     snprintf(out, sizeof out, "%s/tiny.nstm", dir);
@@ -299,16 +327,47 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     nst_train_config c2 = cfg;
     c2.output_path = out2;
     c2.steps = 3;
-    CHECK(nst_train_run(&c2, vgg, NULL, NULL, &err) == NST_OK, "%s", err.msg);
+    progress_log run1 = {0}, run2 = {0};
+    CHECK(nst_train_run(&c2, vgg, log_progress, &run1, &err) == NST_OK, "%s", err.msg);
+    CHECK(run1.calls == 3 && run1.first.step == 1 && run1.first.start_step == 0 && run1.first.start_elapsed_s == 0.0 &&
+              run1.last.elapsed_s >= run1.first.elapsed_s && run1.first.elapsed_s > 0.0,
+          "first run's clock: %d calls, step %d from %d, %g s from %g s", run1.calls, run1.first.step,
+          run1.first.start_step, run1.first.elapsed_s, run1.first.start_elapsed_s);
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out2);
+    nstm_model cm = {0};
+    CHECK(nstm_load(&cm, ckpt, NULL, &err) == NST_OK, "%s", err.msg);
+    const char *secs = nstm_get_string(&cm, "train_seconds");
+    CHECK(secs && atof(secs) >= run1.last.elapsed_s, "checkpoint's train_seconds '%s' vs %g s trained",
+          secs ? secs : "(none)", run1.last.elapsed_s);
+    nstm_free(&cm);
     c2.steps = 6;
     c2.resume_path = ckpt;
-    CHECK(nst_train_run(&c2, vgg, NULL, NULL, &err) == NST_OK, "%s", err.msg);
+    CHECK(nst_train_run(&c2, vgg, log_progress, &run2, &err) == NST_OK, "%s", err.msg);
+    /* the resumed run's clock goes on from the checkpoint's */
+    CHECK(run2.calls == 3 && run2.first.step == 4 && run2.first.start_step == 3 &&
+              run2.first.start_elapsed_s >= run1.last.elapsed_s && run2.first.elapsed_s > run2.first.start_elapsed_s &&
+              run2.last.elapsed_s >= run2.first.elapsed_s,
+          "resumed run's clock: step %d from %d, %g s from %g s (the first run: %g s)", run2.first.step,
+          run2.first.start_step, run2.first.elapsed_s, run2.first.start_elapsed_s, run1.last.elapsed_s);
     size_t n1 = 0, n2 = 0;
     float *p1 = model_params(out, &n1), *p2 = model_params(out2, &n2);
     CHECK(p1 && p2 && n1 == n2 && memcmp(p1, p2, n1 * 4) == 0, "resumed training gives the same parameters");
     free(p1);
     free(p2);
+    /* a checkpoint without the training time (older nst) resumes with the clock at 0 */
+    char old_ckpt[600];
+    snprintf(old_ckpt, sizeof old_ckpt, "%s/old.ckpt", dir);
+    strip_train_seconds(ckpt, old_ckpt);
+    nst_train_config c3 = c2;
+    c3.output_path = out2;
+    c3.resume_path = old_ckpt;
+    c3.steps = 7;
+    progress_log run3 = {0};
+    CHECK(nst_train_run(&c3, vgg, log_progress, &run3, &err) == NST_OK, "%s", err.msg);
+    CHECK(run3.calls == 1 && run3.first.start_step == 6 && run3.first.start_elapsed_s == 0.0 &&
+              run3.first.elapsed_s > 0.0,
+          "old checkpoint's clock: step %d from %d, %g s from %g s", run3.first.step, run3.first.start_step,
+          run3.first.elapsed_s, run3.first.start_elapsed_s);
     /* the preview of the last checkpoint exists */
     char prev[600];
     snprintf(prev, sizeof prev, "%s/tiny_step000006.jpg", dir);

@@ -312,6 +312,7 @@ struct fast_trainer {
     float *dy;         /* (3,S,S) d(loss)/d(network output) */
     float *vgrad;      /* (3,S,S) d(loss)/d(VGG input) */
     int step;          /* steps completed */
+    double elapsed_s;  /* training time of all runs up to the last step (seconds) */
     double content_loss, style_loss, tv_loss; /* weighted, mean over the last batch */
     nst_cuda *cuda;    /* on CUDA: the context and the GPU trainer (a fast_cuda), which */
     void *gpu;         /* holds the current parameters and Adam state; NULL: the CPU */
@@ -629,6 +630,9 @@ static nst_status model_add_record(const fast_trainer *t, nstm_model *m, nst_err
     if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
     snprintf(buf, sizeof buf, "%d", t->step);
     if (!s) s = nstm_add_string(m, "steps", buf, err);
+    /* rounded up to the millisecond, so that a resumed run's clock never goes back */
+    snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
+    if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
     snprintf(buf, sizeof buf, "batch %d, size %d, style size %d, lr %g, content weight %g, style weight %g, tv weight %g, seed %llu",
              cfg->batch, cfg->size, cfg->style_size, cfg->lr, cfg->content_weight, cfg->style_weight, cfg->tv_weight,
              (unsigned long long)cfg->seed);
@@ -704,10 +708,22 @@ static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char
     if ((s = nstm_expect_int(&m, path, "adam_t", 0, INT32_MAX, &adam_t, err))) goto done;
     for (int i = 0; i < 6; i++)
         if ((s = nstm_expect_int(&m, path, names[i], i < 2 ? INT32_MIN : 0, INT32_MAX, &v[i], err))) goto done;
+    /* the training time so far; older checkpoints have none: they start the clock at 0 */
+    double elapsed = 0.0;
+    const char *secs = nstm_get_string(&m, "train_seconds");
+    if (secs) {
+        char *end;
+        elapsed = strtod(secs, &end);
+        if (end == secs || *end || !isfinite(elapsed) || elapsed < 0.0) {
+            s = nst_fail(err, NST_ERR_FORMAT, "%s: train_seconds '%.40s' is not a number of seconds", path, secs);
+            goto done;
+        }
+    }
     memcpy(t->adam.m, am, (size_t)n * sizeof(float));
     memcpy(t->adam.v, av, (size_t)n * sizeof(float));
     t->adam.t = adam_t;
     t->step = step;
+    t->elapsed_s = elapsed;
     dataset_position pos = {(uint64_t)(uint32_t)v[0] | (uint64_t)(uint32_t)v[1] << 32, v[2], v[3], v[4], v[5]};
     if ((s = dataset_set_position(data, &pos, err))) {
         char msg[sizeof err->msg];
@@ -794,18 +810,27 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
     if ((s = fast_trainer_build(&t, cfg, vgg, err))) goto done;
     if (cfg->resume_path && (s = load_checkpoint(t, data, cfg->resume_path, err))) goto done;
 
-    double t0 = nst_now();
+    double t0 = nst_now(), start_elapsed = t->elapsed_s;
     int start = t->step;
     while (t->step < cfg->steps) {
         if ((s = dataset_next_batch(data, t->batch, cfg->batch, cfg->size, err))) break;
         if ((s = fast_trainer_step(t, err))) break;
+        t->elapsed_s = start_elapsed + (nst_now() - t0);
         double c, st, tv, total = fast_trainer_losses(t, &c, &st, &tv);
         if (!isfinite(total)) {
             s = nst_fail(err, NST_ERR_ARG, "the loss became %g at step %d; lower the learning rate", total, t->step);
             break;
         }
         int checkpoint = t->step == cfg->steps || (cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0);
-        nst_train_progress p = {t->step, cfg->steps, nst_now() - t0, c, st, tv, total, NULL, NULL};
+        nst_train_progress p = {.step = t->step,
+                                .steps = cfg->steps,
+                                .elapsed_s = t->elapsed_s,
+                                .start_step = start,
+                                .start_elapsed_s = start_elapsed,
+                                .content_loss = c,
+                                .style_loss = st,
+                                .tv_loss = tv,
+                                .total_loss = total};
         nst_error preview_err;
         if (checkpoint) {
             preview_path(preview, sizeof preview, cfg->output_path, t->step);
