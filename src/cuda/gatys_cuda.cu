@@ -479,14 +479,15 @@ static nst_status style_targets(gatys_cuda *g, const nst_vgg19 *net, const nst_i
     for (int i = 0; i < n_styles; i++) {
         float *xs = NULL;
         int w, h;
-        nst_status s = gatys_style_input(cfg, &styles[i], &xs, &w, &h, err);
+        nst_status s = gatys_style_input(cfg, &styles[i], i, &xs, &w, &h, err);
         if (s) return s;
         /* a conv tap must keep its output: without it the ReLU is fused into the conv's
          * bias kernel in place, and the Gram would be taken after the ReLU */
         unsigned char keep[NST_NUM_LAYERS] = {0};
         for (int l = 0; l < g->depth; l++) keep[l] = g->loss[l].A && vgg19_layer_kind(l) == VGG_CONV;
         vgg19_cuda_acts sa;
-        s = vgg19_cuda_acts_build(&sa, g->vgg, g->depth, h, w, keep, cfg->precision, err);
+        s = gatys_blame(err, vgg19_cuda_acts_build(&sa, g->vgg, g->depth, h, w, keep, cfg->precision, err), cfg, i, w,
+                        h);
         if (!s) s = nst_cuda_copy_sync(g->ctx, sa.input, xs, (size_t)3 * w * h * sizeof(float), cudaMemcpyHostToDevice, err);
         free(xs);
         for (int l = 0; !s && l < g->depth; l++) {
@@ -598,7 +599,8 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
     }
     /* (the style images' one forward pass each took the heuristic's algorithms) */
     vgg19_cuda_set_search(g->vgg, GATYS_MEASURE_DEFAULT);
-    if ((s = vgg19_cuda_acts_build(&g->acts, g->vgg, g->depth, g->H, g->W, keep, cfg->precision, err))) return s;
+    if ((s = vgg19_cuda_acts_build(&g->acts, g->vgg, g->depth, g->H, g->W, keep, cfg->precision, err)))
+        return gatys_blame(err, s, cfg, -1, g->W, g->H);
     vgg19_cuda_acts *a = &g->acts;
     for (int l = 0; l < g->depth; l++)
         if (g->loss[l].A) g->loss[l].gscale = gram_scale(cfg, a->C[l], a->Hl[l] * a->Wl[l]);

@@ -17,11 +17,11 @@ extern "C" {
 
 typedef struct gatys_cuda gatys_cuda;
 
-/* Builds a run for an H x W image: uploads the weights, computes the style targets (each
- * style image resized and preprocessed on the host by gatys_style_input, its Gram on the
- * GPU, blended with weights blend[i], which sum to 1) and the content targets from
- * content_input (host, (3,H,W), preprocessed), and sets the image to x0 (host, (3,H,W)).
- * cfg must stay valid while the run lives. */
+/* Builds a run for an H x W image (the canvas, see gatys.h): uploads the weights, computes
+ * the style targets (each style image resized, preprocessed and padded on the host by
+ * gatys_style_input, its Gram on the GPU, blended with weights blend[i], which sum to 1)
+ * and the content targets from content_input (host, (3,H,W), preprocessed), and sets the
+ * image to x0 (host, (3,H,W)). cfg must stay valid while the run lives. */
 nst_status gatys_cuda_build(gatys_cuda **g, const nst_transfer_config *cfg, const nst_vgg19 *net, int W, int H,
                             const float *content_input, const nst_image *styles, const float *blend,
                             int n_styles, const float *x0, nst_error *err);

@@ -568,6 +568,13 @@ void vgg19_deprocess(nst_image *img, const float *x) {
         }
 }
 
+int vgg19_min_side(int depth) {
+    int side = 1;
+    for (int l = 0; l < depth && l < NST_NUM_LAYERS; l++)
+        if (vgg19_layer_kind(l) == VGG_POOL) side *= 2;
+    return side;
+}
+
 int vgg19_taps_depth(const nst_tap *a, int na, const nst_tap *b, int nb) {
     int depth = 0;
     for (int i = 0; i < na; i++)

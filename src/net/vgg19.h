@@ -80,6 +80,10 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
 /* Forward with the reference convolution (for tests). */
 void vgg19_forward_layer_ref(const nst_vgg19 *net, vgg19_acts *a, int l);
 
+/* The smallest width and height an input run to layers 0..depth-1 may have: 2 to the
+ * number of pools among them (each halves a side, rounding down, and must leave 1). */
+int vgg19_min_side(int depth);
+
 /* Layers to run for losses at these taps: the deepest tap + 1 (0 if none). */
 int vgg19_taps_depth(const nst_tap *a, int na, const nst_tap *b, int nb);
 

@@ -5,7 +5,21 @@
  * One evaluation of the objective = one forward pass up to the deepest tap (the losses'
  * values computed at each tap as soon as the forward pass reaches it), one backward pass
  * to the image (the losses' gradients added at each tap as the backward pass reaches it),
- * plus total variation on the image itself. */
+ * plus total variation on the image itself.
+ *
+ * Geometry. The result has the content's fitted size w x h (its longer side cfg->size,
+ * or size x size when squashed), whatever the photo's shape. The network needs each side
+ * of its input to be at least vgg19_min_side(depth) (16 up to relu5_1: each pool halves
+ * a side). A smaller or thinner photo is optimized on a canvas of max(w, min) x
+ * max(h, min), the photo in the middle and the rest its reflection: the content target
+ * is taken on the reflected canvas, the image starts as it and the padding is optimized
+ * like the rest; only the photo's crop is returned (snapshots too), and TV runs over the
+ * whole canvas. A canvas rather than losses weighted to the photo's region: a few pools
+ * down, every feature of a 1-pixel-high photo mixes photo and padding, so no region of
+ * the deep layers is the photo's alone; on the canvas every loss keeps its meaning, and
+ * a size that needs no padding runs exactly as before. Style images too small for the
+ * network are reflected the same way, so their Grams are a mean over the padded canvas
+ * (reflection keeps the painting's statistics, with some repeated texture). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -32,7 +46,8 @@ typedef struct {
 struct nst_transfer {
     const nst_transfer_config *cfg;
     const nst_vgg19 *net;
-    int H, W;
+    int H, W;                               /* the canvas: the image the network sees */
+    int h, w, x0, y0;                       /* the photo's size and place on it (the result) */
     vgg19_acts acts;
     layer_loss loss[NST_NUM_LAYERS];
     unsigned char tap[NST_NUM_LAYERS];      /* 1 where a loss reads layer l */
@@ -107,8 +122,8 @@ static nst_status init_image(nst_transfer *t, nst_error *err);
 /* ---- building ------------------------------------------------------------------ */
 
 static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst_error *err) {
-    if (cfg->size < 16 || cfg->size > NST_MAX_DIMENSION)
-        return nst_fail(err, NST_ERR_ARG, "size %d is out of range (16..%d)", cfg->size, NST_MAX_DIMENSION);
+    if (cfg->size < 1 || cfg->size > NST_MAX_DIMENSION)
+        return nst_fail(err, NST_ERR_ARG, "size %d is out of range (1..%d)", cfg->size, NST_MAX_DIMENSION);
     if (cfg->steps < 0) return nst_fail(err, NST_ERR_ARG, "steps must be >= 0");
     if (n_styles < 1 || n_styles > NST_MAX_STYLES)
         return nst_fail(err, NST_ERR_ARG, "need 1..%d style images, got %d", NST_MAX_STYLES, n_styles);
@@ -123,6 +138,12 @@ static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst
     if (!(cfg->lr > 0.0f) && cfg->optimizer == NST_OPT_ADAM)
         return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
     if (!(cfg->style_scale > 0.0f)) return nst_fail(err, NST_ERR_ARG, "style scale must be > 0");
+    double style_side = (double)cfg->size * cfg->style_scale;
+    if (!cfg->squash && !(style_side <= NST_MAX_DIMENSION))
+        return nst_fail(err, NST_ERR_LIMIT,
+                        "the style images would be %.0f px on their longer side (size %d x style scale %g), more "
+                        "than %d; lower --style-scale",
+                        style_side, cfg->size, cfg->style_scale, NST_MAX_DIMENSION);
     return NST_OK;
 }
 
@@ -138,6 +159,56 @@ static nst_status prepare_input(float *x, const nst_image *img, int w, int h, ns
     vgg19_preprocess(x, &r);
     nst_image_free(&r);
     return NST_OK;
+}
+
+int gatys_reflect_index(int i, int n) {
+    if (n <= 1) return 0; /* nothing to reflect: the one pixel is repeated */
+    int period = 2 * (n - 1);
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - i;
+}
+
+void gatys_pad_planes(float *dst, int W, int H, const float *src, int w, int h, int x0, int y0) {
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < H; i++) {
+            const float *row = src + ((size_t)c * h + gatys_reflect_index(i - y0, h)) * w;
+            float *d = dst + ((size_t)c * H + i) * W;
+            for (int j = 0; j < W; j++) d[j] = row[gatys_reflect_index(j - x0, w)];
+        }
+}
+
+/* The canvas for a w x h image: each side at least what the network's pools need, the
+ * image centred on it. */
+static void canvas_size(int depth, int w, int h, int *W, int *H, int *x0, int *y0) {
+    int m = vgg19_min_side(depth);
+    *W = w > m ? w : m;
+    *H = h > m ? h : m;
+    *x0 = (*W - w) / 2;
+    *y0 = (*H - h) / 2;
+}
+
+/* img resized to w x h, preprocessed and reflected onto the canvas x (3,H,W) at x0, y0. */
+static nst_status prepare_canvas(float *x, const nst_image *img, int w, int h, int W, int H, int x0, int y0,
+                                 nst_error *err) {
+    if (W == w && H == h) return prepare_input(x, img, w, h, err);
+    float *tmp = nst_alloc_array((size_t)3 * w * h, sizeof(float));
+    if (!tmp) return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+    nst_status s = prepare_input(tmp, img, w, h, err);
+    if (!s) gatys_pad_planes(x, W, H, tmp, w, h, x0, y0);
+    free(tmp);
+    return s;
+}
+
+nst_status gatys_blame(nst_error *err, nst_status s, const nst_transfer_config *cfg, int style, int W, int H) {
+    if (!err || s == NST_OK) return s;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    const char *hint = "";
+    if (s == NST_ERR_NOMEM || s == NST_ERR_LIMIT)
+        hint = style < 0 || cfg->squash ? "; try a smaller --size" : "; try a smaller --style-scale";
+    if (style < 0) return nst_fail(err, s, "content photo at %dx%d: %.900s%s", W, H, msg, hint);
+    return nst_fail(err, s, "style image %d at %dx%d: %.900s%s", style + 1, W, H, msg, hint);
 }
 
 static int is_tap(const nst_tap *taps, int n, int l) {
@@ -160,17 +231,31 @@ static void style_size(const nst_transfer_config *cfg, const nst_image *style, i
     }
 }
 
-nst_status gatys_style_input(const nst_transfer_config *cfg, const nst_image *style, float **x, int *w, int *h,
-                             nst_error *err) {
-    style_size(cfg, style, w, h);
-    *x = nst_alloc_array((size_t)3 * *w * *h, sizeof(float));
-    if (!*x) return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d style image", *w, *h);
-    nst_status s = prepare_input(*x, style, *w, *h, err);
+/* The canvas a style image's Grams are taken on: W x H, the image (w x h) at x0, y0. */
+typedef struct {
+    int w, h, W, H, x0, y0;
+} style_canvas;
+
+static style_canvas style_geometry(const nst_transfer_config *cfg, const nst_image *style) {
+    style_canvas c;
+    style_size(cfg, style, &c.w, &c.h);
+    canvas_size(nst_transfer_depth(cfg), c.w, c.h, &c.W, &c.H, &c.x0, &c.y0);
+    return c;
+}
+
+nst_status gatys_style_input(const nst_transfer_config *cfg, const nst_image *style, int index, float **x, int *W,
+                             int *H, nst_error *err) {
+    style_canvas c = style_geometry(cfg, style);
+    *W = c.W;
+    *H = c.H;
+    *x = nst_alloc_array((size_t)3 * c.W * c.H, sizeof(float));
+    if (!*x) return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory"), cfg, index, c.W, c.H);
+    nst_status s = prepare_canvas(*x, style, c.w, c.h, c.W, c.H, c.x0, c.y0, err);
     if (s) {
         free(*x);
         *x = NULL;
     }
-    return s;
+    return gatys_blame(err, s, cfg, index, c.W, c.H);
 }
 
 /* The style images' blend weights, normalised to sum to 1, into b (n_styles). */
@@ -190,13 +275,12 @@ static nst_status style_targets(nst_transfer *t, const nst_image *styles, const 
     nst_status sb = blend_weights(blend, n_styles, bw, err);
     if (sb) return sb;
     for (int i = 0; i < n_styles; i++) {
-        int w, h;
-        style_size(cfg, &styles[i], &w, &h);
+        style_canvas c = style_geometry(cfg, &styles[i]);
         vgg19_acts sa;
-        nst_status s = vgg19_acts_build(&sa, depth, h, w, NULL, err);
-        if (s) return s;
-        s = prepare_input(sa.input, &styles[i], w, h, err);
-        if (s) { vgg19_acts_free(&sa); return s; }
+        nst_status s = vgg19_acts_build(&sa, depth, c.H, c.W, NULL, err);
+        if (s) return gatys_blame(err, s, cfg, i, c.W, c.H);
+        s = prepare_canvas(sa.input, &styles[i], c.w, c.h, c.W, c.H, c.x0, c.y0, err);
+        if (s) { vgg19_acts_free(&sa); return gatys_blame(err, s, cfg, i, c.W, c.H); }
         float b = bw[i];
         for (int l = 0; l < depth; l++) {
             vgg19_forward_layer(t->net, &sa, l);
@@ -244,14 +328,21 @@ void gatys_free(nst_transfer *t) {
 
 const float *gatys_content_input(const nst_transfer *t) { return t->content_input; }
 
-/* What both devices' transfers start from: the configuration and the image's size. */
+/* What both devices' transfers start from: the configuration, the result's size and the
+ * canvas it is optimized on. */
 static void transfer_geometry(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
                               const nst_image *content) {
     t->cfg = cfg;
     t->net = net;
     t->content = content;
-    if (cfg->squash) t->W = t->H = cfg->size;
-    else nst_image_fit_size(content->width, content->height, cfg->size, &t->W, &t->H);
+    if (cfg->squash) t->w = t->h = cfg->size;
+    else nst_image_fit_size(content->width, content->height, cfg->size, &t->w, &t->h);
+    canvas_size(nst_transfer_depth(cfg), t->w, t->h, &t->W, &t->H, &t->x0, &t->y0);
+}
+
+/* img (the content or an initial image) as the transfer's canvas, preprocessed, into x. */
+static nst_status content_canvas(const nst_transfer *t, float *x, const nst_image *img, nst_error *err) {
+    return prepare_canvas(x, img, t->w, t->h, t->W, t->H, t->x0, t->y0, err);
 }
 
 static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
@@ -278,22 +369,25 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
         keep[l] = t->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
     s = vgg19_acts_build(&t->acts, depth, t->H, t->W, keep, err);
-    if (s) return s;
+    if (s) return gatys_blame(err, s, cfg, -1, t->W, t->H);
     vgg19_acts_fuse_relus(&t->acts); /* the losses read kept convs only */
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
     t->grad = nst_alloc_array(n, sizeof(float));
     t->content_input = nst_alloc_array(n, sizeof(float));
-    if (!t->x || !t->grad || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    if (!t->x || !t->grad || !t->content_input)
+        return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory"), cfg, -1, t->W, t->H);
     for (int l = 0; l < depth; l++) {
         if (!is_tap(cfg->content_taps, cfg->n_content_taps, l)) continue;
         t->loss[l].P = nst_alloc_array(vgg19_layer_size(&t->acts, l), sizeof(float));
-        if (!t->loss[l].P) return nst_fail(err, NST_ERR_NOMEM, "out of memory for the content targets");
+        if (!t->loss[l].P)
+            return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory for the content targets"), cfg, -1,
+                               t->W, t->H);
     }
 
     /* content targets P */
-    s = prepare_input(t->acts.input, content, t->W, t->H, err);
-    if (s) return s;
+    s = content_canvas(t, t->acts.input, content, err);
+    if (s) return gatys_blame(err, s, cfg, -1, t->W, t->H);
     memcpy(t->content_input, t->acts.input, n * sizeof(float));
     memcpy(t->x, t->acts.input, n * sizeof(float)); /* the default initial image */
     for (int l = 0; l < depth; l++) {
@@ -318,8 +412,9 @@ static nst_status transfer_build_cuda(nst_transfer *t, const nst_transfer_config
     if ((s = blend_weights(blend, n_styles, bw, err))) return s;
     t->x = nst_alloc_array(n, sizeof(float));
     t->content_input = nst_alloc_array(n, sizeof(float));
-    if (!t->x || !t->content_input) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    if ((s = prepare_input(t->content_input, content, t->W, t->H, err))) return s;
+    if (!t->x || !t->content_input)
+        return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory"), cfg, -1, t->W, t->H);
+    if ((s = content_canvas(t, t->content_input, content, err))) return gatys_blame(err, s, cfg, -1, t->W, t->H);
     memcpy(t->x, t->content_input, n * sizeof(float)); /* the default initial image */
     if ((s = init_image(t, err))) return s;
     return gatys_cuda_build(&t->gpu, cfg, net, t->W, t->H, t->content_input, styles, bw, n_styles, t->x, err);
@@ -431,6 +526,13 @@ void gatys_size(const nst_transfer *t, int *W, int *H) {
     *H = t->H;
 }
 
+void gatys_crop(const nst_transfer *t, int *x0, int *y0, int *w, int *h) {
+    *x0 = t->x0;
+    *y0 = t->y0;
+    *w = t->w;
+    *h = t->h;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err) {
@@ -440,9 +542,23 @@ nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_erro
         if (sg) return sg;
     }
 #endif
-    nst_status s = nst_image_alloc(img, t->W, t->H, err);
+    nst_status s = nst_image_alloc(img, t->w, t->h, err);
     if (s) return s;
-    vgg19_deprocess(img, t->x);
+    if (t->w == t->W && t->h == t->H) {
+        vgg19_deprocess(img, t->x);
+    } else { /* the photo's crop of the canvas */
+        float *crop = nst_alloc_array((size_t)3 * t->w * t->h, sizeof(float));
+        if (!crop) {
+            nst_image_free(img);
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory for the %dx%d result", t->w, t->h);
+        }
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < t->h; i++)
+                memcpy(crop + ((size_t)c * t->h + i) * t->w, t->x + ((size_t)c * t->H + t->y0 + i) * t->W + t->x0,
+                       (size_t)t->w * sizeof(float));
+        vgg19_deprocess(img, crop);
+        free(crop);
+    }
     if (t->cfg->preserve_colors) {
         s = nst_image_preserve_colors(img, t->content, err);
         if (s) nst_image_free(img);
@@ -458,12 +574,19 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
         nst_rng_seed(&rng, cfg->seed);
         for (size_t i = 0; i < n; i++) t->x[i] = (float)(16.0 * nst_rng_normal(&rng));
     } else if (cfg->init == NST_INIT_FILE) {
+        /* resized to the result's size and reflected onto the canvas like the content,
+         * so that it lines up with the content where the result is cropped */
         nst_image img = {0};
         nst_status s = nst_image_load(&img, cfg->init_file, &cfg->limits, err);
         if (s) return s;
-        s = prepare_input(t->x, &img, t->W, t->H, err);
+        s = content_canvas(t, t->x, &img, err);
         nst_image_free(&img);
-        return s;
+        if (s) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return nst_fail(err, s, "init image %.500s: %.500s", cfg->init_file, msg);
+        }
+        return NST_OK;
     } /* NST_INIT_CONTENT: t->x already holds the content */
     return NST_OK;
 }
