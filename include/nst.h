@@ -73,12 +73,14 @@ typedef enum {
 /* An image: RGB colour, and what a file may carry beside it. The colour of a pixel with
  * alpha < 255 is composited on white (what a viewer shows on a white page), so that the
  * networks see what the user sees; the alpha is kept apart so that it can be written
- * back. nst_image_free frees every field; a zeroed nst_image is empty. */
+ * back (a format with alpha gets the colour that, composited on white again, gives the
+ * pixels). nst_image_free frees every field; a zeroed nst_image is empty. */
 typedef struct {
     int width, height;
     float *pixels;       /* (height, width, 3) RGB, 0..255 */
     float *alpha;        /* NULL (opaque), or (height, width) 0..255 */
-    unsigned char *icc;  /* the colour profile (ICC) as stored in the file, or NULL */
+    unsigned char *icc;  /* the colour profile (ICC) as stored in the file, or NULL (an RGB
+                            profile only: a grey or CMYK one does not describe the pixels) */
     size_t icc_size;
     unsigned char *exif; /* EXIF as a TIFF structure ("II*\0" or "MM\0*" onward), or NULL;
                             its orientation is already applied to the pixels and reset to 1 */
@@ -108,7 +110,8 @@ nst_status nst_format_parse(const char *name, nst_format *f, nst_error *err);
 nst_status nst_format_for_path(const char *path, nst_format *f, nst_error *err);
 /* 1 if nst can write f. */
 int nst_format_writable(nst_format f);
-/* The format of a file from its first bytes (n of them; 16 are enough), or
+/* The format of a file from its first bytes (n of them; 18 are enough: with fewer, "BM"
+ * alone counts as BMP, with 18 the size of its header must be a BMP's), or
  * NST_FORMAT_AUTO if none is recognised. */
 nst_format nst_format_detect(const void *head, size_t n);
 
@@ -149,18 +152,24 @@ nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err
 void nst_image_free(nst_image *img);
 
 /* Decodes an image file of any format above, detected by content (not by extension);
- * fills the alpha, ICC profile, EXIF and bit depth where the file has them.
- * limits: NULL for the defaults; a larger file or image is refused (NST_ERR_LIMIT). */
+ * fills the alpha, ICC profile, EXIF and bit depth where the file has them. An EXIF or
+ * TIFF orientation is applied to the pixels (JPEG, PNG, WebP, TIFF). Only regular files
+ * are read (a pipe or a device is refused: read it yourself and use nst_image_decode).
+ * limits: NULL for the defaults; a larger file or image is refused (NST_ERR_LIMIT). Content
+ * of no known format fails with NST_ERR_FORMAT and
+ * "PATH: not an image nst can read (PNG, JPEG, WebP, TIFF, BMP, GIF, PPM)". */
 nst_status nst_image_load(nst_image *img, const char *path, const nst_limits *limits, nst_error *err);
 /* The same from memory (e.g. a photo read from standard input); name stands for the file
- * in messages (e.g. "<stdin>"). */
+ * in messages (e.g. "<stdin>"; NULL: "<memory>"). size is checked against
+ * limits->max_file_bytes too, but the caller reading a stream should stop at that limit
+ * itself. */
 nst_status nst_image_decode(nst_image *img, const void *data, size_t size, const char *name,
                             const nst_limits *limits, nst_error *err);
 
-/* Lists the image files (.jpg, .jpeg, .png, any case; not hidden ones) of the folder dir,
- * sorted by name (strcmp), as paths "dir/name" (*paths: count strings; free with
- * nst_free_paths). Fails with a one-line message naming dir if it cannot be read
- * (NST_ERR_IO) or holds no image files (NST_ERR_ARG). */
+/* Lists the image files (.jpg, .jpeg, .png, .webp, .tif, .tiff, .bmp, .gif, .ppm, .pgm, any
+ * case; not hidden ones) of the folder dir, sorted by name (strcmp), as paths "dir/name"
+ * (*paths: count strings; free with nst_free_paths). Fails with a one-line message naming
+ * dir if it cannot be read (NST_ERR_IO) or holds no image files (NST_ERR_ARG). */
 nst_status nst_list_images(const char *dir, char ***paths, int *count, nst_error *err);
 void nst_free_paths(char **paths, int count);
 
@@ -178,7 +187,12 @@ typedef struct {
  * nst_save_options for the rest). Atomic: written to a temporary file in the same folder,
  * fsynced, then renamed, so that the path holds either the old file or the complete new
  * one. An alpha channel is written where the format has one (PNG, WebP, TIFF; JPEG: the
- * colour as composited on white). */
+ * colour as composited on white). The ICC profile goes into PNG, JPEG, WebP and TIFF,
+ * EXIF into PNG, WebP and JPEG (there only up to 65527 bytes, one APP1 marker). Refused
+ * with NST_ERR_ARG: another extension ("PATH: unknown image file extension (supported:
+ * .png, .jpg, .jpeg, .webp, .tif, .tiff)"; for .bmp, .gif, .ppm: "PATH: nst reads BMP
+ * files but does not write them (supported: ...)"), 16 bits for JPEG or WebP, a quality
+ * out of 1..100, a WebP over 16383 or a JPEG over 65500 pixels per side. */
 nst_status nst_image_save(const nst_image *img, const char *path, nst_error *err);
 nst_status nst_image_save_as(const nst_image *img, const char *path, const nst_save_options *opt,
                              nst_error *err);
@@ -187,9 +201,10 @@ nst_status nst_image_save_as(const nst_image *img, const char *path, const nst_s
 nst_status nst_image_encode(const nst_image *img, const nst_save_options *opt, unsigned char **data,
                             size_t *size, nst_error *err);
 
-/* Gives dst what src carries beside its colour: the alpha (resampled to dst's size), the
- * ICC profile and EXIF (copied) and the bit depth. For a result made from a photo, so
- * that it is saved with the photo's transparency and colour profile. */
+/* Gives dst what src carries beside its colour: the alpha (resampled to dst's size with
+ * the filter of nst_image_resize), the ICC profile and EXIF (copied) and the bit depth;
+ * what src lacks, dst loses. For a result made from a photo, so that it is saved with the
+ * photo's transparency and colour profile. */
 nst_status nst_image_copy_extras(nst_image *dst, const nst_image *src, nst_error *err);
 
 /* The size of a w x h image scaled so that its longer side is `side`, the aspect ratio
@@ -197,7 +212,8 @@ nst_status nst_image_copy_extras(nst_image *dst, const nst_image *src, nst_error
 void nst_image_fit_size(int w, int h, int side, int *out_w, int *out_h);
 
 /* High-quality resampling to width x height: Lanczos-3, widened by the scale factor
- * when downscaling (so it averages like an area filter and does not alias). */
+ * when downscaling (so it averages like an area filter and does not alias). The alpha is
+ * resampled the same way; the ICC profile, EXIF and bit depth are copied. */
 nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int height,
                             nst_error *err);
 

@@ -136,7 +136,7 @@ static void test_list_images(const char *dir) {
     CHECK(st == NST_ERR_LIMIT || st == NST_ERR_FORMAT, "status %s", nst_status_name(st));
     CHECK(strstr(err.msg, "could not be read") && one_line(err.msg), "%s", err.msg);
     CHECK(strstr(dataset_last_warning(ds), "more than the limit of 100") ||
-              strstr(dataset_last_warning(ds), "not a PNG or JPEG"),
+              strstr(dataset_last_warning(ds), "not an image nst can read"),
           "warning: %s", dataset_last_warning(ds));
     free(b);
     dataset_free(ds);

@@ -6,15 +6,14 @@
  * it covers (like an area filter) instead of skipping some and aliasing. Taps that
  * fall outside the image are folded onto the edge sample (clamping), and the weights
  * of each output sample are normalised to sum to one, so flat areas stay flat. */
-#include "util/util.h"
+#include "image/image_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err) {
-    img->width = img->height = 0;
-    img->pixels = NULL;
+    memset(img, 0, sizeof *img);
     if (width < 1 || height < 1 || width > NST_MAX_DIMENSION || height > NST_MAX_DIMENSION)
         return nst_fail(err, NST_ERR_ARG, "image size %dx%d is out of range (1..%d per side)",
                         width, height, NST_MAX_DIMENSION);
@@ -29,8 +28,10 @@ nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err
 void nst_image_free(nst_image *img) {
     if (!img) return;
     free(img->pixels);
-    img->pixels = NULL;
-    img->width = img->height = 0;
+    free(img->alpha);
+    free(img->icc);
+    free(img->exif);
+    memset(img, 0, sizeof *img);
 }
 
 typedef struct {
@@ -106,7 +107,7 @@ static int axis_build(axis_weights *a, int in, int out) {
     return 1;
 }
 
-/* Vertical pass: rows of (width * 3) floats; each output row is a weighted sum of whole
+/* Vertical pass: rows of (width * channels) floats; each output row is a weighted sum of whole
  * source rows, which vectorises well. */
 static void resample_rows(const float *src, float *dst, size_t row_len, int out_rows,
                           const axis_weights *a) {
@@ -122,12 +123,23 @@ static void resample_rows(const float *src, float *dst, size_t row_len, int out_
     }
 }
 
-/* Horizontal pass over `rows` rows of RGB pixels, in_w wide to out_w wide. */
-static void resample_cols(const float *src, float *dst, int in_w, int out_w, int rows,
+/* Horizontal pass over `rows` rows of pixels of ch (1 or 3) channels, in_w wide to out_w
+ * wide. */
+static void resample_cols(const float *src, float *dst, int in_w, int out_w, int rows, int ch,
                           const axis_weights *a) {
     for (int y = 0; y < rows; y++) {
-        const float *s = src + (size_t)y * in_w * 3;
-        float *d = dst + (size_t)y * out_w * 3;
+        const float *s = src + (size_t)y * in_w * ch;
+        float *d = dst + (size_t)y * out_w * ch;
+        if (ch == 1) {
+            for (int x = 0; x < out_w; x++) {
+                const float *wt = a->weight + (size_t)x * a->stride;
+                const float *p = s + a->start[x];
+                float v = 0.0f;
+                for (int k = 0; k < a->count[x]; k++) v += wt[k] * p[k];
+                d[x] = v;
+            }
+            continue;
+        }
         for (int x = 0; x < out_w; x++) {
             const float *wt = a->weight + (size_t)x * a->stride;
             const float *p = s + (size_t)a->start[x] * 3;
@@ -142,6 +154,56 @@ static void resample_cols(const float *src, float *dst, int in_w, int out_w, int
     }
 }
 
+int img_resample(const float *src, int sw, int sh, float *dst, int width, int height, int ch) {
+    axis_weights ax = {0}, ay = {0};
+    float *tmp = NULL;
+    int ok = 1;
+    if (width != sw) ok = ok && axis_build(&ax, sw, width);
+    if (height != sh) ok = ok && axis_build(&ay, sh, height);
+
+    if (ok && width == sw && height == sh) {
+        memcpy(dst, src, (size_t)sw * sh * ch * sizeof(float));
+    } else if (ok && width == sw) {
+        resample_rows(src, dst, (size_t)sw * ch, height, &ay);
+    } else if (ok && height == sh) {
+        resample_cols(src, dst, sw, width, sh, ch, &ax);
+    } else if (ok) {
+        /* Both axes: run the pass that shrinks the data the most first. The cost of
+         * each order, in multiply-adds per channel: */
+        double tx = 0, ty = 0;
+        for (int x = 0; x < width; x++) tx += ax.count[x];
+        for (int y = 0; y < height; y++) ty += ay.count[y];
+        double rows_first = ty * sw + tx * height;  /* vertical, then horizontal */
+        double cols_first = tx * sh + ty * width;   /* horizontal, then vertical */
+        if (rows_first <= cols_first) {
+            tmp = nst_alloc_array((size_t)sw * height, ch * sizeof(float));
+            if (tmp) {
+                resample_rows(src, tmp, (size_t)sw * ch, height, &ay);
+                resample_cols(tmp, dst, sw, width, height, ch, &ax);
+            }
+        } else {
+            tmp = nst_alloc_array((size_t)width * sh, ch * sizeof(float));
+            if (tmp) {
+                resample_cols(src, tmp, sw, width, sh, ch, &ax);
+                resample_rows(tmp, dst, (size_t)width * ch, height, &ay);
+            }
+        }
+        ok = tmp != NULL;
+    }
+    free(tmp);
+    axis_free(&ax);
+    axis_free(&ay);
+    if (!ok) return 0;
+
+    /* Lanczos lobes overshoot near edges; keep the result a valid image. */
+    size_t n = (size_t)width * height * ch;
+    for (size_t i = 0; i < n; i++) {
+        float v = dst[i];
+        dst[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+    }
+    return 1;
+}
+
 nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int height,
                             nst_error *err) {
     if (!dst || !src || !src->pixels || src->width < 1 || src->height < 1)
@@ -153,56 +215,13 @@ nst_status nst_image_resize(nst_image *dst, const nst_image *src, int width, int
     nst_image out = {0};
     nst_status st = nst_image_alloc(&out, width, height, err);
     if (st != NST_OK) return st;
-
-    axis_weights ax = {0}, ay = {0};
-    float *tmp = NULL;
-    int ok = 1;
-    if (width != sw) ok = ok && axis_build(&ax, sw, width);
-    if (height != sh) ok = ok && axis_build(&ay, sh, height);
-
-    if (ok && width == sw && height == sh) {
-        memcpy(out.pixels, src->pixels, (size_t)sw * sh * 3 * sizeof(float));
-    } else if (ok && width == sw) {
-        resample_rows(src->pixels, out.pixels, (size_t)sw * 3, height, &ay);
-    } else if (ok && height == sh) {
-        resample_cols(src->pixels, out.pixels, sw, width, sh, &ax);
-    } else if (ok) {
-        /* Both axes: run the pass that shrinks the data the most first. The cost of
-         * each order, in multiply-adds per channel: */
-        double tx = 0, ty = 0;
-        for (int x = 0; x < width; x++) tx += ax.count[x];
-        for (int y = 0; y < height; y++) ty += ay.count[y];
-        double rows_first = ty * sw + tx * height;  /* vertical, then horizontal */
-        double cols_first = tx * sh + ty * width;   /* horizontal, then vertical */
-        if (rows_first <= cols_first) {
-            tmp = nst_alloc_array((size_t)sw * height, 3 * sizeof(float));
-            if (tmp) {
-                resample_rows(src->pixels, tmp, (size_t)sw * 3, height, &ay);
-                resample_cols(tmp, out.pixels, sw, width, height, &ax);
-            }
-        } else {
-            tmp = nst_alloc_array((size_t)width * sh, 3 * sizeof(float));
-            if (tmp) {
-                resample_cols(src->pixels, tmp, sw, width, sh, &ax);
-                resample_rows(tmp, out.pixels, (size_t)width * 3, height, &ay);
-            }
-        }
-        ok = tmp != NULL;
-    }
-    free(tmp);
-    axis_free(&ax);
-    axis_free(&ay);
-    if (!ok) {
+    /* The alpha is resampled with the colour, the metadata copied: the same picture at
+     * another size. */
+    if (!img_resample(src->pixels, sw, sh, out.pixels, width, height, 3) ||
+        nst_image_copy_extras(&out, src, err) != NST_OK) {
         nst_image_free(&out);
         return nst_fail(err, NST_ERR_NOMEM, "resize: out of memory resizing %dx%d to %dx%d", sw, sh,
                         width, height);
-    }
-
-    /* Lanczos lobes overshoot near edges; keep the result a valid image. */
-    size_t n = (size_t)width * height * 3;
-    for (size_t i = 0; i < n; i++) {
-        float v = out.pixels[i];
-        out.pixels[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
     }
     /* dst may be src itself: it is replaced only now that src is no longer needed. */
     if (dst == src) nst_image_free(dst);

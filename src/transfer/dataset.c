@@ -1,10 +1,11 @@
 /* dataset.c - the training photos of a feed-forward style network (see dataset.h).
  *
- * The folder is listed once (image extensions only, sorted by name). Each epoch draws
- * the training files in an order shuffled from (seed, epoch); each drawn photo is
- * cropped and flipped with a generator seeded from (seed, epoch, index), so nothing
- * depends on what was drawn before: a position of four numbers is a complete resume
- * point, and a file that fails to decode does not shift the randomness of the others. */
+ * The folder is listed once (image extensions only: .jpg .jpeg .png .webp .tif .tiff .bmp
+ * .gif .ppm .pgm, any case; sorted by name). Each epoch draws the training files in an
+ * order shuffled from (seed, epoch); each drawn photo is cropped and flipped with a
+ * generator seeded from (seed, epoch, index), so nothing depends on what was drawn
+ * before: a position of four numbers is a complete resume point, and a file that fails
+ * to decode does not shift the randomness of the others. */
 #include "transfer/dataset.h"
 
 #include <dirent.h>
@@ -35,11 +36,16 @@ struct nst_dataset {
 
 /* ---- listing ------------------------------------------------------------------------------- */
 
+/* The extensions of the formats nst_image_load reads (it goes by content; the name only
+ * keeps other files out of the listing). */
 static int is_image_name(const char *name) {
+    static const char *const exts[] = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff",
+                                       ".bmp", ".gif", ".ppm", ".pgm"};
     const char *dot = strrchr(name, '.');
     if (name[0] == '.' || !dot) return 0; /* hidden files: e.g. macOS's ._photo.jpg */
-    return strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-           strcasecmp(dot, ".png") == 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot, exts[i]) == 0) return 1;
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) {
