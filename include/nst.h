@@ -190,9 +190,9 @@ typedef struct {
  * colour as composited on white). The ICC profile goes into PNG, JPEG, WebP and TIFF,
  * EXIF into PNG, WebP and JPEG (there only up to 65527 bytes, one APP1 marker). Refused
  * with NST_ERR_ARG: another extension ("PATH: unknown image file extension (supported:
- * .png, .jpg, .jpeg, .webp, .tif, .tiff)"; for .bmp, .gif, .ppm: "PATH: nst reads BMP
- * files but does not write them (supported: ...)"), 16 bits for JPEG or WebP, a quality
- * out of 1..100, a WebP over 16383 or a JPEG over 65500 pixels per side. */
+ * .png, .jpg, .jpeg, .webp, .tif, .tiff)"; for .bmp, .gif, .ppm the same with "; nst reads
+ * GIF but does not write it" before the ")"), 16 bits for JPEG or WebP, a quality out of
+ * 1..100, a WebP over 16383 or a JPEG over 65500 pixels per side. */
 nst_status nst_image_save(const nst_image *img, const char *path, nst_error *err);
 nst_status nst_image_save_as(const nst_image *img, const char *path, const nst_save_options *opt,
                              nst_error *err);

@@ -72,8 +72,9 @@ nst_status nst_format_for_path(const char *path, nst_format *f, nst_error *err) 
                         path);
     if (!nst_format_writable(r))
         return nst_fail(err, NST_ERR_ARG,
-                        "%s: nst reads %s files but does not write them (supported: " WRITABLE_EXTENSIONS ")", path,
-                        r == NST_FORMAT_BMP ? "BMP" : r == NST_FORMAT_GIF ? "GIF" : "PPM");
+                        "%s: unknown image file extension (supported: " WRITABLE_EXTENSIONS
+                        "; nst reads %s but does not write it)",
+                        path, r == NST_FORMAT_BMP ? "BMP" : r == NST_FORMAT_GIF ? "GIF" : "PPM");
     *f = r;
     return NST_OK;
 }
