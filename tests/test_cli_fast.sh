@@ -6,7 +6,7 @@
 # exit code, no output left behind.
 . "$(dirname "$0")/cli_lib.sh"
 
-size_of() { "$NST" info "$1" | sed -n 's/.*: \([0-9]*x[0-9]*\)$/\1/p'; }
+size_of() { "$NST" info "$1" | sed -n 's/^.*: \([0-9]*x[0-9]*\) .*/\1/p'; }
 
 mkdir -p "$T/data"
 for i in 00001 00002 00003 00004 00005; do cp "$SHARED/datasets/photos256/$i.jpg" "$T/data/"; done
@@ -25,7 +25,8 @@ head -1 "$T/train.csv" | grep -qx "step,elapsed_s,content_loss,style_loss,tv_los
 awk -F, 'NR==2{first=$6} NR>=27{s+=$6; n++} END{exit !(n==5 && s/n < 0.7*first)}' "$T/train.csv" && ok ||
     bad "training loss did not fall: $(sed -n '2p;$p' "$T/train.csv")"
 grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line: $(cat "$T/stderr")"
-$NST info "$M" | grep -q "style network, width 4, trained 30 steps on style_64.png" && ok || bad "info: $($NST info "$M")"
+$NST info "$M" >"$T/info.txt" && grep -q "style network" "$T/info.txt" && grep -Eq "^  width +4$" "$T/info.txt" &&
+    grep -Eq "^  steps +30$" "$T/info.txt" && grep -Eq "^  style +style_64.png$" "$T/info.txt" && ok || bad "info: $(cat "$T/info.txt")"
 
 # --- apply ---
 expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/a.png"
@@ -60,7 +61,7 @@ fi
 # --- bad input ---
 expect 2 "needs --model" -- $NST apply "$CONTENT" -o "$T/x.png"
 expect 2 "one photo" -- $NST apply --model "$M" "$CONTENT" "$STYLE" -o "$T/x.png"
-expect 1 "no_such_style: no such model file" -- $NST apply --model no_such_style "$CONTENT" -o "$T/x.png"
+expect 2 "no_such_style: no such file or style" -- $NST apply --model no_such_style "$CONTENT" -o "$T/x.png"
 no_file "$T/x.png"
 expect 1 "style_64.png: not an nst model file" -- $NST apply --model "$STYLE" "$CONTENT" -o "$T/x.png"
 head -c 300 "$M" >"$T/trunc.nstm"
@@ -71,9 +72,9 @@ expect 1 "flip.nstm: checksum mismatch" -- $NST apply --model "$T/flip.nstm" "$C
 no_file "$T/x.png"
 expect 1 "missing.png: cannot open" -- $NST apply --model "$M" "$T/missing.png" -o "$T/x.png"
 no_file "$T/x.png"
-expect 1 "unsupported image type" -- $NST apply --model "$M" "$CONTENT" -o "$T/x.gif"
+expect 2 "x.gif: .*GIF" -- $NST apply --model "$M" "$CONTENT" -o "$T/x.gif"
 expect 2 "unknown option" -- $NST apply --model "$M" --frobnicate "$CONTENT" -o "$T/x.png"
-expect 2 "needs --style FILE, --data DIR" -- $NST train --style "$STYLE" -o "$T/m.nstm"
+expect 2 "train needs --data DIR" -- $NST train --style "$STYLE" -o "$T/m.nstm"
 expect 2 "not a multiple of 4" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 34
 expect 2 "is not an integer" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --steps ten
 expect 1 "nodata: cannot" -- $NST train --style "$STYLE" --data "$T/nodata" -o "$T/m.nstm" --steps 1

@@ -43,7 +43,7 @@ else
     step=$("$NST" info "$ckpt" | sed -n 's/.*trained \([0-9]*\) steps.*/\1/p')
     target=$((step + 3))
     "$NST" "${TRAIN[@]}" -o "$T/resumed.nstm" --resume "$ckpt" --steps $target 2>"$T/resume.err" &&
-        "$NST" info "$T/resumed.nstm" | grep -q "trained $target steps" && ok ||
+        "$NST" info "$T/resumed.nstm" | grep -Eq "^  steps +$target$" && ok ||
         bad "resume from $ckpt (step $step): $(cat "$T/resume.err")"
     "$NST" "${TRAIN[@]}" -o "$T/straight.nstm" --steps $target 2>/dev/null
     # the same parameters: the files differ only in the recorded command line

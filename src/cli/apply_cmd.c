@@ -1,5 +1,9 @@
-/* apply_cmd.c - `nst apply`: stylise photos with a trained style network. */
+/* apply_cmd.c - `nst apply`: stylise photos with a trained style network. Every input
+ * and output is settled before the first photo: no output replaces an input, and two
+ * photos of the same name get distinct outputs. */
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,248 +11,412 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static const char APPLY_USAGE[] =
-    "usage: nst apply --model MODEL|NAME [-o FILE | --out-dir DIR] [options] FILE|DIR...\n"
-    "\n"
-    "Stylises photos with a style network trained by nst train (one forward pass each).\n"
-    "\n"
-    "  --model MODEL|NAME      a model file (.nstm), or the name of a style that ships\n"
-    "                          with nst (nst apply --list shows them)\n"
-    "  -o, --output FILE       the result, .png or .jpg (one input only)\n"
-    "  --out-dir DIR           results go to DIR/<photo name>.<png|jpg> (several inputs,\n"
-    "                          or a folder: its .jpg/.jpeg/.png files)\n"
-    "  --size N                rescale so that the longer side is N pixels first\n"
-    "                          (default: the photo's own size)\n"
-    "  --preserve-colors       keep the photo's colours (style in luminance only)\n"
-    "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
-    "  --device auto|cpu|cuda  where the network runs (default auto: CUDA when this nst\n"
-    "                          has it and a GPU is there, else the CPU)\n"
-    "  --precision P           CUDA arithmetic: fp32 (default, as the CPU), tf32 (TF32\n"
-    "                          tensor cores: faster, ~1e-3 relative) or fp16 (fp16\n"
-    "                          activations and tensor cores: fastest, ~1e-3 relative)\n"
-    LIMITS_USAGE
-    "  --list                  list the styles that ship with nst\n"
-    "  -q, --quiet             no progress output\n"
-    "\n"
-    "Exit status: 0 success, 2 usage error, 1 any other failure (other photos are still done).\n";
+enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_LIST };
+
+static const cli_opt APPLY_OPTS[] = {
+    {A_MODEL, "model", 'm', "MODEL|NAME", "a model file (.nstm), or the name of a style that ships\n"
+                                          "with nst (nst apply --list shows them)", 0},
+    {A_OUTPUT, "output", 'o', "FILE", "the result (one photo): .png, .jpg, .webp or .tif; a folder\n"
+                                      "gets PHOTO_STYLE.png inside; - for standard output", 0},
+    {A_OUT_DIR, "out-dir", 0, "DIR", "results go to DIR/<photo name> (several photos, or folders:\n"
+                                     "every image in them, found by content)", 0},
+    {A_SIZE, "size", 0, "N", "rescale so that the longer side is N pixels first\n"
+                             "(default: the photo's own size)", 0},
+    {A_PRESERVE, "preserve-colors", 0, NULL, "keep the photo's colours (style in luminance only)", 0},
+    CLI_OUTPUT_OPTS,
+    CLI_THREADS_OPT,
+    {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where the network runs (default auto: CUDA when this nst\n"
+                                               "has it and a GPU is there, else the CPU)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "CUDA arithmetic: fp32 (default, as the CPU), tf32 (TF32\n"
+                                         "tensor cores: faster, ~1e-3 relative) or fp16 (fp16\n"
+                                         "activations and tensor cores: fastest, ~1e-3 relative)", 0},
+    CLI_LIMIT_OPTS,
+    {A_LIST, "list", 0, NULL, "list the styles that ship with nst", 0},
+    CLI_QUIET_OPT,
+    CLI_COMMON_OPTS,
+    {0},
+};
+
+static const cli_cmd APPLY_CMD = {
+    "apply",
+    "--model MODEL|NAME [-o FILE | --out-dir DIR] [options] FILE|DIR...",
+    "Stylises photos with a style network trained by nst train (one forward pass each).",
+    APPLY_OPTS,
+    "Photos of the same name from different folders get distinct outputs (photo.jpg,\n"
+    "photo_2.jpg, ...); an output that would replace an input stops the run before it starts.\n"
+    "Exit status: 0 success, 2 usage error, 1 any other failure (other photos are still done).\n",
+};
+
+/* One photo to do: where it comes from, where it goes, or why it is skipped. */
+typedef struct {
+    char *in;
+    char *out;
+    const char *skip; /* a reason, or NULL */
+} job;
 
 typedef struct {
-    char **items;
+    job *v;
     int n, cap;
-} path_list;
+} job_list;
 
-static int list_add(path_list *l, const char *s) {
+static job *jobs_add(job_list *l, const char *in, const char *skip) {
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 16;
-        char **p = realloc(l->items, (size_t)cap * sizeof *p);
-        if (!p) return 0;
-        l->items = p;
+        job *p = realloc(l->v, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        l->v = p;
         l->cap = cap;
     }
-    if (!(l->items[l->n] = strdup(s))) return 0;
+    job *j = &l->v[l->n];
+    if (!(j->in = strdup(in))) return NULL;
+    j->out = NULL;
+    j->skip = skip;
     l->n++;
-    return 1;
+    return j;
 }
 
-static void list_free(path_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->items[i]);
-    free(l->items);
+static void jobs_free(job_list *l) {
+    for (int i = 0; i < l->n; i++) {
+        free(l->v[i].in);
+        free(l->v[i].out);
+    }
+    free(l->v);
 }
 
-static int has_image_ext(const char *name) {
-    const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Is the file an image, by its first bytes? */
+static const char *why_not_image(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return "cannot be opened";
+    unsigned char head[16];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return nst_format_detect(head, n) == NST_FORMAT_AUTO ? "not an image" : NULL;
 }
 
-/* Adds path, or the image files of the folder path (sorted). 0 and a message on error. */
-static int add_input(path_list *l, const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return list_add(l, path);
-    char **files;
-    int n, ok = 1;
-    nst_error err;
-    if (nst_list_images(path, &files, &n, &err) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", err.msg);
+/* A folder: each entry, sorted by name; what is not an image is a skipped job. */
+static int add_folder(job_list *l, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "nst: %s: cannot read the folder\n", dir);
         return 0;
     }
-    for (int i = 0; i < n && ok; i++) ok = list_add(l, files[i]);
-    if (!ok) fprintf(stderr, "nst: %s: out of memory listing the folder\n", path);
-    nst_free_paths(files, n);
+    char **names = NULL;
+    int n = 0, cap = 0, ok = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) && ok) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n == cap) {
+            char **p = realloc(names, (size_t)(cap ? 2 * cap : 64) * sizeof *p);
+            if (!p) { ok = 0; break; }
+            names = p;
+            cap = cap ? 2 * cap : 64;
+        }
+        if (!(names[n] = strdup(e->d_name))) ok = 0;
+        else n++;
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n && ok; i++) {
+        size_t len = strlen(dir) + strlen(names[i]) + 2;
+        char *path = malloc(len);
+        if (!path) { ok = 0; break; }
+        snprintf(path, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
+        struct stat st;
+        const char *skip = NULL;
+        if (names[i][0] == '.') skip = "a hidden file";
+        else if (stat(path, &st) != 0) skip = "cannot be read";
+        else if (S_ISDIR(st.st_mode)) skip = "a folder (folders inside are not read)";
+        else if (!S_ISREG(st.st_mode)) skip = "not a regular file";
+        else skip = why_not_image(path);
+        ok = jobs_add(l, path, skip) != NULL;
+        free(path);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    if (!ok) fprintf(stderr, "nst: %s: out of memory listing the folder\n", dir);
     return ok;
 }
 
-/* DIR/photo.jpg for input some/where/photo.jpg (a .png or .jpg name; other extensions
- * become .png). */
-static void output_in_dir(char *buf, size_t len, const char *dir, const char *input) {
-    const char *base = strrchr(input, '/');
-    base = base ? base + 1 : input;
+/* The extension of an output in a folder: the photo's, if nst writes it; else png. */
+static const char *out_extension(const char *in, nst_format forced) {
+    if (forced == NST_FORMAT_JPEG) return ".jpg";
+    if (forced != NST_FORMAT_AUTO) return forced == NST_FORMAT_PNG ? ".png" : forced == NST_FORMAT_WEBP ? ".webp" : ".tif";
+    const char *base = strrchr(in, '/');
+    base = base ? base + 1 : in;
     const char *dot = strrchr(base, '.');
-    int stem = dot ? (int)(dot - base) : (int)strlen(base);
-    const char *ext = dot && has_image_ext(base) ? dot : ".png";
-    snprintf(buf, len, "%s/%.*s%s", dir, stem, base, ext);
+    nst_format f;
+    nst_error err;
+    if (dot && dot != base && nst_format_for_path(base, &f, &err) == NST_OK) return dot;
+    return ".png";
+}
+
+/* Gives each job its output in dir: DIR/STEM.EXT, or DIR/STEM_2.EXT ... when an earlier
+ * photo of this run already goes there. */
+static int plan_out_dir(job_list *l, const char *dir, nst_format forced, int quiet) {
+    for (int k = 0; k < l->n; k++) {
+        job *j = &l->v[k];
+        if (j->skip) continue;
+        char stem[256];
+        path_stem(j->in, stem, sizeof stem);
+        const char *ext = out_extension(j->in, forced);
+        size_t len = strlen(dir) + strlen(stem) + strlen(ext) + 32;
+        if (!(j->out = malloc(len))) return 0;
+        int copy;
+        for (copy = 1;; copy++) {
+            if (copy == 1) snprintf(j->out, len, "%s/%s%s", dir, stem, ext);
+            else snprintf(j->out, len, "%s/%s_%d%s", dir, stem, copy, ext);
+            int taken = 0;
+            for (int i = 0; i < k && !taken; i++) taken = l->v[i].out && strcmp(l->v[i].out, j->out) == 0;
+            if (!taken) break;
+        }
+        if (!quiet && copy > 1)
+            fprintf(stderr, "nst: %s: another photo of this name comes first: writing %s\n", j->in, j->out);
+    }
+    return 1;
 }
 
 static void list_styles(const nst_limits *limits) {
-    char dirs[4][NST_PATH_MAX];
-    int n = nst_style_dirs(dirs, 4);
-    path_list seen = {0}; /* a style found in an earlier folder hides later ones */
-    for (int k = 0; k < n; k++) {
-        DIR *d = opendir(dirs[k]);
-        if (!d) continue;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            const char *dot = strrchr(e->d_name, '.');
-            if (!dot || strcmp(dot, ".nstm") != 0) continue;
-            int dup = 0;
-            for (int i = 0; i < seen.n; i++) dup |= strcmp(seen.items[i], e->d_name) == 0;
-            if (dup || !list_add(&seen, e->d_name)) continue;
-            char path[2 * NST_PATH_MAX];
-            snprintf(path, sizeof path, "%.4095s/%.255s", dirs[k], e->d_name);
-            nst_style_net *sn;
-            nst_error err;
-            if (nst_style_net_load(&sn, path, limits, &err) != NST_OK) continue;
-            const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
-            printf("%-16.*s width %-3d %s steps on %-28s %s\n", (int)(dot - e->d_name), e->d_name,
-                   nst_style_net_width(sn), steps ? steps : "?", style ? style : "?", path);
-            nst_style_net_free(sn);
+    char **names, **paths;
+    int n = styles_find(&names, &paths);
+    for (int i = 0; i < n; i++) {
+        nst_style_net *sn;
+        nst_error err;
+        if (nst_style_net_load(&sn, paths[i], limits, &err) != NST_OK) {
+            printf("%-16s (cannot be loaded: %s)\n", names[i], err.msg);
+            continue;
         }
-        closedir(d);
+        const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
+        printf("%-16s width %-3d %s steps on %-28s %s\n", names[i], nst_style_net_width(sn), steps ? steps : "?",
+               style ? style : "?", paths[i]);
+        nst_style_net_free(sn);
     }
-    list_free(&seen);
+    if (n == 0) fprintf(stderr, "nst: no styles found in $" NST_MODELS_ENV " or models/\n");
+    styles_free(names, paths, n);
 }
 
 int cmd_apply(int argc, char **argv) {
+    cli_args args;
+    int pr = cli_parse(&APPLY_CMD, argc, argv, &args);
+    if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char *model = NULL, *output = NULL, *out_dir = NULL;
     int quiet = 0, preserve = 0, size = 0, threads = 0;
-    path_list inputs = {0};
+    job_list jobs = {0};
+    input_set inputs = {0};
+    nst_style_net *sn = NULL;
     int rc = EXIT_USAGE;
     nst_device device = NST_DEVICE_AUTO;
     nst_precision precision = NST_PRECISION_FP32;
+    nst_save_options save = {0};
     nst_limits limits;
-    if (!limits_init(&limits)) return EXIT_USAGE;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(APPLY_USAGE, stdout);
-            list_free(&inputs);
-            return EXIT_OK;
-        }
-        if (!strcmp(a, "--list")) {
-            list_styles(&limits);
-            list_free(&inputs);
-            return EXIT_OK;
-        }
-        if (!strcmp(a, "--preserve-colors")) { preserve = 1; continue; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (a[0] != '-' || !strcmp(a, "-")) {
-            if (!add_input(&inputs, a)) goto done;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nst: %s needs a value (try nst apply --help)\n", a);
-            goto done;
-        }
-        const char *v = argv[++i];
+    if (!limits_init(&limits)) goto done;
+    for (int i = 0; i < args.n_items; i++) {
+        const cli_item *it = &args.items[i];
+        const char *a = it->spelled, *v = it->value;
         long iv;
-        int limit = limits_flag(a, v, &limits);
-        if (limit < 0) goto done;
-        if (limit > 0) continue;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) output = v;
-        else if (!strcmp(a, "--out-dir")) out_dir = v;
-        else if (!strcmp(a, "--size")) {
+        int r = limits_item(a, it->opt->id, v, &limits);
+        if (!r) r = output_item(a, it->opt->id, v, &save);
+        if (r < 0) goto done;
+        if (r > 0) continue;
+        switch (it->opt->id) {
+        case OPT_QUIET: quiet = 1; break;
+        case A_LIST: break; /* below, once the limits are known */
+        case A_PRESERVE: preserve = 1; break;
+        case A_MODEL: model = v; break;
+        case A_OUTPUT: output = v; break;
+        case A_OUT_DIR: out_dir = v; break;
+        case A_SIZE:
             if (!parse_int(a, v, 1, NST_MAX_DIMENSION, &iv)) goto done;
             size = (int)iv;
-        } else if (!strcmp(a, "--threads")) {
+            break;
+        case OPT_THREADS:
             if (!parse_int(a, v, 1, 1024, &iv)) goto done;
             threads = (int)iv;
-        } else if (!strcmp(a, "--device")) {
+            break;
+        case OPT_DEVICE:
             if (!parse_device(a, v, &device)) goto done;
-        } else if (!strcmp(a, "--precision")) {
+            break;
+        case OPT_PRECISION:
             if (!parse_precision(a, v, 1, &precision)) goto done;
-        } else {
-            fprintf(stderr, "nst: unknown option '%s' (try nst apply --help)\n", a);
-            goto done;
+            break;
         }
     }
-    if (!model || inputs.n == 0 || (!output && !out_dir) || (output && out_dir)) {
-        fprintf(stderr, "nst: apply needs --model, photos, and one of -o FILE or --out-dir DIR (try nst apply --help)\n");
+    if (cli_flag(&args, A_LIST)) {
+        list_styles(&limits);
+        rc = EXIT_OK;
         goto done;
     }
-    if (output && inputs.n > 1) {
-        fprintf(stderr, "nst: -o takes one photo; use --out-dir DIR for %d\n", inputs.n);
+    if (!model || args.n_positional == 0 || (!output && !out_dir) || (output && out_dir)) {
+        fprintf(stderr, "nst: apply needs %s (try nst apply --help)\n",
+                !model ? "--model MODEL|NAME" : args.n_positional == 0 ? "one or more photos or folders"
+                : output && out_dir ? "one of -o FILE or --out-dir DIR, not both" : "-o FILE or --out-dir DIR");
         goto done;
     }
-    if (output && !check_output_path("-o", output)) { rc = EXIT_FAIL; goto done; }
-    if (out_dir) {
+
+    /* the photos: files as given, folders by content; the same file twice is done once */
+    int from_stdin = 0;
+    for (int i = 0; i < args.n_positional; i++) {
+        const char *p = args.positional[i];
         struct stat st;
-        if (stat(out_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            if (mkdir(out_dir, 0777) != 0) {
-                fprintf(stderr, "nst: --out-dir: %s: cannot create the folder\n", out_dir);
-                rc = EXIT_FAIL;
+        int ok;
+        from_stdin += strcmp(p, "-") == 0;
+        if (strcmp(p, "-") != 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode)) ok = add_folder(&jobs, p);
+        else ok = jobs_add(&jobs, p, NULL) != NULL;
+        if (!ok) { rc = EXIT_FAIL; goto done; }
+    }
+    if (from_stdin > 1) {
+        fprintf(stderr, "nst: standard input (-) can be read once\n");
+        goto done;
+    }
+    for (int k = 0; k < jobs.n; k++) {
+        job *j = &jobs.v[k];
+        if (j->skip) continue;
+        const input_file *seen = inputs_find(&inputs, j->in);
+        if (seen) {
+            j->skip = "given twice (done once)";
+            continue;
+        }
+        if (!inputs_add(&inputs, j->in, "an input photo")) { rc = EXIT_FAIL; goto done; }
+    }
+    int todo = 0;
+    for (int k = 0; k < jobs.n; k++) todo += !jobs.v[k].skip;
+    if (output && todo > 1) {
+        fprintf(stderr, "nst: -o takes one photo; use --out-dir DIR for %d\n", todo);
+        goto done;
+    }
+    if (!is_bare_name(model) || access(model, F_OK) == 0) inputs_add(&inputs, model, "the model file");
+
+    /* the model before the outputs: a mistyped style name is the likelier mistake */
+    nst_error err;
+    if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
+        if (is_unknown_style(model)) {
+            styles_unknown("--model", model);
+            rc = EXIT_USAGE;
+        } else {
+            fprintf(stderr, "nst: %s\n", err.msg);
+            rc = EXIT_FAIL;
+        }
+        goto done;
+    }
+    char mstem[256];
+    path_stem(model, mstem, sizeof mstem);
+
+    /* every output settled and checked before the first photo */
+    if (output) {
+        for (int k = 0; k < jobs.n; k++) {
+            job *j = &jobs.v[k];
+            if (j->skip) continue;
+            char name[600], stem[256], buf[8448];
+            path_stem(j->in, stem, sizeof stem);
+            snprintf(name, sizeof name, "%s_%s%s", stem, mstem, out_extension(".png", save.format));
+            if ((rc = output_prepare("-o", output, name, &save, &inputs, buf, sizeof buf))) goto done;
+            if (!(j->out = strdup(buf))) { rc = EXIT_FAIL; goto done; }
+        }
+    } else {
+        struct stat st;
+        if (stat(out_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "nst: --out-dir %s: is a file, not a folder\n", out_dir);
+            goto done;
+        }
+        if (!plan_out_dir(&jobs, out_dir, save.format, quiet)) { rc = EXIT_FAIL; goto done; }
+        for (int k = 0; k < jobs.n; k++) {
+            job *j = &jobs.v[k];
+            if (j->skip) continue;
+            const input_file *in = inputs_find(&inputs, j->out);
+            if (in) {
+                fprintf(stderr, "nst: --out-dir %s: %s would replace %s (%s); an output never replaces an input "
+                        "(choose another folder)\n", out_dir, j->out, in->role, in->path);
+                goto done;
+            }
+            nst_save_options o = save;
+            if (o.format == NST_FORMAT_AUTO) {
+                nst_format f;
+                if (nst_format_for_path(j->out, &f, &err) == NST_OK) o.format = f;
+            }
+            if (o.bit_depth == 16 && o.format != NST_FORMAT_PNG && o.format != NST_FORMAT_TIFF) {
+                fprintf(stderr, "nst: --bit-depth 16: %s holds 8 bits per channel (add --format png or tiff)\n",
+                        j->out);
                 goto done;
             }
         }
+        if (stat(out_dir, &st) != 0 && mkdir(out_dir, 0777) != 0) {
+            fprintf(stderr, "nst: --out-dir %s: cannot create the folder\n", out_dir);
+            rc = EXIT_FAIL;
+            goto done;
+        }
+        if (access(out_dir, W_OK | X_OK) != 0) {
+            fprintf(stderr, "nst: --out-dir %s: cannot write into the folder: %s\n", out_dir, strerror(errno));
+            rc = EXIT_FAIL;
+            goto done;
+        }
     }
+    rc = EXIT_FAIL;
     if (threads > 0) omp_set_num_threads(threads);
-
-    nst_style_net *sn = NULL;
-    nst_error err;
-    if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", err.msg);
-        rc = EXIT_FAIL;
-        goto done;
-    }
     if (nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
-        nst_style_net_free(sn);
-        rc = EXIT_FAIL;
         goto done;
     }
-    if (nst_style_net_device(sn) == NST_DEVICE_CUDA && !quiet) {
-        char about[512];
-        nst_cuda_describe(about, sizeof about);
-        fprintf(stderr, "nst: running on %s\n", about);
+    if (!quiet && todo > 1) { /* a batch says what it will do; one photo says what it did */
+        const char *style = nst_style_net_meta(sn, "style");
+        char about[512] = "the CPU";
+        if (nst_style_net_device(sn) == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
+        fprintf(stderr, "nst: %s (style %s, width %d) on %d photo%s -> %s; %d thread%s on %s\n", mstem,
+                style ? style : "?", nst_style_net_width(sn), todo, todo == 1 ? "" : "s", output ? output : out_dir,
+                threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s", about);
     }
+    stop_signals_install();
     rc = EXIT_OK;
-    for (int k = 0; k < inputs.n; k++) {
-        const char *in = inputs.items[k];
-        char outbuf[8448];
-        const char *out = output;
-        if (out_dir) {
-            output_in_dir(outbuf, sizeof outbuf, out_dir, in);
-            out = outbuf;
+    int written = 0, skipped = 0, failed = 0, done_n = 0;
+    for (int k = 0; k < jobs.n; k++) {
+        job *j = &jobs.v[k];
+        if (j->skip) {
+            skipped++;
+            if (!quiet) fprintf(stderr, "nst: skipped %s: %s\n", j->in, j->skip);
+            continue;
         }
+        if (stop_requested()) break;
+        done_n++;
         nst_image img = {0}, scaled = {0}, res = {0};
+        const nst_image *src = &img;
         double t0 = omp_get_wtime();
-        nst_status s = nst_image_load(&img, in, &limits, &err);
+        nst_status s = image_read(&img, j->in, &limits, &err);
         if (!s && size > 0 && (img.width > img.height ? img.width : img.height) != size) {
             int w, h;
             nst_image_fit_size(img.width, img.height, size, &w, &h);
             s = nst_image_resize(&scaled, &img, w, h, &err);
-            if (!s) {
-                nst_image_free(&img);
-                img = scaled;
-            }
+            src = &scaled;
         }
         double t1 = omp_get_wtime();
-        if (!s) s = nst_style_net_apply(sn, &img, &res, &err);
+        if (!s) s = nst_style_net_apply(sn, src, &res, &err);
         double t2 = omp_get_wtime();
-        if (!s && preserve) s = nst_image_preserve_colors(&res, &img, &err);
-        if (!s) s = nst_image_save(&res, out, &err);
+        if (!s && preserve) s = nst_image_preserve_colors(&res, src, &err);
+        if (!s && nst_image_copy_extras(&res, &img, &err) != NST_OK && !quiet)
+            fprintf(stderr, "nst: warning: %s (written without the photo's alpha and profile)\n", err.msg);
+        if (!s) s = image_write(&res, j->out, &save, &err);
         if (s) {
             fprintf(stderr, "nst: %s\n", err.msg);
+            failed++;
             rc = EXIT_FAIL;
-        } else if (!quiet) {
-            fprintf(stderr, "nst: wrote %s (%dx%d, network %.3f s, total %.3f s)\n", out, res.width, res.height,
-                    t2 - t1, omp_get_wtime() - t0);
+        } else {
+            written++;
+            if (!quiet)
+                fprintf(stderr, "nst: [%d/%d] wrote %s (%dx%d, network %.3f s, total %.3f s)\n", done_n, todo,
+                        j->out, res.width, res.height, t2 - t1, omp_get_wtime() - t0);
         }
         nst_image_free(&img);
+        nst_image_free(&scaled);
         nst_image_free(&res);
     }
-    nst_style_net_free(sn);
+    if (!quiet && jobs.n > 1)
+        fprintf(stderr, "nst: %d written, %d skipped, %d failed%s\n", written, skipped, failed,
+                stop_requested() ? " (stopped by a signal)" : "");
 done:
-    list_free(&inputs);
+    nst_style_net_free(sn);
+    jobs_free(&jobs);
+    inputs_free(&inputs);
+    cli_args_free(&args);
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include "nst.h"
 
 /* Exit codes */
@@ -23,34 +24,94 @@ int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precisi
 int parse_float_list(const char *flag, const char *s, float *out, int max);
 
 /* The limits on input files: limits_init starts from the defaults and the environment
- * ($NST_MAX_PIXELS, $NST_MAX_FILE_MB); limits_flag takes --max-pixels N and
- * --max-file-mb N: 1 if flag is one of them (parsed into lim), 0 if it is not, -1 on a
- * bad value. Both print the one-line error themselves (a usage error). */
+ * ($NST_MAX_PIXELS, $NST_MAX_FILE_MB) and prints the error itself (a usage error). */
 int limits_init(nst_limits *lim);
-int limits_flag(const char *flag, const char *value, nst_limits *lim);
-#define LIMITS_USAGE                                                                           \
-    "  --max-pixels N          refuse images of more than N pixels (default 100000000;\n"     \
-    "                          also $" NST_MAX_PIXELS_ENV ")\n"                              \
-    "  --max-file-mb N         refuse input files larger than N MB (default 1024;\n"          \
-    "                          also $" NST_MAX_FILE_MB_ENV ")\n"
 
-/* Checks that path has a supported image extension and that its folder is writable. */
-int check_output_path(const char *flag, const char *path);
+/* The items that several commands share: 1 if it was one of them (parsed into the
+ * target), 0 if not, -1 after printing the error of a bad value (a usage error). */
+int limits_item(const char *spelled, int id, const char *value, nst_limits *lim);
+int output_item(const char *spelled, int id, const char *value, nst_save_options *opt);
 
-/* Progress display: a bar redrawn in place on a terminal; plain lines otherwise. */
+/* ---- files: inputs are never replaced, outputs are checked before any work ---- */
+
+/* The files a run reads (by device and inode, so that another name or a link to the
+ * same file is recognised). */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    const char *path;
+    char role[48]; /* "the content photo", "style image 2", ... */
+} input_file;
+typedef struct {
+    input_file *v;
+    int n, cap;
+} input_set;
+/* Adds path ("-" and files that do not exist are not recorded); 0 when out of memory. */
+int inputs_add(input_set *s, const char *path, const char *role);
+void inputs_free(input_set *s);
+/* The input that path is (the same file), or NULL. */
+const input_file *inputs_find(const input_set *s, const char *path);
+
+/* Where an output goes, checked before any work. out "-" is standard output (refused on
+ * a terminal); a folder (an existing one, or a name ending in '/', created if missing)
+ * gets default_name inside (NULL: a folder is refused). The format is opt->format, or
+ * the extension's (opt->format is set to it); the bit depth must suit it; the folder
+ * must be writable; the file must not be an input. The path is written to buf. Returns
+ * EXIT_OK, or the exit code after printing the one-line error. */
+int output_prepare(const char *flag, const char *out, const char *default_name, nst_save_options *opt,
+                   const input_set *ins, char *buf, size_t len);
+/* The same for a file that is not an image (a log, a model): no format check. */
+int output_prepare_file(const char *flag, const char *out, const input_set *ins);
+
+/* Images from a path or "-" (standard input, read whole within the limits). */
+nst_status image_read(nst_image *img, const char *path, const nst_limits *limits, nst_error *err);
+/* Saves atomically to path, or encodes to standard output for "-". */
+nst_status image_write(const nst_image *img, const char *path, const nst_save_options *opt, nst_error *err);
+/* "dir/photo.tar.jpg" -> "photo.tar" (at most len-1 bytes). */
+void path_stem(const char *path, char *buf, size_t len);
+
+/* ---- progress ---- */
+
+typedef struct {
+    int step, steps;
+    int start_step;         /* where this run started (a resumed run: the checkpoint's step) */
+    double elapsed_s;       /* in all runs */
+    double start_elapsed_s; /* elapsed_s at start_step */
+    double content_loss, style_loss, tv_loss, total_loss;
+} progress_info;
+
+/* A bar redrawn in place on a terminal, fitted to its width (and to a resize); plain
+ * lines every `every` steps otherwise. */
 typedef struct {
     int tty;
-    int every;        /* plain-line period in steps */
+    int every;
     double last_draw;
+    int drawn;
+    int width; /* the terminal's columns (0: not read yet) */
     FILE *out;
 } progress_bar;
 void progress_init(progress_bar *pb, FILE *out, int every);
-void progress_update(progress_bar *pb, const nst_progress *p);
+void progress_update(progress_bar *pb, const progress_info *p);
 void progress_finish(progress_bar *pb);
+/* The line nst_progress gives, as a progress_info. */
+progress_info progress_from(const nst_progress *p);
 
-/* Ctrl-C / SIGTERM: the first sets a flag the loops poll; a second one kills at once. */
+/* Ctrl-C / SIGTERM: the first sets a flag the loops poll; a second one kills at once.
+ * SIGWINCH marks the terminal's width as changed. */
 void stop_signals_install(void);
 int stop_requested(void);
+
+/* "2 threads" for the start summary: cfg_threads, or OpenMP's default. */
+int threads_in_use(int cfg_threads);
+
+/* The shipped styles (styles.c): names sorted, each with its model file's path; 0 if
+ * none. styles_unknown prints "FLAG NAME: no such file or style (did you mean ...)". */
+int styles_find(char ***names, char ***paths);
+void styles_free(char **names, char **paths, int n);
+int is_bare_name(const char *s);
+/* s is a bare name that is neither a file nor a shipped style (a likely typo). */
+int is_unknown_style(const char *s);
+void styles_unknown(const char *flag, const char *name);
 
 int cmd_transfer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -1,4 +1,4 @@
-/* common.c - argument parsing, output checks, the progress bar and signal handling. */
+/* common.c - the values of options: numbers, layer lists, devices, limits, output settings. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
 int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
     char *end;
@@ -44,56 +45,57 @@ int parse_float(const char *flag, const char *s, double lo, double hi, double *o
 int parse_layers(const char *flag, const char *s, nst_tap *taps, int *n) {
     *n = 0;
     if (s[0] == '\0') return 1; /* an empty list turns the loss off */
-    char buf[1024];
-    if (strlen(s) >= sizeof buf) {
-        fprintf(stderr, "nst: %s: list too long\n", flag);
-        return 0;
+    char **items;
+    int count = cli_split_list(flag, s, &items, NST_MAX_TAPS + 1);
+    if (count < 0) return 0;
+    int ok = 1;
+    if (count > NST_MAX_TAPS) {
+        fprintf(stderr, "nst: %s: more than %d layers\n", flag, NST_MAX_TAPS);
+        ok = 0;
     }
-    strcpy(buf, s);
-    char *save = NULL;
-    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        if (*n >= NST_MAX_TAPS) {
-            fprintf(stderr, "nst: %s: more than %d layers\n", flag, NST_MAX_TAPS);
-            return 0;
-        }
+    for (int i = 0; i < count && ok; i++) {
+        char *item = items[i];
         double w = 1.0;
         char *colon = strchr(item, ':');
         if (colon) {
             *colon = '\0';
-            if (!parse_float(flag, colon + 1, 0.0, 1e30, &w)) return 0;
+            if (!parse_float(flag, colon + 1, 0.0, 1e30, &w)) { ok = 0; break; }
         }
         int l = nst_layer_index(item);
         if (l < 0) {
-            fprintf(stderr, "nst: %s: unknown layer '%s' (known: conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5)\n",
-                    flag, item);
-            return 0;
+            const char *names[NST_NUM_LAYERS];
+            for (int k = 0; k < NST_NUM_LAYERS; k++) names[k] = nst_layer_name(k);
+            const char *near = cli_closest(item, names, NST_NUM_LAYERS);
+            if (near)
+                fprintf(stderr, "nst: %s: unknown layer '%s' (did you mean '%s'?)\n", flag, item, near);
+            else
+                fprintf(stderr, "nst: %s: unknown layer '%s' (known: conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5)\n",
+                        flag, item);
+            ok = 0;
+            break;
         }
         taps[*n].layer = l;
         taps[*n].weight = (float)w;
         (*n)++;
     }
-    return 1;
+    free(items);
+    return ok;
 }
 
 int parse_float_list(const char *flag, const char *s, float *out, int max) {
-    char buf[1024];
-    if (strlen(s) >= sizeof buf) {
-        fprintf(stderr, "nst: %s: list too long\n", flag);
-        return -1;
-    }
-    strcpy(buf, s);
-    int n = 0;
-    char *save = NULL;
-    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+    char **items;
+    int count = cli_split_list(flag, s, &items, max);
+    if (count < 0) return -1;
+    for (int i = 0; i < count; i++) {
         double v;
-        if (n >= max) {
-            fprintf(stderr, "nst: %s: more than %d values\n", flag, max);
+        if (!parse_float(flag, items[i], 0.0, 1e30, &v)) {
+            free(items);
             return -1;
         }
-        if (!parse_float(flag, item, 0.0, 1e30, &v)) return -1;
-        out[n++] = (float)v;
+        out[i] = (float)v;
     }
-    return n;
+    free(items);
+    return count;
 }
 
 int limits_init(nst_limits *lim) {
@@ -122,104 +124,45 @@ int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precisi
     return 1;
 }
 
-int limits_flag(const char *flag, const char *value, nst_limits *lim) {
+
+int limits_item(const char *spelled, int id, const char *value, nst_limits *lim) {
     nst_limit_kind which;
-    if (strcmp(flag, "--max-pixels") == 0) which = NST_LIMIT_PIXELS;
-    else if (strcmp(flag, "--max-file-mb") == 0) which = NST_LIMIT_FILE_MB;
+    if (id == OPT_MAX_PIXELS) which = NST_LIMIT_PIXELS;
+    else if (id == OPT_MAX_FILE_MB) which = NST_LIMIT_FILE_MB;
     else return 0;
     nst_error err;
-    if (nst_limits_set(lim, which, value, flag, &err) == NST_OK) return 1;
+    if (nst_limits_set(lim, which, value, spelled, &err) == NST_OK) return 1;
     fprintf(stderr, "nst: %s\n", err.msg);
     return -1;
 }
 
-int check_output_path(const char *flag, const char *path) {
-    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    if (!dot || (slash && dot < slash) ||
-        (strcasecmp(dot, ".png") != 0 && strcasecmp(dot, ".jpg") != 0 && strcasecmp(dot, ".jpeg") != 0)) {
-        fprintf(stderr, "nst: %s: %s: unsupported image type (use .png, .jpg or .jpeg)\n", flag, path);
-        return 0;
-    }
-    char dir[4096];
-    if (slash) {
-        size_t len = (size_t)(slash - path);
-        if (len >= sizeof dir) { /* cut short, it would name some other folder */
-            fprintf(stderr, "nst: %s: %.64s...: %s\n", flag, path, strerror(ENAMETOOLONG));
-            return 0;
+int output_item(const char *spelled, int id, const char *value, nst_save_options *opt) {
+    long v;
+    nst_error err;
+    switch (id) {
+    case OPT_FORMAT:
+        if (nst_format_parse(value, &opt->format, &err) != NST_OK) {
+            fprintf(stderr, "nst: %s: %s\n", spelled, err.msg);
+            return -1;
         }
-        memcpy(dir, path, len);
-        dir[len] = '\0';
-        if (len == 0) strcpy(dir, "/");
-    } else {
-        strcpy(dir, ".");
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        fprintf(stderr, "nst: %s: cannot write: %s\n", path, strerror(errno));
-        return 0;
-    }
-    return 1;
-}
-
-/* ---- progress ---- */
-
-void progress_init(progress_bar *pb, FILE *out, int every) {
-    pb->out = out;
-    pb->tty = isatty(fileno(out));
-    pb->every = every > 0 ? every : 1;
-    pb->last_draw = -1.0;
-}
-
-static void format_time(char *buf, size_t len, double s) {
-    if (!(s >= 0.0) || s > 99 * 3600.0) { snprintf(buf, len, "--:--"); return; }
-    long t = lround(s);
-    if (t >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
-}
-
-void progress_update(progress_bar *pb, const nst_progress *p) {
-    double rate = p->elapsed_s > 0.0 ? p->step / p->elapsed_s : 0.0;
-    char eta[32], el[32];
-    format_time(eta, sizeof eta, rate > 0.0 ? (p->steps - p->step) / rate : -1.0);
-    format_time(el, sizeof el, p->elapsed_s);
-    if (pb->tty) {
-        /* redraw at most ~10 times a second, and always on the last step */
-        if (p->step != p->steps && pb->last_draw >= 0.0 && p->elapsed_s - pb->last_draw < 0.1) return;
-        pb->last_draw = p->elapsed_s;
-        enum { WIDTH = 24 };
-        int fill = p->steps > 0 ? (int)((long long)WIDTH * p->step / p->steps) : WIDTH;
-        char bar[WIDTH + 1];
-        for (int i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
-        bar[WIDTH] = '\0';
-        fprintf(pb->out, "\r[%s] %d/%d %.2f step/s ETA %s loss %.4g (content %.3g style %.3g tv %.3g)\x1b[K",
-                bar, p->step, p->steps, rate, eta, p->total_loss, p->content_loss, p->style_loss, p->tv_loss);
-        fflush(pb->out);
-    } else if (p->step % pb->every == 0 || p->step == p->steps) {
-        fprintf(pb->out, "step %d/%d elapsed %s %.3f step/s ETA %s loss %.6g content %.6g style %.6g tv %.6g\n",
-                p->step, p->steps, el, rate, eta, p->total_loss, p->content_loss, p->style_loss, p->tv_loss);
-        fflush(pb->out);
+        if (!nst_format_writable(opt->format)) {
+            fprintf(stderr, "nst: %s: nst reads %s but does not write it (png, jpeg, webp or tiff)\n", spelled,
+                    nst_format_name(opt->format));
+            return -1;
+        }
+        return 1;
+    case OPT_QUALITY:
+        if (!parse_int(spelled, value, 1, 100, &v)) return -1;
+        opt->quality = (int)v;
+        return 1;
+    case OPT_BIT_DEPTH:
+        if (strcmp(value, "8") && strcmp(value, "16")) {
+            fprintf(stderr, "nst: %s: '%s' is not 8 or 16\n", spelled, value);
+            return -1;
+        }
+        opt->bit_depth = atoi(value);
+        return 1;
+    case OPT_STRIP: opt->strip = 1; return 1;
+    default: return 0;
     }
 }
-
-void progress_finish(progress_bar *pb) {
-    if (pb->tty && pb->last_draw >= 0.0) fputc('\n', pb->out);
-}
-
-/* ---- signals: the only global state, since a signal handler can reach nothing else ---- */
-
-static volatile sig_atomic_t g_stop = 0;
-
-static void on_signal(int sig) {
-    g_stop = 1;
-    signal(sig, SIG_DFL); /* a second Ctrl-C ends the program at once */
-}
-
-void stop_signals_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-int stop_requested(void) { return g_stop != 0; }

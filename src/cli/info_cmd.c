@@ -1,80 +1,174 @@
-/* info_cmd.c - `nst info FILE...`: decodes each image and prints its size, or loads each
- * style model (.nstm, or a checkpoint) and prints what it is; exit 1 if any cannot be
- * read (the message names the file and the problem). */
+/* info_cmd.c - `nst info FILE|STYLE...`: what each file is, found by its content: an
+ * image (size, format, depth, alpha, profile) or a style model or checkpoint (its whole
+ * record); a bare name is looked up among the shipped styles as apply does. --json for
+ * scripts. Exit 1 if any cannot be read (the message names the file and the problem). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static int is_model_path(const char *path) {
-    const char *dot = strrchr(path, '.');
-    return dot && (strcmp(dot, ".nstm") == 0 || strcmp(dot, ".ckpt") == 0);
+enum { I_JSON = OPT_FIRST_OWN, I_DEVICES };
+
+static const cli_opt INFO_OPTS[] = {
+    {I_JSON, "json", 0, NULL, "print one JSON array (an object per file) instead of text", 0},
+    {I_DEVICES, "devices", 0, NULL, "whether CUDA can be used (the GPU, memory, versions; or why not)", 0},
+    CLI_LIMIT_OPTS,
+    CLI_COMMON_OPTS,
+    {0},
+};
+
+static const cli_cmd INFO_CMD = {
+    "info",
+    "[options] FILE|STYLE...",
+    "Says what each file is, from its content (not its name): an image (PNG, JPEG, WebP,\n"
+    "TIFF, BMP, GIF, PPM: size after EXIF orientation, format, bits, alpha, colour\n"
+    "profile), or a style model (.nstm) or training checkpoint: its whole record (style,\n"
+    "steps, hyper-parameters, loss layers, width, the command that made it). A STYLE is the\n"
+    "name of a style that ships with nst (nst apply --list).",
+    INFO_OPTS,
+    "Exit status: 0 when every file was read, 1 if any could not be, 2 on a usage error.\n",
+};
+
+static int is_model(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char head[8];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return n == 8 && memcmp(head, "NSTMODEL", 8) == 0;
+}
+
+static nst_format format_of(const char *path) {
+    if (strcmp(path, "-") == 0) return NST_FORMAT_AUTO;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NST_FORMAT_AUTO;
+    unsigned char head[16];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return nst_format_detect(head, n);
+}
+
+static int describe_model(const char *arg, const nst_limits *limits, cJSON *json) {
+    nst_style_net *sn;
+    nst_error err;
+    if (nst_style_net_load(&sn, arg, limits, &err) != NST_OK) {
+        if (is_unknown_style(arg)) styles_unknown("info", arg);
+        else fprintf(stderr, "nst: %s\n", err.msg);
+        return 0;
+    }
+    const char *path = nst_style_net_path(sn), *kind = nst_style_net_meta(sn, "kind");
+    struct stat st;
+    long long bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", arg);
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddStringToObject(o, "type", kind && !strcmp(kind, "checkpoint") ? "checkpoint" : "model");
+        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cJSON_AddNumberToObject(o, "width", nst_style_net_width(sn));
+        cJSON_AddNumberToObject(o, "res_blocks", nst_style_net_res_blocks(sn));
+        cJSON *meta = cJSON_AddObjectToObject(o, "meta");
+        for (int i = 0; i < nst_style_net_meta_count(sn); i++) {
+            const char *k = nst_style_net_meta_key(sn, i);
+            cJSON_AddStringToObject(meta, k, nst_style_net_meta(sn, k));
+        }
+        cJSON_AddItemToArray(json, o);
+    } else {
+        printf("%s: style %s, %lld bytes (%s)\n", arg, kind && !strcmp(kind, "checkpoint") ? "training checkpoint" : "network",
+               bytes, path);
+        printf("  %-16s %d\n  %-16s %d\n", "width", nst_style_net_width(sn), "res_blocks", nst_style_net_res_blocks(sn));
+        for (int i = 0; i < nst_style_net_meta_count(sn); i++) {
+            const char *k = nst_style_net_meta_key(sn, i);
+            if (kind && !strcmp(k, "kind")) continue;
+            printf("  %-16s %s\n", k, nst_style_net_meta(sn, k));
+        }
+    }
+    nst_style_net_free(sn);
+    return 1;
+}
+
+static int describe_image(const char *path, const nst_limits *limits, cJSON *json) {
+    nst_image img = {0};
+    nst_error err;
+    if (image_read(&img, path, limits, &err) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", err.msg);
+        return 0;
+    }
+    nst_format f = format_of(path);
+    const char *name = f == NST_FORMAT_AUTO ? "image" : nst_format_name(f);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        cJSON_AddStringToObject(o, "type", "image");
+        cJSON_AddStringToObject(o, "format", name);
+        cJSON_AddNumberToObject(o, "width", img.width);
+        cJSON_AddNumberToObject(o, "height", img.height);
+        cJSON_AddNumberToObject(o, "bit_depth", img.bit_depth);
+        cJSON_AddBoolToObject(o, "alpha", img.alpha != NULL);
+        cJSON_AddNumberToObject(o, "icc_bytes", (double)img.icc_size);
+        cJSON_AddNumberToObject(o, "exif_bytes", (double)img.exif_size);
+        cJSON_AddItemToArray(json, o);
+    } else {
+        printf("%s: %dx%d %s %d-bit%s", path, img.width, img.height, name, img.bit_depth, img.alpha ? " alpha" : "");
+        if (img.icc) printf(", ICC profile %zu bytes", img.icc_size);
+        if (img.exif) printf(", EXIF %zu bytes", img.exif_size);
+        putchar('\n');
+    }
+    nst_image_free(&img);
+    return 1;
 }
 
 int cmd_info(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs("usage: nst info [options] FILE...\n\nDecodes each image (PNG, JPEG or PPM, EXIF orientation applied) and prints\n"
-              "FILE: WIDTHxHEIGHT; for a style model (.nstm) or a training checkpoint (.ckpt),\n"
-              "FILE: style network, width W, trained N steps on STYLE.\n"
-              "nst info --devices: whether CUDA can be used (cuda: available: GPU, memory, versions;\n"
-              "or cuda: not available: why).\n\n" LIMITS_USAGE,
-              argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
-    if (argc == 2 && strcmp(argv[1], "--devices") == 0) {
+    cli_args args;
+    int pr = cli_parse(&INFO_CMD, argc, argv, &args);
+    if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
+    int rc = EXIT_USAGE;
+    cJSON *json = NULL;
+    nst_limits limits;
+    if (!limits_init(&limits)) goto done;
+    for (int i = 0; i < args.n_items; i++)
+        if (limits_item(args.items[i].spelled, args.items[i].opt->id, args.items[i].value, &limits) < 0) goto done;
+    if (cli_flag(&args, I_DEVICES)) {
         char desc[512];
         nst_error why;
         nst_cuda_describe(desc, sizeof desc);
-        printf("cpu: available\ncuda: %s: %s\n", nst_device_resolve(NST_DEVICE_CUDA, &(nst_device){0}, &why) == NST_OK
-                                                       ? "available" : "not available", desc);
-        return EXIT_OK;
-    }
-    /* the limits first: they apply to every file, wherever they stand */
-    nst_limits limits;
-    if (!limits_init(&limits)) return EXIT_USAGE;
-    int n_files = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--max-pixels") != 0 && strcmp(argv[i], "--max-file-mb") != 0) {
-            n_files++;
-            continue;
+        printf("cpu: available\ncuda: %s: %s\n",
+               nst_device_resolve(NST_DEVICE_CUDA, &(nst_device){0}, &why) == NST_OK ? "available" : "not available", desc);
+        if (args.n_positional == 0) {
+            rc = EXIT_OK;
+            goto done;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nst: %s needs a value (try nst info --help)\n", argv[i]);
-            return EXIT_USAGE;
-        }
-        if (limits_flag(argv[i], argv[i + 1], &limits) < 0) return EXIT_USAGE;
-        argv[i++] = NULL; /* not a file */
-        argv[i] = NULL;
     }
-    if (n_files == 0) {
-        fprintf(stderr, "nst: info needs a FILE (try nst info --help)\n");
-        return EXIT_USAGE;
+    if (args.n_positional == 0) {
+        fprintf(stderr, "nst: info needs a FILE or a STYLE name (try nst info --help)\n");
+        goto done;
     }
-    int rc = EXIT_OK;
-    for (int i = 1; i < argc; i++) {
-        nst_error err;
-        if (!argv[i]) continue;
-        if (is_model_path(argv[i])) {
-            nst_style_net *sn;
-            if (nst_style_net_load(&sn, argv[i], &limits, &err) != NST_OK) {
-                fprintf(stderr, "nst: %s\n", err.msg);
-                rc = EXIT_FAIL;
-                continue;
-            }
-            const char *steps = nst_style_net_meta(sn, "steps"), *style = nst_style_net_meta(sn, "style");
-            const char *kind = nst_style_net_meta(sn, "kind");
-            printf("%s: style %s, width %d, trained %s steps on %s\n", argv[i], kind ? kind : "network",
-                   nst_style_net_width(sn), steps ? steps : "?", style ? style : "?");
-            nst_style_net_free(sn);
-            continue;
-        }
-        nst_image img = {0};
-        if (nst_image_load(&img, argv[i], &limits, &err) != NST_OK) {
-            fprintf(stderr, "nst: %s\n", err.msg);
-            rc = EXIT_FAIL;
-            continue;
-        }
-        printf("%s: %dx%d\n", argv[i], img.width, img.height);
-        nst_image_free(&img);
+    if (cli_flag(&args, I_JSON) && !(json = cJSON_CreateArray())) {
+        fprintf(stderr, "nst: out of memory\n");
+        rc = EXIT_FAIL;
+        goto done;
     }
+    rc = EXIT_OK;
+    for (int i = 0; i < args.n_positional; i++) {
+        const char *p = args.positional[i];
+        int ok;
+        if (strcmp(p, "-") != 0 && (is_model(p) || (is_bare_name(p) && access(p, F_OK) != 0)))
+            ok = describe_model(p, &limits, json);
+        else
+            ok = describe_image(p, &limits, json);
+        if (!ok) rc = EXIT_FAIL;
+    }
+    if (json) {
+        char *s = cJSON_Print(json);
+        if (s) puts(s);
+        free(s);
+    }
+done:
+    cJSON_Delete(json);
+    cli_args_free(&args);
     return rc;
 }

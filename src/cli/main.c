@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
 static const char USAGE[] =
     "usage: nst <command> [options]\n"
@@ -16,11 +17,11 @@ static const char USAGE[] =
     "  train      train a fast style network on a painting: nst train --help\n"
     "  apply      stylise photos with a trained network: nst apply --help\n"
     "  bench      time the network and a transfer step: nst bench --help\n"
-    "  info       print the size of images: nst info FILE...\n"
+    "  info       what an image, a model or a style is: nst info FILE|STYLE...\n"
     "\n"
     "options:\n"
-    "  -h, --help     this help\n"
-    "  --version      print the version\n"
+    "  -h, --help     this help (nst COMMAND --help: the command's options)\n"
+    "  -V, --version  print the version\n"
     "\n"
     "example:\n"
     "  nst transfer --content photo.jpg --style painting.jpg -o out.png\n"
@@ -48,15 +49,16 @@ int main(int argc, char **argv) {
         fputs(USAGE, stdout);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
         printf("nst %s\n", NST_VERSION);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "transfer") == 0) return cmd_transfer(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "apply") == 0) return cmd_apply(argc - 1, argv + 1);
-    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
-    fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
+    static const char *const names[] = {"transfer", "train", "apply", "bench", "info"};
+    static int (*const cmds[])(int, char **) = {cmd_transfer, cmd_train, cmd_apply, cmd_bench, cmd_info};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(cmd, names[i]) == 0) return cmds[i](argc - 1, argv + 1);
+    const char *near = cli_closest(cmd, names, 5);
+    if (near) fprintf(stderr, "nst: unknown command '%s' (did you mean '%s'?)\n", cmd, near);
+    else fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
     return EXIT_USAGE;
 }

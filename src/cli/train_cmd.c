@@ -4,50 +4,66 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static const char TRAIN_USAGE[] =
-    "usage: nst train --style FILE --data DIR -o MODEL.nstm [options]\n"
-    "\n"
+enum {
+    R_STYLE = OPT_FIRST_OWN, R_DATA, R_OUTPUT, R_STEPS, R_BATCH, R_SIZE, R_STYLE_SIZE, R_WIDTH, R_RES_BLOCKS, R_LR,
+    R_CONTENT_WEIGHT, R_CONTENT_LAYERS, R_STYLE_WEIGHT, R_STYLE_LAYERS, R_TV_WEIGHT, R_SEED, R_CHECKPOINT_EVERY,
+    R_CHECKPOINT, R_RESUME, R_HOLDOUT, R_LOG
+};
+
+static const cli_opt TRAIN_OPTS[] = {
+    {R_STYLE, "style", 0, "FILE", "the painting (any format nst reads)", 0},
+    {R_DATA, "data", 0, "DIR", "folder of training photos", 0},
+    {R_OUTPUT, "output", 'o', "MODEL.nstm", "the model file; rewritten at every checkpoint", 0},
+    {R_STEPS, "steps", 0, "N", "optimizer steps (default 2000)", 0},
+    {R_BATCH, "batch", 0, "N", "photos per step (default 4)", 0},
+    {R_SIZE, "size", 0, "N", "training crop size, a multiple of 4 (default 256)", 0},
+    {R_STYLE_SIZE, "style-size", 0, "N", "longer side of the painting for its Grams (default 512)", 0},
+    {R_WIDTH, "width", 0, "N", "network width: 32 standard, 16 slim (default 32)", 0},
+    {R_RES_BLOCKS, "res-blocks", 0, "N", "residual blocks (default 5)", 0},
+    {R_LR, "lr", 0, "X", "Adam learning rate (default 0.001)", 0},
+    {R_CONTENT_WEIGHT, "content-weight", 0, "X", "(default 7.5)", 0},
+    {R_CONTENT_LAYERS, "content-layers", 0, "LIST", "(default relu4_2)", 0},
+    {R_STYLE_WEIGHT, "style-weight", 0, "X", "(default 100)", 0},
+    {R_STYLE_LAYERS, "style-layers", 0, "LIST", "(default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)", 0},
+    {R_TV_WEIGHT, "tv-weight", 0, "X", "(default 200)", 0},
+    {R_SEED, "seed", 0, "N", "initialisation and data order (default 1)", 0},
+    {R_CHECKPOINT_EVERY, "checkpoint-every", 0, "N", "steps between checkpoints (default 200; 0: only at the end)", 0},
+    {R_CHECKPOINT, "checkpoint", 0, "FILE", "training state (default: OUTPUT.ckpt)", 0},
+    {R_RESUME, "resume", 0, "FILE", "continue from a checkpoint", 0},
+    {R_HOLDOUT, "holdout", 0, "N", "photos kept out of training, for previews (default 4)", 0},
+    {R_LOG, "log", 0, "FILE.csv", "write step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n"
+                                  "(appended to when resuming)", 0},
+    CLI_THREADS_OPT,
+    {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where to train (default auto: CUDA when this nst has it and\n"
+                                               "a GPU is there, else the CPU; on CUDA the whole batch runs at once)", 0},
+    {OPT_PRECISION, "precision", 0, "fp32|tf32", "CUDA arithmetic: fp32 (default) or TF32 tensor cores (faster)", 0},
+    CLI_WEIGHTS_OPT,
+    CLI_LIMIT_OPTS,
+    CLI_QUIET_OPT,
+    CLI_COMMON_OPTS,
+    {0},
+};
+
+static const cli_cmd TRAIN_CMD = {
+    "train",
+    "--style FILE --data DIR -o MODEL.nstm [options]",
     "Trains a feed-forward style network (Johnson et al.) for one painting; then\n"
-    "nst apply --model MODEL.nstm stylises any photo in one pass.\n"
-    "\n"
-    "  --style FILE            the painting (PNG or JPEG)\n"
-    "  --data DIR              folder of training photos (.jpg/.jpeg/.png)\n"
-    "  -o, --output FILE       the model file; rewritten at every checkpoint\n"
-    "  --steps N               optimizer steps (default 2000)\n"
-    "  --batch N               photos per step (default 4)\n"
-    "  --size N                training crop size, a multiple of 4 (default 256)\n"
-    "  --style-size N          longer side of the painting for its Grams (default 512)\n"
-    "  --width N               network width: 32 standard, 16 slim (default 32)\n"
-    "  --res-blocks N          residual blocks (default 5)\n"
-    "  --lr X                  Adam learning rate (default 0.001)\n"
-    "  --content-weight X      (default 7.5)  --content-layers LIST (default relu4_2)\n"
-    "  --style-weight X        (default 100)  --style-layers LIST (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)\n"
-    "  --tv-weight X           (default 200)\n"
-    "  --seed N                initialisation and data order (default 1)\n"
-    "  --checkpoint-every N    steps between checkpoints (default 200; 0: only at the end)\n"
-    "  --checkpoint FILE       training state (default: OUTPUT.ckpt)\n"
-    "  --resume FILE           continue from a checkpoint\n"
-    "  --holdout N             photos kept out of training, for previews (default 4)\n"
-    "  --log FILE.csv          write step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n"
-    "  --threads N             CPU threads (default: OMP_NUM_THREADS or all cores)\n"
-    "  --device auto|cpu|cuda  where to train (default auto: CUDA when this nst has it and\n"
-    "                          a GPU is there, else the CPU; on CUDA the whole batch runs at once)\n"
-    "  --precision fp32|tf32   CUDA arithmetic: fp32 (default) or TF32 tensor cores (faster)\n"
-    "  --weights DIR           VGG19 weights folder (default: $" NST_WEIGHTS_ENV " or ../shared/models/vgg19)\n"
-    LIMITS_USAGE
-    "  -q, --quiet             no progress output\n"
-    "\n"
+    "nst apply --model MODEL.nstm stylises any photo in one pass.",
+    TRAIN_OPTS,
     "Each checkpoint writes the model, OUTPUT.ckpt and a preview of a held-out photo\n"
     "(OUTPUT_stepNNNNNN.jpg). Ctrl-C stops after the current step and writes them too.\n"
     "The same command with the same --seed and --threads gives the same model, bit for bit.\n"
-    "Exit status: 0 success, 2 usage error, 1 any other failure (an interrupted run too).\n";
+    "Exit status: 0 success, 2 usage error, 1 any other failure (an interrupted run too).\n",
+};
 
 typedef struct {
     FILE *log;
     progress_bar bar;
     int quiet;
     int warned;
+    const char *summary; /* printed with the first step: a bad input before it stays one line */
 } train_state;
 
 static int on_train_progress(const nst_train_progress *p, void *user) {
@@ -61,8 +77,15 @@ static int on_train_progress(const nst_train_progress *p, void *user) {
         fprintf(stderr, "\nnst: warning: %s (training goes on)\n", p->warning);
         ts->warned = 1;
     }
+    if (!ts->quiet && ts->summary) {
+        fprintf(stderr, "%s; from step %d\n", ts->summary, p->start_step);
+        ts->summary = NULL;
+    }
     if (!ts->quiet) {
-        nst_progress q = {p->step, p->steps, p->elapsed_s, p->content_loss, p->style_loss, p->tv_loss, p->total_loss};
+        progress_info q = {.step = p->step, .steps = p->steps, .start_step = p->start_step,
+                           .elapsed_s = p->elapsed_s, .start_elapsed_s = p->start_elapsed_s,
+                           .content_loss = p->content_loss, .style_loss = p->style_loss, .tv_loss = p->tv_loss,
+                           .total_loss = p->total_loss};
         progress_update(&ts->bar, &q);
     }
     return stop_requested();
@@ -82,119 +105,184 @@ static char *join_args(int argc, char **argv) {
     return s;
 }
 
+/* A model file's name must not say it is an image (nst info and viewers go by content,
+ * but people go by the name). */
+static int model_name_ok(const char *flag, const char *path) {
+    nst_format f;
+    nst_error err;
+    if (nst_format_for_path(path, &f, &err) != NST_OK) return 1;
+    fprintf(stderr, "nst: %s %s: that names a %s image; a model file ends in .nstm\n", flag, path, nst_format_name(f));
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
+    cli_args args;
+    int pr = cli_parse(&TRAIN_CMD, argc, argv, &args);
+    if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     nst_train_config cfg;
     nst_train_defaults(&cfg);
     const char *weights = NULL, *log_path = NULL;
-    int quiet = 0;
-    if (!limits_init(&cfg.limits)) return EXIT_USAGE;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(TRAIN_USAGE, stdout);
-            return EXIT_OK;
-        }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (a[0] != '-') {
-            fprintf(stderr, "nst: unexpected argument '%s' (try nst train --help)\n", a);
-            return EXIT_USAGE;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nst: %s needs a value (try nst train --help)\n", a);
-            return EXIT_USAGE;
-        }
-        const char *v = argv[++i];
+    int quiet = 0, rc = EXIT_USAGE;
+    input_set inputs = {0};
+    if (!limits_init(&cfg.limits)) goto usage;
+    if (args.n_positional > 0) {
+        fprintf(stderr, "nst: unexpected argument '%s' (try nst train --help)\n", args.positional[0]);
+        goto usage;
+    }
+    for (int i = 0; i < args.n_items; i++) {
+        const char *a = args.items[i].spelled, *v = args.items[i].value;
+        int id = args.items[i].opt->id;
         long iv;
         double fv;
-        int limit = limits_flag(a, v, &cfg.limits);
-        if (limit < 0) return EXIT_USAGE;
+        int limit = limits_item(a, id, v, &cfg.limits);
+        if (limit < 0) goto usage;
         if (limit > 0) continue;
-        if (!strcmp(a, "--style")) cfg.style_path = v;
-        else if (!strcmp(a, "--data")) cfg.data_dir = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) cfg.output_path = v;
-        else if (!strcmp(a, "--checkpoint")) cfg.checkpoint_path = v;
-        else if (!strcmp(a, "--resume")) cfg.resume_path = v;
-        else if (!strcmp(a, "--log")) log_path = v;
-        else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--steps")) {
-            if (!parse_int(a, v, 0, 100000000, &iv)) return EXIT_USAGE;
+        switch (id) {
+        case OPT_QUIET: quiet = 1; break;
+        case R_STYLE: cfg.style_path = v; break;
+        case R_DATA: cfg.data_dir = v; break;
+        case R_OUTPUT: cfg.output_path = v; break;
+        case R_CHECKPOINT: cfg.checkpoint_path = v; break;
+        case R_RESUME: cfg.resume_path = v; break;
+        case R_LOG: log_path = v; break;
+        case OPT_WEIGHTS: weights = v; break;
+        case R_STEPS:
+            if (!parse_int(a, v, 0, 100000000, &iv)) goto usage;
             cfg.steps = (int)iv;
-        } else if (!strcmp(a, "--batch")) {
-            if (!parse_int(a, v, 1, 256, &iv)) return EXIT_USAGE;
+            break;
+        case R_BATCH:
+            if (!parse_int(a, v, 1, 256, &iv)) goto usage;
             cfg.batch = (int)iv;
-        } else if (!strcmp(a, "--size")) {
-            if (!parse_int(a, v, 32, 2048, &iv)) return EXIT_USAGE;
+            break;
+        case R_SIZE:
+            if (!parse_int(a, v, 32, 2048, &iv)) goto usage;
             if (iv % 4) {
-                fprintf(stderr, "nst: --size: %ld is not a multiple of 4\n", iv);
-                return EXIT_USAGE;
+                fprintf(stderr, "nst: %s: %ld is not a multiple of 4\n", a, iv);
+                goto usage;
             }
             cfg.size = (int)iv;
-        } else if (!strcmp(a, "--style-size")) {
-            if (!parse_int(a, v, 16, 8192, &iv)) return EXIT_USAGE;
+            break;
+        case R_STYLE_SIZE:
+            if (!parse_int(a, v, 16, 8192, &iv)) goto usage;
             cfg.style_size = (int)iv;
-        } else if (!strcmp(a, "--width")) {
-            if (!parse_int(a, v, 1, 256, &iv)) return EXIT_USAGE;
+            break;
+        case R_WIDTH:
+            if (!parse_int(a, v, 1, 256, &iv)) goto usage;
             cfg.width = (int)iv;
-        } else if (!strcmp(a, "--res-blocks")) {
-            if (!parse_int(a, v, 0, 8, &iv)) return EXIT_USAGE;
+            break;
+        case R_RES_BLOCKS:
+            if (!parse_int(a, v, 0, 8, &iv)) goto usage;
             cfg.n_res = (int)iv;
-        } else if (!strcmp(a, "--lr")) {
-            if (!parse_float(a, v, 1e-12, 10.0, &fv)) return EXIT_USAGE;
+            break;
+        case R_LR:
+            if (!parse_float(a, v, 1e-12, 10.0, &fv)) goto usage;
             cfg.lr = (float)fv;
-        } else if (!strcmp(a, "--content-weight")) {
-            if (!parse_float(a, v, 0.0, 1e30, &fv)) return EXIT_USAGE;
+            break;
+        case R_CONTENT_WEIGHT:
+            if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
             cfg.content_weight = (float)fv;
-        } else if (!strcmp(a, "--style-weight")) {
-            if (!parse_float(a, v, 0.0, 1e30, &fv)) return EXIT_USAGE;
+            break;
+        case R_STYLE_WEIGHT:
+            if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
             cfg.style_weight = (float)fv;
-        } else if (!strcmp(a, "--tv-weight")) {
-            if (!parse_float(a, v, 0.0, 1e30, &fv)) return EXIT_USAGE;
+            break;
+        case R_TV_WEIGHT:
+            if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
             cfg.tv_weight = (float)fv;
-        } else if (!strcmp(a, "--content-layers")) {
-            if (!parse_layers(a, v, cfg.content_taps, &cfg.n_content_taps)) return EXIT_USAGE;
-        } else if (!strcmp(a, "--style-layers")) {
-            if (!parse_layers(a, v, cfg.style_taps, &cfg.n_style_taps)) return EXIT_USAGE;
-        } else if (!strcmp(a, "--seed")) {
-            if (!parse_int(a, v, 0, 0x7fffffffL, &iv)) return EXIT_USAGE;
+            break;
+        case R_CONTENT_LAYERS:
+            if (!parse_layers(a, v, cfg.content_taps, &cfg.n_content_taps)) goto usage;
+            break;
+        case R_STYLE_LAYERS:
+            if (!parse_layers(a, v, cfg.style_taps, &cfg.n_style_taps)) goto usage;
+            break;
+        case R_SEED:
+            if (!parse_int(a, v, 0, 0x7fffffffL, &iv)) goto usage;
             cfg.seed = (uint64_t)iv;
-        } else if (!strcmp(a, "--checkpoint-every")) {
-            if (!parse_int(a, v, 0, 100000000, &iv)) return EXIT_USAGE;
+            break;
+        case R_CHECKPOINT_EVERY:
+            if (!parse_int(a, v, 0, 100000000, &iv)) goto usage;
             cfg.checkpoint_every = (int)iv;
-        } else if (!strcmp(a, "--holdout")) {
-            if (!parse_int(a, v, 0, 1000000, &iv)) return EXIT_USAGE;
+            break;
+        case R_HOLDOUT:
+            if (!parse_int(a, v, 0, 1000000, &iv)) goto usage;
             cfg.holdout = (int)iv;
-        } else if (!strcmp(a, "--threads")) {
-            if (!parse_int(a, v, 1, 1024, &iv)) return EXIT_USAGE;
+            break;
+        case OPT_THREADS:
+            if (!parse_int(a, v, 1, 1024, &iv)) goto usage;
             cfg.threads = (int)iv;
-        } else if (!strcmp(a, "--device")) {
-            if (!parse_device(a, v, &cfg.device)) return EXIT_USAGE;
-        } else if (!strcmp(a, "--precision")) {
-            if (!parse_precision(a, v, 0, &cfg.precision)) return EXIT_USAGE;
-        } else {
-            fprintf(stderr, "nst: unknown option '%s' (try nst train --help)\n", a);
-            return EXIT_USAGE;
+            break;
+        case OPT_DEVICE:
+            if (!parse_device(a, v, &cfg.device)) goto usage;
+            break;
+        case OPT_PRECISION:
+            if (!parse_precision(a, v, 0, &cfg.precision)) goto usage;
+            break;
         }
     }
     if (!cfg.style_path || !cfg.data_dir || !cfg.output_path) {
-        fprintf(stderr, "nst: train needs --style FILE, --data DIR and -o MODEL (try nst train --help)\n");
-        return EXIT_USAGE;
+        fprintf(stderr, "nst: train needs %s (try nst train --help)\n",
+                !cfg.style_path ? "--style FILE" : !cfg.data_dir ? "--data DIR" : "-o MODEL.nstm");
+        goto usage;
     }
     if (cfg.n_content_taps + cfg.n_style_taps == 0) {
         fprintf(stderr, "nst: no content or style layers left\n");
-        return EXIT_USAGE;
+        goto usage;
+    }
+    /* every output checked before the weights are read: the model, the checkpoint (which
+     * may be the one resumed from) and the log */
+    if (!inputs_add(&inputs, cfg.style_path, "the style image") || !inputs_add(&inputs, cfg.data_dir, "the data folder")) {
+        rc = EXIT_FAIL;
+        goto usage;
+    }
+    if ((rc = output_prepare_file("-o", cfg.output_path, &inputs))) goto usage;
+    rc = EXIT_USAGE;
+    if (!model_name_ok("-o", cfg.output_path)) goto usage;
+    if (cfg.resume_path) {
+        input_set model = {0};
+        int same = inputs_add(&model, cfg.output_path, "the model") && inputs_find(&model, cfg.resume_path);
+        inputs_free(&model);
+        if (same) {
+            fprintf(stderr, "nst: --resume %s: that is the model (-o); resume from the checkpoint (%s.ckpt)\n",
+                    cfg.resume_path, cfg.output_path);
+            rc = EXIT_USAGE;
+            goto usage;
+        }
+    }
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, cfg.checkpoint_path ? "%s" : "%s.ckpt",
+             cfg.checkpoint_path ? cfg.checkpoint_path : cfg.output_path);
+    if (!model_name_ok("--checkpoint", ckpt)) { rc = EXIT_USAGE; goto usage; }
+    if ((rc = output_prepare_file("--checkpoint", ckpt, &inputs))) goto usage;
+    if (strcmp(ckpt, cfg.output_path) == 0) {
+        fprintf(stderr, "nst: --checkpoint %s: the same file as -o\n", ckpt);
+        rc = EXIT_USAGE;
+        goto usage;
+    }
+    if (log_path) {
+        if (!strcmp(log_path, cfg.output_path) || !strcmp(log_path, ckpt)) {
+            fprintf(stderr, "nst: --log %s: the same file as the model or the checkpoint\n", log_path);
+            rc = EXIT_USAGE;
+            goto usage;
+        }
+        if ((rc = output_prepare_file("--log", log_path, &inputs))) goto usage;
     }
 
-    int rc = EXIT_FAIL;
+    rc = EXIT_FAIL;
     nst_error err;
     nst_device dev;
     if (nst_device_resolve(cfg.device, &dev, &err) != NST_OK) { /* before the weights are read */
         fprintf(stderr, "nst: %s\n", err.msg);
-        return EXIT_FAIL;
+        goto usage;
     }
-    if (dev == NST_DEVICE_CUDA && !quiet) {
-        char about[512];
-        nst_cuda_describe(about, sizeof about);
-        fprintf(stderr, "nst: training on %s\n", about);
+    char summary[2048];
+    {
+        char about[512] = "the CPU";
+        if (dev == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
+        snprintf(summary, sizeof summary, "nst: train %s on %s -> %s: %d steps, batch %d, %d px, width %d; %d thread%s on %s%s%s",
+                 cfg.style_path, cfg.data_dir, cfg.output_path, cfg.steps, cfg.batch, cfg.size, cfg.width,
+                 threads_in_use(cfg.threads), threads_in_use(cfg.threads) == 1 ? "" : "s", about,
+                 cfg.resume_path ? "; resuming from " : "", cfg.resume_path ? cfg.resume_path : "");
     }
     nst_vgg19 *vgg = NULL;
     train_state ts = {0};
@@ -210,6 +298,7 @@ int cmd_train(int argc, char **argv) {
         if (!cfg.resume_path) fprintf(ts.log, "step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n");
     }
     ts.quiet = quiet;
+    ts.summary = summary;
     progress_init(&ts.bar, stderr, cfg.checkpoint_every > 0 ? cfg.checkpoint_every / 4 + 1 : (cfg.steps >= 20 ? cfg.steps / 20 : 1));
     stop_signals_install();
     nst_status s = nst_train_run(&cfg, vgg, on_train_progress, &ts, &err);
@@ -228,5 +317,8 @@ done:
     if (ts.log) fclose(ts.log);
     nst_vgg19_free(vgg);
     free(command);
+usage:
+    inputs_free(&inputs);
+    cli_args_free(&args);
     return rc;
 }

@@ -208,6 +208,11 @@ nst_device nst_style_net_device(const nst_style_net *sn) { return sn->gpu ? NST_
 const char *nst_style_net_path(const nst_style_net *sn) { return sn->path; }
 const char *nst_style_net_meta(const nst_style_net *sn, const char *key) { return nstm_get_string(&sn->meta, key); }
 int nst_style_net_width(const nst_style_net *sn) { return sn->net.width; }
+int nst_style_net_res_blocks(const nst_style_net *sn) { return sn->net.n_res; }
+int nst_style_net_meta_count(const nst_style_net *sn) { return sn->meta.n_strings; }
+const char *nst_style_net_meta_key(const nst_style_net *sn, int i) {
+    return i >= 0 && i < sn->meta.n_strings ? sn->meta.strings[i].name : NULL;
+}
 
 /* The padded size the network runs at: a multiple of 4, at least 8. */
 static int padded_side(int n) {
