@@ -10,8 +10,9 @@ KILLS=${NST_KILLS:-20}
 # a small training folder (a few photos of the shared set, copied to the temporary folder)
 mkdir -p "$T/data"
 for i in 00001 00002 00003 00004 00005 00006; do cp "$SHARED/datasets/photos256/$i.jpg" "$T/data/"; done
-TRAIN=(train --style "$STYLE" --data "$T/data" --size 32 --style-size 64 --width 4 --res-blocks 1
-       --batch 1 --holdout 1 --checkpoint-every 1 -q)
+TRAIN_BASE=(train --style "$STYLE" --data "$T/data" --size 32 --style-size 64 --width 4 --res-blocks 1
+            --batch 1 --holdout 1 -q)
+TRAIN=("${TRAIN_BASE[@]}" --checkpoint-every 1)
 
 # the time to the first checkpoint (start-up is much slower under the sanitizers)
 mkdir -p "$T/warm"
@@ -40,7 +41,7 @@ ckpt=$(ls -t "$T"/k*/m.nstm.ckpt 2>/dev/null | head -1)
 if [ -z "$ckpt" ]; then
     bad "no checkpoint survived any kill"
 else
-    step=$("$NST" info "$ckpt" | sed -n 's/.*trained \([0-9]*\) steps.*/\1/p')
+    step=$("$NST" info "$ckpt" | sed -n 's/^  steps  *\([0-9]*\)$/\1/p')
     target=$((step + 3))
     "$NST" "${TRAIN[@]}" -o "$T/resumed.nstm" --resume "$ckpt" --steps $target 2>"$T/resume.err" &&
         "$NST" info "$T/resumed.nstm" | grep -Eq "^  steps +$target$" && ok ||
@@ -53,7 +54,7 @@ else
 fi
 
 # SIGTERM: stops after the step, writes the model and the checkpoint, exit 1
-stop_when_stepping TERM "$T/term.csv" "$NST" "${TRAIN[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 \
+stop_when_stepping TERM "$T/term.csv" "$NST" "${TRAIN_BASE[@]}" --checkpoint-every 0 -o "$T/term.nstm" --steps 100000 \
     2>"$T/term.err"
 rc=$?
 [ "$rc" = 1 ] && loads "$T/term.nstm" && loads "$T/term.nstm.ckpt" && grep -q "resume with --resume" "$T/term.err" && ok ||
