@@ -349,6 +349,11 @@ void nst_style_net_free(nst_style_net *net);
 const char *nst_style_net_path(const nst_style_net *net);
 const char *nst_style_net_meta(const nst_style_net *net, const char *key);
 int nst_style_net_width(const nst_style_net *net);
+/* The number of residual blocks; the metadata's keys, in the file's order (i in
+ * 0..nst_style_net_meta_count()-1; NULL out of range), for listing the whole record. */
+int nst_style_net_res_blocks(const nst_style_net *net);
+int nst_style_net_meta_count(const nst_style_net *net);
+const char *nst_style_net_meta_key(const nst_style_net *net, int i);
 
 /* Stylises img (any size >= 1x1) into out (allocated, the same size). The network keeps
  * scratch memory from call to call (sized for the last image), so one nst_style_net

@@ -69,7 +69,7 @@ for name in "${names[@]}"; do
     extra=""
     maxlen=4096
     case "$name" in
-    args) extra="src/cli/common.c"; maxlen=8192 ;; # the CLI parsers are not in the library
+    args) extra="src/cli/common.c src/cli/options.c src/cli/files.c"; maxlen=8192 ;; # the CLI parsers are not in the library
     image) maxlen=65536 ;;
     weights) maxlen=16384 ;;
     esac
