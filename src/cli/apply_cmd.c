@@ -91,7 +91,7 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 static const char *why_not_image(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return "cannot be opened";
-    unsigned char head[16];
+    unsigned char head[32];
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     return nst_format_detect(head, n) == NST_FORMAT_AUTO ? "not an image" : NULL;

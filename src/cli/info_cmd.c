@@ -46,7 +46,7 @@ static nst_format format_of(const char *path) {
     if (strcmp(path, "-") == 0) return NST_FORMAT_AUTO;
     FILE *f = fopen(path, "rb");
     if (!f) return NST_FORMAT_AUTO;
-    unsigned char head[16];
+    unsigned char head[32];
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     return nst_format_detect(head, n);
