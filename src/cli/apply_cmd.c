@@ -89,12 +89,10 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Is the file an image, by its first bytes? */
 static const char *why_not_image(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return "cannot be opened";
-    unsigned char head[32];
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return nst_format_detect(head, n) == NST_FORMAT_AUTO ? "not an image" : NULL;
+    unsigned char head[HEAD_BYTES];
+    long n = read_head(path, head, sizeof head);
+    if (n < 0) return "cannot be opened";
+    return nst_format_detect(head, (size_t)n) == NST_FORMAT_AUTO ? "not an image" : NULL;
 }
 
 /* A folder: each entry, sorted by name; what is not an image is a skipped job. */
@@ -143,8 +141,7 @@ static int add_folder(job_list *l, const char *dir) {
 
 /* The extension of an output in a folder: the photo's, if nst writes it; else png. */
 static const char *out_extension(const char *in, nst_format forced) {
-    if (forced == NST_FORMAT_JPEG) return ".jpg";
-    if (forced != NST_FORMAT_AUTO) return forced == NST_FORMAT_PNG ? ".png" : forced == NST_FORMAT_WEBP ? ".webp" : ".tif";
+    if (forced != NST_FORMAT_AUTO) return format_extension(forced);
     const char *base = strrchr(in, '/');
     base = base ? base + 1 : in;
     const char *dot = strrchr(base, '.');
@@ -287,7 +284,6 @@ int cmd_apply(int argc, char **argv) {
         fprintf(stderr, "nst: -o takes one photo; use --out-dir DIR for %d\n", todo);
         goto done;
     }
-    if (!is_bare_name(model) || access(model, F_OK) == 0) inputs_add(&inputs, model, "the model file");
 
     /* the model before the outputs: a mistyped style name is the likelier mistake */
     nst_error err;
@@ -301,6 +297,7 @@ int cmd_apply(int argc, char **argv) {
         }
         goto done;
     }
+    if (!inputs_add(&inputs, nst_style_net_path(sn), "the model file")) { rc = EXIT_FAIL; goto done; }
     char mstem[256];
     path_stem(model, mstem, sizeof mstem);
 
@@ -311,7 +308,7 @@ int cmd_apply(int argc, char **argv) {
             if (j->skip) continue;
             char name[600], stem[256], buf[8448];
             path_stem(j->in, stem, sizeof stem);
-            snprintf(name, sizeof name, "%s_%s%s", stem, mstem, out_extension(".png", save.format));
+            snprintf(name, sizeof name, "%s_%s%s", stem, mstem, format_extension(save.format));
             if ((rc = output_prepare("-o", output, name, &save, &inputs, buf, sizeof buf))) goto done;
             if (!(j->out = strdup(buf))) { rc = EXIT_FAIL; goto done; }
         }
@@ -336,11 +333,7 @@ int cmd_apply(int argc, char **argv) {
                 nst_format f;
                 if (nst_format_for_path(j->out, &f, &err) == NST_OK) o.format = f;
             }
-            if (o.bit_depth == 16 && o.format != NST_FORMAT_PNG && o.format != NST_FORMAT_TIFF) {
-                fprintf(stderr, "nst: --bit-depth 16: %s holds 8 bits per channel (add --format png or tiff)\n",
-                        j->out);
-                goto done;
-            }
+            if (!bit_depth_fits(&o, j->out)) goto done;
         }
         if (stat(out_dir, &st) != 0 && mkdir(out_dir, 0777) != 0) {
             fprintf(stderr, "nst: --out-dir %s: cannot create the folder\n", out_dir);

@@ -67,6 +67,16 @@ int output_prepare_file(const char *flag, const char *out, const input_set *ins)
 nst_status image_read(nst_image *img, const char *path, const nst_limits *limits, nst_error *err);
 /* Saves atomically to path, or encodes to standard output for "-". */
 nst_status image_write(const nst_image *img, const char *path, const nst_save_options *opt, nst_error *err);
+/* The same name, or another name (a link) of the same existing file. */
+int same_file(const char *a, const char *b);
+/* The first n bytes of a file (to tell what it is by content): how many were read, -1 if it
+ * cannot be opened. HEAD_BYTES are enough for nst_format_detect and a model's magic. */
+enum { HEAD_BYTES = 32 };
+long read_head(const char *path, unsigned char *buf, size_t n);
+/* ".png", ".jpg", ".webp", ".tif": the extension nst gives a format (".png" for AUTO). */
+const char *format_extension(nst_format f);
+/* 0 after printing why, if opt asks 16 bits of a format that holds 8 (what names it). */
+int bit_depth_fits(const nst_save_options *opt, const char *what);
 /* "dir/photo.tar.jpg" -> "photo.tar" (at most len-1 bytes). */
 void path_stem(const char *path, char *buf, size_t len);
 

@@ -40,6 +40,35 @@ const input_file *inputs_find(const input_set *s, const char *path) {
     return NULL;
 }
 
+int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0) return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+long read_head(const char *path, unsigned char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t got = fread(buf, 1, n, f);
+    fclose(f);
+    return (long)got;
+}
+
+const char *format_extension(nst_format f) {
+    switch (f) {
+    case NST_FORMAT_JPEG: return ".jpg";
+    case NST_FORMAT_WEBP: return ".webp";
+    case NST_FORMAT_TIFF: return ".tif";
+    default: return ".png";
+    }
+}
+
+int bit_depth_fits(const nst_save_options *opt, const char *what) {
+    if (opt->bit_depth != 16 || opt->format == NST_FORMAT_PNG || opt->format == NST_FORMAT_TIFF) return 1;
+    fprintf(stderr, "nst: --bit-depth 16: %s holds 8 bits per channel (16 needs png or tiff)\n", what);
+    return 0;
+}
+
 void path_stem(const char *path, char *buf, size_t len) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -147,12 +176,7 @@ int output_prepare(const char *flag, const char *out, const char *default_name, 
         if (!not_an_input(flag, buf, ins)) return EXIT_USAGE;
         if (!folder_writable(buf)) return EXIT_FAIL;
     }
-    if (opt->bit_depth == 16 && opt->format != NST_FORMAT_PNG && opt->format != NST_FORMAT_TIFF) {
-        fprintf(stderr, "nst: --bit-depth 16: %s holds 8 bits per channel (16 needs png or tiff)\n",
-                nst_format_name(opt->format));
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    return bit_depth_fits(opt, nst_format_name(opt->format)) ? EXIT_OK : EXIT_USAGE;
 }
 
 int output_prepare_file(const char *flag, const char *out, const input_set *ins) {

@@ -33,25 +33,6 @@ static const cli_cmd INFO_CMD = {
     "Exit status: 0 when every file was read, 1 if any could not be, 2 on a usage error.\n",
 };
 
-static int is_model(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char head[8];
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return n == 8 && memcmp(head, "NSTMODEL", 8) == 0;
-}
-
-static nst_format format_of(const char *path) {
-    if (strcmp(path, "-") == 0) return NST_FORMAT_AUTO;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NST_FORMAT_AUTO;
-    unsigned char head[32];
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return nst_format_detect(head, n);
-}
-
 static int describe_model(const char *arg, const nst_limits *limits, cJSON *json) {
     nst_style_net *sn;
     nst_error err;
@@ -91,14 +72,14 @@ static int describe_model(const char *arg, const nst_limits *limits, cJSON *json
     return 1;
 }
 
-static int describe_image(const char *path, const nst_limits *limits, cJSON *json) {
+/* f: the format its first bytes say (AUTO for standard input, read only once) */
+static int describe_image(const char *path, nst_format f, const nst_limits *limits, cJSON *json) {
     nst_image img = {0};
     nst_error err;
     if (image_read(&img, path, limits, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
         return 0;
     }
-    nst_format f = format_of(path);
     const char *name = f == NST_FORMAT_AUTO ? "image" : nst_format_name(f);
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -155,11 +136,14 @@ int cmd_info(int argc, char **argv) {
     rc = EXIT_OK;
     for (int i = 0; i < args.n_positional; i++) {
         const char *p = args.positional[i];
+        unsigned char head[HEAD_BYTES];
+        long n = strcmp(p, "-") == 0 ? -1 : read_head(p, head, sizeof head);
+        int model = n >= 8 && memcmp(head, "NSTMODEL", 8) == 0;
         int ok;
-        if (strcmp(p, "-") != 0 && (is_model(p) || (is_bare_name(p) && access(p, F_OK) != 0)))
+        if (model || (strcmp(p, "-") != 0 && is_bare_name(p) && access(p, F_OK) != 0))
             ok = describe_model(p, &limits, json);
         else
-            ok = describe_image(p, &limits, json);
+            ok = describe_image(p, n > 0 ? nst_format_detect(head, (size_t)n) : NST_FORMAT_AUTO, &limits, json);
         if (!ok) rc = EXIT_FAIL;
     }
     if (json) {

@@ -239,10 +239,7 @@ int cmd_train(int argc, char **argv) {
     rc = EXIT_USAGE;
     if (!model_name_ok("-o", cfg.output_path)) goto usage;
     if (cfg.resume_path) {
-        input_set model = {0};
-        int same = inputs_add(&model, cfg.output_path, "the model") && inputs_find(&model, cfg.resume_path);
-        inputs_free(&model);
-        if (same) {
+        if (same_file(cfg.resume_path, cfg.output_path)) {
             fprintf(stderr, "nst: --resume %s: that is the model (-o); resume from the checkpoint (%s.ckpt)\n",
                     cfg.resume_path, cfg.output_path);
             rc = EXIT_USAGE;
@@ -254,13 +251,13 @@ int cmd_train(int argc, char **argv) {
              cfg.checkpoint_path ? cfg.checkpoint_path : cfg.output_path);
     if (!model_name_ok("--checkpoint", ckpt)) { rc = EXIT_USAGE; goto usage; }
     if ((rc = output_prepare_file("--checkpoint", ckpt, &inputs))) goto usage;
-    if (strcmp(ckpt, cfg.output_path) == 0) {
+    if (same_file(ckpt, cfg.output_path)) {
         fprintf(stderr, "nst: --checkpoint %s: the same file as -o\n", ckpt);
         rc = EXIT_USAGE;
         goto usage;
     }
     if (log_path) {
-        if (!strcmp(log_path, cfg.output_path) || !strcmp(log_path, ckpt)) {
+        if (same_file(log_path, cfg.output_path) || same_file(log_path, ckpt)) {
             fprintf(stderr, "nst: --log %s: the same file as the model or the checkpoint\n", log_path);
             rc = EXIT_USAGE;
             goto usage;

@@ -361,9 +361,8 @@ int cmd_transfer(int argc, char **argv) {
     char output[4200], default_name[600], cstem[256], sstem[256];
     path_stem(content_path, cstem, sizeof cstem);
     path_stem(styles[0], sstem, sizeof sstem);
-    snprintf(default_name, sizeof default_name, "%s_%s%s.%s", cstem, sstem, n_styles > 1 ? "_blend" : "",
-             save.format && save.format != NST_FORMAT_JPEG ? nst_format_name(save.format)
-             : save.format == NST_FORMAT_JPEG ? "jpg" : "png");
+    snprintf(default_name, sizeof default_name, "%s_%s%s%s", cstem, sstem, n_styles > 1 ? "_blend" : "",
+             format_extension(save.format));
     if ((rc = output_prepare("-o", output_arg, default_name, &save, &inputs, output, sizeof output))) goto done;
     rc = EXIT_USAGE;
     if (cfg.save_every > 0 && strcmp(output, "-") == 0) {
@@ -371,7 +370,7 @@ int cmd_transfer(int argc, char **argv) {
         goto done;
     }
     if (log_path) {
-        if (strcmp(log_path, output) == 0) {
+        if (same_file(log_path, output)) {
             fprintf(stderr, "nst: --log %s: the same file as -o\n", log_path);
             goto done;
         }
