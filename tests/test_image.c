@@ -116,9 +116,9 @@ static void write_png(const char *path, int w, int h, int color, int depth, int 
     fclose(f);
 }
 
-/* Writes a JPEG (1 or 3 components) with an optional APP1 segment. */
-static void write_jpeg(const char *path, int w, int h, int comps, const unsigned char *data,
-                       int quality, const unsigned char *app1, unsigned app1_len) {
+/* Writes a JPEG (1 or 3 components) with an optional APP1 segment and ICC profile. */
+static void write_jpeg_icc(const char *path, int w, int h, int comps, const unsigned char *data, int quality,
+                           const unsigned char *app1, unsigned app1_len, const unsigned char *icc, size_t icc_n) {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr jerr;
     FILE *f = fopen(path, "wb");
@@ -134,6 +134,7 @@ static void write_jpeg(const char *path, int w, int h, int comps, const unsigned
     jpeg_set_quality(&c, quality, TRUE);
     jpeg_start_compress(&c, TRUE);
     if (app1) jpeg_write_marker(&c, JPEG_APP0 + 1, app1, app1_len);
+    if (icc) jpeg_write_icc_profile(&c, icc, (unsigned)icc_n);
     while (c.next_scanline < c.image_height) {
         JSAMPROW row = (JSAMPROW)data + (size_t)c.next_scanline * w * comps;
         jpeg_write_scanlines(&c, &row, 1);
@@ -141,6 +142,11 @@ static void write_jpeg(const char *path, int w, int h, int comps, const unsigned
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
     fclose(f);
+}
+
+static void write_jpeg(const char *path, int w, int h, int comps, const unsigned char *data, int quality,
+                       const unsigned char *app1, unsigned app1_len) {
+    write_jpeg_icc(path, w, h, comps, data, quality, app1, app1_len, NULL, 0);
 }
 
 static uint32_t crc32_bytes(const unsigned char *p, size_t n) {
@@ -2032,34 +2038,18 @@ static void test_gif(void) {
 
 /* ---- metadata, options, extras --------------------------------------------------------- */
 
+/* A JPEG with EXIF (as APP1 "Exif\0\0") and an ICC profile, either may be NULL. */
 static void write_jpeg_meta(const char *path, int w, int h, const unsigned char *rgb, const unsigned char *icc,
                             size_t icc_n, const unsigned char *exif, size_t exif_n) {
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(2); }
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = w, c.image_height = h, c.input_components = 3, c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
+    unsigned char *app1 = NULL;
     if (exif) {
-        unsigned char *app1 = malloc(6 + exif_n);
+        app1 = malloc(6 + exif_n);
+        if (!app1) { perror(path); exit(2); }
         memcpy(app1, "Exif\0\0", 6);
         memcpy(app1 + 6, exif, exif_n);
-        jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(6 + exif_n));
-        free(app1);
     }
-    if (icc) jpeg_write_icc_profile(&c, icc, (unsigned)icc_n);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)rgb + (size_t)c.next_scanline * w * 3;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    fclose(f);
+    write_jpeg_icc(path, w, h, 3, rgb, 95, app1, (unsigned)(6 + exif_n), icc, icc_n);
+    free(app1);
 }
 
 static void write_png_meta(const char *path, int w, int h, int color, const unsigned char *data,
