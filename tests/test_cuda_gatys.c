@@ -4,14 +4,12 @@
  * 1. Against the PyTorch oracle (shared/oracle/gatys64, tests/oracle.h), fp32:
  *    every conv layer's pre-ReLU output (content; the convB_1 taps of style and gen)
  *                                                              rel L2 < CUDA_FEATURE_TOL
- *    the Grams, the per-layer losses, the losses and image gradients of the seed preset
- *    (total, content only, style only, at the content), 5 Adam steps  < CUDA_LOSS_TOL
- *    (the gradients at the gen input: < CUDA_GRAD_TIE_TOL, see there)
+ *    (The losses, gradients and Adam steps against the oracle, and the objective's finite
+ *    differences, are test_oracle's and test_gradcheck's, run there on every device.)
  * 2. The GPU network against the CPU's: forward and backward at an odd size (21x29,
  *    pools that drop a row and a column), with and without a kept conv output, with the
  *    heuristic's algorithms, measured ones, the backward passes as forward
  *    convolutions with the flipped filters, and conv1_1's own kernels.
- * 3. Finite differences of the CUDA objective's image gradient at 32x32 (both presets).
  * 4. CUDA against the CPU on 64-step transfers at 64 px: the seed preset (Adam) and the
  *    gatys preset (L-BFGS), tolerances at test_cpu_vs_cuda.
  * 5. TF32: a 64-step gatys transfer at 128 px; the final loss within 1% of fp32's. */
@@ -41,13 +39,6 @@ int main(void) {
  * CPU: looser than test_oracle's 1e-5 / 1e-4; the errors found are printed. */
 #define CUDA_FEATURE_TOL 1e-4
 #define CUDA_LOSS_TOL 1e-3
-/* The image gradients at the oracle's gen input: conv1_2's rounding (cuDNN's algorithm
- * against PyTorch's CPU conv) flips one max-pool argmax near-tie, which moves that
- * window's gradient to its neighbour: a discrete 3.6e-3 on an H100 (the CPU saw the same
- * 3.6e-3 from Winograd's rounding: see the comment above winograd_forward_ok in
- * src/tensor/conv.c), not a wrong term (those are O(1); the features, Grams, losses and
- * the gradient at the content input stay within CUDA_LOSS_TOL). */
-#define CUDA_GRAD_TIE_TOL 5e-3
 
 static unsigned long long rng = 7;
 
@@ -63,18 +54,6 @@ static void to_device(float *dev, const float *host, size_t n) {
     cudaError_t e = cudaMemcpy(dev, host, n * sizeof(float), cudaMemcpyHostToDevice);
     cudaDeviceSynchronize();
     CHECK(e == cudaSuccess, "cudaMemcpy: %s", cudaGetErrorString(e));
-}
-
-static nst_transfer_config seed_config(float content_weight, float style_weight, int steps) {
-    nst_transfer_config cfg;
-    nst_error err;
-    nst_transfer_preset(&cfg, "seed", &err);
-    cfg.size = 64;
-    cfg.content_weight = content_weight;
-    cfg.style_weight = style_weight;
-    cfg.steps = steps;
-    cfg.device = NST_DEVICE_CUDA;
-    return cfg;
 }
 
 /* ---- 1. the oracle ---------------------------------------------------------------- */
@@ -142,58 +121,6 @@ static void test_oracle_features(const nst_vgg19 *net) {
     nst_cuda_destroy(ctx);
 }
 
-static void test_oracle_losses(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
-    static const char *taps[5] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
-    float *gen = oracle("input_gen", 3 * 64 * 64), *grad = malloc(sizeof(float) * 3 * 64 * 64);
-    nst_error err;
-    static const struct { float cw, sw; const char *grad; const char *loss; } cases[3] = {
-        {1.0f, 0.01f, "grad_total_gen", "total"}, {1.0f, 0.0f, "grad_content_gen", "content"},
-        {0.0f, 1.0f, "grad_style_gen", "style"}};
-    for (int k = 0; k < 3; k++) {
-        nst_transfer_config cfg = seed_config(cases[k].cw, cases[k].sw, 0);
-        nst_transfer *t = NULL;
-        CHECK(gatys_build(&t, &cfg, net, content, style, NULL, 1, &err) == NST_OK, "%s", err.msg);
-        if (!t) continue;
-        CHECK(gatys_gpu(t) != NULL, "the transfer runs on the GPU");
-        double f = gatys_eval(t, gen, grad);
-        float *want = oracle(cases[k].grad, 3 * 64 * 64);
-        double e = rel_l2(grad, want, 3 * 64 * 64);
-        CHECK(e < CUDA_GRAD_TIE_TOL, "%s (CUDA): rel err %.3g", cases[k].grad, e);
-        printf("gradient %-22s CUDA rel L2 error %.3g (limit %.0e: an argmax near-tie)\n", cases[k].grad, e,
-               CUDA_GRAD_TIE_TOL);
-        free(want);
-        double want_f = json_num("losses", "gen", cases[k].loss);
-        CHECK(rel_err(f, want_f) < CUDA_LOSS_TOL, "loss %s %.10g want %.10g", cases[k].loss, f, want_f);
-        printf("loss     %-22s CUDA %.10g (oracle %.10g, rel error %.3g)\n", cases[k].loss, f, want_f,
-               rel_err(f, want_f));
-        if (k == 0) {
-            for (int i = 0; i < 5; i++) {
-                double c, s;
-                gatys_layer_losses(t, nst_layer_index(taps[i]), &c, &s);
-                double wc = json_num("losses_per_layer", taps[i], "content_gen");
-                double ws = json_num("losses_per_layer", taps[i], "style_gen");
-                CHECK(rel_err(c, wc) < CUDA_LOSS_TOL, "content loss %s %.10g want %.10g", taps[i], c, wc);
-                CHECK(rel_err(s, ws) < CUDA_LOSS_TOL, "style loss %s %.10g want %.10g", taps[i], s, ws);
-                printf("layer    %-8s CUDA content rel error %.3g  style rel error %.3g\n", taps[i], rel_err(c, wc),
-                       rel_err(s, ws));
-            }
-            float *xc = oracle("input_content", 3 * 64 * 64);
-            double f0 = gatys_eval(t, xc, grad);
-            want = oracle("grad_total_at_content", 3 * 64 * 64);
-            e = rel_l2(grad, want, 3 * 64 * 64);
-            CHECK(e < CUDA_LOSS_TOL, "grad_total_at_content (CUDA): rel err %.3g", e);
-            printf("gradient %-22s CUDA rel L2 error %.3g\n", "grad_total_at_content", e);
-            double wf0 = json_num("losses", "at_content", "total");
-            CHECK(rel_err(f0, wf0) < CUDA_LOSS_TOL, "loss at content %.10g want %.10g", f0, wf0);
-            free(want);
-            free(xc);
-        }
-        gatys_free(t);
-    }
-    free(gen);
-    free(grad);
-}
-
 /* The loss of each step, as the progress callback reports it. */
 typedef struct { double total[80], content[80], style[80]; int n; } loss_log;
 
@@ -207,41 +134,6 @@ static int record(nst_transfer *t, const nst_progress *p, void *user) {
         log->n++;
     }
     return 0;
-}
-
-static void test_oracle_adam(const nst_vgg19 *net, const nst_image *content, const nst_image *style) {
-    nst_transfer_config cfg = seed_config(1.0f, 0.01f, 5);
-    loss_log log = {0};
-    nst_image out = {0};
-    nst_error err;
-    CHECK(nst_transfer_run(&cfg, net, content, style, NULL, 1, record, &log, &out, &err) == NST_OK, "%s", err.msg);
-    CHECK(log.n == 5, "%d progress calls", log.n);
-    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetObjectItem(oracle_index, "adam"), "losses_before_each_step");
-    for (int i = 0; i < 5 && i < log.n; i++) {
-        const cJSON *s = cJSON_GetArrayItem(steps, i);
-        double wt = cJSON_GetObjectItem(s, "total")->valuedouble;
-        double ws = cJSON_GetObjectItem(s, "style")->valuedouble * 0.01;
-        double wc = cJSON_GetObjectItem(s, "content")->valuedouble;
-        CHECK(rel_err(log.total[i], wt) < CUDA_LOSS_TOL, "adam step %d total %.10g want %.10g", i, log.total[i], wt);
-        CHECK(rel_err(log.style[i], ws) < CUDA_LOSS_TOL, "adam step %d style %.10g want %.10g", i, log.style[i], ws);
-        /* the content loss is 0 before step 0, then the squared size of the first few
-         * lr-sized moves: pixels with a near-zero gradient may move the other way */
-        CHECK(fabs(log.content[i] - wc) < (i > 0 ? 1e-2 : CUDA_LOSS_TOL) * (wc > 1 ? wc : 1),
-              "adam step %d content %.10g want %.10g", i, log.content[i], wc);
-    }
-    if (!out.pixels) return;
-    float *want = oracle("adam_x_after_5", 3 * 64 * 64);
-    nst_image want_img = {0};
-    nst_image_alloc(&want_img, 64, 64, &err);
-    vgg19_deprocess(&want_img, want);
-    double e = rel_l2(out.pixels, want_img.pixels, 3 * 64 * 64), maxd = 0;
-    for (int i = 0; i < 3 * 64 * 64; i++) maxd = fmax(maxd, fabs(out.pixels[i] - want_img.pixels[i]));
-    CHECK(e < CUDA_LOSS_TOL, "adam x after 5 (CUDA): rel err %.3g", e);
-    CHECK(maxd < 2 * 0.0765 + 1e-3, "adam x after 5 (CUDA): max abs diff %.3g", maxd);
-    printf("adam     x after 5 steps       CUDA rel L2 error %.3g, max abs %.3g (lr 0.0765)\n", e, maxd);
-    free(want);
-    nst_image_free(&want_img);
-    nst_image_free(&out);
 }
 
 /* ---- 2. the GPU network against the CPU's ------------------------------------------- */
@@ -377,52 +269,6 @@ static void test_algo_cache(const nst_vgg19 *net) {
 
 /* ---- 3. finite differences ---------------------------------------------------------- */
 
-static void test_gradcheck(const nst_vgg19 *net, const char *preset) {
-    nst_transfer_config cfg;
-    nst_error err;
-    nst_transfer_preset(&cfg, preset, &err);
-    cfg.size = 32;
-    cfg.squash = 1;
-    cfg.device = NST_DEVICE_CUDA;
-    if (strcmp(preset, "gatys") == 0) cfg.tv_weight = 10.0f;
-    nst_image content = {0}, style = {0};
-    nst_image_alloc(&content, 40, 32, &err);
-    nst_image_alloc(&style, 32, 32, &err);
-    for (int i = 0; i < 40 * 32 * 3; i++) content.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
-    for (int i = 0; i < 32 * 32 * 3; i++) style.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
-    nst_transfer *t = NULL;
-    CHECK(gatys_build(&t, &cfg, net, &content, &style, NULL, 1, &err) == NST_OK, "%s", err.msg);
-    if (!t) return;
-    size_t n = 3 * 32 * 32;
-    float *x = malloc(n * 4), *g = malloc(n * 4), *d = malloc(n * 4), *xp = malloc(n * 4), *tmp = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = gatys_content_input(t)[i] + 10.0f * test_rand(&rng);
-    double f0 = gatys_eval(t, x, g);
-    for (int trial = 0; trial < 3; trial++) {
-        fill(d, n, 1.0f);
-        double analytic = 0;
-        for (size_t i = 0; i < n; i++) analytic += (double)g[i] * d[i];
-        double h = 1e-2;
-        for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)h * d[i];
-        double fp = gatys_eval(t, xp, tmp);
-        for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)h * d[i];
-        double fm = gatys_eval(t, xp, tmp);
-        double numeric = (fp - fm) / (2 * h);
-        double e = fabs(analytic - numeric) / fmax(fmax(fabs(analytic), fabs(numeric)), 1e-3);
-        /* A sanity bound: in float32 at 32 px the objective (~1e12 for the seed preset)
-         * is too noisy and kinky for central differences to be exact (on the H100 two
-         * step sizes disagreed by 2-10% in most directions; the errors measured here were
-         * 0.2-5.3%). The exact check of the CUDA gradient is against the CPU's, which
-         * test_gradcheck verifies: test_network and the 64-step transfers. */
-        CHECK(e < 6e-2, "CUDA objective (%s preset), f=%.4g: analytic %.8g numeric %.8g (rel %.3g)", preset, f0,
-              analytic, numeric, e);
-        printf("gradcheck %-6s CUDA directional derivative rel error %.3g\n", preset, e);
-    }
-    free(x); free(g); free(d); free(xp); free(tmp);
-    gatys_free(t);
-    nst_image_free(&content);
-    nst_image_free(&style);
-}
-
 /* ---- 4, 5. whole transfers ------------------------------------------------------------ */
 
 static nst_status run(nst_transfer_config *cfg, nst_device dev, nst_precision prec, const nst_vgg19 *net,
@@ -534,15 +380,11 @@ int main(void) {
     if (!net) TEST_DONE();
     test_oracle_features(net);
     nst_image content = oracle_image("input_content"), style = oracle_image("input_style");
-    test_oracle_losses(net, &content, &style);
-    test_oracle_adam(net, &content, &style);
     test_network_vs_cpu(net, "0");
     test_network_vs_cpu(net, "1");
     test_network_vs_cpu(net, "flip");
     test_network_vs_cpu(net, "own");
     test_algo_cache(net);
-    test_gradcheck(net, "seed");
-    test_gradcheck(net, "gatys");
     test_cpu_vs_cuda(net, &content, &style, "seed");
     test_cpu_vs_cuda(net, &content, &style, "gatys");
     test_tf32(net);

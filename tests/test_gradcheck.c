@@ -9,6 +9,7 @@
 #include "loss/losses.h"
 #include "net/vgg19.h"
 #include "tensor/ops.h"
+#include "test_devices.h"
 #include "test_util.h"
 #include "transfer/gatys.h"
 
@@ -132,10 +133,11 @@ static void test_tv(void) {
 /* The whole objective with the real VGG19 at 32x32, for both presets' kinds of taps.
  * Directional derivative along random directions (finite differences of the full
  * network in float need a large step; the losses are smooth enough away from ReLU kinks). */
-static void test_objective(const nst_vgg19 *net, const char *preset) {
+static void test_objective(const test_device *dev, const nst_vgg19 *net, const char *preset) {
     nst_transfer_config cfg;
     nst_error err;
     nst_transfer_preset(&cfg, preset, &err);
+    cfg.device = dev->device;
     cfg.size = 32;
     cfg.squash = 1;
     if (strcmp(preset, "gatys") == 0) cfg.tv_weight = 10.0f;
@@ -144,23 +146,25 @@ static void test_objective(const nst_vgg19 *net, const char *preset) {
     nst_image_alloc(&style, 32, 32, &err);
     for (int i = 0; i < 40 * 32 * 3; i++) content.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
     for (int i = 0; i < 32 * 32 * 3; i++) style.pixels[i] = 127.5f + 120.0f * test_rand(&rng);
-    nst_transfer *t;
-    CHECK(gatys_build(&t, &cfg, net, &content, &style, NULL, 1, &err) == NST_OK, "%s", err.msg);
+    nst_transfer *t = NULL;
+    CHECK(gatys_build(&t, &cfg, net, &content, &style, NULL, 1, &err) == NST_OK, "%s: %s", dev->name, err.msg);
+    if (!t) return;
     size_t n = 3 * 32 * 32;
     float *x = malloc(n * 4), *g = malloc(n * 4), *d = malloc(n * 4), *xp = malloc(n * 4), *tmp = malloc(n * 4);
     for (size_t i = 0; i < n; i++) x[i] = gatys_content_input(t)[i] + 10.0f * test_rand(&rng);
-    double f0 = gatys_eval(t, x, g);
+    double f0 = 0.0, fp = 0.0, fm = 0.0;
+    CHECK(gatys_eval(t, x, g, &f0, &err) == NST_OK, "%s: %s", dev->name, err.msg);
     for (int trial = 0; trial < 3; trial++) {
         fill(d, n, 1.0f);
         double analytic = dotd(g, d, n);
         double h = 1e-2;
         for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)h * d[i];
-        double fp = gatys_eval(t, xp, tmp);
+        CHECK(gatys_eval(t, xp, tmp, &fp, &err) == NST_OK, "%s: %s", dev->name, err.msg);
         for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)h * d[i];
-        double fm = gatys_eval(t, xp, tmp);
+        CHECK(gatys_eval(t, xp, tmp, &fm, &err) == NST_OK, "%s: %s", dev->name, err.msg);
         char what[64];
-        snprintf(what, sizeof what, "objective (%s preset), f=%.4g", preset, f0);
-        check_close(what, analytic, (fp - fm) / (2 * h), 2e-2);
+        snprintf(what, sizeof what, "%s objective (%s preset), f=%.4g", dev->name, preset, f0);
+        check_close(what, analytic, (fp - fm) / (2 * h), dev->fd_tol);
     }
     free(x); free(g); free(d); free(xp); free(tmp);
     gatys_free(t);
@@ -218,8 +222,12 @@ int main(void) {
         return 1;
     }
     test_backward_fast_vs_ref(net);
-    test_objective(net, "seed");
-    test_objective(net, "gatys");
+    test_device devs[2];
+    int n_devs = test_devices(devs);
+    for (int d = 0; d < n_devs; d++) {
+        test_objective(&devs[d], net, "seed");
+        test_objective(&devs[d], net, "gatys");
+    }
     nst_vgg19_free(net);
     TEST_DONE();
 }

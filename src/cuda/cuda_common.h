@@ -3,8 +3,9 @@
  * One nst_cuda per run: the GPU, one stream that every kernel and library call of the run
  * is queued on, and the cuBLAS and cuDNN handles bound to that stream. Built from
  * cuda_common.cu when CMake finds CUDA, else from no_cuda.c, whose functions say that
- * this build has no CUDA. Callers reach the CUDA code only after nst_device_resolve()
- * returned NST_DEVICE_CUDA, and guard those calls with #ifdef NST_HAVE_CUDA. */
+ * this build has no CUDA. Code outside src/cuda reaches CUDA only through the backend
+ * tables (transfer/gatys_device.h), whose CUDA entries no_cuda.c also supplies, so no
+ * caller needs #ifdef NST_HAVE_CUDA. */
 #ifndef NST_CUDA_COMMON_H
 #define NST_CUDA_COMMON_H
 

@@ -1,37 +1,37 @@
-/* gatys_cuda.cu - the optimization-based transfer on the GPU: targets, the objective
- * (VGG19 forward with the losses at each tap, backward with their gradients, total
- * variation), Adam and L-BFGS, all on the run's stream. See gatys_cuda.h.
+/* gatys_cuda.cu - the optimisation transfer's CUDA device (transfer/gatys_device.h): the
+ * targets, the objective (VGG19 forward with the losses at each tap, backward with their
+ * gradients, total variation) and the optimizers' vector operations (optim/optim.h), all
+ * on the run's stream. The optimizers themselves are optim/'s, run from the host: they
+ * queue these operations and read back only what their decisions need.
  *
  * The losses' values and their gradients with respect to the tapped layers (which need
  * only the forward pass) are computed on a second stream, each as soon as its layer is
  * computed, so that they overlap the next layers; the backward pass waits for them and
  * adds each gradient at its layer.
  * The objective's values go into device slots (double): slot[l] the content loss at
- * layer l, slot[NST_NUM_LAYERS + l] the style loss, then total variation and the
- * L-BFGS scalars; the host reads them with one copy after a step or a trial. */
+ * layer l, slot[NST_NUM_LAYERS + l] the style loss, then total variation, then the
+ * optimizer's scalars; read() fetches them with one copy. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/common_kernels.cuh"
-#include "cuda/gatys_cuda.h"
 #include "cuda/losses_cuda.h"
 #include "cuda/vgg19_cuda.h"
 extern "C" {
 #include "net/vgg19.h"
 #include "transfer/gatys.h"
+#include "transfer/gatys_device.h"
 }
 
-/* the slots: read by the host (the first SLOT_READ), then device-only scalars */
+/* the slots: the losses, then the optimizer's scalars (optim.h's numbers) */
 enum {
     SLOT_CONTENT = 0,                   /* + l */
     SLOT_STYLE = NST_NUM_LAYERS,        /* + l */
     SLOT_TV = 2 * NST_NUM_LAYERS,
-    SLOT_GD, SLOT_SY, SLOT_YY,          /* L-BFGS: g'd, s'y, y'y of the trial */
-    SLOT_READ,
-    SLOT_GMAX = SLOT_READ, SLOT_T1, SLOT_T2, /* L-BFGS direction scratch */
-    SLOT_RHO                            /* + history: rho, then + history: alpha */
+    SLOT_OPT                            /* + k: the optimizer's scalar k */
 };
 
 /* The convolutions' algorithms, unless NST_CUDNN_SEARCH says: 1 measured (the fastest
@@ -39,33 +39,31 @@ enum {
  * see vgg19_cuda.h), 0 cuDNN's heuristics. */
 #define GATYS_MEASURE_DEFAULT 1
 
-#define ARMIJO_C1 1e-4 /* as optim/lbfgs.c */
-#define MAX_BACKTRACKS 12
-
 typedef struct {
-    float content_w, style_w; /* cfg weight * per-layer weight; 0 when not a tap */
     float *P;                 /* device (C,H,W) content target */
     float *T;                 /* device (C,H,W): the losses' gradient at this layer, computed
                                  on the loss stream during the forward pass (it depends on
                                  the forward pass only); the backward pass adds it */
     float *A, *G, *dG;        /* device (C,C) style target, the image's Gram, its gradient */
     float gscale;             /* the Gram's scale for the image being optimized */
-    double content_value, style_value; /* unweighted, at the last read */
 } layer_cuda;
 
-struct gatys_cuda {
+typedef struct gatys_cuda {
+    gatys_device base;       /* first: what gatys.c sees */
+    optim_device optim;      /* the optimizers' operations on this device */
     const nst_transfer_config *cfg;
+    perceptual_plan *plan;   /* taps and weights; read() writes the values */
     nst_cuda *ctx;
     vgg19_cuda *vgg;
     vgg19_cuda_acts acts;
     int H, W, depth;
     size_t n; /* 3*H*W */
     layer_cuda loss[NST_NUM_LAYERS];
-    unsigned char tap[NST_NUM_LAYERS];
-    void *mem;      /* device: Grams, image, gradient, optimizer state, slots */
+    void *mem;      /* device: Grams, the optimizer's vectors, slots */
     float *targets; /* device: the content targets (sized once the content's shapes are known) */
     float *tgrads;  /* device: the T of every tap layer */
-    float *x, *grad;
+    float **vec;    /* (n_vectors) the optimizer's vectors (optim.h): vec[OPTIM_X] the image */
+    int n_vectors, n_scalars;
     cuda_reduce_scratch red;
     /* the losses' values run on a second stream (lctx), each as soon as its layer is
      * computed, overlapping the next layers: ev_tap[l] (main) before layer l's losses,
@@ -76,30 +74,25 @@ struct gatys_cuda {
     cudaEvent_t ev_tap[NST_NUM_LAYERS], ev_losses;
     cudaEvent_t lprof[2]; /* the profile: timing events around the loss stream's work, or NULL */
     double *slot;      /* device */
-    double *host_slot; /* pinned, SLOT_READ */
-    double content_loss, style_loss, tv_loss; /* weighted, at the last read */
+    double *host_slot; /* pinned, SLOT_OPT + n_scalars */
     size_t free_at_start; /* free GPU memory once the context exists (for the bench) */
-    /* Adam */
-    float *m, *v;
-    int adam_t;
-    /* L-BFGS (the fields of optim.h's lbfgs_state, vectors on the GPU) */
-    int history, count, head, evals;
-    float *s, *y, *d, *x_try, *g_try;
-};
+} gatys_cuda;
+
+static gatys_cuda *cuda_of(gatys_device *d) { return (gatys_cuda *)d; }
+static gatys_cuda *cuda_of_optim(optim_device *o) {
+    return (gatys_cuda *)((char *)o - offsetof(gatys_cuda, optim));
+}
 
 /* ---- element-wise kernels of the optimizers ------------------------------------------ */
 
-/* x, grad, m, v are (n): Adam, in the order of optim/adam.c */
-static __global__ void adam_kernel(float *x, const float *grad, float *m, float *v, float step, float bc2_sqrt, float b1,
-                            float b2, float eps, size_t n) {
+/* x, grad, m, v are (n): optim/adam_rule.h, the CPU's rule */
+static __global__ void adam_kernel(float *x, const float *grad, float *m, float *v, adam_coeffs c, size_t n) {
     NST_GRID_LOOP(i, n) {
-        float gi = grad[i];
-        float mi = m[i] * b1 + gi * (1.0f - b1);
-        float vi = v[i] * b2 + gi * gi * (1.0f - b2);
+        float xi = x[i], mi = m[i], vi = v[i];
+        adam_rule(&xi, grad[i], &mi, &vi, c);
+        x[i] = xi;
         m[i] = mi;
         v[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        x[i] += -step * (mi / denom);
     }
 }
 
@@ -113,40 +106,39 @@ static __global__ void sub_kernel(float *out, const float *a, const float *b, si
     NST_GRID_LOOP(i, n) out[i] = a[i] - b[i];
 }
 
-/* d = -g; with gmax (device, may be NULL): d /= gmax when gmax > 0 */
-static __global__ void neg_kernel(float *d, const float *g, const double *gmax, size_t n) {
-    float m = gmax ? (float)*gmax : 0.0f;
+/* d = -g; with div (device, may be NULL): d /= *div when *div > 0 */
+static __global__ void neg_kernel(float *d, const float *g, const double *div, size_t n) {
+    float m = div ? (float)*div : 0.0f;
     NST_GRID_LOOP(i, n) {
         float v = -g[i];
         d[i] = m > 0.0f ? v / m : v;
     }
 }
 
-/* The first loop of the two-loop recursion, one pair: alpha = rho * dot; d += -alpha * yk.
- * Thread 0 stores alpha for the second loop. */
-static __global__ void lbfgs_loop1_kernel(float *d, const float *yk, const double *rho, const double *dot, double *alpha,
-                                   size_t n) {
-    double a = *rho * *dot;
-    float af = (float)-a;
-    if (blockIdx.x == 0 && threadIdx.x == 0) *alpha = a;
-    NST_GRID_LOOP(i, n) d[i] += af * yk[i];
+/* out = a * b; d += (float)-out * y. Thread 0 stores out. */
+static __global__ void sub_scaled_kernel(float *d, const float *y, double *out, const double *a, const double *b,
+                                         size_t n) {
+    double s = *a * *b;
+    float sf = (float)-s;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *out = s;
+    NST_GRID_LOOP(i, n) d[i] += sf * y[i];
 }
 
-/* The second loop, one pair: beta = rho * dot; d += (alpha - beta) * sk */
-static __global__ void lbfgs_loop2_kernel(float *d, const float *sk, const double *rho, const double *dot,
-                                   const double *alpha, size_t n) {
-    float af = (float)(*alpha - *rho * *dot);
-    NST_GRID_LOOP(i, n) d[i] += af * sk[i];
+/* d += (float)(c - a * b) * s */
+static __global__ void add_scaled_kernel(float *d, const float *s, const double *c, const double *a, const double *b,
+                                         size_t n) {
+    float sf = (float)(*c - *a * *b);
+    NST_GRID_LOOP(i, n) d[i] += sf * s[i];
 }
 
-/* d *= gamma = sy / yy (in double, as optim/lbfgs.c) */
-static __global__ void lbfgs_gamma_kernel(float *d, const double *sy, const double *yy, size_t n) {
-    double gamma = *sy / *yy;
-    NST_GRID_LOOP(i, n) d[i] = (float)(d[i] * gamma);
+/* d *= num / den (in double, as the CPU) */
+static __global__ void scale_ratio_kernel(float *d, const double *num, const double *den, size_t n) {
+    double r = *num / *den;
+    NST_GRID_LOOP(i, n) d[i] = (float)(d[i] * r);
 }
 
-/* *rho = 1 / *sy */
-static __global__ void reciprocal_kernel(double *rho, const double *sy) { *rho = 1.0 / *sy; }
+/* *out = 1 / *in */
+static __global__ void reciprocal_kernel(double *out, const double *in) { *out = 1.0 / *in; }
 
 #define LAUNCH_CHECK(err) NST_CUDA_TRY(cudaGetLastError(), err)
 
@@ -175,10 +167,11 @@ static __global__ void add_kernel(float *g, const float *T, size_t n4, size_t n)
 static nst_status tap_gradient(gatys_cuda *g, int l, nst_error *err) {
     const vgg19_cuda_acts *a = &g->acts;
     layer_cuda *L = &g->loss[l];
+    const perceptual_layer *W = &g->plan->layer[l];
     size_t n = vgg19_cuda_layer_size(a, l);
     cudaStream_t ls = g->lctx->stream;
     if (L->P) {
-        float k = (float)(2.0 * L->content_w / (double)n);
+        float k = (float)(2.0 * W->content_w / (double)n);
         content_grad_kernel<<<nst_grid_for(n), 256, 0, ls>>>(L->T, a->out[l], L->P, k, n);
         LAUNCH_CHECK(err);
     } else {
@@ -186,7 +179,7 @@ static nst_status tap_gradient(gatys_cuda *g, int l, nst_error *err) {
     }
     if (L->A) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        return cuda_style_loss_backward(g->lctx, L->T, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, L->style_w, err);
+        return cuda_style_loss_backward(g->lctx, L->T, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, W->style_w, err);
     }
     return NST_OK;
 }
@@ -196,6 +189,7 @@ static nst_status tap_gradient(gatys_cuda *g, int l, nst_error *err) {
 static nst_status tap_backward(void *ctxp, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
     gatys_cuda *g = (gatys_cuda *)ctxp;
     layer_cuda *L = &g->loss[l];
+    const perceptual_layer *W = &g->plan->layer[l];
     size_t n = vgg19_cuda_layer_size(a, l);
     if (L->T) {
         add_kernel<<<nst_grid_for(n / 4 + 1), 256, 0, g->ctx->stream>>>(grad, L->T, n / 4, n);
@@ -203,10 +197,10 @@ static nst_status tap_backward(void *ctxp, const vgg19_cuda_acts *a, int l, floa
         return NST_OK;
     }
     nst_status s = NST_OK;
-    if (L->P) s = cuda_content_loss_backward(g->ctx, grad, a->out[l], L->P, n, L->content_w, err);
+    if (L->P) s = cuda_content_loss_backward(g->ctx, grad, a->out[l], L->P, n, W->content_w, err);
     if (!s && L->A) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        s = cuda_style_loss_backward(g->ctx, grad, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, L->style_w, err);
+        s = cuda_style_loss_backward(g->ctx, grad, L->dG, L->G, L->A, a->out[l], C, N, L->gscale, W->style_w, err);
     }
     return s;
 }
@@ -246,7 +240,7 @@ static nst_status eval_device(gatys_cuda *g, const float *x, float *grad, nst_er
     if (g->lprof[1]) NST_CUDA_TRY(cudaEventRecord(g->lprof[1], ls), err);
     NST_CUDA_TRY(cudaEventRecord(g->ev_losses, ls), err);
     NST_CUDA_TRY(cudaStreamWaitEvent(st, g->ev_losses, 0), err);
-    nst_status s = vgg19_cuda_backward(g->vgg, a, g->tap, tap_backward, g, grad, err);
+    nst_status s = vgg19_cuda_backward(g->vgg, a, g->plan->tap, tap_backward, g, grad, err);
     if (s) return s;
     if (g->cfg->tv_weight > 0.0f) {
         s = cuda_tv_loss_forward(g->ctx, &g->red, x, 3, g->H, g->W, g->slot + SLOT_TV, err);
@@ -255,195 +249,135 @@ static nst_status eval_device(gatys_cuda *g, const float *x, float *grad, nst_er
     return s;
 }
 
-/* Waits for the queued work, reads the slots and returns the total loss (summed on the
- * host in the order of gatys.c). */
-static nst_status read_losses(gatys_cuda *g, double *total, nst_error *err) {
-    nst_status s = nst_cuda_copy_sync(g->ctx, g->host_slot, g->slot, SLOT_READ * sizeof(double),
+/* Waits for the queued work and reads the slots: the losses (into the plan, whose sum is
+ * the CPU's) when total is not NULL, and the optimizer's scalars k[0..nk). One copy. */
+static nst_status read_slots(gatys_cuda *g, double *total, const int *k, double *vals, int nk, nst_error *err) {
+    int lo = total ? 0 : SLOT_OPT + g->n_scalars, hi = total ? SLOT_OPT : 0;
+    for (int i = 0; i < nk; i++) {
+        if (SLOT_OPT + k[i] < lo) lo = SLOT_OPT + k[i];
+        if (SLOT_OPT + k[i] + 1 > hi) hi = SLOT_OPT + k[i] + 1;
+    }
+    if (hi <= lo) return NST_OK;
+    nst_status s = nst_cuda_copy_sync(g->ctx, g->host_slot + lo, g->slot + lo, (size_t)(hi - lo) * sizeof(double),
                                       cudaMemcpyDeviceToHost, err);
     if (s) return s;
-    double content = 0.0, style = 0.0;
+    for (int i = 0; i < nk; i++) vals[i] = g->host_slot[SLOT_OPT + k[i]];
+    if (!total) return NST_OK;
+    perceptual_plan *p = g->plan;
     for (int l = 0; l < g->depth; l++) {
-        layer_cuda *L = &g->loss[l];
-        if (L->P) {
-            L->content_value = g->host_slot[SLOT_CONTENT + l];
-            content += L->content_w * L->content_value;
-        }
-        if (L->A) {
-            L->style_value = g->host_slot[SLOT_STYLE + l];
-            style += L->style_w * L->style_value;
-        }
+        if (p->layer[l].content) p->layer[l].content_value = g->host_slot[SLOT_CONTENT + l];
+        if (p->layer[l].style) p->layer[l].style_value = g->host_slot[SLOT_STYLE + l];
     }
-    double tv = g->cfg->tv_weight > 0.0f ? g->cfg->tv_weight * g->host_slot[SLOT_TV] : 0.0;
-    g->content_loss = content;
-    g->style_loss = style;
-    g->tv_loss = tv;
-    *total = content + style + tv;
+    p->tv_value = g->host_slot[SLOT_TV];
+    *total = perceptual_finish(p);
     return NST_OK;
 }
 
-nst_status gatys_cuda_eval(gatys_cuda *g, const float *x, float *grad, double *f, nst_error *err) {
-    nst_status s = nst_cuda_copy_sync(g->ctx, g->x, x, g->n * sizeof(float), cudaMemcpyHostToDevice, err);
-    if (!s) s = eval_device(g, g->x, g->grad, err);
-    if (!s) s = read_losses(g, f, err);
-    if (!s) s = nst_cuda_copy_sync(g->ctx, grad, g->grad, g->n * sizeof(float), cudaMemcpyDeviceToHost, err);
-    return s;
+/* ---- the optimizers' operations (optim.h) ------------------------------------------------ */
+
+/* a kernel over the image's n floats on the run's stream; scalar k's slot */
+#define OVER_IMAGE(g) nst_grid_for((g)->n), 256, 0, (g)->ctx->stream
+#define SC(k) (g->slot + SLOT_OPT + (k))
+
+static nst_status op_copy(optim_device *o, int dst, int src, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    NST_CUDA_TRY(cudaMemcpyAsync(g->vec[dst], g->vec[src], g->n * sizeof(float), cudaMemcpyDeviceToDevice, g->ctx->stream),
+                 err);
+    return NST_OK;
 }
 
-void gatys_cuda_losses(const gatys_cuda *g, double *content, double *style, double *tv) {
-    *content = g->content_loss;
-    *style = g->style_loss;
-    *tv = g->tv_loss;
-}
-
-void gatys_cuda_layer_losses(const gatys_cuda *g, int l, double *content, double *style) {
-    *content = g->loss[l].content_value;
-    *style = g->loss[l].style_value;
-}
-
-nst_status gatys_cuda_download(gatys_cuda *g, float *x, nst_error *err) {
-    return nst_cuda_copy_sync(g->ctx, x, g->x, g->n * sizeof(float), cudaMemcpyDeviceToHost, err);
-}
-
-/* ---- Adam ----------------------------------------------------------------------------- */
-
-/* Queues the Adam update of the image with the gradient in g->grad. */
-static nst_status adam_update(gatys_cuda *g, nst_error *err) {
-    g->adam_t++;
-    double bc1 = 1.0 - pow(0.9, g->adam_t), bc2 = 1.0 - pow(0.999, g->adam_t);
-    float step = (float)(g->cfg->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    adam_kernel<<<nst_grid_for(g->n), 256, 0, g->ctx->stream>>>(g->x, g->grad, g->m, g->v, step, bc2_sqrt, 0.9f,
-                                                                0.999f, 1e-8f, g->n);
+static nst_status op_axpy_to(optim_device *o, int out, int a, float t, int b, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    axpy_to_kernel<<<OVER_IMAGE(g)>>>(g->vec[out], g->vec[a], t, g->vec[b], g->n);
     LAUNCH_CHECK(err);
     return NST_OK;
 }
 
-nst_status gatys_cuda_adam_step(gatys_cuda *g, double *f, nst_error *err) {
-    nst_status s = eval_device(g, g->x, g->grad, err);
-    if (!s) s = adam_update(g, err);
-    return s ? s : read_losses(g, f, err);
-}
-
-/* ---- L-BFGS: optim/lbfgs.c with the vectors and the two-loop scalars on the GPU ---------- */
-
-nst_status gatys_cuda_lbfgs_start(gatys_cuda *g, double *f, nst_error *err) {
-    nst_status s = eval_device(g, g->x, g->grad, err);
-    return s ? s : read_losses(g, f, err);
-}
-
-/* d = -H g by the two-loop recursion (see lbfgs.c), queued without waiting */
-static nst_status direction(gatys_cuda *g, nst_error *err) {
-    size_t n = g->n;
-    cudaStream_t st = g->ctx->stream;
-    unsigned grid = nst_grid_for(n);
-    double *rho = g->slot + SLOT_RHO, *alpha = rho + g->history;
-    nst_status s;
-    if (g->count == 0) {
-        s = cuda_abs_max(g->ctx, &g->red, g->grad, n, g->slot + SLOT_GMAX, err);
-        if (s) return s;
-        neg_kernel<<<grid, 256, 0, st>>>(g->d, g->grad, g->slot + SLOT_GMAX, n);
-        LAUNCH_CHECK(err);
-        return NST_OK;
-    }
-    neg_kernel<<<grid, 256, 0, st>>>(g->d, g->grad, NULL, n);
+static nst_status op_sub(optim_device *o, int out, int a, int b, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    sub_kernel<<<OVER_IMAGE(g)>>>(g->vec[out], g->vec[a], g->vec[b], g->n);
     LAUNCH_CHECK(err);
-    int idx = g->head;
-    for (int k = 0; k < g->count; k++) { /* newest to oldest */
-        float *sk = g->s + (size_t)idx * n, *yk = g->y + (size_t)idx * n;
-        if ((s = cuda_dot(g->ctx, &g->red, sk, g->d, n, g->slot + SLOT_T1, err))) return s;
-        lbfgs_loop1_kernel<<<grid, 256, 0, st>>>(g->d, yk, rho + idx, g->slot + SLOT_T1, alpha + idx, n);
-        LAUNCH_CHECK(err);
-        idx = (idx - 1 + g->history) % g->history;
-    }
-    float *sn = g->s + (size_t)g->head * n, *yn = g->y + (size_t)g->head * n;
-    if ((s = cuda_dot(g->ctx, &g->red, sn, yn, n, g->slot + SLOT_T1, err))) return s;
-    if ((s = cuda_dot(g->ctx, &g->red, yn, yn, n, g->slot + SLOT_T2, err))) return s;
-    lbfgs_gamma_kernel<<<grid, 256, 0, st>>>(g->d, g->slot + SLOT_T1, g->slot + SLOT_T2, n);
-    LAUNCH_CHECK(err);
-    idx = (g->head - g->count + 1 + g->history) % g->history;
-    for (int k = 0; k < g->count; k++) { /* oldest to newest */
-        float *sk = g->s + (size_t)idx * n, *yk = g->y + (size_t)idx * n;
-        if ((s = cuda_dot(g->ctx, &g->red, yk, g->d, n, g->slot + SLOT_T1, err))) return s;
-        lbfgs_loop2_kernel<<<grid, 256, 0, st>>>(g->d, sk, rho + idx, g->slot + SLOT_T1, alpha + idx, n);
-        LAUNCH_CHECK(err);
-        idx = (idx + 1) % g->history;
-    }
     return NST_OK;
 }
 
-nst_status gatys_cuda_lbfgs_step(gatys_cuda *g, double *f, int *moved, nst_error *err) {
-    size_t n = g->n;
-    cudaStream_t st = g->ctx->stream;
-    unsigned grid = nst_grid_for(n);
-    nst_status s;
-    *moved = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if ((s = direction(g, err))) return s;
-        if ((s = cuda_dot(g->ctx, &g->red, g->grad, g->d, n, g->slot + SLOT_GD, err))) return s;
-        /* the sign of g'd decides before any trial: read it (the first trial's read would
-         * come too late to skip the evaluation) */
-        double gd;
-        if ((s = nst_cuda_copy_sync(g->ctx, &gd, g->slot + SLOT_GD, sizeof gd, cudaMemcpyDeviceToHost, err))) return s;
-        if (!(gd < 0.0)) { /* not a descent direction: forget the history and retry */
-            g->count = 0;
-            continue;
-        }
-        double t = 1.0;
-        int slot = (g->head + 1) % g->history;
-        float *sk = g->s + (size_t)slot * n, *yk = g->y + (size_t)slot * n;
-        for (int bt = 0; bt < MAX_BACKTRACKS; bt++) {
-            float tf = (float)t;
-            axpy_to_kernel<<<grid, 256, 0, st>>>(g->x_try, g->x, tf, g->d, n);
-            LAUNCH_CHECK(err);
-            if ((s = eval_device(g, g->x_try, g->g_try, err))) return s;
-            /* the pair s = x_try - x, y = g_try - g and its products, computed before the
-             * decision so that one read serves both: the slot it overwrites is the next in
-             * the ring, which the direction has already used (lbfgs.c overwrites it too) */
-            sub_kernel<<<grid, 256, 0, st>>>(sk, g->x_try, g->x, n);
-            sub_kernel<<<grid, 256, 0, st>>>(yk, g->g_try, g->grad, n);
-            LAUNCH_CHECK(err);
-            if ((s = cuda_dot(g->ctx, &g->red, sk, yk, n, g->slot + SLOT_SY, err))) return s;
-            if ((s = cuda_dot(g->ctx, &g->red, yk, yk, n, g->slot + SLOT_YY, err))) return s;
-            double f_try;
-            if ((s = read_losses(g, &f_try, err))) return s;
-            g->evals++;
-            if (isfinite(f_try) && f_try <= *f + ARMIJO_C1 * t * gd) {
-                double sy = g->host_slot[SLOT_SY], yy = g->host_slot[SLOT_YY];
-                if (sy > 1e-10 * yy && yy > 0.0) { /* curvature condition, else skip the pair */
-                    g->head = slot;
-                    reciprocal_kernel<<<1, 1, 0, st>>>(g->slot + SLOT_RHO + slot, g->slot + SLOT_SY);
-                    LAUNCH_CHECK(err);
-                    if (g->count < g->history) g->count++;
-                } else if (g->count == g->history) {
-                    g->count--; /* the skipped pair overwrote the oldest one */
-                }
-                NST_CUDA_TRY(cudaMemcpyAsync(g->x, g->x_try, n * sizeof(float), cudaMemcpyDeviceToDevice, st), err);
-                NST_CUDA_TRY(cudaMemcpyAsync(g->grad, g->g_try, n * sizeof(float), cudaMemcpyDeviceToDevice, st), err);
-                *f = f_try;
-                *moved = 1;
-                return NST_OK;
-            }
-            /* minimiser of the quadratic through f(0), f'(0), f(t), kept in [t/10, t/2] */
-            double t_new = isfinite(f_try) ? -gd * t * t / (2.0 * (f_try - *f - gd * t)) : 0.1 * t;
-            if (!(t_new > 0.1 * t)) t_new = 0.1 * t;
-            if (t_new > 0.5 * t) t_new = 0.5 * t;
-            t = t_new;
-        }
-        g->count = 0; /* the model was wrong: start again from steepest descent */
-    }
+static nst_status op_dot(optim_device *o, int k, int a, int b, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    return cuda_dot(g->ctx, &g->red, g->vec[a], g->vec[b], g->n, SC(k), err);
+}
+
+static nst_status op_abs_max(optim_device *o, int k, int a, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    return cuda_abs_max(g->ctx, &g->red, g->vec[a], g->n, SC(k), err);
+}
+
+static nst_status op_neg(optim_device *o, int d, int gv, int k_div, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    neg_kernel<<<OVER_IMAGE(g)>>>(g->vec[d], g->vec[gv], k_div >= 0 ? SC(k_div) : NULL, g->n);
+    LAUNCH_CHECK(err);
     return NST_OK;
+}
+
+static nst_status op_sub_scaled(optim_device *o, int d, int y, int k_out, int k_a, int k_b, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    sub_scaled_kernel<<<OVER_IMAGE(g)>>>(g->vec[d], g->vec[y], SC(k_out), SC(k_a), SC(k_b), g->n);
+    LAUNCH_CHECK(err);
+    return NST_OK;
+}
+
+static nst_status op_add_scaled(optim_device *o, int d, int s, int k_c, int k_a, int k_b, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    add_scaled_kernel<<<OVER_IMAGE(g)>>>(g->vec[d], g->vec[s], SC(k_c), SC(k_a), SC(k_b), g->n);
+    LAUNCH_CHECK(err);
+    return NST_OK;
+}
+
+static nst_status op_scale_ratio(optim_device *o, int d, int k_num, int k_den, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    scale_ratio_kernel<<<OVER_IMAGE(g)>>>(g->vec[d], SC(k_num), SC(k_den), g->n);
+    LAUNCH_CHECK(err);
+    return NST_OK;
+}
+
+static nst_status op_reciprocal(optim_device *o, int k_out, int k_in, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    reciprocal_kernel<<<1, 1, 0, g->ctx->stream>>>(SC(k_out), SC(k_in));
+    LAUNCH_CHECK(err);
+    return NST_OK;
+}
+
+static nst_status op_adam(optim_device *o, int x, int gv, int m, int v, adam_coeffs c, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    adam_kernel<<<OVER_IMAGE(g)>>>(g->vec[x], g->vec[gv], g->vec[m], g->vec[v], c, g->n);
+    LAUNCH_CHECK(err);
+    return NST_OK;
+}
+
+static nst_status op_evaluate(optim_device *o, int x, int gv, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    return eval_device(g, g->vec[x], g->vec[gv], err);
+}
+
+static nst_status op_read(optim_device *o, double *f, const int *k, double *vals, int nk, nst_error *err) {
+    gatys_cuda *g = cuda_of_optim(o);
+    return read_slots(g, f, k, vals, nk, err);
+}
+
+static const optim_device_ops cuda_optim_ops = {
+    op_copy, op_axpy_to, op_sub, op_dot, op_abs_max, op_neg, op_sub_scaled,
+    op_add_scaled, op_scale_ratio, op_reciprocal, op_adam, op_evaluate, op_read,
+};
+
+static nst_status cuda_upload(gatys_device *d, int v, const float *x, nst_error *err) {
+    gatys_cuda *g = cuda_of(d);
+    return nst_cuda_copy_sync(g->ctx, g->vec[v], x, g->n * sizeof(float), cudaMemcpyHostToDevice, err);
+}
+
+static nst_status cuda_download(gatys_device *d, int v, float *x, nst_error *err) {
+    gatys_cuda *g = cuda_of(d);
+    return nst_cuda_copy_sync(g->ctx, x, g->vec[v], g->n * sizeof(float), cudaMemcpyDeviceToHost, err);
 }
 
 /* ---- building ---------------------------------------------------------------------- */
-
-static int is_tap(const nst_tap *taps, int n, int l) {
-    for (int i = 0; i < n; i++)
-        if (taps[i].layer == l) return 1;
-    return 0;
-}
-
-static float gram_scale(const nst_transfer_config *cfg, int C, int N) {
-    return cfg->gram_norm == NST_GRAM_NORMALIZED ? (float)(1.0 / ((double)C * N)) : 1.0f;
-}
 
 /* The channels of layer l's output (the table of net/vgg19.c: 64, 128, 256, 512, 512). */
 static int layer_channels(const nst_vgg19 *net, int l) {
@@ -451,7 +385,8 @@ static int layer_channels(const nst_vgg19 *net, int l) {
     return net->conv[vgg19_layer_conv(l)].C_out;
 }
 
-void gatys_cuda_free(gatys_cuda *g) {
+static void cuda_free(gatys_device *d) {
+    gatys_cuda *g = cuda_of(d);
     if (!g) return;
     if (g->ctx) cudaStreamSynchronize(g->ctx->stream);
     if (g->lctx) cudaStreamSynchronize(g->lctx->stream);
@@ -468,13 +403,14 @@ void gatys_cuda_free(gatys_cuda *g) {
     cudaFree(g->tgrads);
     cudaFreeHost(g->host_slot);
     nst_cuda_destroy(g->ctx);
+    free(g->vec);
     free(g);
 }
 
 /* Style targets A: the blend-weighted sum of the style images' Grams, each computed on
  * activations of its own size that are freed before the next. */
-static nst_status style_targets(gatys_cuda *g, const nst_vgg19 *net, const nst_image *styles, const float *blend,
-                                int n_styles, nst_error *err) {
+static nst_status style_targets(gatys_cuda *g, const nst_image *styles, const float *blend, int n_styles,
+                                nst_error *err) {
     const nst_transfer_config *cfg = g->cfg;
     for (int i = 0; i < n_styles; i++) {
         float *xs = NULL;
@@ -495,8 +431,8 @@ static nst_status style_targets(gatys_cuda *g, const nst_vgg19 *net, const nst_i
             layer_cuda *L = &g->loss[l];
             if (s || !L->A) continue;
             int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
-            s = cuda_gram_forward(g->ctx, L->A, sa.out[l], C, N, gram_scale(cfg, C, N) * blend[i], i == 0 ? 0.0f : 1.0f,
-                                  err);
+            s = cuda_gram_forward(g->ctx, L->A, sa.out[l], C, N, perceptual_gram_scale(cfg->gram_norm, C, N) * blend[i],
+                                  i == 0 ? 0.0f : 1.0f, err);
         }
         if (!s) s = nst_cuda_check(cudaStreamSynchronize(g->ctx->stream), "style targets", err);
         vgg19_cuda_acts_free(&sa);
@@ -506,7 +442,7 @@ static nst_status style_targets(gatys_cuda *g, const nst_vgg19 *net, const nst_i
 }
 
 static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *content_input, const nst_image *styles,
-                        const float *blend, int n_styles, const float *x0, nst_error *err) {
+                        const float *blend, int n_styles, nst_error *err) {
     const nst_transfer_config *cfg = g->cfg;
     nst_status s = nst_cuda_create(&g->ctx, err);
     if (s) return s;
@@ -534,31 +470,22 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
         NST_CUDA_TRY(cudaEventCreateWithFlags(&g->ev_tap[l], cudaEventDisableTiming), err);
     NST_CUDA_TRY(cudaEventCreateWithFlags(&g->ev_losses, cudaEventDisableTiming), err);
 
-    /* per-layer weights, taps */
-    for (int i = 0; i < cfg->n_content_taps; i++)
-        g->loss[cfg->content_taps[i].layer].content_w += cfg->content_weight * cfg->content_taps[i].weight;
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        g->loss[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
-
-    /* one allocation: Grams (A, G, dG per style tap), image, gradient, optimizer, slots */
+    const perceptual_plan *p = g->plan;
+    /* one allocation: Grams (A, G, dG per style tap), the optimizer's vectors, slots */
     size_t n = g->n, total = 0, cc[NST_NUM_LAYERS] = {0};
     for (int l = 0; l < g->depth; l++)
-        if (is_tap(cfg->style_taps, cfg->n_style_taps, l)) {
+        if (p->layer[l].style) {
             int C = layer_channels(net, l);
             cc[l] = ((size_t)C * C + 63) / 64 * 64;
             total += 3 * cc[l];
         }
     size_t nv = (n + 63) / 64 * 64;
-    total += 2 * nv;
-    if (cfg->optimizer == NST_OPT_ADAM) {
-        total += 2 * nv;
-    } else {
-        g->history = cfg->lbfgs_history < 1 ? 1 : cfg->lbfgs_history;
-        total += (size_t)(2 * g->history + 3) * nv;
-    }
-    size_t n_slots = SLOT_RHO + 2 * (size_t)(g->history > 0 ? g->history : 1);
+    total += (size_t)g->n_vectors * nv;
+    size_t n_slots = SLOT_OPT + (size_t)g->n_scalars;
     size_t slot_floats = (2 * n_slots + 63) / 64 * 64; /* doubles, as pairs of floats */
     total += slot_floats;
+    g->vec = (float **)calloc((size_t)g->n_vectors, sizeof *g->vec);
+    if (!g->vec) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     if ((s = nst_cuda_alloc(g->ctx, &g->mem, total, sizeof(float), "the transfer's image, targets and optimizer state", err)))
         return s;
     float *q = (float *)g->mem;
@@ -571,52 +498,38 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
         g->loss[l].dG = q + 2 * cc[l];
         q += 3 * cc[l];
     }
-    g->x = q;
-    g->grad = q + nv;
-    q += 2 * nv;
-    if (cfg->optimizer == NST_OPT_ADAM) {
-        g->m = q;
-        g->v = q + nv;
-        NST_CUDA_TRY(cudaMemsetAsync(g->m, 0, 2 * nv * sizeof(float), g->ctx->stream), err);
-    } else {
-        g->s = q;
-        g->y = q + (size_t)g->history * nv;
-        g->d = q + (size_t)2 * g->history * nv;
-        g->x_try = g->d + nv;
-        g->g_try = g->x_try + nv;
-    }
+    for (int v = 0; v < g->n_vectors; v++, q += nv) g->vec[v] = q;
+    /* the optimizer's state starts at zero (Adam's moments) */
+    NST_CUDA_TRY(cudaMemsetAsync(g->vec[0], 0, (size_t)g->n_vectors * nv * sizeof(float), g->ctx->stream), err);
     NST_CUDA_TRY(cudaMemsetAsync(g->slot, 0, n_slots * sizeof(double), g->ctx->stream), err);
-    NST_CUDA_TRY(cudaMallocHost((void **)&g->host_slot, SLOT_READ * sizeof(double)), err);
+    NST_CUDA_TRY(cudaMallocHost((void **)&g->host_slot, n_slots * sizeof(double)), err);
 
     /* style targets first (their activations are freed before the content's exist) */
-    if ((s = style_targets(g, net, styles, blend, n_styles, err))) return s;
+    if ((s = style_targets(g, styles, blend, n_styles, err))) return s;
 
     /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */
     unsigned char keep[NST_NUM_LAYERS] = {0};
-    for (int l = 0; l < g->depth; l++) {
-        g->tap[l] = is_tap(cfg->content_taps, cfg->n_content_taps, l) || g->loss[l].A != NULL;
-        keep[l] = g->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
-    }
+    for (int l = 0; l < g->depth; l++) keep[l] = p->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     /* (the style images' one forward pass each took the heuristic's algorithms) */
     vgg19_cuda_set_search(g->vgg, GATYS_MEASURE_DEFAULT);
     if ((s = vgg19_cuda_acts_build(&g->acts, g->vgg, g->depth, g->H, g->W, keep, cfg->precision, err)))
         return gatys_blame(err, s, cfg, -1, g->W, g->H);
     vgg19_cuda_acts *a = &g->acts;
     for (int l = 0; l < g->depth; l++)
-        if (g->loss[l].A) g->loss[l].gscale = gram_scale(cfg, a->C[l], a->Hl[l] * a->Wl[l]);
+        if (g->loss[l].A) g->loss[l].gscale = perceptual_gram_scale(cfg->gram_norm, a->C[l], a->Hl[l] * a->Wl[l]);
 
     /* content targets P: the content's features at the content taps */
     size_t ptotal = 0;
     for (int l = 0; l < g->depth; l++)
-        if (is_tap(cfg->content_taps, cfg->n_content_taps, l)) ptotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+        if (p->layer[l].content) ptotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
     if (ptotal) {
         if ((s = nst_cuda_alloc(g->ctx, (void **)&g->targets, ptotal, sizeof(float), "the content targets", err)))
             return s;
-        float *p = g->targets;
+        float *q = g->targets;
         for (int l = 0; l < g->depth; l++)
-            if (is_tap(cfg->content_taps, cfg->n_content_taps, l)) {
-                g->loss[l].P = p;
-                p += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+            if (p->layer[l].content) {
+                g->loss[l].P = q;
+                q += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
             }
     }
     if ((s = nst_cuda_copy_sync(g->ctx, a->input, content_input, n * sizeof(float), cudaMemcpyHostToDevice, err)))
@@ -631,7 +544,7 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
      * computes them: the largest image that fits stays as large) */
     size_t ttotal = 0;
     for (int l = 0; l < g->depth; l++)
-        if (g->tap[l]) ttotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+        if (p->tap[l]) ttotal += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
     size_t free_b = 0;
     NST_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
     if (ttotal && free_b > ttotal * sizeof(float) + ((size_t)256 << 20) && /* room left for the libraries */
@@ -640,35 +553,45 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
         g->tgrads = NULL;
     }
     if (g->tgrads) {
-        float *p = g->tgrads;
+        float *q = g->tgrads;
         for (int l = 0; l < g->depth; l++)
-            if (g->tap[l]) {
-                g->loss[l].T = p;
-                p += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
+            if (p->tap[l]) {
+                g->loss[l].T = q;
+                q += (vgg19_cuda_layer_size(a, l) + 63) / 64 * 64;
             }
     }
-    return nst_cuda_copy_sync(g->ctx, g->x, x0, n * sizeof(float), cudaMemcpyHostToDevice, err);
+    return NST_OK;
 }
 
-nst_status gatys_cuda_build(gatys_cuda **out, const nst_transfer_config *cfg, const nst_vgg19 *net, int W, int H,
-                            const float *content_input, const nst_image *styles, const float *blend, int n_styles,
-                            const float *x0, nst_error *err) {
+static nst_status cuda_bench(gatys_device *d, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err);
+
+static const gatys_device_ops cuda_device_ops = {cuda_free, cuda_upload, cuda_download, cuda_bench};
+
+static nst_status cuda_build(gatys_device **out, const gatys_setup *su, nst_error *err) {
     *out = NULL;
     gatys_cuda *g = (gatys_cuda *)calloc(1, sizeof *g);
     if (!g) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    g->cfg = cfg;
-    g->W = W;
-    g->H = H;
-    g->n = (size_t)3 * H * W;
-    g->depth = nst_transfer_depth(cfg);
-    nst_status s = build(g, net, content_input, styles, blend, n_styles, x0, err);
+    g->base.ops = &cuda_device_ops;
+    g->base.optim = &g->optim;
+    g->optim.ops = &cuda_optim_ops;
+    g->cfg = su->cfg;
+    g->plan = su->plan;
+    g->W = su->W;
+    g->H = su->H;
+    g->n = (size_t)3 * su->H * su->W;
+    g->depth = su->plan->depth;
+    g->n_vectors = su->n_vectors;
+    g->n_scalars = su->n_scalars;
+    nst_status s = build(g, su->net, su->content_input, su->styles, su->blend, su->n_styles, err);
     if (s) {
-        gatys_cuda_free(g);
+        cuda_free(&g->base);
         return s;
     }
-    *out = g;
+    *out = &g->base;
     return NST_OK;
 }
+
+extern "C" const gatys_backend gatys_cuda_backend = {"cuda", cuda_build};
 
 /* ---- benchmark ------------------------------------------------------------------------ */
 
@@ -682,7 +605,7 @@ static float elapsed(cudaEvent_t a, cudaEvent_t b) {
  * columns; "loss" is the work queued on the main stream between that layer and the next:
  * in the forward pass only the hand-over to the loss stream, in the backward pass the
  * adding of the losses' gradient), with the algorithms; and the loss stream's time. */
-static nst_status profile_step(gatys_cuda *g, nst_error *err) {
+static nst_status profile_step(gatys_cuda *g, adam_state *adam, nst_error *err) {
     vgg19_cuda_acts *a = &g->acts;
     cudaStream_t st = g->ctx->stream;
     vgg19_cuda_prof prof;
@@ -694,11 +617,11 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
     if (!s) s = nst_cuda_check(cudaEventCreate(&g->lprof[1]), "cudaEventCreate", err);
     a->prof = &prof;
     if (!s) s = nst_cuda_check(cudaEventRecord(ev[0], st), "cudaEventRecord", err);
-    if (!s) s = eval_device(g, g->x, g->grad, err);
+    if (!s) s = eval_device(g, g->vec[OPTIM_X], g->vec[OPTIM_G], err);
     if (!s) s = nst_cuda_check(cudaEventRecord(ev[1], st), "cudaEventRecord", err);
-    if (!s) s = adam_update(g, err);
+    if (!s) s = op_adam(&g->optim, OPTIM_X, OPTIM_G, ADAM_M, ADAM_V, adam_next(adam), err);
     if (!s) s = nst_cuda_check(cudaEventRecord(ev[2], st), "cudaEventRecord", err);
-    if (!s) s = read_losses(g, &f, err);
+    if (!s) s = read_slots(g, &f, NULL, NULL, 0, err);
     if (!s) s = nst_cuda_check(cudaEventRecord(ev[3], st), "cudaEventRecord", err);
     if (!s) s = nst_cuda_check(cudaEventSynchronize(ev[3]), "cudaEventSynchronize", err);
     a->prof = NULL;
@@ -736,8 +659,8 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
         printf("profile: the losses' values and gradients on their own stream: %.3f ms from the first tap's to the "
                "end of the last's, overlapping the forward pass\n",
                elapsed(g->lprof[0], g->lprof[1]));
-        printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->content_loss, g->style_loss,
-               g->tv_loss, f);
+        printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->plan->content_loss,
+               g->plan->style_loss, g->plan->tv_loss, f);
     }
     for (int i = 0; i < 2; i++) {
         if (g->lprof[i]) cudaEventDestroy(g->lprof[i]);
@@ -749,25 +672,32 @@ static nst_status profile_step(gatys_cuda *g, nst_error *err) {
     return s;
 }
 
-nst_status gatys_cuda_bench(gatys_cuda *g, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err) {
+/* The seed preset's run (Adam): forward, forward + backward and a whole step, with CUDA
+ * events, best of cfg->iters after cfg->warmup. */
+static nst_status cuda_bench(gatys_device *d, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err) {
+    gatys_cuda *g = cuda_of(d);
     cudaStream_t st = g->ctx->stream;
+    adam_state adam = {0};
+    adam.lr = g->cfg->lr;
     vgg19_cuda_acts *a = &g->acts;
     cudaEvent_t ev[4] = {0};
     nst_status s = NST_OK;
     for (int i = 0; i < 4 && !s; i++) s = nst_cuda_check(cudaEventCreate(&ev[i]), "cudaEventCreate", err);
     double f;
-    if (!s) s = gatys_cuda_lbfgs_start(g, &f, err); /* one evaluation: the Grams the backward timing reuses */
+    /* one evaluation: the Grams the backward timing reuses */
+    if (!s) s = eval_device(g, g->vec[OPTIM_X], g->vec[OPTIM_G], err);
+    if (!s) s = read_slots(g, &f, NULL, NULL, 0, err);
     float best[3] = {1e30f, 1e30f, 1e30f};
     for (int it = 0; !s && it < cfg->warmup + cfg->iters; it++) {
         float ms[3];
         s = nst_cuda_check(cudaEventRecord(ev[0], st), "cudaEventRecord", err);
-        if (!s) s = nst_cuda_check(cudaMemcpyAsync(a->input, g->x, g->n * sizeof(float), cudaMemcpyDeviceToDevice, st),
+        if (!s) s = nst_cuda_check(cudaMemcpyAsync(a->input, g->vec[OPTIM_X], g->n * sizeof(float), cudaMemcpyDeviceToDevice, st),
                                    "cudaMemcpyAsync", err);
         if (!s) s = vgg19_cuda_forward(g->vgg, a, err);
         if (!s) s = nst_cuda_check(cudaEventRecord(ev[1], st), "cudaEventRecord", err);
-        if (!s) s = vgg19_cuda_backward(g->vgg, a, g->tap, tap_backward, g, g->grad, err);
+        if (!s) s = vgg19_cuda_backward(g->vgg, a, g->plan->tap, tap_backward, g, g->vec[OPTIM_G], err);
         if (!s) s = nst_cuda_check(cudaEventRecord(ev[2], st), "cudaEventRecord", err);
-        if (!s) s = gatys_cuda_adam_step(g, &f, err); /* waits for the losses, as a real step does */
+        if (!s) s = adam_step(&adam, &g->optim, &f, err); /* waits for the losses, as a real step does */
         if (!s) s = nst_cuda_check(cudaEventRecord(ev[3], st), "cudaEventRecord", err);
         if (!s) s = nst_cuda_check(cudaEventSynchronize(ev[3]), "cudaEventSynchronize", err);
         if (s) break;
@@ -781,7 +711,7 @@ nst_status gatys_cuda_bench(gatys_cuda *g, const nst_bench_config *cfg, nst_benc
     for (int i = 0; i < 4; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
     const char *prof = getenv("NST_CUDA_PROFILE");
-    if (!s && prof && strcmp(prof, "1") == 0) s = profile_step(g, err);
+    if (!s && prof && strcmp(prof, "1") == 0) s = profile_step(g, &adam, err);
     if (s) return s;
     res->forward_ms = best[0];
     res->forward_backward_ms = best[1];

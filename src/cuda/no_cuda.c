@@ -18,3 +18,14 @@ nst_status nst_cuda_create(nst_cuda **ctx, nst_error *err) {
 void nst_cuda_destroy(nst_cuda *ctx) { (void)ctx; }
 
 void nst_cuda_describe(char *buf, size_t size) { snprintf(buf, size, "%s", no_cuda_msg); }
+
+/* ---- the optimisation transfer's backend (transfer/gatys_device.h) ---- */
+#include "transfer/gatys_device.h"
+
+static nst_status no_gatys_build(gatys_device **out, const gatys_setup *setup, nst_error *err) {
+    (void)setup;
+    *out = NULL;
+    return nst_fail(err, NST_ERR_ARG, "%s", no_cuda_msg);
+}
+
+const gatys_backend gatys_cuda_backend = {"cuda", no_gatys_build};

@@ -7,12 +7,8 @@
 #include <string.h>
 
 #include "net/vgg19.h"
-#include "optim/optim.h"
 #include "transfer/gatys.h"
 #include "util/util.h"
-#ifdef NST_HAVE_CUDA
-#include "cuda/gatys_cuda.h"
-#endif
 
 void nst_bench_defaults(nst_bench_config *cfg) {
     static const char *const taps[] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
@@ -64,60 +60,10 @@ nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_
 
     nst_image content = {0}, style = {0};
     nst_transfer *t = NULL;
-    adam_state adam = {0};
-    float *x = NULL, *grad = NULL;
     nst_status s = synthetic_image(&content, cfg->size, 1, err);
     if (!s) s = synthetic_image(&style, cfg->size, 2, err);
     if (!s) s = gatys_build(&t, &tc, net, &content, &style, NULL, 1, err);
-#ifdef NST_HAVE_CUDA
-    if (!s && dev == NST_DEVICE_CUDA) { /* the same measurements on the GPU, timed with CUDA events */
-        s = gatys_cuda_bench(gatys_gpu(t), cfg, res, err);
-        goto done;
-    }
-#endif
-    size_t n = (size_t)3 * cfg->size * cfg->size;
-    if (!s) s = adam_build(&adam, n, tc.lr, err);
-    if (!s) {
-        x = nst_alloc_array(n, sizeof(float));
-        grad = nst_alloc_array(n, sizeof(float));
-        if (!x || !grad) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    }
-    if (s) goto done;
-    memcpy(x, gatys_content_input(t), n * sizeof(float));
-    gatys_eval(t, x, grad); /* fills the Grams that the backward timing reuses */
-    vgg19_acts *a = gatys_acts(t);
-    res->activation_bytes = a->bytes;
-    res->kernel = conv3x3_kernel_name();
-    for (int l = 0; l < a->depth; l++)
-        if (vgg19_layer_kind(l) == VGG_CONV) {
-            int hi = l == 0 ? a->H : a->Hl[l - 1], wi = l == 0 ? a->W : a->Wl[l - 1];
-            res->conv_gflop += 2e-9 * hi * wi * (l == 0 ? 3 : a->C[l - 1]) * a->C[l] * 9;
-        }
-
-    double best[3] = {1e30, 1e30, 1e30};
-    for (int it = 0; it < cfg->warmup + cfg->iters; it++) {
-        double t0 = nst_now();
-        memcpy(a->input, x, n * sizeof(float));
-        vgg19_forward(net, a);
-        double t1 = nst_now();
-        gatys_backward(t, grad);
-        double t2 = nst_now();
-        double t3 = nst_now();
-        gatys_eval(t, x, grad);
-        adam_update(&adam, x, grad);
-        double t4 = nst_now();
-        if (it < cfg->warmup) continue;
-        if (t1 - t0 < best[0]) best[0] = t1 - t0;
-        if (t2 - t0 < best[1]) best[1] = t2 - t0;
-        if (t4 - t3 < best[2]) best[2] = t4 - t3;
-    }
-    res->forward_ms = 1e3 * best[0];
-    res->forward_backward_ms = 1e3 * best[1];
-    res->step_ms = 1e3 * best[2];
-done:
-    free(x);
-    free(grad);
-    adam_free(&adam);
+    if (!s) s = gatys_bench(t, cfg, res, err); /* on the run's device, timed as it can best */
     gatys_free(t);
     nst_image_free(&content);
     nst_image_free(&style);

@@ -19,48 +19,40 @@
  * the deep layers is the photo's alone; on the canvas every loss keeps its meaning, and
  * a size that needs no padding runs exactly as before. Style images too small for the
  * network are reflected the same way, so their Grams are a mean over the padded canvas
- * (reflection keeps the painting's statistics, with some repeated texture). */
+ * (reflection keeps the painting's statistics, with some repeated texture).
+ *
+ * Devices. This file is the algorithm, once: geometry, targets' inputs, the perceptual
+ * plan and the step loop. What runs on the image and the network is a device's
+ * (gatys_device.h): the CPU's (gatys_cpu.c) or CUDA's (cuda/gatys_cuda.cu). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "loss/losses.h"
+#include "loss/perceptual.h"
 #include "net/vgg19.h"
 #include "optim/optim.h"
 #include "transfer/gatys.h"
+#include "transfer/gatys_device.h"
 #include "util/util.h"
-#ifdef NST_HAVE_CUDA
-#include "cuda/gatys_cuda.h"
-#endif
-
-/* What the losses need at one layer. */
-typedef struct {
-    float content_w, style_w; /* cfg weight * per-layer weight; 0 when not a tap */
-    float *P;                 /* (C,H,W) content target */
-    float *A;                 /* (C,C) style target */
-    float *G, *dG;            /* (C,C) the image's Gram (kept from forward to backward), its gradient */
-    double content_value, style_value; /* unweighted losses at the last evaluation */
-} layer_loss;
 
 struct nst_transfer {
     const nst_transfer_config *cfg;
     const nst_vgg19 *net;
-    int H, W;                               /* the canvas: the image the network sees */
-    int h, w, x0, y0;                       /* the photo's size and place on it (the result) */
-    vgg19_acts acts;
-    layer_loss loss[NST_NUM_LAYERS];
-    unsigned char tap[NST_NUM_LAYERS];      /* 1 where a loss reads layer l */
-    float *x, *grad;                        /* (3,H,W) the image being optimized and df/dx */
-    float *content_input;                   /* (3,H,W) the content, preprocessed */
-    const nst_image *content;               /* for preserve_colors */
-    double content_loss, style_loss, tv_loss; /* weighted, at the last evaluation */
-    struct gatys_cuda *gpu;                 /* a CUDA transfer's GPU side (then no acts) */
-    nst_error gpu_err;                      /* the GPU's last failure, for gatys_eval */
+    int H, W;                  /* the canvas: the image the network sees */
+    int h, w, x0, y0;          /* the photo's size and place on it (the result) */
+    perceptual_plan plan;      /* taps, weights and the last evaluation's losses */
+    float *x;                  /* (3,H,W) host copy of the image (initial image, snapshots) */
+    float *content_input;      /* (3,H,W) the content, preprocessed */
+    const nst_image *content;  /* for preserve_colors */
+    gatys_device *dev;         /* where the image, the network and the optimizer's state live */
+    adam_state adam;           /* the optimizer's own numbers (its vectors are the device's) */
+    lbfgs_state lbfgs;
 };
 
-static float gram_scale(const nst_transfer_config *cfg, int C, int N) {
-    return cfg->gram_norm == NST_GRAM_NORMALIZED ? (float)(1.0 / ((double)C * N)) : 1.0f;
+/* The registry: the backend of each device. */
+static const gatys_backend *gatys_backend_for(nst_device device) {
+    return device == NST_DEVICE_CUDA ? &gatys_cuda_backend : &gatys_cpu_backend;
 }
 
 /* ---- presets ---------------------------------------------------------------- */
@@ -117,24 +109,16 @@ nst_status nst_transfer_preset(nst_transfer_config *cfg, const char *name, nst_e
     return nst_fail(err, NST_ERR_ARG, "unknown preset '%s' (known: gatys, seed)", name);
 }
 
-static nst_status init_image(nst_transfer *t, nst_error *err);
-
 /* ---- building ------------------------------------------------------------------ */
 
-static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst_error *err) {
+static nst_status check_config(const nst_transfer_config *cfg, const nst_vgg19 *net, int n_styles, nst_error *err) {
     if (cfg->size < 1 || cfg->size > NST_MAX_DIMENSION)
         return nst_fail(err, NST_ERR_ARG, "size %d is out of range (1..%d)", cfg->size, NST_MAX_DIMENSION);
     if (cfg->steps < 0) return nst_fail(err, NST_ERR_ARG, "steps must be >= 0");
     if (n_styles < 1 || n_styles > NST_MAX_STYLES)
         return nst_fail(err, NST_ERR_ARG, "need 1..%d style images, got %d", NST_MAX_STYLES, n_styles);
-    if (cfg->n_content_taps + cfg->n_style_taps == 0)
-        return nst_fail(err, NST_ERR_ARG, "no content or style layers");
-    if (cfg->n_content_taps > NST_MAX_TAPS || cfg->n_style_taps > NST_MAX_TAPS)
-        return nst_fail(err, NST_ERR_ARG, "too many layers (at most %d)", NST_MAX_TAPS);
-    for (int i = 0; i < cfg->n_content_taps + cfg->n_style_taps; i++) {
-        int l = i < cfg->n_content_taps ? cfg->content_taps[i].layer : cfg->style_taps[i - cfg->n_content_taps].layer;
-        if (l < 0 || l >= NST_NUM_LAYERS) return nst_fail(err, NST_ERR_ARG, "bad layer index %d", l);
-    }
+    nst_status s = perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, 0, err);
+    if (s) return s;
     if (!(cfg->lr > 0.0f) && cfg->optimizer == NST_OPT_ADAM)
         return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
     if (!(cfg->style_scale > 0.0f)) return nst_fail(err, NST_ERR_ARG, "style scale must be > 0");
@@ -144,7 +128,8 @@ static nst_status check_config(const nst_transfer_config *cfg, int n_styles, nst
                         "the style images would be %.0f px on their longer side (size %d x style scale %g), more "
                         "than %d; lower --style-scale",
                         style_side, cfg->size, cfg->style_scale, NST_MAX_DIMENSION);
-    return NST_OK;
+    return perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, net->depth,
+                            err);
 }
 
 /* Resizes img to w x h (a copy if already that size) and preprocesses it into x (3,h,w). */
@@ -211,12 +196,6 @@ nst_status gatys_blame(nst_error *err, nst_status s, const nst_transfer_config *
     return nst_fail(err, s, "style image %d at %dx%d: %.900s%s", style + 1, W, H, msg, hint);
 }
 
-static int is_tap(const nst_tap *taps, int n, int l) {
-    for (int i = 0; i < n; i++)
-        if (taps[i].layer == l) return 1;
-    return 0;
-}
-
 int nst_transfer_depth(const nst_transfer_config *cfg) {
     return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
@@ -258,6 +237,7 @@ nst_status gatys_style_input(const nst_transfer_config *cfg, const nst_image *st
     return gatys_blame(err, s, cfg, index, c.W, c.H);
 }
 
+
 /* The style images' blend weights, normalised to sum to 1, into b (n_styles). */
 static nst_status blend_weights(const float *blend, int n_styles, float *b, nst_error *err) {
     double total_blend = 0.0;
@@ -267,149 +247,41 @@ static nst_status blend_weights(const float *blend, int n_styles, float *b, nst_
     return NST_OK;
 }
 
-/* Computes the style targets A (blend-weighted mean of the style images' Grams). */
-static nst_status style_targets(nst_transfer *t, const nst_image *styles, const float *blend,
-                                int n_styles, int depth, nst_error *err) {
-    const nst_transfer_config *cfg = t->cfg;
-    float bw[NST_MAX_STYLES];
-    nst_status sb = blend_weights(blend, n_styles, bw, err);
-    if (sb) return sb;
-    for (int i = 0; i < n_styles; i++) {
-        style_canvas c = style_geometry(cfg, &styles[i]);
-        vgg19_acts sa;
-        nst_status s = vgg19_acts_build(&sa, depth, c.H, c.W, NULL, err);
-        if (s) return gatys_blame(err, s, cfg, i, c.W, c.H);
-        s = prepare_canvas(sa.input, &styles[i], c.w, c.h, c.W, c.H, c.x0, c.y0, err);
-        if (s) { vgg19_acts_free(&sa); return gatys_blame(err, s, cfg, i, c.W, c.H); }
-        float b = bw[i];
-        for (int l = 0; l < depth; l++) {
-            vgg19_forward_layer(t->net, &sa, l);
-            layer_loss *L = &t->loss[l];
-            if (!is_tap(cfg->style_taps, cfg->n_style_taps, l)) continue;
-            int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
-            size_t cc = (size_t)C * C;
-            if (!L->A) {
-                L->A = nst_calloc_array(cc, sizeof(float));
-                L->G = nst_alloc_array(cc, sizeof(float));
-                L->dG = nst_alloc_array(cc, sizeof(float));
-                if (!L->A || !L->G || !L->dG) {
-                    vgg19_acts_free(&sa);
-                    return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
-                }
-            }
-            gram_forward(L->G, sa.out[l], C, N, gram_scale(cfg, C, N));
-            for (size_t k = 0; k < cc; k++) L->A[k] += b * L->G[k];
-        }
-        vgg19_acts_free(&sa);
-    }
-    return NST_OK;
-}
-
-static void transfer_free(nst_transfer *t) {
-#ifdef NST_HAVE_CUDA
-    gatys_cuda_free(t->gpu);
-#endif
-    vgg19_acts_free(&t->acts);
-    for (int l = 0; l < NST_NUM_LAYERS; l++) {
-        free(t->loss[l].P);
-        free(t->loss[l].A);
-        free(t->loss[l].G);
-        free(t->loss[l].dG);
-    }
+void gatys_free(nst_transfer *t) {
+    if (!t) return;
+    if (t->dev) t->dev->ops->free(t->dev);
     free(t->x);
-    free(t->grad);
     free(t->content_input);
     free(t);
 }
 
-void gatys_free(nst_transfer *t) {
-    if (t) transfer_free(t);
-}
-
 const float *gatys_content_input(const nst_transfer *t) { return t->content_input; }
-
-/* What both devices' transfers start from: the configuration, the result's size and the
- * canvas it is optimized on. */
-static void transfer_geometry(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
-                              const nst_image *content) {
-    t->cfg = cfg;
-    t->net = net;
-    t->content = content;
-    if (cfg->squash) t->w = t->h = cfg->size;
-    else nst_image_fit_size(content->width, content->height, cfg->size, &t->w, &t->h);
-    canvas_size(nst_transfer_depth(cfg), t->w, t->h, &t->W, &t->H, &t->x0, &t->y0);
-}
 
 /* img (the content or an initial image) as the transfer's canvas, preprocessed, into x. */
 static nst_status content_canvas(const nst_transfer *t, float *x, const nst_image *img, nst_error *err) {
     return prepare_canvas(x, img, t->w, t->h, t->W, t->H, t->x0, t->y0, err);
 }
 
+static nst_status init_image(nst_transfer *t, nst_error *err);
+
 static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
                                  const nst_image *content, const nst_image *styles, const float *blend,
                                  int n_styles, nst_error *err) {
-    transfer_geometry(t, cfg, net, content);
-    int depth = nst_transfer_depth(cfg);
-
-    /* per-layer weights */
-    for (int i = 0; i < cfg->n_content_taps; i++)
-        t->loss[cfg->content_taps[i].layer].content_w += cfg->content_weight * cfg->content_taps[i].weight;
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        t->loss[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
-
-    /* the style targets first, so that the style images' activations are freed before
-     * the content's are allocated (lower peak memory) */
-    nst_status s = style_targets(t, styles, blend, n_styles, depth, err);
-    if (s) return s;
-
-    /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */
-    unsigned char keep[NST_NUM_LAYERS] = {0};
-    for (int l = 0; l < depth; l++) {
-        t->tap[l] = is_tap(cfg->content_taps, cfg->n_content_taps, l) || t->loss[l].A != NULL;
-        keep[l] = t->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
-    }
-    s = vgg19_acts_build(&t->acts, depth, t->H, t->W, keep, err);
-    if (s) return gatys_blame(err, s, cfg, -1, t->W, t->H);
-    vgg19_acts_fuse_relus(&t->acts); /* the losses read kept convs only */
-    size_t n = (size_t)3 * t->H * t->W;
-    t->x = nst_alloc_array(n, sizeof(float));
-    t->grad = nst_alloc_array(n, sizeof(float));
-    t->content_input = nst_alloc_array(n, sizeof(float));
-    if (!t->x || !t->grad || !t->content_input)
-        return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory"), cfg, -1, t->W, t->H);
-    for (int l = 0; l < depth; l++) {
-        if (!is_tap(cfg->content_taps, cfg->n_content_taps, l)) continue;
-        t->loss[l].P = nst_alloc_array(vgg19_layer_size(&t->acts, l), sizeof(float));
-        if (!t->loss[l].P)
-            return gatys_blame(err, nst_fail(err, NST_ERR_NOMEM, "out of memory for the content targets"), cfg, -1,
-                               t->W, t->H);
-    }
-
-    /* content targets P */
-    s = content_canvas(t, t->acts.input, content, err);
-    if (s) return gatys_blame(err, s, cfg, -1, t->W, t->H);
-    memcpy(t->content_input, t->acts.input, n * sizeof(float));
-    memcpy(t->x, t->acts.input, n * sizeof(float)); /* the default initial image */
-    for (int l = 0; l < depth; l++) {
-        vgg19_forward_layer(net, &t->acts, l);
-        if (t->loss[l].P) memcpy(t->loss[l].P, t->acts.out[l], vgg19_layer_size(&t->acts, l) * sizeof(float));
-    }
-    return NST_OK;
-}
-
-/* The CUDA transfer: the host keeps the content (for the initial image) and a copy of
- * the image for snapshots; everything else is built on the GPU by gatys_cuda.cu. */
-static nst_status transfer_build_cuda(nst_transfer *t, const nst_transfer_config *cfg, const nst_vgg19 *net,
-                                      const nst_image *content, const nst_image *styles, const float *blend,
-                                      int n_styles, nst_error *err) {
-    nst_device dev;
-    nst_status s = nst_device_resolve(NST_DEVICE_CUDA, &dev, err); /* says why not, if not */
-    if (s) return s;
-#ifdef NST_HAVE_CUDA
-    transfer_geometry(t, cfg, net, content);
-    size_t n = (size_t)3 * t->H * t->W;
+    t->cfg = cfg;
+    t->net = net;
+    t->content = content;
+    if (cfg->squash) t->w = t->h = cfg->size;
+    else nst_image_fit_size(content->width, content->height, cfg->size, &t->w, &t->h);
+    canvas_size(nst_transfer_depth(cfg), t->w, t->h, &t->W, &t->H, &t->x0, &t->y0);
+    perceptual_plan_init(&t->plan, cfg->content_taps, cfg->n_content_taps, cfg->content_weight, cfg->style_taps,
+                         cfg->n_style_taps, cfg->style_weight, cfg->gram_norm, cfg->tv_weight);
     float bw[NST_MAX_STYLES];
-    if ((s = blend_weights(blend, n_styles, bw, err))) return s;
+    nst_status s = blend_weights(blend, n_styles, bw, err);
+    if (s) return s;
+    nst_device device;
+    if ((s = nst_device_resolve(cfg->device, &device, err))) return s;
+
+    size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
     t->content_input = nst_alloc_array(n, sizeof(float));
     if (!t->x || !t->content_input)
@@ -417,109 +289,63 @@ static nst_status transfer_build_cuda(nst_transfer *t, const nst_transfer_config
     if ((s = content_canvas(t, t->content_input, content, err))) return gatys_blame(err, s, cfg, -1, t->W, t->H);
     memcpy(t->x, t->content_input, n * sizeof(float)); /* the default initial image */
     if ((s = init_image(t, err))) return s;
-    return gatys_cuda_build(&t->gpu, cfg, net, t->W, t->H, t->content_input, styles, bw, n_styles, t->x, err);
-#else
-    return nst_fail(err, NST_ERR_ARG, "this nst was built without CUDA");
-#endif
-}
 
-struct gatys_cuda *gatys_gpu(const nst_transfer *t) { return t->gpu; }
+    gatys_setup setup = {cfg, net, &t->plan, t->W, t->H, t->content_input, styles, bw, n_styles, 0, 0};
+    if (cfg->optimizer == NST_OPT_ADAM) {
+        t->adam.lr = cfg->lr;
+        setup.n_vectors = ADAM_VECTORS;
+        setup.n_scalars = ADAM_SCALARS;
+    } else {
+        lbfgs_init(&t->lbfgs, cfg->lbfgs_history);
+        setup.n_vectors = LBFGS_VECTORS(t->lbfgs.history);
+        setup.n_scalars = LBFGS_SCALARS(t->lbfgs.history);
+    }
+    if ((s = gatys_backend_for(device)->build(&t->dev, &setup, err))) return s;
+    return t->dev->ops->upload(t->dev, OPTIM_X, t->x, err);
+}
 
 nst_status gatys_build(nst_transfer **out, const nst_transfer_config *cfg, const nst_vgg19 *net,
                        const nst_image *content, const nst_image *styles, const float *blend,
                        int n_styles, nst_error *err) {
     *out = NULL;
-    nst_status s = check_config(cfg, n_styles, err);
+    nst_status s = check_config(cfg, net, n_styles, err);
     if (s) return s;
-    if (nst_transfer_depth(cfg) > net->depth)
-        return nst_fail(err, NST_ERR_ARG, "layer %s is deeper than the network was loaded for (%s)",
-                        nst_layer_name(nst_transfer_depth(cfg) - 1), nst_layer_name(net->depth - 1));
     nst_transfer *t = calloc(1, sizeof *t);
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    if (cfg->device == NST_DEVICE_CUDA) {
-        s = transfer_build_cuda(t, cfg, net, content, styles, blend, n_styles, err);
-    } else {
-        s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
-        if (!s) s = init_image(t, err);
-    }
+    s = transfer_build(t, cfg, net, content, styles, blend, n_styles, err);
     if (s) {
-        transfer_free(t);
+        gatys_free(t);
         return s;
     }
     *out = t;
     return NST_OK;
 }
 
-/* ---- the objective -------------------------------------------------------------- */
+/* ---- the objective, for tests -------------------------------------------------- */
 
-/* The losses' gradient at layer l, added into g during the backward pass. */
-static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
-    nst_transfer *t = ctx;
-    layer_loss *L = &t->loss[l];
-    if (L->P) content_loss_backward(g, a->out[l], L->P, vgg19_layer_size(a, l), L->content_w);
-    if (L->A) {
-        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        style_loss_backward(g, L->dG, L->G, L->A, a->out[l], C, N, gram_scale(t->cfg, C, N), L->style_w);
-    }
+nst_status gatys_eval(nst_transfer *t, const float *x, float *grad, double *f, nst_error *err) {
+    optim_device *o = t->dev->optim;
+    nst_status s = t->dev->ops->upload(t->dev, OPTIM_X, x, err);
+    if (!s) s = o->ops->evaluate(o, OPTIM_X, OPTIM_G, err);
+    if (!s) s = o->ops->read(o, f, NULL, NULL, 0, err);
+    if (!s) s = t->dev->ops->download(t->dev, OPTIM_G, grad, err);
+    return s;
 }
-
-double gatys_eval(nst_transfer *t, const float *x, float *grad) {
-#ifdef NST_HAVE_CUDA
-    if (t->gpu) {
-        double f;
-        if (gatys_cuda_eval(t->gpu, x, grad, &f, &t->gpu_err) != NST_OK) {
-            fprintf(stderr, "nst: %s\n", t->gpu_err.msg);
-            return NAN;
-        }
-        gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
-        return f;
-    }
-#endif
-    const nst_transfer_config *cfg = t->cfg;
-    vgg19_acts *a = &t->acts;
-    size_t n = (size_t)3 * t->H * t->W;
-    memcpy(a->input, x, n * sizeof(float));
-    double content = 0.0, style = 0.0;
-    for (int l = 0; l < a->depth; l++) {
-        vgg19_forward_layer(t->net, a, l);
-        layer_loss *L = &t->loss[l];
-        if (L->P) {
-            L->content_value = content_loss_forward(a->out[l], L->P, vgg19_layer_size(a, l));
-            content += L->content_w * L->content_value;
-        }
-        if (L->A) {
-            int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-            L->style_value = style_loss_forward(L->G, a->out[l], L->A, C, N, gram_scale(cfg, C, N));
-            style += L->style_w * L->style_value;
-        }
-    }
-    vgg19_backward(t->net, a, t->tap, tap_backward, t, grad, 0);
-    double tv = 0.0;
-    if (cfg->tv_weight > 0.0f) {
-        tv = cfg->tv_weight * tv_loss_forward(x, 3, t->H, t->W);
-        tv_loss_backward(grad, x, 3, t->H, t->W, cfg->tv_weight);
-    }
-    t->content_loss = content;
-    t->style_loss = style;
-    t->tv_loss = tv;
-    return content + style + tv;
-}
-
-static double objective(void *ctx, const float *x, float *grad) { return gatys_eval(ctx, x, grad); }
 
 void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style) {
-#ifdef NST_HAVE_CUDA
-    if (t->gpu) {
-        gatys_cuda_layer_losses(t->gpu, l, content, style);
-        return;
-    }
-#endif
-    *content = t->loss[l].content_value;
-    *style = t->loss[l].style_value;
+    *content = t->plan.layer[l].content_value;
+    *style = t->plan.layer[l].style_value;
 }
 
-vgg19_acts *gatys_acts(nst_transfer *t) { return &t->acts; }
-void gatys_backward(nst_transfer *t, float *grad) { vgg19_backward(t->net, &t->acts, t->tap, tap_backward, t, grad, 0); }
+void gatys_losses(const nst_transfer *t, double *content, double *style, double *tv) {
+    *content = t->plan.content_loss;
+    *style = t->plan.style_loss;
+    *tv = t->plan.tv_loss;
+}
+
+nst_status gatys_bench(nst_transfer *t, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err) {
+    return t->dev->ops->bench(t->dev, cfg, res, err);
+}
 
 void gatys_size(const nst_transfer *t, int *W, int *H) {
     *W = t->W;
@@ -536,13 +362,9 @@ void gatys_crop(const nst_transfer *t, int *x0, int *y0, int *w, int *h) {
 /* ---- running ------------------------------------------------------------------ */
 
 nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_error *err) {
-#ifdef NST_HAVE_CUDA
-    if (t->gpu) { /* the image lives on the GPU: t->x is its host copy */
-        nst_status sg = gatys_cuda_download(t->gpu, t->x, err);
-        if (sg) return sg;
-    }
-#endif
-    nst_status s = nst_image_alloc(img, t->w, t->h, err);
+    nst_status s = t->dev->ops->download(t->dev, OPTIM_X, t->x, err); /* the image lives on the device */
+    if (s) return s;
+    s = nst_image_alloc(img, t->w, t->h, err);
     if (s) return s;
     if (t->w == t->W && t->h == t->H) {
         vgg19_deprocess(img, t->x);
@@ -591,20 +413,6 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
     return NST_OK;
 }
 
-/* A step on the GPU (its optimizer state lives there): *moved as lbfgs_step's result. */
-static nst_status cuda_step(nst_transfer *t, double *f, int *moved, nst_error *err) {
-#ifdef NST_HAVE_CUDA
-    *moved = 1;
-    nst_status s = t->cfg->optimizer == NST_OPT_ADAM ? gatys_cuda_adam_step(t->gpu, f, err)
-                                                      : gatys_cuda_lbfgs_step(t->gpu, f, moved, err);
-    gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
-    return s;
-#else
-    (void)t; (void)f; (void)moved;
-    return nst_fail(err, NST_ERR_ARG, "this nst was built without CUDA");
-#endif
-}
-
 nst_status nst_transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *net,
                             const nst_image *content, const nst_image *styles, const float *blend,
                             int n_styles, nst_progress_fn progress, void *user, nst_image *result,
@@ -620,55 +428,35 @@ nst_status nst_transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *
     nst_transfer *t;
     s = gatys_build(&t, cfg, net, content, styles, blend, n_styles, err);
     if (s) return s;
-    size_t n = (size_t)3 * t->H * t->W;
-    adam_state adam = {0};
-    lbfgs_state lbfgs = {0};
-    if (t->gpu) s = NST_OK;
-    else if (cfg->optimizer == NST_OPT_ADAM) s = adam_build(&adam, n, cfg->lr, err);
-    else s = lbfgs_build(&lbfgs, n, cfg->lbfgs_history, err);
-    if (s) { transfer_free(t); return s; }
+    optim_device *o = t->dev->optim;
+    const perceptual_plan *p = &t->plan;
 
     nst_status status = NST_OK;
     double f = 0.0;
-    if (cfg->optimizer == NST_OPT_LBFGS && cfg->steps > 0) {
-#ifdef NST_HAVE_CUDA
-        if (t->gpu) {
-            status = gatys_cuda_lbfgs_start(t->gpu, &f, err);
-            gatys_cuda_losses(t->gpu, &t->content_loss, &t->style_loss, &t->tv_loss);
-        } else
-#endif
-            f = gatys_eval(t, t->x, t->grad);
-    }
+    if (cfg->optimizer == NST_OPT_LBFGS && cfg->steps > 0) status = lbfgs_start(&t->lbfgs, o, &f, err);
     for (int step = 1; step <= cfg->steps && status == NST_OK; step++) {
         int moved = 1;
-        if (t->gpu) {
-            if ((status = cuda_step(t, &f, &moved, err)) != NST_OK) break;
-        } else if (cfg->optimizer == NST_OPT_ADAM) {
-            f = gatys_eval(t, t->x, t->grad); /* the loss reported is the one before the update */
-            adam_update(&adam, t->x, t->grad);
-        } else {
-            moved = lbfgs_step(&lbfgs, t->x, &f, t->grad, objective, t);
-        }
+        if (cfg->optimizer == NST_OPT_ADAM) status = adam_step(&t->adam, o, &f, err); /* f: before the update */
+        else status = lbfgs_step(&t->lbfgs, o, &f, &moved, err);
+        if (status) break;
         if (!moved) {
             /* converged or stuck: no step lowers the loss any more */
-            nst_progress p = {step - 1, cfg->steps, nst_now() - t0, t->content_loss, t->style_loss, t->tv_loss, f};
-            if (progress) progress(t, &p, user);
+            nst_progress pr = {step - 1, cfg->steps, nst_now() - t0, p->content_loss, p->style_loss, p->tv_loss, f};
+            if (progress) progress(t, &pr, user);
             break;
         }
         if (!isfinite(f)) {
             status = nst_fail(err, NST_ERR_ARG, "the loss became %g at step %d; lower the learning rate or weights", f, step);
             break;
         }
-        nst_progress p = {step, cfg->steps, nst_now() - t0, t->content_loss, t->style_loss, t->tv_loss, f};
-        if (progress && progress(t, &p, user)) {
+        nst_progress pr = {step, cfg->steps, nst_now() - t0, p->content_loss, p->style_loss, p->tv_loss, f};
+        if (progress && progress(t, &pr, user)) {
             status = nst_fail(err, NST_ERR_INTERRUPTED, "stopped after step %d of %d", step, cfg->steps);
             break;
         }
     }
     nst_status s2 = nst_transfer_snapshot(t, result, err);
     if (s2) status = s2;
-    adam_free(&adam);
-    lbfgs_free(&lbfgs);
-    transfer_free(t);
+    gatys_free(t);
     return status;
 }

@@ -11,10 +11,8 @@
 extern "C" { /* included by cuda/gatys_cuda.cu */
 #endif
 
-/* gatys_build runs on the CPU unless cfg->device is NST_DEVICE_CUDA (AUTO counts as the
- * CPU here; nst_transfer_run resolves AUTO first). On CUDA the transfer holds no CPU
- * network: gatys_eval and gatys_layer_losses go to the GPU, gatys_acts and gatys_backward
- * must not be called. */
+/* gatys_build resolves cfg->device (AUTO: CUDA if there, else the CPU) and builds the
+ * run on that device (gatys_device.h). */
 
 nst_status gatys_build(nst_transfer **t, const nst_transfer_config *cfg, const nst_vgg19 *net,
                        const nst_image *content, const nst_image *styles, const float *blend,
@@ -29,15 +27,15 @@ void gatys_crop(const nst_transfer *t, int *x0, int *y0, int *w, int *h);
 /* The content image, preprocessed (3,H,W). */
 const float *gatys_content_input(const nst_transfer *t);
 
-/* Total loss at x; writes d(total)/dx into grad (3,H,W). */
-double gatys_eval(nst_transfer *t, const float *x, float *grad);
-/* After gatys_eval: the unweighted content and style loss at layer l (0 if not a tap). */
+/* Evaluates at x (host, (3,H,W)): *f the total loss, d(total)/dx into grad (host). (For
+ * tests: it overwrites the optimizer's image.) */
+nst_status gatys_eval(nst_transfer *t, const float *x, float *grad, double *f, nst_error *err);
+/* After an evaluation: the unweighted content and style loss at layer l (0 if not a
+ * tap), and the weighted content, style and total-variation losses. */
 void gatys_layer_losses(const nst_transfer *t, int l, double *content, double *style);
-
-/* For benchmarks: the network's activations, and the backward pass alone (the losses'
- * gradients at the taps, through the network to the image) after a forward pass. */
-vgg19_acts *gatys_acts(nst_transfer *t);
-void gatys_backward(nst_transfer *t, float *grad);
+void gatys_losses(const nst_transfer *t, double *content, double *style, double *tv);
+/* nst bench's timings of this run on its device. */
+nst_status gatys_bench(nst_transfer *t, const nst_bench_config *cfg, nst_bench_result *res, nst_error *err);
 
 /* Style image number index (from 0) resized as cfg asks (squashed to size x size, or its
  * longer side style_scale * size), preprocessed and reflected onto a canvas as large as
@@ -54,10 +52,6 @@ void gatys_pad_planes(float *dst, int W, int H, const float *src, int w, int h, 
  * or style image style + 1, on a W x H canvas, with the flag to change where it is a
  * matter of size. Returns s. */
 nst_status gatys_blame(nst_error *err, nst_status s, const nst_transfer_config *cfg, int style, int W, int H);
-
-/* The GPU side of a CUDA transfer (cuda/gatys_cuda.h), or NULL on the CPU. */
-struct gatys_cuda;
-struct gatys_cuda *gatys_gpu(const nst_transfer *t);
 
 #ifdef __cplusplus
 }
