@@ -2,7 +2,7 @@
  * backward-data, weight gradient; the fp16 NHWC output layer + sigmoid) run on the CPU
  * under tests/emu_cuda.h against a direct double-precision convolution: several tiles
  * both ways, channel counts off the kernels' stages, 1 to 4 output channels, many filter
- * bands. Run by scripts/emulate-conv9.sh (which extracts the kernels); no GPU needed. */
+ * bands. Run by dev/emulate-conv9.sh (which extracts the kernels); no GPU needed. */
 
 #include "kern.inc"
 static dim3 conv9_grid(int W, int H, int N) { return dim3((W + C9_TW - 1) / C9_TW, (H + C9_TH - 1) / C9_TH, N); }

@@ -1,5 +1,5 @@
 /* fake_cuda_host.c - the CUDA entry points test_cuda_johnson uses, on host memory, for
- * checking the test's own buffer sizes without a GPU (scripts/asan-cuda-test-host.sh).
+ * checking the test's own buffer sizes without a GPU (dev/asan-cuda-test-host.sh).
  *
  * Each "device" buffer is a malloc of exactly the size asked for; each "kernel" reads
  * every value its inputs hold and writes (zeros) every value of its outputs, by the

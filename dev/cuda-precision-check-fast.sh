@@ -8,7 +8,7 @@
 # Exit status: 0 within 1%, 1 not (or a run failed), 2 usage.
 set -u
 if [ $# -lt 2 ] || [ $# -gt 4 ]; then
-    echo "usage: $0 BUILD_DIR SHARED_DIR [STEPS] [OUT_DIR]" >&2
+    echo "usage: dev/cuda-precision-check-fast.sh BUILD_DIR SHARED_DIR [STEPS] [OUT_DIR]" >&2
     exit 2
 fi
 NST=$(cd "$1" && pwd)/nst || exit 2

@@ -14,7 +14,8 @@ trap 'rm -f "$exe"' EXIT
 ${CC:-gcc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -D_GNU_SOURCE -DNST_HAVE_CUDA=1 \
     -DNST_SHARED_DIR="\"$PWD/../shared\"" -Iinclude -Isrc -Itests \
     tests/test_cuda_johnson.c tests/fake_cuda_host.c "$build/libnst.a" -fopenmp \
-    $(pkg-config --libs libcjson libpng libjpeg 2>/dev/null || echo -lcjson -lpng -ljpeg) -lm -o "$exe"
+    $(pkg-config --libs libcjson libpng libjpeg libwebp libwebpmux libwebpdemux libtiff-4 2>/dev/null ||
+      echo -lcjson -lpng -ljpeg -lwebpmux -lwebpdemux -lwebp -ltiff) -lgif -lm -o "$exe"
 rc=0
 ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:exitcode=98 "$exe" --layers >/tmp/nst_asan_cuda_host.log 2>&1 || rc=$?
 if [ "$rc" = 99 ] || [ "$rc" = 98 ] || grep -q "ERROR: AddressSanitizer\|runtime error:" /tmp/nst_asan_cuda_host.log; then
