@@ -147,6 +147,62 @@ nst_status nst_limits_set(nst_limits *lim, nst_limit_kind which, const char *tex
  * (a variable that is unset or empty leaves its limit as it is). */
 nst_status nst_limits_from_env(nst_limits *lim, nst_error *err);
 
+#define NST_PATH_MAX 4096
+
+/* Settings for testing, measuring and experimenting: which kernels run, how the CUDA path
+ * chooses and keeps its algorithms. A zeroed struct (or NULL where a function takes a
+ * pointer) gives the defaults, which are what nst normally runs. The library reads no
+ * environment for these: nst_tuning_from_env fills the struct once (the nst command calls
+ * it), and the configs below carry it to where it is used. docs/environment.md lists
+ * every variable. None of these fields changes what is computed beyond the choice of
+ * kernels (the same bits for a given choice). */
+typedef enum {
+    NST_KERNEL_BEST = 0,     /* the best this CPU has: AVX-512, else AVX2+FMA, else portable */
+    NST_KERNEL_PORTABLE = 1, /* NST_KERNEL=portable */
+    NST_KERNEL_AVX2 = 2      /* NST_KERNEL=avx2: at most AVX2 (portable where it is missing) */
+} nst_kernel;
+
+typedef enum {
+    NST_CUDNN_SEARCH_DEFAULT = 0,   /* each path's own choice (a transfer measures, the rest
+                                       take cuDNN's heuristics) */
+    NST_CUDNN_SEARCH_HEURISTIC = 1, /* NST_CUDNN_SEARCH=0 (or any other value) */
+    NST_CUDNN_SEARCH_MEASURE = 2,   /* NST_CUDNN_SEARCH=1: measure the algorithms */
+    NST_CUDNN_SEARCH_FLIP = 3,      /* "flip" (tests): measure, the backward pass only on flipped
+                                       forward convolutions (VGG19) */
+    NST_CUDNN_SEARCH_OWN = 4        /* "own" (tests): measure, and take nst's own kernels
+                                       wherever they apply (VGG19) */
+} nst_cudnn_search;
+
+typedef struct {
+    /* CPU. They take effect where the weights are packed for the fast kernels:
+     * nst_vgg19_load_tuned, nst_style_net_set_tuning and the network nst_train_run builds. */
+    nst_kernel kernel; /* $NST_KERNEL: cap on the instruction set (default: the best) */
+    int conv_direct;   /* $NST_CONV=direct: 1 = no Winograd, the direct AVX-512 kernel */
+    /* CUDA (transfer, train and bench configs; nst_style_net_set_tuning) */
+    nst_cudnn_search cudnn_search; /* $NST_CUDNN_SEARCH */
+    char cudnn_cache[NST_PATH_MAX]; /* the file of measured cuDNN algorithms, read and appended
+                                       to ("": none, the default: the library writes no file) */
+    int cudnn_cache_mkdir; /* 1: create the cache file's folder and the one above it where
+                              missing (for the default location, ~/.cache/nst) */
+    int cuda_no_own_conv;  /* $NST_CUDA_OWN_CONV=0: cuDNN for the style network's 9x9 layers */
+    int cuda_profile;      /* $NST_CUDA_PROFILE=1: per-layer timings (bench; the style
+                              network's and the trainer's profile) */
+    int cuda_no_graph;     /* $NST_CUDA_GRAPH=0: launch each kernel instead of CUDA graphs */
+    int cuda_one_stream;   /* $NST_CUDA_LOSS_STREAM=0: a transfer's losses on the main stream */
+    int cuda_lanes;        /* $NST_CUDA_LANES: the trainer's parallel lanes, 1..8 (0: 4) */
+    /* files */
+    char tmp_dir[NST_PATH_MAX]; /* $TMPDIR: where a training that cannot write its checkpoint
+                                   rescues it ("": /tmp) */
+} nst_tuning;
+
+/* Fills *t from the environment (each variable as the comments above say; unset or empty:
+ * the default). Values it does not know are ignored as they always were: NST_KERNEL other
+ * than portable or avx2 is the best kernel, NST_CUDNN_SEARCH other than 1, flip or own is
+ * the heuristics, NST_CUDA_LANES out of 1..8 is 4, a too long path is no path. The cuDNN
+ * cache is $NST_CUDNN_CACHE ("0" or empty: none), else $XDG_CACHE_HOME/nst/cudnn-algos.txt,
+ * else $HOME/.cache/nst/cudnn-algos.txt. Always NST_OK (err is for the future). */
+nst_status nst_tuning_from_env(nst_tuning *t, nst_error *err);
+
 /* Allocates width*height RGB pixels, zero-filled. */
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);
 void nst_image_free(nst_image *img);
@@ -232,6 +288,10 @@ typedef struct nst_vgg19 nst_vgg19;
  * directory. depth: how many layers will be run (e.g. nst_transfer_depth(); 0 = all):
  * only their convolutions are prepared for the fast kernels, which saves memory. */
 nst_status nst_vgg19_load(nst_vgg19 **net, const char *dir, int depth, nst_error *err);
+/* The same with the CPU kernels that tuning chooses (its kernel and conv_direct; NULL:
+ * the defaults, as nst_vgg19_load): every CPU run on this network uses them. */
+nst_status nst_vgg19_load_tuned(nst_vgg19 **net, const char *dir, int depth, const nst_tuning *tuning,
+                                nst_error *err);
 void nst_vgg19_free(nst_vgg19 *net);
 /* Folder the weights were read from. */
 const char *nst_vgg19_dir(const nst_vgg19 *net);
@@ -282,11 +342,13 @@ typedef struct {
     nst_init init;
     const char *init_file; /* with NST_INIT_FILE */
     uint64_t seed;         /* noise initialisation */
-    int threads;           /* 0: leave the OpenMP default (OMP_NUM_THREADS or all cores) */
+    int threads;           /* 0: the OpenMP default (OMP_NUM_THREADS or all cores); see
+                              nst_transfer_run for its scope */
     int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
     nst_limits limits;     /* for --init FILE (zero: the defaults) */
     nst_device device;     /* AUTO (the presets' default): CUDA if there is a GPU, else the CPU */
     nst_precision precision; /* CUDA only */
+    nst_tuning tuning;       /* CUDA's settings (the CPU kernels are the network's) */
 } nst_transfer_config;
 
 /* Layers a transfer with this configuration runs: the deepest tap + 1. */
@@ -307,7 +369,10 @@ typedef struct {
 typedef struct nst_transfer nst_transfer;
 typedef int (*nst_progress_fn)(nst_transfer *t, const nst_progress *p, void *user);
 
-/* Runs a whole transfer. styles/blend: n_styles style images and their blend weights
+/* Runs a whole transfer. cfg->threads > 0 sets the OpenMP thread count of the calling
+ * thread (omp_set_num_threads) for the call and restores it before returning: nst's
+ * parallel regions use it, the caller's own regions afterwards do not (the same for
+ * nst_train_run and nst_bench_run). styles/blend: n_styles style images and their blend weights
  * (NULL: equal). result receives the final image (or the latest one when stopped:
  * then the status is NST_ERR_INTERRUPTED and result is still valid). */
 nst_status nst_transfer_run(const nst_transfer_config *cfg, const nst_vgg19 *net,
@@ -331,7 +396,6 @@ typedef struct nst_style_net nst_style_net;
 
 /* Environment variable naming a folder of model files (searched by nst_style_net_load). */
 #define NST_MODELS_ENV "NST_MODELS"
-#define NST_PATH_MAX 4096
 
 /* The folders searched for styles by name, in order ($NST_MODELS, the checkout's models/,
  * models/ and ../models beside the executable; some may not exist): writes up to max of
@@ -371,6 +435,10 @@ nst_status nst_style_net_apply(nst_style_net *net, const nst_image *img, nst_ima
  * ~1e-3 relative, under 1 of 255 on the shipped styles). */
 nst_status nst_style_net_set_device(nst_style_net *net, nst_device device, nst_precision precision,
                                     nst_error *err);
+/* The tuning of the network's kernels (NULL: the defaults, as after loading): the CPU
+ * kernels (repacked now) and the CUDA settings, which nst_style_net_set_device takes, so
+ * call this first. */
+nst_status nst_style_net_set_tuning(nst_style_net *net, const nst_tuning *tuning, nst_error *err);
 /* The device nst_style_net_apply runs on: NST_DEVICE_CPU or NST_DEVICE_CUDA. */
 nst_device nst_style_net_device(const nst_style_net *net);
 
@@ -396,6 +464,7 @@ typedef struct {
     nst_limits limits;           /* for the painting, the photos and --resume (zero: defaults) */
     nst_device device;           /* AUTO (the default): CUDA if there is a GPU, else the CPU */
     nst_precision precision;     /* CUDA only: FP32 (the default) or TF32 convolutions and Grams */
+    nst_tuning tuning;           /* the style network's CPU kernels, CUDA's settings, tmp_dir */
 } nst_train_config;
 
 /* Fills cfg with the defaults (documented in the README). */
@@ -435,6 +504,7 @@ typedef struct {
     nst_tap taps[NST_MAX_TAPS];
     nst_device device;       /* CPU by default (a measurement names its device); AUTO or CUDA */
     nst_precision precision; /* CUDA only */
+    nst_tuning tuning;       /* CUDA's settings (the CPU kernels are the network's) */
 } nst_bench_config;
 
 typedef struct {

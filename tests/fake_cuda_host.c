@@ -161,8 +161,8 @@ struct cu_conv {
     int N, C_in, C_out, H, W, K, S, Ho, Wo;
 };
 nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S, int precision,
-                          int train, int search, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
-    (void)ctx, (void)precision, (void)train, (void)search, (void)ws_limit, (void)err;
+                          int train, int search, int own, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
+    (void)ctx, (void)precision, (void)train, (void)search, (void)own, (void)ws_limit, (void)err;
     cu_conv *c = calloc(1, sizeof *c);
     *c = (cu_conv){N, C_in, C_out, H, W, K, S, (H - K) / S + 1, (W - K) / S + 1};
     *conv = c;

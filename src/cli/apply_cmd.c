@@ -210,6 +210,8 @@ int cmd_apply(int argc, char **argv) {
     nst_save_options save = {0};
     nst_limits limits;
     if (!limits_init(&limits)) goto done;
+    nst_tuning tuning;
+    tuning_init(&tuning);
     for (int i = 0; i < args.n_items; i++) {
         const cli_item *it = &args.items[i];
         const char *a = it->spelled, *v = it->value;
@@ -347,8 +349,10 @@ int cmd_apply(int argc, char **argv) {
         }
     }
     rc = EXIT_FAIL;
+    /* the nst command owns its process: apply's thread count is process-wide */
     if (threads > 0) omp_set_num_threads(threads);
-    if (nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
+    if (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
+        nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }

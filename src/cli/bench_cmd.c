@@ -39,6 +39,7 @@ static const cli_cmd BENCH_CMD = {
 int cmd_bench(int argc, char **argv) {
     nst_bench_config cfg;
     nst_bench_defaults(&cfg);
+    tuning_init(&cfg.tuning);
     const char *weights = NULL, *layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
     cli_args args;
     int pr = cli_parse(&BENCH_CMD, argc, argv, &args);
@@ -91,7 +92,7 @@ int cmd_bench(int argc, char **argv) {
     int depth = 0;
     for (int i = 0; i < cfg.n_taps; i++)
         if (cfg.taps[i].layer + 1 > depth) depth = cfg.taps[i].layer + 1;
-    if (nst_vgg19_load(&net, weights, depth, &err) != NST_OK) {
+    if (nst_vgg19_load_tuned(&net, weights, depth, &cfg.tuning, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }

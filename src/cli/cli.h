@@ -26,6 +26,9 @@ int parse_float_list(const char *flag, const char *s, float *out, int max);
 /* The limits on input files: limits_init starts from the defaults and the environment
  * ($NST_MAX_PIXELS, $NST_MAX_FILE_MB) and prints the error itself (a usage error). */
 int limits_init(nst_limits *lim);
+/* The tuning from the environment (nst_tuning_from_env, docs/environment.md): read once by
+ * each command, carried to the library in its config. */
+void tuning_init(nst_tuning *t);
 
 /* The items that several commands share: 1 if it was one of them (parsed into the
  * target), 0 if not, -1 after printing the error of a bad value (a usage error). */

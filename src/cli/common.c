@@ -106,6 +106,11 @@ int limits_init(nst_limits *lim) {
     return 0;
 }
 
+void tuning_init(nst_tuning *t) {
+    nst_error err;
+    nst_tuning_from_env(t, &err); /* always NST_OK: unknown values are the defaults */
+}
+
 int parse_device(const char *flag, const char *s, nst_device *out) {
     nst_error err;
     if (nst_device_parse(s, out, &err) == NST_OK) return 1;

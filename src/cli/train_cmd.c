@@ -125,6 +125,7 @@ int cmd_train(int argc, char **argv) {
     int quiet = 0, rc = EXIT_USAGE;
     input_set inputs = {0};
     if (!limits_init(&cfg.limits)) goto usage;
+    tuning_init(&cfg.tuning);
     if (args.n_positional > 0) {
         fprintf(stderr, "nst: unexpected argument '%s' (try nst train --help)\n", args.positional[0]);
         goto usage;
@@ -285,7 +286,7 @@ int cmd_train(int argc, char **argv) {
     train_state ts = {0};
     char *command = join_args(argc, argv);
     cfg.command = command;
-    if (nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err) != NST_OK) goto fail;
+    if (nst_vgg19_load_tuned(&vgg, weights, nst_train_depth(&cfg), &cfg.tuning, &err) != NST_OK) goto fail;
     if (log_path) {
         ts.log = fopen(log_path, cfg.resume_path ? "a" : "w");
         if (!ts.log) {

@@ -188,6 +188,7 @@ int cmd_transfer(int argc, char **argv) {
         goto done;
     }
     if (!limits_init(&cfg.limits)) goto done;
+    tuning_init(&cfg.tuning);
 
     if (args.n_positional > 0) {
         fprintf(stderr, "nst: unexpected argument '%s' (the photo is --content FILE; try nst transfer --help)\n",
@@ -408,7 +409,7 @@ int cmd_transfer(int argc, char **argv) {
         nst_image_free(&init);
         if (si != NST_OK) goto fail;
     }
-    if (nst_vgg19_load(&net, weights, nst_transfer_depth(&cfg), &err) != NST_OK) goto fail;
+    if (nst_vgg19_load_tuned(&net, weights, nst_transfer_depth(&cfg), &cfg.tuning, &err) != NST_OK) goto fail;
     if (log_path) {
         rs.log = fopen(log_path, "w");
         if (!rs.log) {
@@ -456,8 +457,8 @@ int cmd_transfer(int argc, char **argv) {
     if (image_write(&result, output, &save, &save_err) != NST_OK) {
         /* a full disk or a folder gone read-only must not lose a finished run */
         char rescue[512];
-        const char *tmp = getenv("TMPDIR");
-        snprintf(rescue, sizeof rescue, "%s/nst-rescue-%ld.png", tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
+        const char *tmp = cfg.tuning.tmp_dir; /* $TMPDIR */
+        snprintf(rescue, sizeof rescue, "%.400s/nst-rescue-%ld.png", tmp[0] ? tmp : "/tmp", (long)getpid());
         nst_error rescue_err;
         if (nst_image_save(&result, rescue, &rescue_err) == NST_OK)
             snprintf(err.msg, sizeof err.msg, "%.480s; the result was saved to %.480s instead", save_err.msg, rescue);

@@ -454,11 +454,11 @@ static nst_status build(gatys_cuda *g, const nst_vgg19 *net, const float *conten
      * part of the work, and run on the loss stream */
     if ((s = cuda_set_gemm_precision(g->ctx, NST_PRECISION_FP32, err))) return s;
     if ((s = vgg19_cuda_upload(&g->vgg, g->ctx, net, g->depth, err))) return s;
+    vgg19_cuda_set_tuning(g->vgg, &cfg->tuning);
     if ((s = cuda_reduce_scratch_build(&g->red, g->ctx, err))) return s;
     /* NST_CUDA_LOSS_STREAM=0 queues the losses on the main stream (events on one stream
      * order nothing new): the same work, serialised, to check the two-stream order */
-    const char *ls_env = getenv("NST_CUDA_LOSS_STREAM");
-    if (ls_env && strcmp(ls_env, "0") == 0) {
+    if (cfg->tuning.cuda_one_stream) {
         g->lctx = g->ctx;
     } else {
         if ((s = nst_cuda_create(&g->lctx, err))) return s;
@@ -710,8 +710,7 @@ static nst_status cuda_bench(gatys_device *d, const nst_bench_config *cfg, nst_b
     }
     for (int i = 0; i < 4; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
-    const char *prof = getenv("NST_CUDA_PROFILE");
-    if (!s && prof && strcmp(prof, "1") == 0) s = profile_step(g, &adam, err);
+    if (!s && cfg->tuning.cuda_profile) s = profile_step(g, &adam, err);
     if (s) return s;
     res->forward_ms = best[0];
     res->forward_backward_ms = best[1];

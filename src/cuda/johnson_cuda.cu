@@ -23,6 +23,7 @@ struct jn_cuda {
     nst_cuda *ctx;
     int train, precision, n_layers;
     int search; /* cudnnFind instead of cuDNN's heuristics ($NST_CUDNN_SEARCH=1) */
+    int own;    /* own kernels where they apply (not the tuning's cuda_no_own_conv) */
     int own_out; /* CU_FP16: the last layer (9x9/1 -> 3) + sigmoid on cu_h_conv9_output, not cuDNN */
     jc_layer L[JN_MAX_LAYERS];
     size_t n_params;
@@ -62,17 +63,16 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->ctx = ctx;
     g->train = train;
     g->precision = precision;
-    const char *search = getenv("NST_CUDNN_SEARCH");
-    g->search = search && !strcmp(search, "1");
-    const char *own = getenv("NST_CUDA_OWN_CONV");
+    const nst_tuning *tu = &net->tuning; /* the settings the network was given */
+    g->search = tu->cudnn_search == NST_CUDNN_SEARCH_MEASURE;
+    g->own = !tu->cuda_no_own_conv;
     int n_l = net->n_layers;
     g->own_out = precision == CU_FP16 && n_l > 0 && net->layer[n_l - 1].K == 9 && net->layer[n_l - 1].S == 1 &&
-                 !net->layer[n_l - 1].norm && net->layer[n_l - 1].C_out == 3 && !(own && !strcmp(own, "0"));
+                 !net->layer[n_l - 1].norm && net->layer[n_l - 1].C_out == 3 && g->own;
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
-    const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
-    g->prof = prof && !strcmp(prof, "1");
-    g->use_graph = !train && !g->prof && !(graph && !strcmp(graph, "0"));
+    g->prof = tu->cuda_profile;
+    g->use_graph = !train && !g->prof && !tu->cuda_no_graph;
     for (int l = 0; g->prof && l <= net->n_layers; l++)
         for (int k = 0; k < JN_EV; k++)
             if (cudaEventCreate(&g->ev[l][k]) != cudaSuccess) {
@@ -324,7 +324,7 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
         /* cuDNN's heuristics by default: the same algorithms every run, so the same bits
          * (reproducible models and images); measured with $NST_CUDNN_SEARCH=1 */
         st = cu_conv_create(&g->conv[l], g->ctx, N, fp16 ? g->Ci_e[l] : L->C_in, fp16 ? g->Co_e[l] : L->C_out, g->Hp[l],
-                            g->Wp[l], L->K, L->S, g->precision, g->train, g->search, limit, &ws, err);
+                            g->Wp[l], L->K, L->S, g->precision, g->train, g->search, g->own, limit, &ws, err);
         if (!st) g->conv_own[l] = 1;
         if (ws > need) need = ws;
     }

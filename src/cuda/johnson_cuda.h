@@ -12,8 +12,8 @@
  *   jn_cuda_backward()  accumulates into jn_cuda_grads()
  * Parameters live on the device in the host's layout (johnson_net.params): uploads and
  * downloads are one copy each. The convolutions' algorithms are cuDNN's heuristic choice,
- * the same every run (results reproducible bit for bit); with the environment variable
- * NST_CUDNN_SEARCH=1 they are measured instead (cudnnFind: sometimes faster, but timing
+ * the same every run (results reproducible bit for bit); with the network's tuning
+ * (johnson_net.tuning) cudnn_search = MEASURE (NST_CUDNN_SEARCH=1) they are measured instead (cudnnFind: sometimes faster, but timing
  * noise may pick other algorithms in another run, which changes the last bits). */
 #ifndef NST_JOHNSON_CUDA_H
 #define NST_JOHNSON_CUDA_H
@@ -67,7 +67,7 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err);
  * writes d(loss)/d(input) into dinput (device, (N,3,H,W)) unless NULL. Needs train. */
 nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_error *err);
 
-/* With the environment variable NST_CUDA_PROFILE=1 when the network was created, every
+/* With the network's tuning cuda_profile (NST_CUDA_PROFILE=1) when it was created, every
  * pass records timing events around each layer's parts; this prints the last forward
  * (and backward) pass's times per layer to out (it waits for the stream). A line saying
  * so without the variable. */

@@ -826,7 +826,8 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
 }
 
 nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S,
-                          int precision, int train, int search, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
+                          int precision, int train, int search, int own, size_t ws_limit, size_t *ws_bytes,
+                          nst_error *err) {
     *out = NULL;
     *ws_bytes = 0;
     int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
@@ -868,10 +869,9 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     }
     c->N = N, c->C_in = C_in, c->C_out = C_out, c->H = H, c->W = W, c->Ho = Ho, c->Wo = Wo, c->K = K, c->S = S;
     {
-        /* the output layer's geometry: own kernels (see above), unless $NST_CUDA_OWN_CONV=0 */
-        const char *env = getenv("NST_CUDA_OWN_CONV");
+        /* the output layer's geometry: own kernels (see above), unless the caller says not */
         size_t need = 0;
-        if (K == 9 && S == 1 && C_out <= 4 && precision != CU_FP16 && !(env && !strcmp(env, "0"))) {
+        if (K == 9 && S == 1 && C_out <= 4 && precision != CU_FP16 && own) {
             conv9_bands(N, Ho, &c->bands, &c->rb);
             need = train ? (size_t)N * c->bands * C_in * 81 * sizeof(float4) : 0;
             c->own = need <= ws_limit;

@@ -127,12 +127,13 @@ enum { CU_FP32 = 0, CU_TF32 = 1, CU_FP16 = 2 };
  * *ws_bytes receives the most workspace that any of its passes needs.
  * Exceptions to cuDNN: the 9x9 stride-1 geometry with at most 4 output channels (the
  * network's output layer; fp32 and tf32) runs on own kernels (plain float FMA, fixed-order
- * sums, about 10x faster than cuDNN's choices there) unless $NST_CUDA_OWN_CONV=0; and a
+ * sums, about 10x faster than cuDNN's choices there) where own is 1 (the tuning's
+ * cuda_no_own_conv, $NST_CUDA_OWN_CONV=0, makes it 0); and a
  * 3x3 stride-1 backward-data by heuristics takes ALGO_1 when cuDNN lists it (FFT_TILING,
  * often ranked first, is several times slower on Hopper). */
 typedef struct cu_conv cu_conv;
 nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K,
-                          int S, int precision, int train, int search, size_t ws_limit, size_t *ws_bytes,
+                          int S, int precision, int train, int search, int own, size_t ws_limit, size_t *ws_bytes,
                           nst_error *err);
 void cu_conv_destroy(cu_conv *conv);
 /* The algorithms chosen, e.g. "fwd 1 / data 1 / filter 1" (for reports). */

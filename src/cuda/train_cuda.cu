@@ -173,6 +173,7 @@ static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg
     ln->f = f;
     TRY(nst_cuda_create(&ln->ctx, err));
     TRY(vgg19_cuda_upload(&ln->vgg, ln->ctx, vgg, f->depth, err));
+    vgg19_cuda_set_tuning(ln->vgg, &cfg->tuning);
     TRY(vgg19_cuda_acts_build(&ln->va, ln->vgg, f->depth, f->S, f->S, keep, cfg->precision, err));
     TRY(cuda_reduce_scratch_build(&ln->red, ln->ctx, err));
     TRY(cuda_set_gemm_precision(ln->ctx, cfg->precision, err));
@@ -225,12 +226,10 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     nst_status s = NST_OK;
     /* 4 lanes; $NST_CUDA_LANES=1..8 for experiments (the results are the same bits: each
      * photo's work is the same on any lane) */
-    const char *lanes_env = getenv("NST_CUDA_LANES");
-    int lanes = lanes_env ? atoi(lanes_env) : 4;
+    int lanes = cfg->tuning.cuda_lanes;
     if (lanes < 1 || lanes > MAX_LANES) lanes = 4;
-    const char *prof = getenv("NST_CUDA_PROFILE"), *graph = getenv("NST_CUDA_GRAPH");
-    f->prof = prof && !strcmp(prof, "1");
-    f->use_graph = !f->prof && !(graph && !strcmp(graph, "0"));
+    f->prof = cfg->tuning.cuda_profile;
+    f->use_graph = !f->prof && !cfg->tuning.cuda_no_graph;
     for (int k = 0; f->prof && k < STEP_EV && !s; k++)
         s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
     if (s) goto fail;

@@ -48,7 +48,10 @@ struct vgg19_cuda {
     algo_memo memo[ALGO_MEMOS]; /* the measured choices, newest last */
     int n_memo;
     int cache_read;             /* the cache file has been read into memo */
-    int search_default;         /* the algorithms' choice without NST_CUDNN_SEARCH (search_mode) */
+    int search_default;         /* the algorithms' choice without a tuned one (search_mode) */
+    nst_cudnn_search search;    /* the tuning's (DEFAULT, zero, until vgg19_cuda_set_tuning) */
+    char cache[NST_PATH_MAX];   /* the tuning's cache file ("": none) */
+    int cache_mkdir;            /* the tuning's cudnn_cache_mkdir */
     char tag[300];              /* GPU and cuDNN version: the cache file's key */
 };
 
@@ -278,6 +281,16 @@ static __global__ void conv_out3_kernel(float *y, const float *x, const float *w
 nst_cuda *vgg19_cuda_ctx(const vgg19_cuda *g) { return g->ctx; }
 
 void vgg19_cuda_set_search(vgg19_cuda *g, int measure) { g->search_default = measure ? 1 : 0; }
+
+void vgg19_cuda_set_tuning(vgg19_cuda *g, const nst_tuning *t) {
+    g->search = NST_CUDNN_SEARCH_DEFAULT;
+    g->cache[0] = 0;
+    g->cache_mkdir = 0;
+    if (!t) return;
+    g->search = t->cudnn_search;
+    snprintf(g->cache, sizeof g->cache, "%s", t->cudnn_cache);
+    g->cache_mkdir = t->cudnn_cache_mkdir;
+}
 
 static int conv_layer_of(int k) { /* the layer index of conv k */
     for (int l = 0; l < NST_NUM_LAYERS; l++)
@@ -662,23 +675,15 @@ static int measure(const conv_args *const args[CONV_KINDS], const conv_choice *c
  * Measuring takes time and may choose differently on another run; so each choice is
  * appended to a cache file, and a later run on the same GPU model with the same cuDNN
  * takes it from there: the same algorithms (so the same bits) without measuring again.
- * NST_CUDNN_CACHE names the file ("0" or empty: none); by default
- * $XDG_CACHE_HOME/nst/cudnn-algos.txt, else ~/.cache/nst/cudnn-algos.txt. One line per
+ * The tuning's cudnn_cache names the file ("": none, the default: no file is written;
+ * nst_tuning_from_env fills it from NST_CUDNN_CACHE, XDG_CACHE_HOME or HOME). One line per
  * choice: "nst-algos-1 TAG k H W prec mode fwd_kind fwd_algo fwd_math bwd_kind bwd_algo
  * bwd_math" and the six measured times; a line that does not parse is skipped. */
 
-static int cache_path(char *buf, size_t size, int *make_dirs) {
-    const char *env = getenv("NST_CUDNN_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    *make_dirs = 0;
-    if (env) {
-        if (!*env || strcmp(env, "0") == 0) return 0;
-        snprintf(buf, size, "%s", env);
-        return 1;
-    }
-    *make_dirs = 1;
-    if (xdg && *xdg) snprintf(buf, size, "%s/nst/cudnn-algos.txt", xdg);
-    else if (home && *home) snprintf(buf, size, "%s/.cache/nst/cudnn-algos.txt", home);
-    else return 0;
+static int cache_path(const vgg19_cuda *g, char *buf, size_t size, int *make_dirs) {
+    *make_dirs = g->cache_mkdir;
+    if (!g->cache[0]) return 0;
+    snprintf(buf, size, "%s", g->cache);
     return 1;
 }
 
@@ -686,7 +691,7 @@ static void cache_read(vgg19_cuda *g) {
     char path[4096], line[1024];
     int make_dirs;
     g->cache_read = 1;
-    if (!cache_path(path, sizeof path, &make_dirs)) return;
+    if (!cache_path(g, path, sizeof path, &make_dirs)) return;
     FILE *f = fopen(path, "r");
     if (!f) return;
     while (fgets(line, sizeof line, f)) {
@@ -714,7 +719,7 @@ static void cache_read(vgg19_cuda *g) {
 static void cache_append(const vgg19_cuda *g, const algo_memo *m) {
     char path[4096];
     int make_dirs;
-    if (!cache_path(path, sizeof path, &make_dirs)) return;
+    if (!cache_path(g, path, sizeof path, &make_dirs)) return;
     if (make_dirs) { /* the folder and its parent (~/.cache), as far as they are missing */
         char *slash = strrchr(path, '/');
         if (slash) {
@@ -948,14 +953,19 @@ void vgg19_cuda_prof_destroy(vgg19_cuda_prof *p) {
 /* buffers start on 256-byte boundaries */
 static size_t align_floats(size_t n) { return (n + 63) / 64 * 64; }
 
-/* NST_CUDNN_SEARCH: "1" measures the algorithms (1), "0" takes cuDNN's heuristic choice
- * (0); unset: vgg19_cuda_set_search's choice (heuristics unless set). For the tests:
- * "flip" measures with only the flipped forward convolutions for the backward pass (2);
- * "own" also takes the own kernels wherever they apply (3). */
+/* The tuning's cudnn_search (vgg19_cuda_set_tuning): MEASURE measures the algorithms (1),
+ * HEURISTIC takes cuDNN's heuristic choice (0); DEFAULT: vgg19_cuda_set_search's choice
+ * (heuristics unless set). For the tests: FLIP measures with only the flipped forward
+ * convolutions for the backward pass (2); OWN also takes the own kernels wherever they
+ * apply (3). */
 static int search_mode(const vgg19_cuda *g) {
-    const char *env = getenv("NST_CUDNN_SEARCH");
-    if (!env || !*env) return g->search_default;
-    return strcmp(env, "1") == 0 ? 1 : strcmp(env, "flip") == 0 ? 2 : strcmp(env, "own") == 0 ? 3 : 0;
+    switch (g->search) {
+    case NST_CUDNN_SEARCH_HEURISTIC: return 0;
+    case NST_CUDNN_SEARCH_MEASURE: return 1;
+    case NST_CUDNN_SEARCH_FLIP: return 2;
+    case NST_CUDNN_SEARCH_OWN: return 3;
+    default: return g->search_default;
+    }
 }
 
 static nst_status acts_build(vgg19_cuda_acts *a, vgg19_cuda *g, int depth, int H, int W, const unsigned char *keep,

@@ -16,8 +16,8 @@
  * a->out[l], C[l] x Hl[l] x Wl[l] values. Every float pointer in this header is GPU memory.
  * Convolutions are cuDNN's (3x3, pad 1, cross-correlation as in PyTorch), in fp32 FMA
  * math, or on TF32 tensor cores with NST_PRECISION_TF32; their algorithms are cuDNN's
- * heuristic choice (the same every run), or, when the environment has
- * NST_CUDNN_SEARCH=1 (or without NST_CUDNN_SEARCH after vgg19_cuda_set_search(g, 1)),
+ * heuristic choice (the same every run), or, when the tuning (vgg19_cuda_set_tuning) has
+ * cudnn_search = MEASURE (or DEFAULT after vgg19_cuda_set_search(g, 1)),
  * measured among the deterministic ones (cudaEvents, once per conv
  * and input size for the uploaded weights); measuring also tries the backward pass to
  * the input as a forward convolution of the gradient with the transposed, 180-degree
@@ -62,9 +62,12 @@ nst_status vgg19_cuda_upload(vgg19_cuda **g, nst_cuda *ctx, const nst_vgg19 *net
 void vgg19_cuda_free(vgg19_cuda *g);
 /* The context given to vgg19_cuda_upload. */
 nst_cuda *vgg19_cuda_ctx(const vgg19_cuda *g);
-/* How later vgg19_cuda_acts_build calls choose the algorithms when the environment has
- * no NST_CUDNN_SEARCH: 0 cuDNN's heuristics (the default), 1 measured (see above). */
+/* How later vgg19_cuda_acts_build calls choose the algorithms when the tuning's
+ * cudnn_search is DEFAULT: 0 cuDNN's heuristics (the default), 1 measured (see above). */
 void vgg19_cuda_set_search(vgg19_cuda *g, int measure);
+/* The tuning's cudnn_search and cudnn_cache for later vgg19_cuda_acts_build calls (NULL:
+ * the defaults: vgg19_cuda_set_search's choice, no cache file). Copied. */
+void vgg19_cuda_set_tuning(vgg19_cuda *g, const nst_tuning *tuning);
 
 typedef struct vgg19_cuda_plan vgg19_cuda_plan; /* opaque: cuDNN descriptors and algorithms */
 

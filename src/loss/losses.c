@@ -13,18 +13,18 @@ void content_loss_backward(float *dF, const float *F, const float *P, size_t n, 
     for (size_t i = 0; i < n; i++) dF[i] += k * (F[i] - P[i]);
 }
 
-double style_loss_forward(float *G, const float *F, const float *A, int C, int N, float gscale) {
-    gram_forward(G, F, C, N, gscale);
+double style_loss_forward(float *G, const float *F, const float *A, int C, int N, float gscale, cpu_tier tier) {
+    gram_forward(G, F, C, N, gscale, tier);
     return sum_sq_diff(G, A, (size_t)C * C) / ((double)C * C);
 }
 
 void style_loss_backward(float *dF, float *dG, const float *G, const float *A, const float *F,
-                         int C, int N, float gscale, float scale) {
+                         int C, int N, float gscale, float scale, cpu_tier tier) {
     size_t cc = (size_t)C * C;
     float k = (float)(2.0 * scale / (double)cc);
     #pragma omp parallel for schedule(static) if (cc >= 65536)
     for (size_t i = 0; i < cc; i++) dG[i] = k * (G[i] - A[i]);
-    gram_backward(dF, dG, F, C, N, gscale);
+    gram_backward(dF, dG, F, C, N, gscale, tier);
 }
 
 double tv_loss_forward(const float *x, int C, int H, int W) {

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "tensor/ops.h"
+
 /* Content loss mean((F-P)^2). F, P, dF are (n). */
 double content_loss_forward(const float *F, const float *P, size_t n);
 void content_loss_backward(float *dF, const float *F, const float *P, size_t n, float scale);
@@ -14,10 +16,10 @@ void content_loss_backward(float *dF, const float *F, const float *P, size_t n, 
 /* Style loss mean((G-A)^2) over the C*C entries, G = gscale * F F^T.
  * F is (C,N) (a feature map (C,H,W) with N = H*W), A and G are (C,C).
  * forward writes G (needed by backward). backward: dF += scale * dL/dF, using dG as a
- * (C,C) scratch buffer. */
-double style_loss_forward(float *G, const float *F, const float *A, int C, int N, float gscale);
+ * (C,C) scratch buffer. tier: the Gram's kernels (the network's, nst_vgg19.tier). */
+double style_loss_forward(float *G, const float *F, const float *A, int C, int N, float gscale, cpu_tier tier);
 void style_loss_backward(float *dF, float *dG, const float *G, const float *A, const float *F,
-                         int C, int N, float gscale, float scale);
+                         int C, int N, float gscale, float scale, cpu_tier tier);
 
 /* Total variation: mean over the image of the squared differences between horizontal
  * and vertical neighbours, sum_{c,i,j} (x[c,i,j+1]-x[c,i,j])^2 + (x[c,i+1,j]-x[c,i,j])^2

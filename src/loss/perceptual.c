@@ -71,7 +71,7 @@ nst_status perceptual_cpu_style_add(perceptual_cpu *c, const perceptual_plan *p,
         L->dG = nst_alloc_array(cc, sizeof(float));
         if (!L->A || !L->G || !L->dG) return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
     }
-    gram_forward(L->G, a->out[l], C, N, perceptual_gram_scale(p->gram_norm, C, N));
+    gram_forward(L->G, a->out[l], C, N, perceptual_gram_scale(p->gram_norm, C, N), c->tier);
     for (size_t k = 0; k < cc; k++) L->A[k] += blend * L->G[k];
     return NST_OK;
 }
@@ -96,7 +96,7 @@ void perceptual_cpu_forward(perceptual_cpu *c, perceptual_plan *p, const vgg19_a
     if (L->content) L->content_value = content_loss_forward(a->out[l], T->P, vgg19_layer_size(a, l));
     if (L->style) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        L->style_value = style_loss_forward(T->G, a->out[l], T->A, C, N, perceptual_gram_scale(p->gram_norm, C, N));
+        L->style_value = style_loss_forward(T->G, a->out[l], T->A, C, N, perceptual_gram_scale(p->gram_norm, C, N), c->tier);
     }
 }
 
@@ -108,7 +108,7 @@ void perceptual_cpu_backward(perceptual_cpu *c, const perceptual_plan *p, const 
     if (L->style) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
         style_loss_backward(g, T->dG, T->G, T->A, a->out[l], C, N, perceptual_gram_scale(p->gram_norm, C, N),
-                            L->style_w * scale);
+                            L->style_w * scale, c->tier);
     }
 }
 

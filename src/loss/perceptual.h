@@ -54,6 +54,7 @@ typedef struct {
 
 typedef struct {
     perceptual_cpu_layer layer[NST_NUM_LAYERS];
+    cpu_tier tier; /* the Grams' kernels: the network's (nst_vgg19.tier), set by the owner */
 } perceptual_cpu;
 
 /* A += blend * Gram(a's layer l), allocating A, G, dG at the first call. */

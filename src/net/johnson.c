@@ -113,7 +113,7 @@ nst_status johnson_init_params(johnson_net *net, nst_rng *rng, nst_error *err) {
 nst_status johnson_pack(johnson_net *net, nst_error *err) {
     for (int l = 0; l < net->n_layers; l++) {
         jn_layer *L = &net->layer[l];
-        if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S))
+        if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S, &net->tuning))
             return nst_fail(err, NST_ERR_NOMEM, "out of memory packing the style network's weights");
     }
     return NST_OK;
@@ -278,7 +278,7 @@ nst_status johnson_backward(johnson_net *net, jn_acts *a, const float *dout, flo
         if (use_ref) {
             conv2d_backward_weight_ref(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
         } else if (conv2d_backward_weight(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l],
-                                          a->Wp[l], L->K, L->S, &a->ws)) {
+                                          a->Wp[l], L->K, L->S, &a->ws, L->packed.tier)) {
             return nst_fail(err, NST_ERR_NOMEM, "out of memory in the style network's layer %s", L->name);
         }
         if (l == 0 && !dinput) break; /* nobody needs the gradient of the photo */

@@ -55,6 +55,7 @@ typedef struct {
     float *params;     /* every parameter, one allocation (the optimizer's vector) */
     float *grads;      /* the same layout; NULL unless built for training */
     size_t n_params;
+    nst_tuning tuning; /* its CPU kernels, chosen at johnson_pack (zero: the best) */
 } johnson_net;
 
 /* width: channels of c1 (32 is the standard network, 16 a slim one); n_res: residual

@@ -268,7 +268,8 @@ static nst_status read_shards(const char *dir, const cJSON *paths, const char *j
     return NST_OK;
 }
 
-static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_error *err) {
+static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, const nst_tuning *tuning,
+                               nst_error *err) {
     char json_path[4200];
     snprintf(json_path, sizeof json_path, "%s/model.json", dir);
     unsigned char *text;
@@ -362,7 +363,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, nst_e
         c->weight = net->params + offs[k];
         c->bias = c->weight + (size_t)9 * c->C_in * c->C_out;
         if (vgg19_layer_index_of_conv(k) >= depth) continue; /* never run: not packed */
-        if (conv3x3_pack_lean(&c->packed, c->weight, c->C_in, c->C_out) != 0) {
+        if (conv3x3_pack_lean(&c->packed, c->weight, c->C_in, c->C_out, tuning) != 0) {
             s = nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights");
             goto done;
         }
@@ -374,6 +375,11 @@ done:
 }
 
 nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, int depth, nst_error *err) {
+    return nst_vgg19_load_tuned(out, dir, depth, NULL, err);
+}
+
+nst_status nst_vgg19_load_tuned(nst_vgg19 **out, const char *dir, int depth, const nst_tuning *tuning,
+                                nst_error *err) {
     *out = NULL;
     nst_vgg19 *net = calloc(1, sizeof *net);
     if (!net) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
@@ -390,7 +396,8 @@ nst_status nst_vgg19_load(nst_vgg19 **out, const char *dir, int depth, nst_error
     }
     if (depth <= 0 || depth > NST_NUM_LAYERS) depth = NST_NUM_LAYERS;
     net->depth = depth;
-    nst_status s = load_weights(net, net->dir, depth, err);
+    net->tier = cpu_kernel_tier(tuning ? tuning->kernel : NST_KERNEL_BEST);
+    nst_status s = load_weights(net, net->dir, depth, tuning, err);
     if (s) {
         nst_vgg19_free(net);
         return s;

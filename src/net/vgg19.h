@@ -27,6 +27,8 @@ struct nst_vgg19 {
     float *params;      /* every weight and bias, one allocation */
     vgg_conv conv[16];  /* conv1_1 .. conv5_4 */
     int depth;          /* layers 0..depth-1 can be run (their convs are packed) */
+    cpu_tier tier;      /* the CPU kernels of its runs (the tuning at load): its convs' packs
+                           and the Grams of the losses on its features */
 };
 
 /* The static shape of layer l: its kind, and for convs the index into net->conv. */

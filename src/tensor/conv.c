@@ -2,8 +2,8 @@
  *
  * Three tiers: the *_ref loops (obviously correct, slow, used by the tests), a
  * portable blocked C path, and the intrinsics kernels of conv_avx512.c / conv_avx2.c
- * chosen at run time (the environment variable NST_KERNEL=portable|avx2|avx512 caps
- * the choice, for tests and benchmarks). The direct paths are a plain float32 sum over
+ * chosen when the weights are packed (the tuning's kernel, NST_KERNEL=portable|avx2,
+ * caps the choice, for tests and benchmarks). The direct paths are a plain float32 sum over
  * (input channel, kh, kw), so they agree with the reference (and PyTorch) to rounding.
  *
  * The gradient to the input is itself a 3x3 "same" convolution of dout with the kernel
@@ -16,7 +16,7 @@
  * Winograd F(2x2,3x3) instead (winograd_avx512.c; not the forward pass of 64 -> 64, see
  * winograd_forward_ok): 2.25x fewer multiplies, results within ~1e-6 relative L2 of the
  * reference (as close to float64 as the direct sum, or closer) but not the same rounding.
- * NST_CONV=direct turns it off.
+ * The tuning's conv_direct (NST_CONV=direct) turns it off.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -156,13 +156,17 @@ static void pack_winograd(float *dst, const float *weight, int C_in, int n_out, 
 static int winograd_forward_ok(const conv3x3_packed *w);
 
 /* lean: leave out the direct packs that Winograd makes useless (conv3x3_pack_lean). */
-static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, int lean) {
+static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning, int lean) {
     memset(p, 0, sizeof(*p));
     p->C_in = C_in;
     p->C_out = C_out;
     p->weight = weight;
+    /* the kernels are chosen here, once: no call on p asks the tuning again */
+    p->tier = cpu_kernel_tier(tuning ? tuning->kernel : NST_KERNEL_BEST);
+    p->winograd = !(tuning && tuning->conv_direct);
     int wino = C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512;
-    lean = lean && wino && !getenv("NST_KERNEL") && !getenv("NST_CONV");
+    /* (the Winograd packs are built whatever the tuning: the tests compare the paths) */
+    lean = lean && wino && p->tier == CPU_AVX512 && p->winograd;
     int need_fwd = !lean || !winograd_forward_ok(p), need_bwd = !lean;
     size_t nf = (size_t)((C_out + CONV_KB - 1) / CONV_KB) * CONV_KB * C_in * 9;
     size_t nb = (size_t)((C_in + CONV_KB - 1) / CONV_KB) * CONV_KB * C_out * 9;
@@ -194,12 +198,12 @@ static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, int
 }
 
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
-int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
-    return pack(p, weight, C_in, C_out, 0);
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning) {
+    return pack(p, weight, C_in, C_out, tuning, 0);
 }
 
-int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out) {
-    return pack(p, weight, C_in, C_out, 1);
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning) {
+    return pack(p, weight, C_in, C_out, tuning, 1);
 }
 
 void conv3x3_workspace_free(conv3x3_workspace *ws) {
@@ -264,35 +268,22 @@ static void conv_run_portable(float *out, const float *inp, const float *wpack, 
     }
 }
 
-/* ---- dispatch (tier from cpu.c, asked at each call: cheap, and no global state) ---- */
+/* ---- dispatch (the tier and Winograd choice the pack was made with) --------------- */
 
-const char *conv3x3_kernel_name(void) {
-    switch (cpu_kernel_tier()) {
-    case CPU_AVX512: return "avx512";
-    case CPU_AVX2: return "avx2";
-    default: return "portable";
-    }
-}
-
-/* Whether Winograd may replace the direct AVX-512 kernel: yes unless NST_CONV=direct.
- * Read at each call, like NST_KERNEL. */
-static int winograd_on(void) {
-    const char *e = getenv("NST_CONV");
-    return !(e && strcmp(e, "direct") == 0);
-}
+const char *conv3x3_kernel_name(const conv3x3_packed *w) { return cpu_tier_name(w->tier); }
 
 /* mask: NULL, or (C_out,H,W): out is zeroed where mask <= 0 (a fused ReLU backward; the
  * AVX-512 kernels do it in registers, the others in a second pass). relu: out = max(out,
  * 0) (a fused ReLU forward, likewise). wino: the Winograd weights of the same kernel, or
- * NULL. */
+ * NULL (also where the pack said no Winograd). tier: the pack's. */
 static int conv_run(float *out, const float *inp, const float *wpack, const float *wino, int wino_tr,
                     const float *bias, const float *mask, int relu, int C_in, int C_out, int H,
-                    int W, conv3x3_workspace *ws) {
+                    int W, conv3x3_workspace *ws, cpu_tier tier) {
 #ifdef NST_X86
-    switch (cpu_kernel_tier()) {
+    switch (tier) {
     case CPU_AVX512:
         /* (-1: no memory for its scratch; the direct kernel needs none) */
-        if (wino && winograd_on() &&
+        if (wino &&
             conv3x3_run_winograd_avx512(out, inp, wino, bias, mask, relu, wino_tr, C_in, C_out, H, W, ws) == 0)
             return 0;
         if (!wpack) return -1; /* a lean pack: the caller runs the reference */
@@ -309,6 +300,7 @@ static int conv_run(float *out, const float *inp, const float *wpack, const floa
     }
 #else
     (void)wino;
+    (void)tier;
     if (!wpack) return -1;
     conv_run_portable(out, inp, wpack, bias, C_in, C_out, H, W);
 #endif
@@ -333,8 +325,8 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
  * (conv_run says -1) runs the reference convolution instead. */
 static void forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias, int relu, int H,
                     int W, conv3x3_workspace *ws) {
-    if (conv_run(out, inp, w->fwd, winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, relu, w->C_in,
-                 w->C_out, H, W, ws) == 0)
+    if (conv_run(out, inp, w->fwd, w->winograd && winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, relu,
+                 w->C_in, w->C_out, H, W, ws, w->tier) == 0)
         return;
     conv3x3_forward_ref(out, inp, w->weight, bias, w->C_in, w->C_out, H, W);
     if (relu) relu_forward(out, out, (size_t)w->C_out * H * W);
@@ -351,7 +343,9 @@ static void backward(float *dinp, const float *dout, const conv3x3_packed *w, co
                      conv3x3_workspace *ws) {
     int tr;
     const float *wino = wino_backward(w, &tr);
-    if (conv_run(dinp, dout, w->bwd, wino, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws) == 0) return;
+    if (conv_run(dinp, dout, w->bwd, w->winograd ? wino : NULL, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws,
+                 w->tier) == 0)
+        return;
     conv3x3_backward_input_ref(dinp, dout, w->weight, w->C_in, w->C_out, H, W);
     if (mask) relu_backward(dinp, dinp, mask, (size_t)w->C_in * H * W);
 }
@@ -387,7 +381,7 @@ void conv3x3_backward_input_portable(float *dinp, const float *dout, const conv3
     conv_run_portable(dinp, dout, w->bwd, NULL, w->C_out, w->C_in, H, W);
 }
 
-/* The AVX2 path whatever NST_KERNEL says, for the tests (not in ops.h). Returns 0, or
+/* The AVX2 path whatever the pack's tier, for the tests (not in ops.h). Returns 0, or
  * -1 without touching out if the CPU (or the build) has no AVX2+FMA. */
 int conv3x3_forward_avx2(float *out, const float *inp, const conv3x3_packed *w,
                          const float *bias, int H, int W) {
@@ -410,7 +404,7 @@ int conv3x3_backward_input_avx2(float *dinp, const float *dout, const conv3x3_pa
     return -1;
 }
 
-/* The Winograd path whatever NST_CONV says, for the tests (not in ops.h). Returns 0, or
+/* The Winograd path whatever the pack's choice, for the tests (not in ops.h). Returns 0, or
  * -1 without touching out where it does not exist (no AVX-512, channels < 64) or has no
  * memory. mask as in conv3x3_backward_input_relu (NULL: none). */
 int conv3x3_forward_winograd(float *out, const float *inp, const conv3x3_packed *w,

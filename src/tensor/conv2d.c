@@ -116,7 +116,8 @@ static int grow(float **buf, size_t *cap, size_t n) {
  * p->bwd = phase (py,px) after phase: (ceil(C_in/mr_b), C_out, Ka, Kb, mr_b) holding at
  * (a', b') the tap kh = py + S*(Ka-1-a'), kw = px + S*(Kb-1-b') of W[co][ci] (flipped, so
  * that the backward pass is a correlation too), zero past C_in. */
-int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S) {
+int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S,
+                const nst_tuning *tuning) {
     const int mf = block_for(C_out), mb = block_for(C_in);
     const size_t KK = (size_t)K * K;
     size_t nf = (size_t)((C_out + mf - 1) / mf) * mf * C_in * KK;
@@ -128,6 +129,7 @@ int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int 
     p->C_out = C_out;
     p->K = K;
     p->S = S;
+    p->tier = cpu_kernel_tier(tuning ? tuning->kernel : NST_KERNEL_BEST); /* chosen once, here */
     p->mr_f = mf;
     p->mr_b = mb;
     for (size_t b = 0; b < nf / (mf * C_in * KK); b++)
@@ -156,7 +158,7 @@ int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int 
     conv3x3_packed_free(&p->c3);
     p->use3 = 0;
     if (K == 3 && S == 1 && cpu_best_tier() == CPU_AVX512) {
-        if (conv3x3_pack(&p->c3, weight, C_in, C_out)) {
+        if (conv3x3_pack(&p->c3, weight, C_in, C_out, tuning)) {
             conv2d_packed_free(p);
             return -1;
         }
@@ -251,8 +253,8 @@ void conv2d_dweight_portable(float *part, const float *dout, const float *inp, i
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-const char *conv2d_kernel_name(void) {
-    return cpu_kernel_tier() == CPU_AVX512 ? "avx512" : "portable";
+const char *conv2d_kernel_name(const conv2d_packed *w) {
+    return w->tier == CPU_AVX512 ? "avx512" : "portable";
 }
 
 /* The correlation on the kernels of this tier (AVX-512 only for S <= 2). */
@@ -415,16 +417,16 @@ static int backward_weight_tier(float *dweight, float *dbias, const float *dout,
 
 int conv2d_forward(float *out, const float *inp, const conv2d_packed *w, const float *bias, int H,
                    int W, conv2d_workspace *ws) {
-    return forward_tier(out, inp, w, bias, H, W, ws, cpu_kernel_tier());
+    return forward_tier(out, inp, w, bias, H, W, ws, w->tier);
 }
 int conv2d_backward_input(float *dinp, const float *dout, const conv2d_packed *w, int H, int W,
                           conv2d_workspace *ws) {
-    return backward_input_tier(dinp, dout, w, H, W, ws, cpu_kernel_tier());
+    return backward_input_tier(dinp, dout, w, H, W, ws, w->tier);
 }
 int conv2d_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws) {
-    return backward_weight_tier(dweight, dbias, dout, inp, C_in, C_out, H, W, K, S, ws,
-                                cpu_kernel_tier());
+                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws,
+                           cpu_tier tier) {
+    return backward_weight_tier(dweight, dbias, dout, inp, C_in, C_out, H, W, K, S, ws, tier);
 }
 
 /* The portable path whatever the CPU, for the tests. */

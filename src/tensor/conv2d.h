@@ -7,8 +7,8 @@
  * As in ops.h: a *_ref version next to each fast one (the tests compare them), fast paths
  * on weights packed once by conv2d_pack, OpenMP threads, deterministic results (the
  * weight gradient sums over pixels in fixed chunks, added in a fixed order: the result
- * is the same for any thread count). Dispatch by cpu_kernel_tier() (NST_KERNEL=portable
- * forces the plain C path). */
+ * is the same for any thread count). The kernels are chosen by conv2d_pack from the
+ * tuning (NST_KERNEL=portable forces the plain C path). */
 #ifndef NST_CONV2D_H
 #define NST_CONV2D_H
 
@@ -42,6 +42,7 @@ typedef struct {
                         * one after the other: (ceil(C_in/mr_b), C_out, Ka, Kb, mr_b) each */
     size_t fwd_cap, bwd_cap; /* floats allocated */
     int use3;          /* 1: K=3, S=1 runs on conv3x3 of ops.h (AVX-512 CPUs), packed in c3 */
+    cpu_tier tier;     /* the kernels every call on these weights runs (from the tuning) */
     conv3x3_packed c3;
 } conv2d_packed;
 
@@ -54,8 +55,10 @@ typedef struct {
 } conv2d_workspace;
 void conv2d_workspace_free(conv2d_workspace *ws);
 
-/* 0 or -1 (no memory). weight is (C_out,C_in,K,K). */
-int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S);
+/* 0 or -1 (no memory). weight is (C_out,C_in,K,K). tuning: its kernel and conv_direct
+ * choose the kernels of every call on p (NULL: the best). */
+int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S,
+                const nst_tuning *tuning);
 void conv2d_packed_free(conv2d_packed *p);
 
 /* Same contracts as the _ref versions; 0, or -1 (no memory for the scratch). */
@@ -64,10 +67,11 @@ int conv2d_forward(float *out, const float *inp, const conv2d_packed *w, const f
 int conv2d_backward_input(float *dinp, const float *dout, const conv2d_packed *w, int H, int W,
                           conv2d_workspace *ws);
 int conv2d_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws);
+                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws,
+                           cpu_tier tier); /* tier: the layer's packed weights' */
 
-/* Which kernel the fast path dispatches to: "avx512" or "portable". */
-const char *conv2d_kernel_name(void);
+/* Which kernel the fast path dispatches to for w: "avx512" or "portable". */
+const char *conv2d_kernel_name(const conv2d_packed *w);
 
 /* ---- internals shared by conv2d.c and conv2d_avx512.c (and the tests) ------------- */
 

@@ -1,9 +1,6 @@
 /* cpu.c - which instruction-set tier the fast kernels may use: what the CPU supports,
- * capped by the environment variable NST_KERNEL=portable|avx2 (for tests and
- * benchmarks; read at each call, so there is no global state). */
-#include <stdlib.h>
-#include <string.h>
-
+ * capped by the tuning's kernel (NST_KERNEL=portable|avx2, read by nst_tuning_from_env;
+ * for tests and benchmarks). */
 #include "tensor/ops.h"
 
 cpu_tier cpu_best_tier(void) {
@@ -17,10 +14,17 @@ cpu_tier cpu_best_tier(void) {
     return CPU_PORTABLE;
 }
 
-cpu_tier cpu_kernel_tier(void) {
+cpu_tier cpu_kernel_tier(nst_kernel cap) {
     cpu_tier best = cpu_best_tier(), want = best;
-    const char *e = getenv("NST_KERNEL");
-    if (e && strcmp(e, "portable") == 0) want = CPU_PORTABLE;
-    else if (e && strcmp(e, "avx2") == 0) want = CPU_AVX2;
+    if (cap == NST_KERNEL_PORTABLE) want = CPU_PORTABLE;
+    else if (cap == NST_KERNEL_AVX2) want = CPU_AVX2;
     return want < best ? want : best;
+}
+
+const char *cpu_tier_name(cpu_tier tier) {
+    switch (tier) {
+    case CPU_AVX512: return "avx512";
+    case CPU_AVX2: return "avx2";
+    default: return "portable";
+    }
 }

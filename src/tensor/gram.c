@@ -3,7 +3,7 @@
  *
  * The *_ref loops sum in double (they are the yardstick of the tests); the fast path
  * is the AVX-512 kernels of gram_avx512.c when the CPU has them, else the AVX2+FMA
- * ones of gram_avx2.c, else the portable blocked loops below (NST_KERNEL=portable|avx2
+ * ones of gram_avx2.c, else the portable blocked loops below (the tuning's kernel, NST_KERNEL=portable|avx2,
  * caps the choice, as for conv3x3). All paths split work over G entries / rows of dF, never over a
  * sum, so a result does not depend on the thread count.
  */
@@ -107,24 +107,28 @@ static void gram_backward_portable(float *dF, const float *dG, const float *F, i
 
 /* ---- dispatch (tier from cpu.c) ---------------------------------------------------- */
 
-void gram_forward(float *G, const float *F, int C, int N, float scale) {
+void gram_forward(float *G, const float *F, int C, int N, float scale, cpu_tier tier) {
 #ifdef NST_X86
-    switch (cpu_kernel_tier()) {
+    switch (tier) {
     case CPU_AVX512: gram_forward_avx512(G, F, C, N, scale); return;
     case CPU_AVX2: gram_forward_avx2(G, F, C, N, scale); return;
     default: break;
     }
+#else
+    (void)tier;
 #endif
     gram_forward_portable(G, F, C, N, scale);
 }
 
-void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale) {
+void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale, cpu_tier tier) {
 #ifdef NST_X86
-    switch (cpu_kernel_tier()) {
+    switch (tier) {
     case CPU_AVX512: gram_backward_avx512(dF, dG, F, C, N, scale); return;
     case CPU_AVX2: gram_backward_avx2(dF, dG, F, C, N, scale); return;
     default: break;
     }
+#else
+    (void)tier;
 #endif
     gram_backward_portable(dF, dG, F, C, N, scale);
 }
@@ -138,7 +142,7 @@ void gram_backward_portable_test(float *dF, const float *dG, const float *F, int
     gram_backward_portable(dF, dG, F, C, N, scale);
 }
 
-/* The AVX2 path whatever NST_KERNEL says, for the tests (not in ops.h). Returns 0, or
+/* The AVX2 path whatever the tier asked for, for the tests (not in ops.h). Returns 0, or
  * -1 without touching the output if the CPU (or the build) has no AVX2+FMA. */
 int gram_forward_avx2_test(float *G, const float *F, int C, int N, float scale) {
 #ifdef NST_X86

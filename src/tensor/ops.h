@@ -10,13 +10,18 @@
 
 #include <stddef.h>
 
+#include "nst.h"
+
 /* ---- CPU dispatch ------------------------------------------------------------------ */
 
 typedef enum { CPU_PORTABLE = 0, CPU_AVX2 = 1, CPU_AVX512 = 2 } cpu_tier;
 /* What this CPU supports (AVX2 needs FMA too; AVX-512 needs F, VL, BW and DQ). */
 cpu_tier cpu_best_tier(void);
-/* The tier the fast kernels use: the best, or a lower one named by NST_KERNEL. */
-cpu_tier cpu_kernel_tier(void);
+/* The tier the fast kernels use: the best, or a lower one that cap names (the tuning's
+ * kernel, from NST_KERNEL). Resolved where weights are packed, so no call asks again. */
+cpu_tier cpu_kernel_tier(nst_kernel cap);
+/* "avx512", "avx2" or "portable". */
+const char *cpu_tier_name(cpu_tier tier);
 
 /* ---- 3x3 convolution, stride 1, zero padding 1 ("same") ------------------------ */
 
@@ -42,6 +47,8 @@ typedef struct {
     float *wino_fwd, *wino_bwd;
     const float *weight; /* the caller's (C_out,C_in,3,3) weights, borrowed: the lean
                             pack's fallback when a direct pack was not kept */
+    cpu_tier tier;       /* the kernels every call on these weights runs (from the tuning) */
+    int winograd;        /* 1: Winograd where it was built (not NST_CONV=direct) */
 } conv3x3_packed;
 
 /* Scratch memory of the fast path (the Winograd transforms), kept by the caller from
@@ -53,17 +60,17 @@ typedef struct {
 } conv3x3_workspace;
 void conv3x3_workspace_free(conv3x3_workspace *ws);
 
-/* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
-int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out);
+/* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). tuning: its kernel and
+ * conv_direct choose the kernels of every call on p (NULL: the best, Winograd). */
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning);
 void conv3x3_packed_free(conv3x3_packed *p);
 /* The same, but without the direct-kernel packs that the Winograd kernels make useless
  * (the forward one where Winograd runs the forward pass, the backward one where it runs
- * the backward pass): about 100 MB less for VGG19. Only where the CPU has AVX-512 and
- * neither NST_KERNEL nor NST_CONV is set when packing; if a direct pass is asked for
- * later anyway (those variables set since, or no memory for Winograd's scratch), the
- * reference convolution of the borrowed weights runs instead: slow, the same results.
- * weight must outlive the pack. */
-int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out);
+ * the backward pass): about 100 MB less for VGG19. Only where the pack's kernels are
+ * AVX-512 with Winograd (the tuning asks for no other); if a direct pass is needed
+ * anyway (no memory for Winograd's scratch), the reference convolution of the borrowed
+ * weights runs instead: slow, the same results. weight must outlive the pack. */
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning);
 /* Same contracts as the _ref versions. */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws);
@@ -78,8 +85,8 @@ void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w,
  * without a second pass over memory. mask is that ReLU's output, (C_in,H,W). */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
                                  const float *mask, int H, int W, conv3x3_workspace *ws);
-/* Which kernel the fast path dispatches to on this CPU: "avx512", "avx2" or "portable". */
-const char *conv3x3_kernel_name(void);
+/* Which kernel the fast path dispatches to for w: "avx512", "avx2" or "portable". */
+const char *conv3x3_kernel_name(const conv3x3_packed *w);
 
 /* ---- Gram matrix ---------------------------------------------------------------- */
 
@@ -87,8 +94,9 @@ const char *conv3x3_kernel_name(void);
 void gram_forward_ref(float *G, const float *F, int C, int N, float scale);
 /* accumulates: dF is (C,N), dG is (C,C): dF += scale * (dG + dG^T) F */
 void gram_backward_ref(float *dF, const float *dG, const float *F, int C, int N, float scale);
-void gram_forward(float *G, const float *F, int C, int N, float scale);
-void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale);
+/* The fast path on the kernels of tier (cpu_kernel_tier; the network's, see vgg19.h). */
+void gram_forward(float *G, const float *F, int C, int N, float scale, cpu_tier tier);
+void gram_backward(float *dF, const float *dG, const float *F, int C, int N, float scale, cpu_tier tier);
 
 /* ---- element-wise and pooling ----------------------------------------------------- */
 

@@ -39,7 +39,19 @@ static nst_status synthetic_image(nst_image *img, int size, uint64_t seed, nst_e
     return NST_OK;
 }
 
+static nst_status bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_bench_result *res,
+                         nst_error *err);
+
+/* cfg->threads for this call only (nst.h) */
 nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_bench_result *res,
+                         nst_error *err) {
+    int saved = nst_threads_begin(cfg->threads);
+    nst_status s = bench_run(cfg, net, res, err);
+    nst_threads_end(saved);
+    return s;
+}
+
+static nst_status bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_bench_result *res,
                          nst_error *err) {
     memset(res, 0, sizeof *res);
     if (cfg->size < 32 || cfg->iters < 1 || cfg->n_taps < 1)
@@ -48,11 +60,11 @@ nst_status nst_bench_run(const nst_bench_config *cfg, const nst_vgg19 *net, nst_
     nst_status sd = nst_device_resolve(cfg->device, &dev, err);
     if (sd) return sd;
     res->device = dev;
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     nst_transfer_config tc;
     nst_transfer_preset(&tc, "seed", err);
     tc.device = dev;
     tc.precision = cfg->precision;
+    tc.tuning = cfg->tuning;
     tc.size = cfg->size;
     tc.n_content_taps = tc.n_style_taps = cfg->n_taps;
     memcpy(tc.content_taps, cfg->taps, sizeof cfg->taps);

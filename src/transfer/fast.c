@@ -203,6 +203,12 @@ nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_pr
     return NST_OK;
 }
 
+nst_status nst_style_net_set_tuning(nst_style_net *sn, const nst_tuning *tuning, nst_error *err) {
+    nst_tuning zero = {0};
+    sn->net.tuning = tuning ? *tuning : zero; /* kept for set_device's CUDA settings too */
+    return johnson_pack(&sn->net, err);
+}
+
 nst_device nst_style_net_device(const nst_style_net *sn) { return sn->gpu ? NST_DEVICE_CUDA : NST_DEVICE_CPU; }
 
 const char *nst_style_net_path(const nst_style_net *sn) { return sn->path; }
@@ -360,7 +366,7 @@ static nst_status style_targets(fast_trainer *t, nst_error *err) {
         T->G = nst_alloc_array((size_t)C * C, sizeof(float));
         T->dG = nst_alloc_array((size_t)C * C, sizeof(float));
         if (!T->A || !T->G || !T->dG) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
-        else gram_forward(T->A, sa.out[l], C, N, gram_norm(C, N));
+        else gram_forward(T->A, sa.out[l], C, N, gram_norm(C, N), t->vgg->tier);
     }
     vgg19_acts_free(&sa);
     return s;
@@ -481,6 +487,7 @@ nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, c
         if (!t->tap[l].P) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
     }
     if ((s = johnson_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
+    t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
     nst_rng rng;
     nst_rng_seed(&rng, cfg->seed);
     if ((s = johnson_init_params(&t->net, &rng, err))) goto fail;
@@ -521,7 +528,7 @@ static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
     if (T->content_w != 0.0f) content_loss_backward(g, a->out[l], T->P, vgg19_layer_size(a, l), T->content_w * inv_b);
     if (T->style_w != 0.0f) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        style_loss_backward(g, T->dG, T->G, T->A, a->out[l], C, N, gram_norm(C, N), T->style_w * inv_b);
+        style_loss_backward(g, T->dG, T->G, T->A, a->out[l], C, N, gram_norm(C, N), T->style_w * inv_b, t->vgg->tier);
     }
 }
 
@@ -553,7 +560,7 @@ nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int back
         if (T->content_w != 0.0f) content += T->content_w * content_loss_forward(va->out[l], T->P, vgg19_layer_size(va, l));
         if (T->style_w != 0.0f) {
             int C = va->C[l], N = va->Hl[l] * va->Wl[l];
-            style += T->style_w * style_loss_forward(T->G, va->out[l], T->A, C, N, gram_norm(C, N));
+            style += T->style_w * style_loss_forward(T->G, va->out[l], T->A, C, N, gram_norm(C, N), t->vgg->tier);
         }
     }
     double tv = cfg->tv_weight > 0.0f ? cfg->tv_weight * tv_loss_forward(y, 3, S, S) : 0.0;
@@ -772,14 +779,14 @@ done:
 
 /* Writes the checkpoint and the model. If that fails (a full disk, a folder gone or made
  * read-only), the run's state is not lost: the checkpoint, which is also a model file
- * and can be resumed from, goes to $TMPDIR (or /tmp) instead, and the message says where. */
+ * and can be resumed from, goes to the tuning's tmp_dir ($TMPDIR; or /tmp) instead, and the message says where. */
 static nst_status save_state(const fast_trainer *t, const nst_dataset *data, const char *ckpt, nst_error *err) {
     nst_status s = save_checkpoint(t, data, ckpt, err);
     if (!s) s = save_model(t, t->cfg->output_path, err);
     if (!s) return NST_OK;
     char rescue[512];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(rescue, sizeof rescue, "%.400s/nst-rescue-%ld.ckpt", tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
+    const char *tmp = t->cfg->tuning.tmp_dir;
+    snprintf(rescue, sizeof rescue, "%.400s/nst-rescue-%ld.ckpt", tmp[0] ? tmp : "/tmp", (long)getpid());
     nst_error rescue_err;
     if (save_checkpoint(t, data, rescue, &rescue_err) == NST_OK) {
         char msg[sizeof err->msg];
@@ -790,9 +797,20 @@ static nst_status save_state(const fast_trainer *t, const nst_dataset *data, con
     return s;
 }
 
+static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
+                         void *user, nst_error *err);
+
+/* cfg->threads for this call only (nst.h) */
 nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
                          void *user, nst_error *err) {
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    int saved = nst_threads_begin(cfg->threads);
+    nst_status s = train_run(cfg, vgg, progress, user, err);
+    nst_threads_end(saved);
+    return s;
+}
+
+static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
+                         void *user, nst_error *err) {
     if (!cfg->style_path || !cfg->data_dir || !cfg->output_path)
         return nst_fail(err, NST_ERR_ARG, "training needs a style image, a data folder and an output file");
     char ckpt[4096], preview[4200];

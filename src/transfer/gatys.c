@@ -413,7 +413,23 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
     return NST_OK;
 }
 
+static nst_status transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *net,
+                            const nst_image *content, const nst_image *styles, const float *blend,
+                            int n_styles, nst_progress_fn progress, void *user, nst_image *result,
+                            nst_error *err);
+
+/* cfg->threads for this call only (nst.h) */
 nst_status nst_transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *net,
+                            const nst_image *content, const nst_image *styles, const float *blend,
+                            int n_styles, nst_progress_fn progress, void *user, nst_image *result,
+                            nst_error *err) {
+    int saved = nst_threads_begin(cfg_in->threads);
+    nst_status s = transfer_run(cfg_in, net, content, styles, blend, n_styles, progress, user, result, err);
+    nst_threads_end(saved);
+    return s;
+}
+
+static nst_status transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *net,
                             const nst_image *content, const nst_image *styles, const float *blend,
                             int n_styles, nst_progress_fn progress, void *user, nst_image *result,
                             nst_error *err) {
@@ -423,7 +439,6 @@ nst_status nst_transfer_run(const nst_transfer_config *cfg_in, const nst_vgg19 *
     const nst_transfer_config *cfg = &rcfg;
     nst_status s = nst_device_resolve(cfg_in->device, &rcfg.device, err);
     if (s) return s;
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     double t0 = nst_now();
     nst_transfer *t;
     s = gatys_build(&t, cfg, net, content, styles, blend, n_styles, err);

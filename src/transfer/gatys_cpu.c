@@ -111,7 +111,7 @@ static nst_status cpu_bench(gatys_device *d, const nst_bench_config *cfg, nst_be
     memcpy(x, c->setup.content_input, n * sizeof(float));
     objective(c, x, grad, &f, err); /* fills the Grams that the backward timing reuses */
     res->activation_bytes = a->bytes;
-    res->kernel = conv3x3_kernel_name();
+    res->kernel = cpu_tier_name(c->setup.net->tier);
     for (int l = 0; l < a->depth; l++)
         if (vgg19_layer_kind(l) == VGG_CONV) {
             int hi = l == 0 ? a->H : a->Hl[l - 1], wi = l == 0 ? a->W : a->Wl[l - 1];
@@ -157,6 +157,7 @@ static nst_status cpu_build(gatys_device **out, const gatys_setup *su, nst_error
     c->n = (size_t)3 * su->H * su->W;
     const perceptual_plan *p = su->plan;
     const nst_transfer_config *cfg = su->cfg;
+    c->targets.tier = su->net->tier; /* the network's kernels, for the Grams too */
     nst_status s = style_targets(c, err);
     if (!s) {
         /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */

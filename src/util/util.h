@@ -50,6 +50,11 @@ size_t nst_limit_file_bytes(const nst_limits *lim);
  * path, its size and the limit, and how to raise it. */
 nst_status nst_check_file_size(const char *path, unsigned long long size, const nst_limits *lim, nst_error *err);
 
+/* The calling thread's OpenMP thread count for one call of nst: threads > 0 sets it and
+ * returns the count to give back to nst_threads_end; threads <= 0 leaves it (returns 0). */
+int nst_threads_begin(int threads);
+void nst_threads_end(int saved);
+
 /* Seconds from a monotonic clock. */
 double nst_now(void);
 
