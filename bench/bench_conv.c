@@ -23,8 +23,11 @@
 
 typedef struct { const char *name; int C_in, C_out, H; } conv_shape;
 
+/* the kernels under test (what NST_KERNEL / NST_CONV would choose), set by main */
+static nst_tuning tun;
+
 /* Best-of-reps seconds of conv3x3_forward and conv3x3_backward_input on one shape with
- * the current NST_KERNEL / NST_CONV. */
+ * the kernels of tun. */
 static void time_conv(const conv_shape *s, int H, int reps, double *tf, double *tb) {
     conv3x3_workspace ws = {0}; /* kept across calls, as the network keeps it */
     int W = H;
@@ -33,7 +36,7 @@ static void time_conv(const conv_shape *s, int H, int reps, double *tf, double *
     float *inp = rand_array(ni, &st), *out = rand_array(no, &st), *dinp = rand_array(ni, &st);
     float *weight = rand_array((size_t)s->C_out * s->C_in * 9, &st), *bias = rand_array(s->C_out, &st);
     conv3x3_packed p;
-    if (conv3x3_pack(&p, weight, s->C_in, s->C_out)) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (conv3x3_pack(&p, weight, s->C_in, s->C_out, &tun)) { fprintf(stderr, "out of memory\n"); exit(1); }
     *tf = *tb = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = omp_get_wtime();
@@ -83,9 +86,9 @@ static void bench_winograd(int reps) {
             conv_shape s = {names[l], cin[l], cout[l], size / div[l]};
             int H = s.H;
             double df, db, wf, wb;
-            setenv("NST_CONV", "direct", 1);
+            tun.conv_direct = 1;
             time_conv(&s, H, reps, &df, &db);
-            unsetenv("NST_CONV");
+            tun.conv_direct = 0;
             time_conv(&s, H, reps, &wf, &wb);
             double flops = 2.0 * H * H * s.C_in * s.C_out * 9;
             printf("%-8s %4d->%-4d %4dx%-4d   | %7.1f %7.1f   | %7.1f %7.1f   |  %5.2fx %5.2fx\n", s.name,
@@ -110,11 +113,11 @@ static void bench_gram_shape(int C, int N, int reps) {
         double bf = 1e30, bb = 1e30;
         for (int r = 0; r < reps; r++) {
             double t = omp_get_wtime();
-            gram_forward(G, F, C, N, 1.0f / N);
+            gram_forward(G, F, C, N, 1.0f / N, cpu_kernel_tier(tun.kernel));
             t = omp_get_wtime() - t;
             if (t < bf) bf = t;
             t = omp_get_wtime();
-            gram_backward(dF, dG, F, C, N, 1.0f / N);
+            gram_backward(dF, dG, F, C, N, 1.0f / N, cpu_kernel_tier(tun.kernel));
             t = omp_get_wtime() - t;
             if (t < bb) bb = t;
         }
@@ -138,17 +141,18 @@ int main(int argc, char **argv) {
     snprintf(list, sizeof(list), "%s", kernels);
     for (char *save = NULL, *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
         if (strcmp(k, "winograd") == 0) {
-            unsetenv("NST_KERNEL");
-            if (strcmp(conv3x3_kernel_name(), "avx512") != 0) {
+            memset(&tun, 0, sizeof tun);
+            if (cpu_kernel_tier(tun.kernel) != CPU_AVX512) {
                 printf("winograd: needs AVX-512, skipped\n\n");
                 continue;
             }
             bench_winograd(reps);
             continue;
         }
-        setenv("NST_CONV", "direct", 1);
-        setenv("NST_KERNEL", k, 1);
-        if (strcmp(conv3x3_kernel_name(), k) != 0) {
+        memset(&tun, 0, sizeof tun);
+        tun.conv_direct = 1;
+        tun.kernel = !strcmp(k, "portable") ? NST_KERNEL_PORTABLE : !strcmp(k, "avx2") ? NST_KERNEL_AVX2 : NST_KERNEL_BEST;
+        if (strcmp(cpu_tier_name(cpu_kernel_tier(tun.kernel)), k) != 0) {
             printf("kernel %s: not available on this CPU, skipped\n\n", k);
             continue;
         }

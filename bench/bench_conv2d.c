@@ -27,6 +27,8 @@ static const layer layers[] = {
 #define NLAYERS (int)(sizeof(layers) / sizeof(layers[0]))
 
 /* Best-of-reps seconds of the three passes on one layer (t[1], t[2] only if train). */
+static nst_tuning tun; /* NST_KERNEL from the environment (main) */
+
 static void time_layer(const layer *l, int w, int side, int reps, int train, double t[3]) {
     const int Ci = l->ci_w ? l->ci_w * w : 3, Co = l->co_w ? l->co_w * w : 3, K = l->K, S = l->S;
     const int H = side / l->div + K - 1, W = H; /* reflection-padded input */
@@ -39,7 +41,7 @@ static void time_layer(const layer *l, int w, int side, int reps, int train, dou
     float *db = rand_array(Co, &st);
     conv2d_packed p = {0};
     conv2d_workspace ws = {0}; /* kept across calls, as the network keeps it */
-    if (conv2d_pack(&p, weight, Ci, Co, K, S)) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (conv2d_pack(&p, weight, Ci, Co, K, S, &tun)) { fprintf(stderr, "out of memory\n"); exit(1); }
     t[0] = t[1] = t[2] = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = omp_get_wtime();
@@ -49,7 +51,7 @@ static void time_layer(const layer *l, int w, int side, int reps, int train, dou
         if (!train) continue;
         if (conv2d_backward_input(dinp, out, &p, H, W, &ws)) { fprintf(stderr, "out of memory\n"); exit(1); }
         double t2 = omp_get_wtime();
-        if (conv2d_backward_weight(dw, db, out, inp, Ci, Co, H, W, K, S, &ws)) { fprintf(stderr, "out of memory\n"); exit(1); }
+        if (conv2d_backward_weight(dw, db, out, inp, Ci, Co, H, W, K, S, &ws, p.tier)) { fprintf(stderr, "out of memory\n"); exit(1); }
         double t3 = omp_get_wtime();
         if (t2 - t1 < t[1]) t[1] = t2 - t1;
         if (t3 - t2 < t[2]) t[2] = t3 - t2;
@@ -117,7 +119,10 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1) reps = 1;
-    printf("conv2d kernel: %s, %d threads\n\n", conv2d_kernel_name(), omp_get_max_threads());
+    nst_error terr;
+    nst_tuning_from_env(&tun, &terr);
+    printf("conv2d kernel: %s, %d threads\n\n", cpu_kernel_tier(tun.kernel) == CPU_AVX512 ? "avx512" : "portable",
+           omp_get_max_threads());
     bench_inference(32, side, reps);
     bench_inference(16, side, reps);
     bench_training(32, tside, reps);

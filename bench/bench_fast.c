@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
     int threads = omp_get_max_threads();
     double apply_ms[MAX_LIST][MAX_LIST], apply_mb[MAX_LIST][MAX_LIST];
     double step_ms[MAX_LIST], net_ms[MAX_LIST], net_mb[MAX_LIST];
-    printf("bench_fast: %d threads, kernel %s, best of %d after 1 warm-up\n\n", threads, conv2d_kernel_name(), iters);
+    printf("bench_fast: %d threads, kernel %s, best of %d after 1 warm-up\n\n", threads, cpu_best_tier() == CPU_AVX512 ? "avx512" : "portable", iters);
 
     if (do_apply) {
         printf("apply: the network's forward pass (inference buffers, as nst apply)\n");

@@ -34,6 +34,7 @@ typedef struct {
     float *dG, *A;
     float *P[NST_NUM_LAYERS], *G[NST_NUM_LAYERS]; /* per tap: content target, the image's Gram */
     const unsigned char *style_tap;
+    cpu_tier tier; /* the network's */
 } ctx_t;
 
 static void tap_fn(void *vctx, const vgg19_acts *a, int l, float *g) {
@@ -42,7 +43,7 @@ static void tap_fn(void *vctx, const vgg19_acts *a, int l, float *g) {
     if (!c->style_tap[l]) return;
     int C = a->C[l], N = a->Hl[l] * a->Wl[l];
     content_loss_backward(g, a->out[l], c->P[l], (size_t)C * N, 1.0f);
-    style_loss_backward(g, c->dG, c->G[l], c->A, a->out[l], C, N, 1.0f, 0.01f);
+    style_loss_backward(g, c->dG, c->G[l], c->A, a->out[l], C, N, 1.0f, 0.01f, c->tier);
     mark(c->ph, "loss bwd");
 }
 
@@ -70,7 +71,7 @@ int main(int argc, char **argv) {
     float *dinput = malloc(sizeof(float) * 3 * S * S);
     float *dG = malloc(sizeof(float) * 512 * 512), *A = calloc(512 * 512, sizeof(float));
     ctx_t c = {0};
-    c.dG = dG; c.A = A; c.style_tap = style_tap;
+    c.dG = dG; c.A = A; c.style_tap = style_tap; c.tier = net->tier;
     for (int l = 0; l < depth; l++)
         if (style_tap[l]) {
             c.P[l] = calloc(vgg19_layer_size(&a, l), sizeof(float));
@@ -90,7 +91,7 @@ int main(int argc, char **argv) {
                 if (style_tap[l]) {
                     int C = a.C[l], N = a.Hl[l] * a.Wl[l];
                     content_loss_forward(a.out[l], c.P[l], (size_t)C * N);
-                    style_loss_forward(c.G[l], a.out[l], A, C, N, 1.0f);
+                    style_loss_forward(c.G[l], a.out[l], A, C, N, 1.0f, net->tier);
                     mark(&p, "loss fwd");
                 }
             }

@@ -28,6 +28,7 @@ int conv3x3_backward_input_winograd(float *dinp, const float *dout, const conv3x
 
 static int have_avx2; /* set in main: whether the AVX2 path runs here */
 static int have_winograd; /* set in main: whether the Winograd path runs here */
+static nst_tuning env_tuning; /* set in main: the tuning of NST_KERNEL / NST_CONV, for the default packs */
 static double wino_worst; /* the worst Winograd relative L2 error seen */
 #define WINO_TOL 2e-6
 
@@ -127,9 +128,9 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
     /* the dispatched path is Winograd here (unless NST_CONV=direct): its own tolerance */
-    const double tol = have_winograd && C_in >= 64 && C_out >= 64 ? WINO_TOL : 1e-6;
+    const double tol = have_winograd && C_in >= 64 && C_out >= 64 && p.tier == CPU_AVX512 && p.winograd ? WINO_TOL : 1e-6;
 
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *b = with_bias ? bias : NULL;
@@ -137,7 +138,7 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
         for (size_t i = 0; i < no; i++) got[i] = NAN; /* every output must be written */
         conv3x3_forward(got, inp, &p, b, H, W, NULL);
         double e = rel_l2(got, ref, no);
-        CHECK(e < tol, "forward %s %d->%d %dx%d bias=%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, with_bias, e);
+        CHECK(e < tol, "forward %s %d->%d %dx%d bias=%d: %g", conv3x3_kernel_name(&p), C_in, C_out, H, W, with_bias, e);
         for (size_t i = 0; i < no; i++) got[i] = NAN;
         conv3x3_forward_portable(got, inp, &p, b, H, W);
         e = rel_l2(got, ref, no);
@@ -153,7 +154,7 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
     conv3x3_backward_input(dgot, dout, &p, H, W, NULL);
     double e = rel_l2(dgot, dref, ni);
-    CHECK(e < tol, "backward_input %s %d->%d %dx%d: %g", conv3x3_kernel_name(), C_in, C_out, H, W, e);
+    CHECK(e < tol, "backward_input %s %d->%d %dx%d: %g", conv3x3_kernel_name(&p), C_in, C_out, H, W, e);
     for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
     conv3x3_backward_input_portable(dgot, dout, &p, H, W);
     e = rel_l2(dgot, dref, ni);
@@ -180,7 +181,7 @@ static void test_winograd_vs_ref(int C_in, int C_out, int H, int W) {
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *b = with_bias ? bias : NULL;
         conv3x3_forward_ref(ref, inp, weight, b, C_in, C_out, H, W);
@@ -214,7 +215,7 @@ static void test_winograd_determinism(int C_in, int C_out, int H, int W) {
     float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
     float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(2);
     conv3x3_forward_winograd(o1, inp, &p, bias, H, W);
@@ -233,24 +234,25 @@ static void test_winograd_determinism(int C_in, int C_out, int H, int W) {
     free(inp); free(weight); free(bias); free(mask); free(o1); free(o2); free(o3); free(d1); free(d2); free(d3);
 }
 
-/* NST_CONV: by default the dispatched paths are Winograd where it exists (bit for bit),
- * except the forward pass of 64 -> 64; NST_CONV=direct gives the direct kernel. */
+/* The tuning's conv_direct: by default the dispatched paths are Winograd where it exists
+ * (bit for bit), except the forward pass of 64 -> 64; conv_direct (NST_CONV=direct) gives
+ * the direct kernel. */
 static void test_winograd_dispatch(int C_in, int C_out, int H, int W) {
-    const char *keep = getenv("NST_CONV");
-    char *saved = keep ? strdup(keep) : NULL;
     unsigned long long st = 17;
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
     float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
     float *fw = malloc(no * sizeof(float)), *fd = malloc(no * sizeof(float)), *fx = malloc(no * sizeof(float));
     float *bw = malloc(ni * sizeof(float)), *bd = malloc(ni * sizeof(float)), *bx = malloc(ni * sizeof(float));
-    conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    conv3x3_packed p, pd;
+    nst_tuning direct = {0};
+    direct.conv_direct = 1;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL) == 0, "pack");
+    CHECK(conv3x3_pack(&pd, weight, C_in, C_out, &direct) == 0, "pack direct");
+    CHECK(p.winograd && !pd.winograd && pd.tier == CPU_AVX512, "conv_direct packs the direct AVX-512 kernel");
     conv3x3_forward_winograd(fw, inp, &p, bias, H, W);
     conv3x3_backward_input_winograd(bw, fw, &p, NULL, H, W);
-    setenv("NST_CONV", "direct", 1);
-    conv3x3_forward(fd, inp, &p, bias, H, W, NULL);
-    conv3x3_backward_input(bd, fw, &p, H, W, NULL);
-    unsetenv("NST_CONV");
+    conv3x3_forward(fd, inp, &pd, bias, H, W, NULL);
+    conv3x3_backward_input(bd, fw, &pd, H, W, NULL);
     conv3x3_forward(fx, inp, &p, bias, H, W, NULL);
     conv3x3_backward_input(bx, fw, &p, H, W, NULL);
     int fwd_wino = C_in > 64 || C_out > 64;
@@ -259,9 +261,8 @@ static void test_winograd_dispatch(int C_in, int C_out, int H, int W) {
     CHECK(memcmp(bx, bw, ni * sizeof(float)) == 0, "default backward %d->%d is winograd", C_in, C_out);
     CHECK(memcmp(fd, fw, no * sizeof(float)) != 0, "NST_CONV=direct forward %d->%d is not winograd", C_in, C_out);
     CHECK(memcmp(bd, bw, ni * sizeof(float)) != 0, "NST_CONV=direct backward %d->%d is not winograd", C_in, C_out);
-    if (saved) setenv("NST_CONV", saved, 1);
-    free(saved);
     conv3x3_packed_free(&p);
+    conv3x3_packed_free(&pd);
     free(inp); free(weight); free(bias); free(fw); free(fd); free(fx); free(bw); free(bd); free(bx);
 }
 
@@ -280,14 +281,14 @@ static void run_bwd(int avx2, float *dinp, const float *dout, const conv3x3_pack
  * channels and rows only, so the thread count does not change any sum). avx2: test
  * the AVX2 path instead of the dispatched one. */
 static void test_determinism(int C_in, int C_out, int H, int W, int avx2) {
-    const char *name = avx2 ? "avx2" : conv3x3_kernel_name();
+    const char *name = avx2 ? "avx2" : cpu_tier_name(cpu_kernel_tier(env_tuning.kernel));
     unsigned long long st = 7;
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
     float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
     float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
     float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(2);
     run_fwd(avx2, o1, inp, &p, bias, H, W);
@@ -306,44 +307,44 @@ static void test_determinism(int C_in, int C_out, int H, int W, int avx2) {
     free(inp); free(weight); free(bias); free(o1); free(o2); free(o3); free(d1); free(d2); free(d3);
 }
 
-/* NST_KERNEL caps the dispatch: "portable" always works, "avx2" where the CPU has it,
- * anything else leaves the best kernel; the forward pass then equals that path's. */
+/* The tuning's kernel caps the dispatch of the weights packed with it: portable always
+ * works, avx2 where the CPU has it, BEST is the best; the forward pass then equals that
+ * path's. (nst_tuning_from_env's parsing of NST_KERNEL: test_tuning.c.) */
 static void test_kernel_override(void) {
-    const char *keep = getenv("NST_KERNEL");
-    char *saved = keep ? strdup(keep) : NULL;
-    unsetenv("NST_KERNEL");
-    const char *best = conv3x3_kernel_name();
+    const char *best = cpu_tier_name(cpu_best_tier());
     unsigned long long st = 3;
     const int C_in = 5, C_out = 6, H = 7, W = 19;
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
     float *inp = rand_array(ni, &st), *weight = rand_array((size_t)C_out * C_in * 9, &st);
     float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out) == 0, "pack");
+    nst_tuning t = {0};
 
-    setenv("NST_KERNEL", "portable", 1);
-    CHECK(strcmp(conv3x3_kernel_name(), "portable") == 0, "NST_KERNEL=portable: %s", conv3x3_kernel_name());
+    t.kernel = NST_KERNEL_PORTABLE;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(strcmp(conv3x3_kernel_name(&p), "portable") == 0, "kernel portable: %s", conv3x3_kernel_name(&p));
     conv3x3_forward(o1, inp, &p, NULL, H, W, NULL);
     conv3x3_forward_portable(o2, inp, &p, NULL, H, W);
-    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=portable runs the portable path");
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "kernel portable runs the portable path");
+    conv3x3_packed_free(&p);
 
-    setenv("NST_KERNEL", "avx2", 1);
-    CHECK(strcmp(conv3x3_kernel_name(), have_avx2 ? "avx2" : "portable") == 0, "NST_KERNEL=avx2: %s",
-          conv3x3_kernel_name());
+    t.kernel = NST_KERNEL_AVX2;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(strcmp(conv3x3_kernel_name(&p), have_avx2 ? "avx2" : "portable") == 0, "kernel avx2: %s",
+          conv3x3_kernel_name(&p));
     if (have_avx2) {
         conv3x3_forward(o1, inp, &p, NULL, H, W, NULL);
         conv3x3_forward_avx2(o2, inp, &p, NULL, H, W);
-        CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "NST_KERNEL=avx2 runs the avx2 path");
+        CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, "kernel avx2 runs the avx2 path");
     }
+    conv3x3_packed_free(&p);
 
-    setenv("NST_KERNEL", "avx512", 1);
-    CHECK(strcmp(conv3x3_kernel_name(), best) == 0, "NST_KERNEL=avx512: %s", conv3x3_kernel_name());
-    setenv("NST_KERNEL", "bogus", 1);
-    CHECK(strcmp(conv3x3_kernel_name(), best) == 0, "NST_KERNEL=bogus: %s", conv3x3_kernel_name());
-
-    if (saved) setenv("NST_KERNEL", saved, 1);
-    else unsetenv("NST_KERNEL");
-    free(saved);
+    t.kernel = NST_KERNEL_BEST;
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(strcmp(conv3x3_kernel_name(&p), best) == 0, "kernel best: %s", conv3x3_kernel_name(&p));
+    conv3x3_packed_free(&p);
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL) == 0, "pack");
+    CHECK(strcmp(conv3x3_kernel_name(&p), best) == 0, "no tuning: %s", conv3x3_kernel_name(&p));
     conv3x3_packed_free(&p);
     free(inp); free(weight); free(o1); free(o2);
 }
@@ -357,7 +358,7 @@ static void test_backward_relu_fused(int C_in, int C_out, int H, int W) {
     float *mask = rand_array(ni, &st), *a = malloc(ni * 4), *b = malloc(ni * 4);
     for (size_t i = 0; i < ni; i += 7) mask[i] = 0.0f; /* exact zeros count as "not > 0" */
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, wt, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &env_tuning) == 0, "pack");
     conv3x3_backward_input(a, dout, &p, H, W, NULL);
     relu_backward(a, a, mask, ni);
     conv3x3_backward_input_relu(b, dout, &p, mask, H, W, NULL);
@@ -374,10 +375,10 @@ static void test_forward_relu_fused(int C_in, int C_out, int H, int W, const cha
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
     float *wt = rand_array((size_t)C_out * C_in * 9, &st), *bias = rand_array(C_out, &st);
     float *inp = rand_array(ni, &st), *a = malloc(no * 4), *b = malloc(no * 4);
-    char *saved = getenv("NST_KERNEL") ? strdup(getenv("NST_KERNEL")) : NULL;
-    if (kernel) setenv("NST_KERNEL", kernel, 1);
+    nst_tuning t = env_tuning;
+    if (kernel) t.kernel = NST_KERNEL_PORTABLE; /* the one kernel asked for below */
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, wt, C_in, C_out) == 0, "pack");
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &t) == 0, "pack");
     conv3x3_forward(a, inp, &p, bias, H, W, NULL);
     size_t neg = 0;
     for (size_t i = 0; i < no; i++) neg += a[i] < 0.0f;
@@ -385,17 +386,14 @@ static void test_forward_relu_fused(int C_in, int C_out, int H, int W, const cha
     conv3x3_forward_relu(b, inp, &p, bias, H, W, NULL);
     CHECK(neg > no / 4 && neg < no - no / 4, "forward relu test needs both signs (%zu of %zu negative)", neg, no);
     CHECK(memcmp(a, b, no * 4) == 0, "fused relu forward differs (%d,%d,%d,%d, %s)", C_in, C_out, H, W,
-          conv3x3_kernel_name());
-    if (saved) setenv("NST_KERNEL", saved, 1);
-    else unsetenv("NST_KERNEL");
-    free(saved);
+          conv3x3_kernel_name(&p));
     conv3x3_packed_free(&p);
     free(wt); free(bias); free(inp); free(a); free(b);
 }
 
 /* A lean pack (no direct packs where Winograd runs) gives the same bits as a full one;
- * when a direct pass is forced after packing (NST_KERNEL=portable), it falls back to the
- * reference convolution, bit for bit. */
+ * when a direct pass is needed anyway (the pack's tier lowered by hand here, as no
+ * tuning can after packing), it falls back to the reference convolution, bit for bit. */
 static void test_lean_pack(int C_in, int C_out, int H, int W) {
     unsigned long long st = 5;
     size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W;
@@ -403,8 +401,8 @@ static void test_lean_pack(int C_in, int C_out, int H, int W) {
     float *inp = rand_array(ni, &st), *dout = rand_array(no, &st), *mask = rand_array(ni, &st);
     float *a = malloc(no * 4), *b = malloc(no * 4), *da = malloc(ni * 4), *db = malloc(ni * 4);
     conv3x3_packed full, lean;
-    CHECK(conv3x3_pack(&full, wt, C_in, C_out) == 0 && conv3x3_pack_lean(&lean, wt, C_in, C_out) == 0, "pack");
-    if (have_winograd && cpu_kernel_tier() == CPU_AVX512 && C_in >= 64 && C_out >= 64 && !getenv("NST_CONV"))
+    CHECK(conv3x3_pack(&full, wt, C_in, C_out, &env_tuning) == 0 && conv3x3_pack_lean(&lean, wt, C_in, C_out, &env_tuning) == 0, "pack");
+    if (have_winograd && lean.tier == CPU_AVX512 && lean.winograd && C_in >= 64 && C_out >= 64)
         CHECK(lean.bwd == NULL, "lean pack (%d,%d) keeps no backward direct pack", C_in, C_out);
     conv3x3_forward_relu(a, inp, &full, bias, H, W, NULL);
     conv3x3_forward_relu(b, inp, &lean, bias, H, W, NULL);
@@ -412,8 +410,7 @@ static void test_lean_pack(int C_in, int C_out, int H, int W) {
     conv3x3_backward_input_relu(da, dout, &full, mask, H, W, NULL);
     conv3x3_backward_input_relu(db, dout, &lean, mask, H, W, NULL);
     CHECK(memcmp(da, db, ni * 4) == 0, "lean backward differs (%d,%d,%d,%d)", C_in, C_out, H, W);
-    char *saved = getenv("NST_KERNEL") ? strdup(getenv("NST_KERNEL")) : NULL;
-    setenv("NST_KERNEL", "portable", 1);
+    lean.tier = CPU_PORTABLE;
     conv3x3_forward(b, inp, &lean, bias, H, W, NULL);
     conv3x3_forward_ref(a, inp, wt, bias, C_in, C_out, H, W);
     if (lean.fwd == NULL) CHECK(memcmp(a, b, no * 4) == 0, "lean forward fallback is not the reference");
@@ -421,21 +418,20 @@ static void test_lean_pack(int C_in, int C_out, int H, int W) {
     conv3x3_backward_input(db, dout, &lean, H, W, NULL);
     conv3x3_backward_input_ref(da, dout, wt, C_in, C_out, H, W);
     if (lean.bwd == NULL) CHECK(memcmp(da, db, ni * 4) == 0, "lean backward fallback is not the reference");
-    if (saved) setenv("NST_KERNEL", saved, 1);
-    else unsetenv("NST_KERNEL");
-    free(saved);
     conv3x3_packed_free(&full);
     conv3x3_packed_free(&lean);
     free(wt); free(bias); free(inp); free(dout); free(mask); free(a); free(b); free(da); free(db);
 }
 
 int main(void) {
-    printf("conv3x3 kernel: %s\n", conv3x3_kernel_name());
+    nst_error terr;
+    nst_tuning_from_env(&env_tuning, &terr); /* NST_KERNEL=portable ./test_conv tests that path */
+    printf("conv3x3 kernel: %s\n", cpu_tier_name(cpu_kernel_tier(env_tuning.kernel)));
     {
         /* probe: does the AVX2 path run on this CPU? */
         conv3x3_packed p;
         float wt[9] = {0}, x = 1.0f, y;
-        CHECK(conv3x3_pack(&p, wt, 1, 1) == 0, "pack 1x1");
+        CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning) == 0, "pack 1x1");
         have_avx2 = conv3x3_forward_avx2(&y, &x, &p, NULL, 1, 1) == 0;
         conv3x3_packed_free(&p);
         if (!have_avx2) printf("note: no AVX2+FMA on this CPU (or not x86-64): AVX2 path not tested\n");
@@ -445,7 +441,7 @@ int main(void) {
         /* probe: does the Winograd path run here (AVX-512; channels >= 64)? */
         conv3x3_packed p;
         float *wt = calloc(64 * 64 * 9, sizeof(float)), *x = calloc(64, sizeof(float)), *y = calloc(64, sizeof(float));
-        CHECK(conv3x3_pack(&p, wt, 64, 64) == 0, "pack 64x64");
+        CHECK(conv3x3_pack(&p, wt, 64, 64, &env_tuning) == 0, "pack 64x64");
         have_winograd = conv3x3_forward_winograd(y, x, &p, NULL, 1, 1) == 0;
         conv3x3_packed_free(&p);
         free(wt); free(x); free(y);
@@ -492,7 +488,7 @@ int main(void) {
         test_winograd_determinism(128, 72, 64, 64);
         test_winograd_determinism(512, 512, 7, 7);
         test_winograd_determinism(200, 136, 3, 50);
-        if (cpu_kernel_tier() == CPU_AVX512) { /* NST_KERNEL=avx2|portable: no Winograd */
+        if (cpu_best_tier() == CPU_AVX512) {
             test_winograd_dispatch(64, 64, 20, 21);
             test_winograd_dispatch(128, 64, 20, 21);
         }
@@ -517,7 +513,7 @@ int main(void) {
     /* empty pack / free round trip is safe twice */
     conv3x3_packed p;
     float wt[9] = {0};
-    CHECK(conv3x3_pack(&p, wt, 1, 1) == 0, "pack 1x1");
+    CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning) == 0, "pack 1x1");
     conv3x3_packed_free(&p);
     conv3x3_packed_free(&p);
     CHECK(p.fwd == NULL && p.bwd == NULL, "free clears");

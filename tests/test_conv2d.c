@@ -10,6 +10,9 @@
 #include "test_util.h"
 
 #define FAST_TOL 1e-5 /* relative L2 of the fast paths against the reference */
+/* the packs' tuning: NST_KERNEL from the environment (set in main), portable for one block */
+static nst_tuning tuning;
+
 
 static float *rand_array(size_t n, unsigned long long *st) {
     float *a = malloc(n * sizeof(float));
@@ -110,8 +113,8 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
     float *tmp = malloc((ni > no ? (ni > nw ? ni : nw) : (no > nw ? no : nw)) * sizeof(float));
     conv2d_workspace ws0 = {0}, *ws = use_ws ? &ws0 : NULL;
     conv2d_packed p = {0};
-    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S) == 0, "pack");
-    const char *tag = portable ? "portable" : conv2d_kernel_name();
+    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S, &tuning) == 0, "pack");
+    const char *tag = portable ? "portable" : conv2d_kernel_name(&p);
 
     conv2d_forward_ref(out_r, inp, weight, bias, Ci, Co, H, W, K, S);
     conv2d_backward_input_ref(di_r, dout, weight, Ci, Co, H, W, K, S);
@@ -131,7 +134,7 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
     } else {
         rc = conv2d_forward(out_f, inp, &p, bias, H, W, ws);
         rc |= conv2d_backward_input(di_f, dout, &p, H, W, ws);
-        rc |= conv2d_backward_weight(dw_f, db_f, dout, inp, Ci, Co, H, W, K, S, ws);
+        rc |= conv2d_backward_weight(dw_f, db_f, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
     }
     CHECK(rc == 0, "fast passes return 0");
     double ef = rel_l2(out_f, out_r, no), ei = rel_l2(di_f, di_r, ni);
@@ -156,15 +159,15 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
         conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
         conv2d_backward_weight_portable(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
     } else {
-        conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
-        conv2d_backward_weight(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+        conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
+        conv2d_backward_weight(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
     }
     same &= memcmp(tmp, dw_f, nw * sizeof(float)) == 0;
     CHECK(same, "%s Ci=%d Co=%d H=%d W=%d K=%d S=%d: deterministic", tag, Ci, Co, H, W, K, S);
     memset(tmp, 0, nw * sizeof(float));
     for (int rep = 0; rep < 2; rep++) {
         if (portable) conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
-        else conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
+        else conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
     }
     for (size_t i = 0; i < nw; i++) dw_r[i] *= 2.0f;
     CHECK(rel_l2(tmp, dw_r, nw) <= FAST_TOL, "%s: backward_weight accumulates", tag);
@@ -185,9 +188,9 @@ static void test_threads(int Ci, int Co, int H, int W, int K, int S) {
     float *ba = calloc(Co, sizeof(float)), *bb = calloc(Co, sizeof(float));
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);
-    conv2d_backward_weight(a, ba, dout, inp, Ci, Co, H, W, K, S, NULL);
+    conv2d_backward_weight(a, ba, dout, inp, Ci, Co, H, W, K, S, NULL, cpu_kernel_tier(tuning.kernel));
     omp_set_num_threads(2);
-    conv2d_backward_weight(b, bb, dout, inp, Ci, Co, H, W, K, S, NULL);
+    conv2d_backward_weight(b, bb, dout, inp, Ci, Co, H, W, K, S, NULL, cpu_kernel_tier(tuning.kernel));
     omp_set_num_threads(nt);
     CHECK(memcmp(a, b, nw * sizeof(float)) == 0 && memcmp(ba, bb, Co * sizeof(float)) == 0,
           "backward_weight: 1 and 2 threads give the same bits (Ci=%d Co=%d H=%d K=%d S=%d)", Ci, Co, H, K, S);
@@ -203,17 +206,17 @@ static void test_repack(void) {
     float *o_r = malloc((size_t)Co * Ho * Wo * sizeof(float)), *o_f = malloc((size_t)Co * Ho * Wo * sizeof(float));
     conv2d_packed p = {0};
     conv2d_workspace ws = {0};
-    CHECK(conv2d_pack(&p, w1, Ci, Co, K, S) == 0, "pack");
+    CHECK(conv2d_pack(&p, w1, Ci, Co, K, S, &tuning) == 0, "pack");
     conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
     float *fwd = p.fwd;
-    CHECK(conv2d_pack(&p, w2, Ci, Co, K, S) == 0, "re-pack");
+    CHECK(conv2d_pack(&p, w2, Ci, Co, K, S, &tuning) == 0, "re-pack");
     CHECK(p.fwd == fwd, "re-pack of the same shape reuses the memory");
     conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
     conv2d_forward_ref(o_r, inp, w2, NULL, Ci, Co, H, W, K, S);
     CHECK(rel_l2(o_f, o_r, (size_t)Co * Ho * Wo) <= FAST_TOL, "re-packed forward");
     /* a different shape in the same struct: 5 -> 3, K=5, S=2 */
     float *o2_r = malloc(3 * 5 * 5 * sizeof(float)), *o2_f = malloc(3 * 5 * 5 * sizeof(float));
-    CHECK(conv2d_pack(&p, w1, 5, 3, 5, 2) == 0, "re-pack, new shape");
+    CHECK(conv2d_pack(&p, w1, 5, 3, 5, 2, &tuning) == 0, "re-pack, new shape");
     float *inp2 = rand_array(5 * 13 * 14, &st);
     conv2d_forward(o2_f, inp2, &p, NULL, 13, 14, &ws);
     conv2d_forward_ref(o2_r, inp2, w1, NULL, 5, 3, 13, 14, 5, 2);
@@ -226,6 +229,8 @@ static void test_repack(void) {
 typedef struct { int Ci, Co, H, W, K, S; } shape;
 
 int main(void) {
+    nst_error terr;
+    nst_tuning_from_env(&tuning, &terr);
     /* the reference against finite differences: K in {1,3,9}, S in {1,2}, odd sizes */
     static const shape ref_shapes[] = {
         {1, 1, 5, 7, 1, 1},  {3, 5, 7, 5, 1, 2},   {5, 3, 9, 7, 3, 1},  {17, 1, 6, 5, 3, 2},
@@ -262,18 +267,25 @@ int main(void) {
         test_fast(s->Ci, s->Co, s->H, s->W, s->K, s->S, 1, (int)(i % 2 == 0));
     }
 
-    /* NST_KERNEL=portable through the public entry points */
-    setenv("NST_KERNEL", "portable", 1);
-    CHECK(strcmp(conv2d_kernel_name(), "portable") == 0, "NST_KERNEL=portable: %s", conv2d_kernel_name());
+    /* the tuning's kernel portable (NST_KERNEL=portable) through the public entry points */
+    nst_tuning keep = tuning;
+    tuning.kernel = NST_KERNEL_PORTABLE;
+    {
+        conv2d_packed p = {0};
+        float w[27] = {0};
+        CHECK(conv2d_pack(&p, w, 1, 3, 3, 1, &tuning) == 0, "pack");
+        CHECK(strcmp(conv2d_kernel_name(&p), "portable") == 0, "kernel portable: %s", conv2d_kernel_name(&p));
+        conv2d_packed_free(&p);
+    }
     test_fast(17, 5, 12, 37, 3, 2, 0, 1);
     test_fast(128, 128, 10, 12, 3, 1, 0, 1);
     test_fast(32, 3, 30, 28, 9, 1, 0, 0);
-    unsetenv("NST_KERNEL");
+    tuning = keep;
 
     test_threads(32, 64, 41, 43, 3, 2);
     test_threads(3, 32, 60, 70, 9, 1);
     test_threads(128, 128, 40, 40, 3, 1);
     test_repack();
-    printf("conv2d kernel: %s\n", conv2d_kernel_name());
+    printf("conv2d kernel: %s\n", cpu_kernel_tier(tuning.kernel) == CPU_AVX512 ? "avx512" : "portable");
     TEST_DONE();
 }

@@ -99,12 +99,12 @@ static void test_style_loss(int normalized) {
     fill(F, C * N, 2.0f);
     fill(A, 25, 3.0f);
     float gs = normalized ? 1.0f / (C * N) : 1.0f, scale = 0.7f;
-    style_loss_forward(G, F, A, C, N, gs);
-    style_loss_backward(dF, dG, G, A, F, C, N, gs, scale);
+    style_loss_forward(G, F, A, C, N, gs, cpu_best_tier());
+    style_loss_backward(dF, dG, G, A, F, C, N, gs, scale, cpu_best_tier());
     for (int i = 0; i < C * N; i += 2) {
         float h = 1e-2f, save = F[i];
-        F[i] = save + h; double lp = scale * style_loss_forward(G, F, A, C, N, gs);
-        F[i] = save - h; double lm = scale * style_loss_forward(G, F, A, C, N, gs);
+        F[i] = save + h; double lp = scale * style_loss_forward(G, F, A, C, N, gs, cpu_best_tier());
+        F[i] = save - h; double lm = scale * style_loss_forward(G, F, A, C, N, gs, cpu_best_tier());
         F[i] = save;
         check_close(normalized ? "style loss (normalized)" : "style loss (raw)", dF[i], (lp - lm) / (2 * h), 2e-3);
     }

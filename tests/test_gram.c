@@ -13,6 +13,7 @@ int gram_forward_avx2_test(float *G, const float *F, int C, int N, float scale);
 int gram_backward_avx2_test(float *dF, const float *dG, const float *F, int C, int N, float scale);
 
 static int have_avx2; /* set in main: whether the AVX2 path runs here */
+static cpu_tier tier;  /* set in main: the dispatched path's, NST_KERNEL's cap on the best */
 
 static float *rand_array(size_t n, unsigned long long *st) {
     float *a = malloc(n * sizeof(float));
@@ -79,7 +80,7 @@ static void test_fast_vs_ref(int C, int N) {
 
     gram_forward_ref(Gr, F, C, N, scale);
     for (size_t i = 0; i < ng; i++) Gf[i] = NAN;
-    gram_forward(Gf, F, C, N, scale);
+    gram_forward(Gf, F, C, N, scale, tier);
     double e = rel_l2(Gf, Gr, ng);
     CHECK(e < 1e-6, "forward C=%d N=%d: %g", C, N, e);
     int sym = 1;
@@ -109,7 +110,7 @@ static void test_fast_vs_ref(int C, int N) {
         for (int path = 0; path < 2 + have_avx2; path++) {
             static const char *names[] = {"fast", "portable", "avx2"};
             for (size_t i = 0; i < nf; i++) dFf[i] = acc ? dF0[i] : 0.0f;
-            if (path == 0) gram_backward(dFf, dG, F, C, N, scale);
+            if (path == 0) gram_backward(dFf, dG, F, C, N, scale, tier);
             else if (path == 1) gram_backward_portable_test(dFf, dG, F, C, N, scale);
             else gram_backward_avx2_test(dFf, dG, F, C, N, scale);
             e = rel_l2(dFf, dFr, nf);
@@ -136,8 +137,8 @@ static void test_determinism(int C, int N, int avx2) {
             gram_forward_avx2_test(G[r], F, C, N, 0.5f);
             gram_backward_avx2_test(dF[r], dG, F, C, N, 0.5f);
         } else {
-            gram_forward(G[r], F, C, N, 0.5f);
-            gram_backward(dF[r], dG, F, C, N, 0.5f);
+            gram_forward(G[r], F, C, N, 0.5f, tier);
+            gram_backward(dF[r], dG, F, C, N, 0.5f, tier);
         }
     }
     omp_set_num_threads(nt);
@@ -149,19 +150,17 @@ static void test_determinism(int C, int N, int avx2) {
     free(F); free(dG);
 }
 
-/* NST_KERNEL=portable / avx2 make gram_forward and gram_backward run that path. */
+/* The tiers of the tuning's kernel portable / avx2 (NST_KERNEL) make gram_forward and
+ * gram_backward run that path. */
 static void test_kernel_override(void) {
-    const char *keep = getenv("NST_KERNEL");
-    char *saved = keep ? strdup(keep) : NULL;
     const int C = 19, N = 301;
     unsigned long long st = 11;
     size_t nf = (size_t)C * N, ng = (size_t)C * C;
     float *F = rand_array(nf, &st), *dG = rand_array(ng, &st);
     float *G1 = malloc(ng * sizeof(float)), *G2 = malloc(ng * sizeof(float));
     float *d1 = calloc(nf, sizeof(float)), *d2 = calloc(nf, sizeof(float));
-    setenv("NST_KERNEL", "portable", 1);
-    gram_forward(G1, F, C, N, 0.25f);
-    gram_backward(d1, dG, F, C, N, 0.25f);
+    gram_forward(G1, F, C, N, 0.25f, cpu_kernel_tier(NST_KERNEL_PORTABLE));
+    gram_backward(d1, dG, F, C, N, 0.25f, cpu_kernel_tier(NST_KERNEL_PORTABLE));
     gram_forward_portable_test(G2, F, C, N, 0.25f);
     gram_backward_portable_test(d2, dG, F, C, N, 0.25f);
     CHECK(memcmp(G1, G2, ng * sizeof(float)) == 0, "NST_KERNEL=portable: forward");
@@ -169,21 +168,21 @@ static void test_kernel_override(void) {
     if (have_avx2) {
         memset(d1, 0, nf * sizeof(float));
         memset(d2, 0, nf * sizeof(float));
-        setenv("NST_KERNEL", "avx2", 1);
-        gram_forward(G1, F, C, N, 0.25f);
-        gram_backward(d1, dG, F, C, N, 0.25f);
+        gram_forward(G1, F, C, N, 0.25f, cpu_kernel_tier(NST_KERNEL_AVX2));
+        gram_backward(d1, dG, F, C, N, 0.25f, cpu_kernel_tier(NST_KERNEL_AVX2));
         gram_forward_avx2_test(G2, F, C, N, 0.25f);
         gram_backward_avx2_test(d2, dG, F, C, N, 0.25f);
         CHECK(memcmp(G1, G2, ng * sizeof(float)) == 0, "NST_KERNEL=avx2: forward");
         CHECK(memcmp(d1, d2, nf * sizeof(float)) == 0, "NST_KERNEL=avx2: backward");
     }
-    if (saved) setenv("NST_KERNEL", saved, 1);
-    else unsetenv("NST_KERNEL");
-    free(saved);
     free(F); free(dG); free(G1); free(G2); free(d1); free(d2);
 }
 
 int main(void) {
+    nst_tuning t;
+    nst_error terr;
+    nst_tuning_from_env(&t, &terr);
+    tier = cpu_kernel_tier(t.kernel);
     {
         /* probe: does the AVX2 path run on this CPU? */
         float f = 1.0f, g;

@@ -165,7 +165,7 @@ static void test_grams_losses_gradients(const test_device *dev, const nst_vgg19 
                     memcpy(a.input, x, sizeof(float) * 3 * 64 * 64);
                     vgg19_forward(net, &a);
                     float *G = malloc(cc * sizeof(float));
-                    gram_forward(G, a.out[l], C, a.Hl[l] * a.Wl[l], 1.0f);
+                    gram_forward(G, a.out[l], C, a.Hl[l] * a.Wl[l], 1.0f, net->tier);
                     snprintf(arr, sizeof arr, "gram_%s_%s", which[w], taps[i]);
                     float *want_g = oracle(arr, cc);
                     double eg = rel_l2(G, want_g, cc);
