@@ -154,18 +154,22 @@ static void add_top_grad_cpu(void *p, const vgg19_acts *a, int l, float *g) {
     for (size_t i = 0; i < vgg19_layer_size(a, l); i++) g[i] += R[i];
 }
 
-/* search: NST_CUDNN_SEARCH for the algorithms ("0" heuristics, "1" measured, "flip" the
- * backward passes as forward convolutions with the flipped filters, "own" the own
- * kernels of conv1_1 too) */
+/* search: the tuning's cudnn_search, as NST_CUDNN_SEARCH names it ("0" heuristics, "1"
+ * measured, "flip" the backward passes as forward convolutions with the flipped filters,
+ * "own" the own kernels of conv1_1 too) */
 static void test_network_vs_cpu(const nst_vgg19 *net, const char *search) {
     enum { H = 21, W = 29 };
     nst_error err;
     nst_cuda *ctx;
     vgg19_cuda *vgg = NULL;
-    char *old = getenv("NST_CUDNN_SEARCH") ? strdup(getenv("NST_CUDNN_SEARCH")) : NULL;
-    setenv("NST_CUDNN_SEARCH", search, 1);
+    nst_tuning tun = {0};
+    tun.cudnn_search = !strcmp(search, "1")      ? NST_CUDNN_SEARCH_MEASURE
+                       : !strcmp(search, "flip") ? NST_CUDNN_SEARCH_FLIP
+                       : !strcmp(search, "own")  ? NST_CUDNN_SEARCH_OWN
+                                                 : NST_CUDNN_SEARCH_HEURISTIC;
     CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
     CHECK(vgg19_cuda_upload(&vgg, ctx, net, 0, &err) == NST_OK, "%s", err.msg);
+    if (vgg) vgg19_cuda_set_tuning(vgg, &tun);
     for (int keep_conv = 0; vgg && keep_conv < 2; keep_conv++) {
         int depth = nst_layer_index("relu3_1") + 1, top = depth - 1;
         unsigned char keep[NST_NUM_LAYERS] = {0}, tap[NST_NUM_LAYERS] = {0};
@@ -213,9 +217,6 @@ static void test_network_vs_cpu(const nst_vgg19 *net, const char *search) {
     }
     vgg19_cuda_free(vgg);
     nst_cuda_destroy(ctx);
-    if (old) setenv("NST_CUDNN_SEARCH", old, 1);
-    else unsetenv("NST_CUDNN_SEARCH");
-    free(old);
 }
 
 /* The measured choices go to the cache file and come back from it: a second upload (as
@@ -226,8 +227,9 @@ static void test_algo_cache(const nst_vgg19 *net) {
     CHECK(fd >= 0, "mkstemp");
     if (fd < 0) return;
     close(fd);
-    setenv("NST_CUDNN_SEARCH", "1", 1);
-    setenv("NST_CUDNN_CACHE", path, 1);
+    nst_tuning tun = {0};
+    tun.cudnn_search = NST_CUDNN_SEARCH_MEASURE;
+    snprintf(tun.cudnn_cache, sizeof tun.cudnn_cache, "%s", path);
     int depth = nst_layer_index("conv5_1") + 1, convs = 0;
     char first[NST_NUM_LAYERS][256] = {{0}};
     for (int run = 0; run < 2; run++) {
@@ -237,6 +239,7 @@ static void test_algo_cache(const nst_vgg19 *net) {
         vgg19_cuda_acts a;
         CHECK(nst_cuda_create(&ctx, &err) == NST_OK, "%s", err.msg);
         CHECK(ctx && vgg19_cuda_upload(&vgg, ctx, net, depth, &err) == NST_OK, "%s", err.msg);
+        if (vgg) vgg19_cuda_set_tuning(vgg, &tun);
         CHECK(vgg && vgg19_cuda_acts_build(&a, vgg, depth, 36, 40, NULL, NST_PRECISION_FP32, &err) == NST_OK, "%s",
               err.msg);
         for (int l = 0; vgg && a.memory && l < depth; l++) {
@@ -263,8 +266,6 @@ static void test_algo_cache(const nst_vgg19 *net) {
     if (f) fclose(f);
     CHECK(lines == convs, "the cache holds %d lines, want one per conv (%d)", lines, convs);
     remove(path);
-    unsetenv("NST_CUDNN_SEARCH");
-    setenv("NST_CUDNN_CACHE", "0", 1);
 }
 
 /* ---- 3. finite differences ---------------------------------------------------------- */
@@ -367,8 +368,8 @@ int main(void) {
         printf("SKIP: %s\n", err.msg);
         return 77;
     }
-    /* the algorithm cache file is test_algo_cache's business: no file written elsewhere */
-    setenv("NST_CUDNN_CACHE", "0", 1);
+    /* the algorithm cache file is test_algo_cache's business: no other tuning here names
+     * one, so no file is written elsewhere (the library reads no NST_CUDNN_CACHE) */
     char desc[512];
     nst_cuda_describe(desc, sizeof desc);
     printf("GPU: %s\n", desc);

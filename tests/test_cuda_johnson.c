@@ -558,7 +558,7 @@ static void test_conv(void) {
         for (int prec = 0; prec < 2; prec++) {
             cu_conv *c = NULL;
             size_t wsb = 0;
-            ok(cu_conv_create(&c, ctx, N, Ci, Co, H, W, K, S, prec, 1, k % 2, (size_t)256 << 20, &wsb, &err), "conv create");
+            ok(cu_conv_create(&c, ctx, N, Ci, Co, H, W, K, S, prec, 1, k % 2, 1, (size_t)256 << 20, &wsb, &err), "conv create");
             float *dX = dev_from(x, ni), *dW = dev_from(w, nw), *dG = dev_from(g, no), *dY = dev(no), *dDX = dev(ni);
             float *dDW = dev_from(dw, nw), *ws = dev(wsb / sizeof(float) + 1);
             ok(cu_conv_forward(ctx, c, dY, dX, dW, ws, wsb, &err), "conv forward");
@@ -575,8 +575,7 @@ static void test_conv(void) {
             compare("  backward to the input", dx2, dxc, ni, tol);
             compare("  backward to the weights (accumulated)", dw2, dwc, nw, tol);
             printf("    algorithms: %s\n", cu_conv_describe(c));
-            const char *env = getenv("NST_CUDA_OWN_CONV");
-            int own = K == 9 && S == 1 && Co <= 4 && !(env && !strcmp(env, "0"));
+            int own = K == 9 && S == 1 && Co <= 4; /* (own = 1 above) */
             CHECK(own == (strstr(cu_conv_describe(c), "own") != NULL), "conv %dx%d/%d %d->%d: own kernels %s", K, K, S, Ci, Co,
                   own ? "expected" : "not expected");
             cu_conv_destroy(c);
@@ -737,7 +736,7 @@ static void fd_run(int kind, int relu) {
         c.p1 = host(c.np);
         fill(c.p1, c.np, 0.3f, 0);
         c.dp1 = dev(c.np), c.dgrad_p1 = dev(c.np);
-        ok(cu_conv_create(&c.conv, ctx, c.N, c.C, c.Co, c.H, c.W, c.K, c.S, CU_FP32, 1, 0, (size_t)64 << 20, &c.wsb, &err), "conv");
+        ok(cu_conv_create(&c.conv, ctx, c.N, c.C, c.Co, c.H, c.W, c.K, c.S, CU_FP32, 1, 0, 1, (size_t)64 << 20, &c.wsb, &err), "conv");
         c.ws = dev(c.wsb / sizeof(float) + 1);
     } else if (kind == 5) {
         c.np = c.C;
@@ -1062,12 +1061,12 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     fast_trainer_free(tc);
 
     /* steps replayed from a CUDA graph (from the second step on) == steps run one call at
-     * a time (NST_CUDA_GRAPH=0), bit for bit */
+     * a time (the tuning's cuda_no_graph, NST_CUDA_GRAPH=0), bit for bit */
     {
         fast_trainer *te = NULL, *tgr = NULL;
-        setenv("NST_CUDA_GRAPH", "0", 1);
-        nst_status se = fast_trainer_build(&te, &cg, vgg, &err);
-        unsetenv("NST_CUDA_GRAPH");
+        nst_train_config ce = cg;
+        ce.tuning.cuda_no_graph = 1;
+        nst_status se = fast_trainer_build(&te, &ce, vgg, &err);
         ok(se, "CUDA trainer without graphs");
         ok(fast_trainer_build(&tgr, &cg, vgg, &err), "CUDA trainer");
         for (int step = 0; step < 4; step++) {
