@@ -5,6 +5,10 @@
  *   - Every function that can fail returns an nst_status and, on failure, writes a
  *     one-line message into the caller's nst_error (it names the file and the problem).
  *   - The library has no global mutable state; all state lives in the objects below.
+ *   - It reads the environment only where a function says so: nst_limits_from_env,
+ *     nst_tuning_from_env, and the search for weights and models when no path is given
+ *     (docs/environment.md lists every variable). It writes no file outside the paths and
+ *     folders it is given (a config's tuning names the cuDNN cache and the rescue folder).
  *   - Images are RGB, interleaved (H,W,3), float pixel values in 0..255.
  */
 #ifndef NST_H
