@@ -197,6 +197,11 @@ typedef struct {
     /* files */
     char tmp_dir[NST_PATH_MAX]; /* $TMPDIR: where a training that cannot write its checkpoint
                                    rescues it ("": /tmp) */
+    /* Where the library's messages go (the profiles cuda_profile asks for, and a warning
+     * where a CUDA graph cannot be captured): one line at a time, without its newline.
+     * NULL (the default): dropped. The library prints nothing itself. */
+    void (*log)(void *user, const char *line);
+    void *log_user;
 } nst_tuning;
 
 /* Fills *t from the environment (each variable as the comments above say; unset or empty:

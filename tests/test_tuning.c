@@ -10,6 +10,7 @@
 #include "net/vgg19.h"
 #include "tensor/ops.h"
 #include "test_util.h"
+#include "util/util.h"
 
 static const char *const VARS[] = {"NST_KERNEL", "NST_CONV", "NST_CUDNN_SEARCH", "NST_CUDNN_CACHE",
                                    "XDG_CACHE_HOME", "HOME", "NST_CUDA_OWN_CONV", "NST_CUDA_PROFILE",
@@ -215,7 +216,33 @@ static void test_threads_scoped(const nst_vgg19 *net) {
     nst_image_free(&style);
 }
 
+/* nst_log hands each line of its text to the tuning's log, and nothing without one. */
+typedef struct { char lines[4][64]; int n; } log_capture;
+
+static void capture(void *user, const char *line) {
+    log_capture *c = user;
+    if (c->n < 4) snprintf(c->lines[c->n], sizeof c->lines[0], "%s", line);
+    c->n++;
+}
+
+static void test_log(void) {
+    nst_tuning t;
+    memset(&t, 0, sizeof t);
+    nst_log(&t, "dropped %d\n", 1); /* no log: nothing, no crash */
+    nst_log(NULL, "dropped\n");
+    log_capture c = {0};
+    t.log = capture;
+    t.log_user = &c;
+    nst_log(&t, "profile: %s %d\nsecond line\n", "step", 3);
+    nst_log(&t, "no newline");
+    CHECK(c.n == 3, "%d lines logged, want 3", c.n);
+    CHECK(!strcmp(c.lines[0], "profile: step 3"), "line 1 '%s'", c.lines[0]);
+    CHECK(!strcmp(c.lines[1], "second line"), "line 2 '%s'", c.lines[1]);
+    CHECK(!strcmp(c.lines[2], "no newline"), "line 3 '%s'", c.lines[2]);
+}
+
 int main(void) {
+    test_log();
     /* keep what the rest of the run (the weights' search) may need */
     char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
     test_parse();

@@ -40,6 +40,7 @@ int cmd_bench(int argc, char **argv) {
     nst_bench_config cfg;
     nst_bench_defaults(&cfg);
     tuning_init(&cfg.tuning);
+    cfg.tuning.log_user = stdout; /* the GPU profile is part of the report */
     const char *weights = NULL, *layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
     cli_args args;
     int pr = cli_parse(&BENCH_CMD, argc, argv, &args);

@@ -29,6 +29,8 @@ int limits_init(nst_limits *lim);
 /* The tuning from the environment (nst_tuning_from_env, docs/environment.md): read once by
  * each command, carried to the library in its config. */
 void tuning_init(nst_tuning *t);
+/* An nst_tuning.log that writes each line to the FILE * in user (tuning_init: stderr). */
+void log_line(void *user, const char *line);
 
 /* The items that several commands share: 1 if it was one of them (parsed into the
  * target), 0 if not, -1 after printing the error of a bad value (a usage error). */

@@ -106,9 +106,16 @@ int limits_init(nst_limits *lim) {
     return 0;
 }
 
+/* The library's messages (nst_tuning.log): a line each, on the stream user names. */
+void log_line(void *user, const char *line) {
+    fprintf(user, "%s\n", line);
+}
+
 void tuning_init(nst_tuning *t) {
     nst_error err;
     nst_tuning_from_env(t, &err); /* always NST_OK: unknown values are the defaults */
+    t->log = log_line;
+    t->log_user = stderr;
 }
 
 int parse_device(const char *flag, const char *s, nst_device *out) {

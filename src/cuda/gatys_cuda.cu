@@ -24,6 +24,7 @@ extern "C" {
 #include "net/vgg19.h"
 #include "transfer/gatys.h"
 #include "transfer/gatys_device.h"
+#include "util/util.h"
 }
 
 /* the slots: the losses, then the optimizer's scalars (optim.h's numbers) */
@@ -628,10 +629,10 @@ static nst_status profile_step(gatys_cuda *g, adam_state *adam, nst_error *err) 
     if (!s) {
         int top = a->depth - 1;
         double sum[6] = {0};
-        printf("profile: one seed step at %dx%d, %s, algorithms %s; ms per layer (rp: the ReLU and pool after the conv)\n",
+        nst_log(&g->cfg->tuning, "profile: one seed step at %dx%d, %s, algorithms %s; ms per layer (rp: the ReLU and pool after the conv)\n",
                g->W, g->H, a->precision == NST_PRECISION_TF32 ? "tf32" : "fp32",
                a->searched ? "measured" : "cuDNN's heuristics");
-        printf("%-8s %14s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
+        nst_log(&g->cfg->tuning, "%-8s %14s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
                "loss-b", "algorithms");
         for (int l = 0; l <= top; l++) {
             if (vgg19_layer_kind(l) != VGG_CONV) continue;
@@ -646,20 +647,20 @@ static nst_status profile_step(gatys_cuda *g, adam_state *adam, nst_error *err) 
             char shape[48], algos[256];
             snprintf(shape, sizeof shape, "%dx%dx%d", a->C[l], a->Hl[l], a->Wl[l]);
             vgg19_cuda_describe_algos(a, l, algos, sizeof algos);
-            printf("%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
+            nst_log(&g->cfg->tuning, "%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
                    t[3], t[4], t[5], algos);
             for (int k = 0; k < 6; k++) sum[k] += t[k];
         }
-        printf("%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
+        nst_log(&g->cfg->tuning, "%-8s %14s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
                sum[5]);
-        printf("profile: start %.3f, forward %.3f, backward %.3f, TV %.3f, Adam %.3f, read-back %.3f; step %.3f ms\n",
+        nst_log(&g->cfg->tuning, "profile: start %.3f, forward %.3f, backward %.3f, TV %.3f, Adam %.3f, read-back %.3f; step %.3f ms\n",
                elapsed(ev[0], prof.fwd[0][0]), elapsed(prof.fwd[0][0], prof.bwd[top][0]),
                elapsed(prof.bwd[top][0], prof.bwd[0][2]), elapsed(prof.bwd[0][2], ev[1]), elapsed(ev[1], ev[2]),
                elapsed(ev[2], ev[3]), elapsed(ev[0], ev[3]));
-        printf("profile: the losses' values and gradients on their own stream: %.3f ms from the first tap's to the "
+        nst_log(&g->cfg->tuning, "profile: the losses' values and gradients on their own stream: %.3f ms from the first tap's to the "
                "end of the last's, overlapping the forward pass\n",
                elapsed(g->lprof[0], g->lprof[1]));
-        printf("profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->plan->content_loss,
+        nst_log(&g->cfg->tuning, "profile: losses content %.6g, style %.6g, tv %.6g, total %.6g\n", g->plan->content_loss,
                g->plan->style_loss, g->plan->tv_loss, f);
     }
     for (int i = 0; i < 2; i++) {

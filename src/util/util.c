@@ -21,6 +21,24 @@ nst_status nst_fail(nst_error *err, nst_status status, const char *fmt, ...) {
     return status;
 }
 
+void nst_log(const nst_tuning *t, const char *fmt, ...) {
+    if (!t || !t->log) return;
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    for (char *line = buf, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) {
+            t->log(t->log_user, line);
+            break;
+        }
+        *nl = '\0';
+        t->log(t->log_user, line);
+    }
+}
+
 const char *nst_status_name(nst_status s) {
     switch (s) {
     case NST_OK: return "ok";

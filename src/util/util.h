@@ -15,6 +15,9 @@ extern "C" { /* the CUDA backend's .cu files are C++ */
  * `return nst_fail(err, NST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));` */
 nst_status nst_fail(nst_error *err, nst_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A message for the caller's tuning->log (see nst_tuning), one call per line of the
+ * formatted text; nothing if t or its log is NULL. */
+void nst_log(const nst_tuning *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* malloc of count*size bytes with overflow check; NULL on overflow or failure. */
 void *nst_alloc_array(size_t count, size_t size);
