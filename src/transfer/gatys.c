@@ -57,53 +57,79 @@ static const gatys_backend *gatys_backend_for(nst_device device) {
 
 /* ---- presets ---------------------------------------------------------------- */
 
-static void set_taps(nst_tap *taps, int *n, const char *const *names, int count, float w) {
-    *n = count;
-    for (int i = 0; i < count; i++) {
-        taps[i].layer = nst_layer_index(names[i]);
-        taps[i].weight = w;
+/* A preset: the taps as comma-free lists of layer names, each tap weighing 1. */
+typedef struct {
+    const char *name;
+    int size, squash;
+    const char *content_taps[NST_MAX_TAPS], *style_taps[NST_MAX_TAPS];
+    nst_gram_norm gram_norm;
+    float content_weight, style_weight, tv_weight;
+    nst_optimizer optimizer;
+    int steps;
+    float lr;
+    int save_every;
+} transfer_preset;
+
+static const transfer_preset presets[] = {
+    {
+        /* The published recipe: content relu4_2, style relu1_1..relu5_1, L-BFGS, TV. */
+        .name = "gatys",
+        .size = 512,
+        .content_taps = {"relu4_2"},
+        .style_taps = {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"},
+        .gram_norm = NST_GRAM_NORMALIZED,
+        .content_weight = 5.0f,
+        .style_weight = 100.0f,
+        .tv_weight = 1.0f,
+        .optimizer = NST_OPT_LBFGS,
+        .steps = 500,
+        .lr = 1.0f, /* used only if the optimizer is switched to Adam */
+    },
+    {
+        /* The original notebook, exactly (docs/methods.md). */
+        .name = "seed",
+        .size = 224,
+        .squash = 1,
+        .content_taps = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"},
+        .style_taps = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"},
+        .gram_norm = NST_GRAM_RAW,
+        .content_weight = 1.0f,
+        .style_weight = 0.01f,
+        .optimizer = NST_OPT_ADAM,
+        .steps = 2000,
+        .lr = 0.0003f * 255.0f, /* 0.0003 in 0..1 pixel units */
+        .save_every = 200,
+    },
+};
+
+static void set_taps(nst_tap *taps, int *n, const char *const *names) {
+    for (*n = 0; *n < NST_MAX_TAPS && names[*n]; (*n)++) {
+        taps[*n].layer = nst_layer_index(names[*n]);
+        taps[*n].weight = 1.0f;
     }
 }
 
 nst_status nst_transfer_preset(nst_transfer_config *cfg, const char *name, nst_error *err) {
     memset(cfg, 0, sizeof *cfg);
-    cfg->style_scale = 1.0f;
-    cfg->lbfgs_history = 10;
-    cfg->init = NST_INIT_CONTENT;
-    cfg->seed = 1;
-    if (strcmp(name, "seed") == 0) {
-        /* The original notebook, exactly: see README. */
-        static const char *const taps[] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
-        cfg->size = 224;
-        cfg->squash = 1;
-        set_taps(cfg->content_taps, &cfg->n_content_taps, taps, 5, 1.0f);
-        set_taps(cfg->style_taps, &cfg->n_style_taps, taps, 5, 1.0f);
-        cfg->gram_norm = NST_GRAM_RAW;
-        cfg->content_weight = 1.0f;
-        cfg->style_weight = 0.01f;
-        cfg->tv_weight = 0.0f;
-        cfg->optimizer = NST_OPT_ADAM;
-        cfg->steps = 2000;
-        cfg->lr = 0.0003f * 255.0f; /* 0.0003 in 0..1 pixel units */
-        cfg->save_every = 200;
-        return NST_OK;
-    }
-    if (strcmp(name, "gatys") == 0) {
-        /* The published recipe: content relu4_2, style relu1_1..relu5_1, L-BFGS, TV. */
-        static const char *const content[] = {"relu4_2"};
-        static const char *const style[] = {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"};
-        cfg->size = 512;
-        cfg->squash = 0;
-        set_taps(cfg->content_taps, &cfg->n_content_taps, content, 1, 1.0f);
-        set_taps(cfg->style_taps, &cfg->n_style_taps, style, 5, 1.0f);
-        cfg->gram_norm = NST_GRAM_NORMALIZED;
-        cfg->content_weight = 5.0f;
-        cfg->style_weight = 100.0f;
-        cfg->tv_weight = 1.0f;
-        cfg->optimizer = NST_OPT_LBFGS;
-        cfg->steps = 500;
-        cfg->lr = 1.0f; /* used only if the optimizer is switched to Adam */
-        cfg->save_every = 0;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        const transfer_preset *p = &presets[i];
+        if (strcmp(name, p->name) != 0) continue;
+        cfg->style_scale = 1.0f;
+        cfg->lbfgs_history = 10;
+        cfg->init = NST_INIT_CONTENT;
+        cfg->seed = 1;
+        cfg->size = p->size;
+        cfg->squash = p->squash;
+        set_taps(cfg->content_taps, &cfg->n_content_taps, p->content_taps);
+        set_taps(cfg->style_taps, &cfg->n_style_taps, p->style_taps);
+        cfg->gram_norm = p->gram_norm;
+        cfg->content_weight = p->content_weight;
+        cfg->style_weight = p->style_weight;
+        cfg->tv_weight = p->tv_weight;
+        cfg->optimizer = p->optimizer;
+        cfg->steps = p->steps;
+        cfg->lr = p->lr;
+        cfg->save_every = p->save_every;
         return NST_OK;
     }
     return nst_fail(err, NST_ERR_ARG, "unknown preset '%s' (known: gatys, seed)", name);
