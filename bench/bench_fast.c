@@ -1,6 +1,6 @@
 /* bench_fast.c - fast style transfer end to end: the Johnson et al. network's forward
  * pass as nst apply runs it (inference buffers) at a few square sizes, and one training
- * step as nst train runs it (fast_trainer_step: the batch's photos through the network
+ * step as nst train runs it (stylenet_trainer_step: the batch's photos through the network
  * and the VGG19 loss, backward, Adam), split into the network's share and the rest.
  * Inputs are random (fixed seeds); each time is the best of --iters after one warm-up,
  * because the machine may be shared.
@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/johnson.h"
-#include "transfer/fast.h"
+#include "net/stylenet.h"
+#include "transfer/stylenet_train.h"
 #include "util/util.h"
 #include "bench_common.h"
 
@@ -56,24 +56,24 @@ static void repo_root(char *buf, size_t len) {
 /* Best-of-iters ms of the inference forward pass at side x side; *mb: its activations. */
 static double time_apply(int width, int side, int iters, double *mb) {
     nst_error err;
-    johnson_net net;
-    jn_acts a;
+    stylenet net;
+    stylenet_acts a;
     nst_rng rng;
     nst_rng_seed(&rng, SEED);
-    check(johnson_build(&net, width, 5, 0, &err), &err);
-    check(johnson_init_params(&net, &rng, &err), &err);
-    check(johnson_acts_build(&a, &net, side, side, 0, &err), &err);
+    check(stylenet_build(&net, width, 5, 0, &err), &err);
+    check(stylenet_init_params(&net, &rng, &err), &err);
+    check(stylenet_acts_build(&a, &net, side, side, 0, &err), &err);
     fill_uniform(a.input, (size_t)3 * side * side, 0.0f, 1.0f, &rng);
     double best = 1e30;
     for (int it = 0; it <= iters; it++) { /* it 0: warm-up (scratch allocation, caches) */
         double t0 = omp_get_wtime();
-        check(johnson_forward(&net, &a, 0, &err), &err);
+        check(stylenet_forward(&net, &a, 0, &err), &err);
         double dt = omp_get_wtime() - t0;
         if (it > 0 && dt < best) best = dt;
     }
     *mb = a.bytes / 1e6;
-    johnson_acts_free(&a);
-    johnson_free(&net);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
     return best * 1e3;
 }
 
@@ -82,13 +82,13 @@ static double time_apply(int width, int side, int iters, double *mb) {
  * trainer runs it; *mb: those buffers. */
 static double time_net_train(int width, int side, int iters, double *mb) {
     nst_error err;
-    johnson_net net;
-    jn_acts a;
+    stylenet net;
+    stylenet_acts a;
     nst_rng rng;
     nst_rng_seed(&rng, SEED);
-    check(johnson_build(&net, width, 5, 1, &err), &err);
-    check(johnson_init_params(&net, &rng, &err), &err);
-    check(johnson_acts_build(&a, &net, side, side, 1, &err), &err);
+    check(stylenet_build(&net, width, 5, 1, &err), &err);
+    check(stylenet_init_params(&net, &rng, &err), &err);
+    check(stylenet_acts_build(&a, &net, side, side, 1, &err), &err);
     size_t n = (size_t)3 * side * side;
     float *dout = nst_alloc_array(n, sizeof(float));
     if (!dout) { fprintf(stderr, "bench_fast: out of memory\n"); exit(1); }
@@ -97,34 +97,34 @@ static double time_net_train(int width, int side, int iters, double *mb) {
     double best = 1e30;
     for (int it = 0; it <= iters; it++) {
         double t0 = omp_get_wtime();
-        check(johnson_forward(&net, &a, 0, &err), &err);
-        check(johnson_backward(&net, &a, dout, NULL, 0, &err), &err);
+        check(stylenet_forward(&net, &a, 0, &err), &err);
+        check(stylenet_backward(&net, &a, dout, NULL, 0, &err), &err);
         double dt = omp_get_wtime() - t0;
         if (it > 0 && dt < best) best = dt;
     }
     *mb = a.bytes / 1e6;
     free(dout);
-    johnson_acts_free(&a);
-    johnson_free(&net);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
     return best * 1e3;
 }
 
-/* Best-of-iters ms of fast_trainer_step on a random batch. */
+/* Best-of-iters ms of stylenet_trainer_step on a random batch. */
 static double time_train_step(const nst_train_config *cfg, const nst_vgg19 *vgg, int iters) {
     nst_error err;
-    fast_trainer *t;
+    stylenet_trainer *t;
     nst_rng rng;
     nst_rng_seed(&rng, SEED);
-    check(fast_trainer_build(&t, cfg, vgg, &err), &err);
-    fill_uniform(fast_trainer_batch(t), (size_t)cfg->batch * 3 * cfg->size * cfg->size, 0.0f, 1.0f, &rng);
+    check(stylenet_trainer_build(&t, cfg, vgg, &err), &err);
+    fill_uniform(stylenet_trainer_batch(t), (size_t)cfg->batch * 3 * cfg->size * cfg->size, 0.0f, 1.0f, &rng);
     double best = 1e30;
     for (int it = 0; it <= iters; it++) {
         double t0 = omp_get_wtime();
-        check(fast_trainer_step(t, &err), &err);
+        check(stylenet_trainer_step(t, &err), &err);
         double dt = omp_get_wtime() - t0;
         if (it > 0 && dt < best) best = dt;
     }
-    fast_trainer_free(t);
+    stylenet_trainer_free(t);
     return best * 1e3;
 }
 
@@ -193,7 +193,7 @@ int main(int argc, char **argv) {
         nst_error err;
         nst_vgg19 *vgg = NULL;
         check(nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err), &err);
-        printf("train: one step (nst train's fast_trainer_step), batch %d at %dx%d, weights %s,\n"
+        printf("train: one step (nst train's stylenet_trainer_step), batch %d at %dx%d, weights %s,\n"
                "style %s (Gram targets at %d px)\n", batch, train_size, train_size, nst_vgg19_dir(vgg), style,
                cfg.style_size);
         printf("  net = the network's forward + backward on one image, times %d; rest = the VGG19\n"

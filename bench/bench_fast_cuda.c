@@ -1,7 +1,7 @@
 /* bench_fast_cuda.c - fast style transfer on CUDA: the style network's forward pass as
  * nst apply --device cuda runs it (the network alone, image already on the GPU; and end
  * to end: upload, network, download), and one training step as nst train --device cuda
- * runs it (fast_trainer_step: the batch uploaded, the network on the whole batch, the
+ * runs it (stylenet_trainer_step: the batch uploaded, the network on the whole batch, the
  * VGG19 loss per photo, backward, Adam, the losses read back), plus the network's share.
  * Random inputs (fixed seeds); each time is the best of --iters after --warmup runs
  * (the first also chooses cuDNN's algorithms).
@@ -36,10 +36,10 @@ int main(void) {
 #else
 
 #include "cuda/cuda_common.h"
-#include "cuda/johnson_cuda.h"
+#include "cuda/stylenet_cuda.h"
 #include "cuda/layers_cuda.h"
-#include "net/johnson.h"
-#include "transfer/fast.h"
+#include "net/stylenet.h"
+#include "transfer/stylenet_train.h"
 #include "util/util.h"
 #include "bench_common.h"
 
@@ -79,7 +79,7 @@ static int parse_ints(const char *s, int *out) {
     return *s ? 0 : n;
 }
 
-static int parse_precisions(const char *s, int *out) {
+static int parse_precisions(const char *s, nst_precision *out) {
     int n = 0;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", s);
@@ -92,8 +92,7 @@ static int parse_precisions(const char *s, int *out) {
     return n;
 }
 
-static const char *prec_name(int p) { return p == NST_PRECISION_TF32 ? "tf32" : p == NST_PRECISION_FP16 ? "fp16" : "fp32"; }
-static int cu_prec(int p) { return p == NST_PRECISION_TF32 ? CU_TF32 : p == NST_PRECISION_FP16 ? CU_FP16 : CU_FP32; }
+static const char *prec_name(nst_precision p) { return p == NST_PRECISION_TF32 ? "tf32" : p == NST_PRECISION_FP16 ? "fp16" : "fp32"; }
 
 static int readable(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -118,32 +117,32 @@ typedef struct {
 } apply_time;
 
 /* Best-of-iters ms of the network alone (input on the GPU, synchronised) and of
- * jn_cuda_apply end to end, W x H, batch 1. A failure (out of memory, no cuDNN algorithm)
+ * stylenet_cuda_apply end to end, W x H, batch 1. A failure (out of memory, no cuDNN algorithm)
  * is printed and gives negative times: the other configurations still run. */
-static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, int warmup, int iters) {
+static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, nst_precision prec, int warmup, int iters) {
     nst_error err;
-    johnson_net net;
+    stylenet net;
     nst_rng rng;
     nst_rng_seed(&rng, 1);
-    check(johnson_build(&net, width, 5, 0, &err), &err);
-    check(johnson_init_params(&net, &rng, &err), &err);
-    jn_cuda *g = NULL;
+    check(stylenet_build(&net, width, 5, 0, &err), &err);
+    check(stylenet_init_params(&net, &rng, &err), &err);
+    stylenet_cuda *g = NULL;
     nst_image img = {0}, out = {0};
     check(nst_image_alloc(&img, W, H, &err), &err);
     fill_uniform(img.pixels, (size_t)W * H * 3, 0.0f, 255.0f, &rng);
     int Hp = (H + 3) / 4 * 4, Wp = (W + 3) / 4 * 4;
     apply_time t = {1e30, 1e30, 0};
-    nst_status s = jn_cuda_create(&g, ctx, &net, 0, cu_prec(prec), &err);
+    nst_status s = stylenet_cuda_create(&g, ctx, &net, 0, prec, &err);
     for (int it = 0; !s && it < warmup + iters; it++) { /* end to end (its first run sizes the buffers) */
         double t0 = nst_now();
-        s = jn_cuda_apply(g, &img, Hp, Wp, &out, &err);
+        s = stylenet_cuda_apply(g, &img, Hp, Wp, &out, &err);
         double dt = nst_now() - t0;
         nst_image_free(&out);
         if (it >= warmup && dt < t.e2e_ms) t.e2e_ms = dt;
     }
     for (int it = 0; !s && it < warmup + iters; it++) { /* the network alone, on the uploaded image */
         double t0 = nst_now();
-        s = jn_cuda_forward(g, &err);
+        s = stylenet_cuda_forward(g, &err);
         if (!s) s = cu_sync(ctx, &err);
         double dt = nst_now() - t0;
         if (it >= warmup && dt < t.fwd_ms) t.fwd_ms = dt;
@@ -151,7 +150,7 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, i
     if (!s && getenv("NST_CUDA_PROFILE")) {
         char title[96];
         snprintf(title, sizeof title, "profile: apply w%d %dx%d %s", width, W, H, prec_name(prec));
-        s = jn_cuda_profile_print(g, stdout, title, &err);
+        s = stylenet_cuda_profile_print(g, stdout, title, &err);
     }
     t.fwd_ms *= 1e3;
     t.e2e_ms *= 1e3;
@@ -159,66 +158,66 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, int prec, i
         printf("apply w%d %dx%d %s failed: %s\n", width, W, H, prec_name(prec), err.msg);
         t.fwd_ms = t.e2e_ms = -1;
     }
-    t.mb = g ? jn_cuda_bytes(g) / 1048576.0 : 0;
+    t.mb = g ? stylenet_cuda_bytes(g) / 1048576.0 : 0;
     nst_image_free(&img);
-    jn_cuda_free(g);
-    johnson_free(&net);
+    stylenet_cuda_free(g);
+    stylenet_free(&net);
     return t;
 }
 
 /* Best-of-iters ms of the network's forward + backward to its parameters on the batch. */
-static double time_net_train(nst_cuda *ctx, int width, int B, int S, int prec, int warmup, int iters) {
+static double time_net_train(nst_cuda *ctx, int width, int B, int S, nst_precision prec, int warmup, int iters) {
     nst_error err;
-    johnson_net net;
+    stylenet net;
     nst_rng rng;
     nst_rng_seed(&rng, 1);
-    check(johnson_build(&net, width, 5, 1, &err), &err);
-    check(johnson_init_params(&net, &rng, &err), &err);
-    jn_cuda *g = NULL;
-    check(jn_cuda_create(&g, ctx, &net, 1, cu_prec(prec), &err), &err);
-    check(jn_cuda_resize(g, B, S, S, &err), &err);
+    check(stylenet_build(&net, width, 5, 1, &err), &err);
+    check(stylenet_init_params(&net, &rng, &err), &err);
+    stylenet_cuda *g = NULL;
+    check(stylenet_cuda_create(&g, ctx, &net, 1, prec, &err), &err);
+    check(stylenet_cuda_resize(g, B, S, S, &err), &err);
     size_t n = (size_t)B * 3 * S * S;
     float *x = nst_alloc_array(n, sizeof(float)), *d = NULL;
     if (!x) { fprintf(stderr, "bench_fast_cuda: out of memory\n"); exit(1); }
     fill_uniform(x, n, 0.0f, 1.0f, &rng);
-    check(cu_upload(ctx, jn_cuda_input(g), x, n, &err), &err);
+    check(cu_upload(ctx, stylenet_cuda_input(g), x, n, &err), &err);
     fill_uniform(x, n, -1e-3f, 1e-3f, &rng);
     check(cu_buffer(ctx, &d, n, &err), &err);
     check(cu_upload(ctx, d, x, n, &err), &err);
     double best = 1e30;
     for (int it = 0; it < warmup + iters; it++) {
         double t0 = nst_now();
-        check(jn_cuda_zero_grads(g, &err), &err);
-        check(jn_cuda_forward(g, &err), &err);
-        check(jn_cuda_backward(g, d, NULL, &err), &err);
+        check(stylenet_cuda_zero_grads(g, &err), &err);
+        check(stylenet_cuda_forward(g, &err), &err);
+        check(stylenet_cuda_backward(g, d, NULL, &err), &err);
         check(cu_sync(ctx, &err), &err);
         double dt = nst_now() - t0;
         if (it >= warmup && dt < best) best = dt;
     }
     cu_buffer_free(d);
     free(x);
-    jn_cuda_free(g);
-    johnson_free(&net);
+    stylenet_cuda_free(g);
+    stylenet_free(&net);
     return best * 1e3;
 }
 
-/* Best-of-iters ms of fast_trainer_step on CUDA on a random batch. */
+/* Best-of-iters ms of stylenet_trainer_step on CUDA on a random batch. */
 static double time_train_step(const nst_train_config *cfg, const nst_vgg19 *vgg, int warmup, int iters) {
     nst_error err;
-    fast_trainer *t;
+    stylenet_trainer *t;
     nst_rng rng;
     nst_rng_seed(&rng, 1);
-    check(fast_trainer_build(&t, cfg, vgg, &err), &err);
-    fill_uniform(fast_trainer_batch(t), (size_t)cfg->batch * 3 * cfg->size * cfg->size, 0.0f, 1.0f, &rng);
+    check(stylenet_trainer_build(&t, cfg, vgg, &err), &err);
+    fill_uniform(stylenet_trainer_batch(t), (size_t)cfg->batch * 3 * cfg->size * cfg->size, 0.0f, 1.0f, &rng);
     double best = 1e30;
     for (int it = 0; it < warmup + iters; it++) {
         double t0 = nst_now();
-        check(fast_trainer_step(t, &err), &err); /* returns after the losses are read back */
+        check(stylenet_trainer_step(t, &err), &err); /* returns after the losses are read back */
         double dt = nst_now() - t0;
         if (it >= warmup && dt < best) best = dt;
     }
     fflush(stdout);
-    fast_trainer_free(t); /* (which prints the step's profile to stderr with NST_CUDA_PROFILE=1) */
+    stylenet_trainer_free(t); /* (which prints the step's profile to stderr with NST_CUDA_PROFILE=1) */
     return best * 1e3;
 }
 
@@ -232,7 +231,8 @@ static void usage(void) {
 int main(int argc, char **argv) {
     int iters = 10, warmup = 2, train_size = 256, batch = 4, do_train = 1, do_apply = 1;
     int sw[MAX_LIST] = {1024, 3840}, sh[MAX_LIST] = {1024, 2160}, n_sizes = 2;
-    int widths[MAX_LIST] = {32}, n_widths = 1, precs[3] = {NST_PRECISION_FP32, NST_PRECISION_TF32}, n_precs = 2;
+    int widths[MAX_LIST] = {32}, n_widths = 1, n_precs = 2;
+    nst_precision precs[3] = {NST_PRECISION_FP32, NST_PRECISION_TF32};
     const char *weights = NULL, *style = NULL;
     char style_buf[4200];
     setvbuf(stdout, NULL, _IOLBF, 0); /* (the training profile goes to stderr: in order) */
@@ -292,7 +292,7 @@ int main(int argc, char **argv) {
             exit(1);
         }
         cfg.style_path = style;
-        printf("train: one step (fast_trainer_step on CUDA), batch %d at %dx%d, weights %s\n", batch, train_size, train_size,
+        printf("train: one step (stylenet_trainer_step on CUDA), batch %d at %dx%d, weights %s\n", batch, train_size, train_size,
                nst_vgg19_dir(vgg));
         printf("%6s %5s | %10s %10s %8s\n", "width", "prec", "step ms", "net ms", "net %");
         for (int w = 0; w < n_widths; w++)

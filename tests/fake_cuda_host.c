@@ -6,15 +6,16 @@
  * extents layers_cuda.h documents. Under AddressSanitizer a test buffer smaller than
  * what a call touches, on either side, then fails at that call. Nothing is computed:
  * the test's comparisons fail, as expected; only the sanitizer's verdict counts.
- * The network (jn_cuda_*) is not faked: run the test with --layers. */
+ * The network (stylenet_cuda_*) is not faked: run the test with --layers. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_common.h"
-#include "cuda/johnson_cuda.h"
+#include "cuda/stylenet_cuda.h"
 #include "cuda/layers_cuda.h"
+#include "transfer/stylenet_backend.h"
 #include "util/util.h"
 
 struct nst_cuda {
@@ -160,7 +161,7 @@ nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const flo
 struct cu_conv {
     int N, C_in, C_out, H, W, K, S, Ho, Wo;
 };
-nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S, int precision,
+nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S, nst_precision precision,
                           int train, int search, int own, size_t ws_limit, size_t *ws_bytes, nst_error *err) {
     (void)ctx, (void)precision, (void)train, (void)search, (void)own, (void)ws_limit, (void)err;
     cu_conv *c = calloc(1, sizeof *c);
@@ -242,19 +243,66 @@ nst_status cu_h_conv9_output(nst_cuda *ctx, float *y, const void *inp, const voi
 
 /* the network: not faked (the test's --layers mode does not reach it) */
 static nst_status no_net(nst_error *err) { return nst_fail(err, NST_ERR_ARG, "fake CUDA: no network (run with --layers)"); }
-nst_status jn_cuda_create(jn_cuda **g, nst_cuda *ctx, const johnson_net *net, int train, int precision, nst_error *err) {
+nst_status stylenet_cuda_create(stylenet_cuda **g, nst_cuda *ctx, const stylenet *net, int train, nst_precision precision, nst_error *err) {
     (void)ctx, (void)net, (void)train, (void)precision;
     *g = NULL;
     return no_net(err);
 }
-void jn_cuda_free(jn_cuda *g) { (void)g; }
-nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) { (void)g, (void)N, (void)H, (void)W; return no_net(err); }
-float *jn_cuda_input(jn_cuda *g) { (void)g; return NULL; }
-const float *jn_cuda_output(const jn_cuda *g) { (void)g; return NULL; }
-nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) { (void)g; return no_net(err); }
-nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_error *err) {
+void stylenet_cuda_free(stylenet_cuda *g) { (void)g; }
+nst_status stylenet_cuda_resize(stylenet_cuda *g, int N, int H, int W, nst_error *err) { (void)g, (void)N, (void)H, (void)W; return no_net(err); }
+float *stylenet_cuda_input(stylenet_cuda *g) { (void)g; return NULL; }
+const float *stylenet_cuda_output(const stylenet_cuda *g) { (void)g; return NULL; }
+nst_status stylenet_cuda_forward(stylenet_cuda *g, nst_error *err) { (void)g; return no_net(err); }
+nst_status stylenet_cuda_backward(stylenet_cuda *g, const float *dout, float *dinput, nst_error *err) {
     (void)g, (void)dout, (void)dinput;
     return no_net(err);
 }
-nst_status jn_cuda_download_grads(jn_cuda *g, float *grads, nst_error *err) { (void)g, (void)grads; return no_net(err); }
-nst_status jn_cuda_zero_grads(jn_cuda *g, nst_error *err) { (void)g; return no_net(err); }
+nst_status stylenet_cuda_download_grads(stylenet_cuda *g, float *grads, nst_error *err) { (void)g, (void)grads; return no_net(err); }
+nst_status stylenet_cuda_zero_grads(stylenet_cuda *g, nst_error *err) { (void)g; return no_net(err); }
+
+/* the CUDA tables (transfer/stylenet_backend.h): defined here so that the link does not
+ * take them, and no_cuda.c's nst_cuda_* with them, from the CPU-only library */
+static nst_status no_runner(stylenet_runner **r, const stylenet *net, nst_precision precision, nst_error *err) {
+    (void)net, (void)precision;
+    *r = NULL;
+    return no_net(err);
+}
+static nst_status no_apply(stylenet_runner *r, const nst_image *img, int Hp, int Wp, nst_image *out, nst_error *err) {
+    (void)r, (void)img, (void)Hp, (void)Wp;
+    memset(out, 0, sizeof *out);
+    return no_net(err);
+}
+static void no_runner_free(stylenet_runner *r) { (void)r; }
+const stylenet_backend stylenet_cuda_backend = {
+    .name = "cuda (fake)", .device = NST_DEVICE_CUDA, .create = no_runner, .apply = no_apply, .free = no_runner_free};
+
+static nst_status no_build(stylenet_train_runner **r, const stylenet_train_setup *setup, nst_error *err) {
+    (void)setup;
+    *r = NULL;
+    return no_net(err);
+}
+static nst_status no_step(stylenet_train_runner *r, const float *batch, int adam_t, double losses[3], nst_error *err) {
+    (void)r, (void)batch, (void)adam_t, (void)losses;
+    return no_net(err);
+}
+static nst_status no_get_state(stylenet_train_runner *r, float *params, float *m, float *v, nst_error *err) {
+    (void)r, (void)params, (void)m, (void)v;
+    return no_net(err);
+}
+static nst_status no_set_state(stylenet_train_runner *r, const float *params, const float *m, const float *v, nst_error *err) {
+    (void)r, (void)params, (void)m, (void)v;
+    return no_net(err);
+}
+static nst_status no_get_grads(stylenet_train_runner *r, float *grads, nst_error *err) {
+    (void)r, (void)grads;
+    return no_net(err);
+}
+static void no_train_free(stylenet_train_runner *r) { (void)r; }
+const stylenet_trainer_backend stylenet_trainer_cuda_backend = {.name = "cuda (fake)",
+                                                                .own_state = 1,
+                                                                .build = no_build,
+                                                                .step = no_step,
+                                                                .get_state = no_get_state,
+                                                                .set_state = no_set_state,
+                                                                .get_grads = no_get_grads,
+                                                                .free = no_train_free};

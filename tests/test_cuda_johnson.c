@@ -47,13 +47,13 @@ int main(void) {
 #include "test_util.h"
 
 #include "cuda/cuda_common.h"
-#include "cuda/johnson_cuda.h"
+#include "cuda/stylenet_cuda.h"
 #include "cuda/layers_cuda.h"
-#include "net/johnson.h"
+#include "net/stylenet.h"
 #include "optim/optim.h"
 #include "tensor/conv2d.h"
 #include "tensor/layers.h"
-#include "transfer/fast.h"
+#include "transfer/stylenet_train.h"
 
 static nst_cuda *ctx;
 static nst_error err;
@@ -246,7 +246,7 @@ static void test_norm_pad(void) {
     free(x); free(gamma); free(beta);
 }
 
-/* ---- the fp16 NHWC inference kernels (CU_FP16) ------------------------------------------ */
+/* ---- the fp16 NHWC inference kernels (NST_PRECISION_FP16) ------------------------------------------ */
 
 /* float -> fp16 bits, round to nearest even (normal and subnormal halves; no overflow here) */
 static uint16_t f2h(float f) {
@@ -736,7 +736,7 @@ static void fd_run(int kind, int relu) {
         c.p1 = host(c.np);
         fill(c.p1, c.np, 0.3f, 0);
         c.dp1 = dev(c.np), c.dgrad_p1 = dev(c.np);
-        ok(cu_conv_create(&c.conv, ctx, c.N, c.C, c.Co, c.H, c.W, c.K, c.S, CU_FP32, 1, 0, 1, (size_t)64 << 20, &c.wsb, &err), "conv");
+        ok(cu_conv_create(&c.conv, ctx, c.N, c.C, c.Co, c.H, c.W, c.K, c.S, NST_PRECISION_FP32, 1, 0, 1, (size_t)64 << 20, &c.wsb, &err), "conv");
         c.ws = dev(c.wsb / sizeof(float) + 1);
     } else if (kind == 5) {
         c.np = c.C;
@@ -782,15 +782,15 @@ static void test_fd(void) {
 
 /* relu = 0 turns every ReLU off (a smooth network, strict gradient tolerances) */
 static void test_network(int width, int n_res, int N, int H, int W, int precision, int relu) {
-    johnson_net net;
+    stylenet net;
     char cfg[96], what[160];
     snprintf(cfg, sizeof cfg, "network w%d r%d b%d %dx%d %s ReLU %s", width, n_res, N, W, H, precision ? "tf32" : "fp32",
              relu ? "on" : "off");
-    jn_acts a;
+    stylenet_acts a;
     nst_rng r;
     nst_rng_seed(&r, 5);
-    ok(johnson_build(&net, width, n_res, 1, &err), "build");
-    ok(johnson_init_params(&net, &r, &err), "init");
+    ok(stylenet_build(&net, width, n_res, 1, &err), "build");
+    ok(stylenet_init_params(&net, &r, &err), "init");
     if (!relu)
         for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0;
     for (int l = 0; l < net.n_layers; l++) /* norms away from their initial values */
@@ -798,8 +798,8 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
             fill(net.layer[l].gamma, net.layer[l].C_out, 0.5f, 1);
             fill(net.layer[l].beta, net.layer[l].C_out, 0.3f, 0);
         }
-    ok(johnson_pack(&net, &err), "pack");
-    ok(johnson_acts_build(&a, &net, H, W, 1, &err), "acts");
+    ok(stylenet_pack(&net, &err), "pack");
+    ok(stylenet_acts_build(&a, &net, H, W, 1, &err), "acts");
     size_t n = (size_t)3 * H * W, np = net.n_params;
     float *x = host(N * n), *dout = host(N * n), *y = host(N * n), *yc = host(N * n), *dx = host(N * n), *dxc = host(N * n);
     float *gc = host(np), *gg = host(np), *g2 = host(np), *y2 = host(N * n);
@@ -809,9 +809,9 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
     double t0 = nst_now();
     for (int b = 0; b < N; b++) {
         memcpy(a.input, x + b * n, n * sizeof(float));
-        ok(johnson_forward(&net, &a, 0, &err), "forward");
-        memcpy(yc + b * n, johnson_output(&net, &a), n * sizeof(float));
-        ok(johnson_backward(&net, &a, dout + b * n, dxc + b * n, 0, &err), "backward");
+        ok(stylenet_forward(&net, &a, 0, &err), "forward");
+        memcpy(yc + b * n, stylenet_output(&net, &a), n * sizeof(float));
+        ok(stylenet_backward(&net, &a, dout + b * n, dxc + b * n, 0, &err), "backward");
     }
     memcpy(gc, net.grads, np * sizeof(float));
     double t_cpu = nst_now() - t0;
@@ -824,8 +824,8 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
         memset(net.grads, 0, np * sizeof(float));
         for (int b = 0; b < N; b++) {
             memcpy(a.input, xp + b * n, n * sizeof(float));
-            ok(johnson_forward(&net, &a, 0, &err), "forward");
-            ok(johnson_backward(&net, &a, dout + b * n, dxp + b * n, 0, &err), "backward");
+            ok(stylenet_forward(&net, &a, 0, &err), "forward");
+            ok(stylenet_backward(&net, &a, dout + b * n, dxp + b * n, 0, &err), "backward");
         }
         memcpy(gp, net.grads, np * sizeof(float));
         sens_p = rel_l2(gp, gc, np);
@@ -833,19 +833,19 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
         free(xp); free(gp); free(dxp);
     }
 
-    jn_cuda *g = NULL;
-    ok(jn_cuda_create(&g, ctx, &net, 1, precision, &err), "jn_cuda_create");
-    ok(jn_cuda_resize(g, N, H, W, &err), "jn_cuda_resize");
+    stylenet_cuda *g = NULL;
+    ok(stylenet_cuda_create(&g, ctx, &net, 1, precision, &err), "stylenet_cuda_create");
+    ok(stylenet_cuda_resize(g, N, H, W, &err), "stylenet_cuda_resize");
     float *dD = dev_from(dout, N * n), *dDX = dev(N * n);
-    up(jn_cuda_input(g), x, N * n);
+    up(stylenet_cuda_input(g), x, N * n);
     t0 = nst_now();
-    ok(jn_cuda_forward(g, &err), "jn_cuda_forward");
-    ok(jn_cuda_backward(g, dD, dDX, &err), "jn_cuda_backward");
+    ok(stylenet_cuda_forward(g, &err), "stylenet_cuda_forward");
+    ok(stylenet_cuda_backward(g, dD, dDX, &err), "stylenet_cuda_backward");
     ok(cu_sync(ctx, &err), "sync");
     double t_gpu = nst_now() - t0;
-    down(y, jn_cuda_output(g), N * n);
+    down(y, stylenet_cuda_output(g), N * n);
     down(dx, dDX, N * n);
-    ok(jn_cuda_download_grads(g, gg, &err), "grads");
+    ok(stylenet_cuda_download_grads(g, gg, &err), "grads");
     printf("%s (CPU %.0f ms, GPU %.1f ms incl. algorithm choice):\n", cfg, t_cpu * 1e3, t_gpu * 1e3);
     if (sens_p >= 0)
         printf("  (the CPU's gradients move by %.2e (parameters), %.2e (input) for a 1e-6 change of the input)\n", sens_p,
@@ -859,53 +859,53 @@ static void test_network(int width, int n_res, int N, int H, int W, int precisio
     snprintf(what, sizeof what, "%s: input gradient", cfg);
     compare(what, dx, dxc, N * n, tol_g);
     /* the same bits a second time */
-    ok(jn_cuda_zero_grads(g, &err), "zero");
-    ok(jn_cuda_forward(g, &err), "jn_cuda_forward");
-    ok(jn_cuda_backward(g, dD, NULL, &err), "jn_cuda_backward");
-    down(y2, jn_cuda_output(g), N * n);
-    ok(jn_cuda_download_grads(g, g2, &err), "grads");
+    ok(stylenet_cuda_zero_grads(g, &err), "zero");
+    ok(stylenet_cuda_forward(g, &err), "stylenet_cuda_forward");
+    ok(stylenet_cuda_backward(g, dD, NULL, &err), "stylenet_cuda_backward");
+    down(y2, stylenet_cuda_output(g), N * n);
+    ok(stylenet_cuda_download_grads(g, g2, &err), "grads");
     CHECK(memcmp(y, y2, N * n * sizeof(float)) == 0 && memcmp(gg, g2, np * sizeof(float)) == 0,
           "%s: GPU network twice: bit-identical output and gradients", cfg);
     /* inference buffers (train = 0) give the training mode's output */
-    jn_cuda *gi = NULL;
-    ok(jn_cuda_create(&gi, ctx, &net, 0, precision, &err), "jn_cuda_create");
-    ok(jn_cuda_resize(gi, N, H, W, &err), "jn_cuda_resize");
-    up(jn_cuda_input(gi), x, N * n);
-    ok(jn_cuda_forward(gi, &err), "forward");
-    down(y2, jn_cuda_output(gi), N * n);
+    stylenet_cuda *gi = NULL;
+    ok(stylenet_cuda_create(&gi, ctx, &net, 0, precision, &err), "stylenet_cuda_create");
+    ok(stylenet_cuda_resize(gi, N, H, W, &err), "stylenet_cuda_resize");
+    up(stylenet_cuda_input(gi), x, N * n);
+    ok(stylenet_cuda_forward(gi, &err), "forward");
+    down(y2, stylenet_cuda_output(gi), N * n);
     snprintf(what, sizeof what, "%s: inference buffers vs the CPU", cfg);
     compare(what, y2, yc, N * n, tol_y);
-    jn_cuda_free(gi);
+    stylenet_cuda_free(gi);
     if (!precision) {
         /* fp16 inference (NHWC, padded channels): TF32's output tolerance (the same 10-bit
          * mantissa, here also in the stored activations), and the same bits twice */
         /* (a failure here is reported, and the other tests still run) */
         gi = NULL;
-        nst_status s = jn_cuda_create(&gi, ctx, &net, 0, CU_FP16, &err);
-        if (!s) s = jn_cuda_resize(gi, N, H, W, &err);
-        if (!s) s = cu_upload(ctx, jn_cuda_input(gi), x, N * n, &err);
-        if (!s) s = jn_cuda_forward(gi, &err);
-        if (!s) s = cu_download(ctx, y2, jn_cuda_output(gi), N * n, &err);
-        if (!s) s = jn_cuda_forward(gi, &err);
-        if (!s) s = cu_download(ctx, y, jn_cuda_output(gi), N * n, &err);
+        nst_status s = stylenet_cuda_create(&gi, ctx, &net, 0, NST_PRECISION_FP16, &err);
+        if (!s) s = stylenet_cuda_resize(gi, N, H, W, &err);
+        if (!s) s = cu_upload(ctx, stylenet_cuda_input(gi), x, N * n, &err);
+        if (!s) s = stylenet_cuda_forward(gi, &err);
+        if (!s) s = cu_download(ctx, y2, stylenet_cuda_output(gi), N * n, &err);
+        if (!s) s = stylenet_cuda_forward(gi, &err);
+        if (!s) s = cu_download(ctx, y, stylenet_cuda_output(gi), N * n, &err);
         CHECK(s == NST_OK, "%s: fp16 inference: %s", cfg, err.msg);
         if (!s) {
             snprintf(what, sizeof what, "%s: fp16 inference vs the CPU", cfg);
             compare(what, y2, yc, N * n, 2e-2);
             CHECK(memcmp(y, y2, N * n * sizeof(float)) == 0, "%s: fp16 inference twice: bit-identical", cfg);
         }
-        jn_cuda_free(gi);
+        stylenet_cuda_free(gi);
         gi = NULL;
-        CHECK(jn_cuda_create(&gi, ctx, &net, 1, CU_FP16, &err) != NST_OK && strstr(err.msg, "fp16"),
+        CHECK(stylenet_cuda_create(&gi, ctx, &net, 1, NST_PRECISION_FP16, &err) != NST_OK && strstr(err.msg, "fp16"),
               "%s: fp16 training refused (%s)", cfg, err.msg);
-        jn_cuda_free(gi);
+        stylenet_cuda_free(gi);
     }
-    jn_cuda_free(g);
+    stylenet_cuda_free(g);
     cu_buffer_free(dD);
     cu_buffer_free(dDX);
     free(x); free(dout); free(y); free(yc); free(dx); free(dxc); free(gc); free(gg); free(g2); free(y2);
-    johnson_acts_free(&a);
-    johnson_free(&net);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
 }
 
 /* nst_style_net_apply on CUDA vs the CPU, with a shipped style */
@@ -1032,70 +1032,70 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
 
     /* the first step: losses and gradients, CPU vs CUDA */
     nst_train_config cc = tiny_config(out, NST_DEVICE_CPU), cg = tiny_config(out, NST_DEVICE_CUDA);
-    fast_trainer *tc = NULL, *tg = NULL;
-    ok(fast_trainer_build(&tc, &cc, vgg, &err), "CPU trainer");
-    ok(fast_trainer_build(&tg, &cg, vgg, &err), "CUDA trainer");
-    if (!load_batch(fast_trainer_batch(tc), 0, 2) || !load_batch(fast_trainer_batch(tg), 0, 2)) return;
+    stylenet_trainer *tc = NULL, *tg = NULL;
+    ok(stylenet_trainer_build(&tc, &cc, vgg, &err), "CPU trainer");
+    ok(stylenet_trainer_build(&tg, &cg, vgg, &err), "CUDA trainer");
+    if (!load_batch(stylenet_trainer_batch(tc), 0, 2) || !load_batch(stylenet_trainer_batch(tg), 0, 2)) return;
     double t0 = nst_now();
-    ok(fast_trainer_step(tc, &err), "CPU step");
+    ok(stylenet_trainer_step(tc, &err), "CPU step");
     double t1 = nst_now();
-    ok(fast_trainer_step(tg, &err), "CUDA step");
+    ok(stylenet_trainer_step(tg, &err), "CUDA step");
     double t2 = nst_now();
     double lc[3], lg[3];
-    fast_trainer_losses(tc, &lc[0], &lc[1], &lc[2]);
-    fast_trainer_losses(tg, &lg[0], &lg[1], &lg[2]);
+    stylenet_trainer_losses(tc, &lc[0], &lc[1], &lc[2]);
+    stylenet_trainer_losses(tg, &lg[0], &lg[1], &lg[2]);
     printf("first training step (CPU %.0f ms, CUDA %.0f ms incl. set-up): losses CPU %.6g %.6g %.6g, CUDA %.6g %.6g %.6g\n",
            (t1 - t0) * 1e3, (t2 - t1) * 1e3, lc[0], lc[1], lc[2], lg[0], lg[1], lg[2]);
     for (int k = 0; k < 3; k++)
         CHECK(fabs(lg[k] - lc[k]) <= 1e-4 * fabs(lc[k]) + 1e-9, "loss %d: CUDA %.8g vs CPU %.8g", k, lg[k], lc[k]);
-    size_t np = fast_trainer_net(tc)->n_params;
+    size_t np = stylenet_trainer_net(tc)->n_params;
     float *gc = host(np), *gg = host(np);
-    ok(fast_trainer_gradients(tc, gc, &err), "CPU gradients");
-    ok(fast_trainer_gradients(tg, gg, &err), "CUDA gradients");
+    ok(stylenet_trainer_gradients(tc, gc, &err), "CPU gradients");
+    ok(stylenet_trainer_gradients(tg, gg, &err), "CUDA gradients");
     compare("first step: parameter gradients, CUDA vs CPU", gg, gc, np, 1e-3);
     /* ... and after Adam, the same parameters (Adam's first step is lr * sign(g)) */
     /* (a gradient within rounding of 0 may flip its sign: a few parameters may differ by 2 lr) */
-    compare("first step: parameters after Adam", fast_trainer_net(tg)->params, fast_trainer_net(tc)->params, np, 2e-2);
+    compare("first step: parameters after Adam", stylenet_trainer_net(tg)->params, stylenet_trainer_net(tc)->params, np, 2e-2);
     free(gc);
     free(gg);
-    fast_trainer_free(tc);
+    stylenet_trainer_free(tc);
 
     /* steps replayed from a CUDA graph (from the second step on) == steps run one call at
      * a time (the tuning's cuda_no_graph, NST_CUDA_GRAPH=0), bit for bit */
     {
-        fast_trainer *te = NULL, *tgr = NULL;
+        stylenet_trainer *te = NULL, *tgr = NULL;
         nst_train_config ce = cg;
         ce.tuning.cuda_no_graph = 1;
-        nst_status se = fast_trainer_build(&te, &ce, vgg, &err);
+        nst_status se = stylenet_trainer_build(&te, &ce, vgg, &err);
         ok(se, "CUDA trainer without graphs");
-        ok(fast_trainer_build(&tgr, &cg, vgg, &err), "CUDA trainer");
+        ok(stylenet_trainer_build(&tgr, &cg, vgg, &err), "CUDA trainer");
         for (int step = 0; step < 4; step++) {
-            if (!load_batch(fast_trainer_batch(te), 2 * step, 2) || !load_batch(fast_trainer_batch(tgr), 2 * step, 2)) return;
-            ok(fast_trainer_step(te, &err), "CUDA step without graphs");
-            ok(fast_trainer_step(tgr, &err), "CUDA step");
+            if (!load_batch(stylenet_trainer_batch(te), 2 * step, 2) || !load_batch(stylenet_trainer_batch(tgr), 2 * step, 2)) return;
+            ok(stylenet_trainer_step(te, &err), "CUDA step without graphs");
+            ok(stylenet_trainer_step(tgr, &err), "CUDA step");
         }
-        size_t n = fast_trainer_net(te)->n_params;
-        double le = fast_trainer_losses(te, NULL, NULL, NULL), lr = fast_trainer_losses(tgr, NULL, NULL, NULL);
-        CHECK(le == lr && memcmp(fast_trainer_net(te)->params, fast_trainer_net(tgr)->params, n * sizeof(float)) == 0,
+        size_t n = stylenet_trainer_net(te)->n_params;
+        double le = stylenet_trainer_losses(te, NULL, NULL, NULL), lr = stylenet_trainer_losses(tgr, NULL, NULL, NULL);
+        CHECK(le == lr && memcmp(stylenet_trainer_net(te)->params, stylenet_trainer_net(tgr)->params, n * sizeof(float)) == 0,
               "4 CUDA steps, graph-replayed vs not: the same losses (%.9g, %.9g) and parameters, bit for bit", lr, le);
         printf("CUDA graph vs eager steps: %s\n", le == lr ? "the same bits" : "DIFFERENT");
-        fast_trainer_free(te);
-        fast_trainer_free(tgr);
+        stylenet_trainer_free(te);
+        stylenet_trainer_free(tgr);
     }
 
     /* the loss falls on CUDA: mean of the last 5 steps below 60% of the first step's */
     double first = 0, last = 0;
     for (int step = 1; step < cg.steps; step++) {
-        if (!load_batch(fast_trainer_batch(tg), step * 2, 2)) return;
-        ok(fast_trainer_step(tg, &err), "CUDA step");
-        double loss = fast_trainer_losses(tg, NULL, NULL, NULL);
+        if (!load_batch(stylenet_trainer_batch(tg), step * 2, 2)) return;
+        ok(stylenet_trainer_step(tg, &err), "CUDA step");
+        double loss = stylenet_trainer_losses(tg, NULL, NULL, NULL);
         if (step == 1) first = loss;
         if (step >= cg.steps - 5) last += loss / 5;
     }
     printf("CUDA tiny training: loss %.4g at step 2, %.4g over the last 5 of %d steps (%.1f%%)\n", first, last, cg.steps,
            100.0 * last / first);
     CHECK(last < 0.6 * first, "CUDA training loss fell from %.4g to only %.4g", first, last);
-    fast_trainer_free(tg);
+    stylenet_trainer_free(tg);
 
     /* stopped and resumed == straight through, bit for bit, on CUDA */
     cg.steps = 6;
@@ -1144,13 +1144,13 @@ int main(int argc, char **argv) {
     printf("layers against finite differences:\n");
     test_fd();
     if (!quick) {
-        test_network(8, 2, 2, 36, 28, CU_FP32, 1);
-        test_network(16, 5, 3, 132, 100, CU_FP32, 1);
-        test_network(16, 5, 3, 132, 100, CU_FP32, 0);
-        test_network(32, 5, 4, 256, 256, CU_FP32, 1);
-        test_network(32, 5, 4, 256, 256, CU_FP32, 0);
-        test_network(32, 5, 4, 256, 256, CU_TF32, 1);
-        test_network(32, 5, 4, 256, 256, CU_TF32, 0);
+        test_network(8, 2, 2, 36, 28, NST_PRECISION_FP32, 1);
+        test_network(16, 5, 3, 132, 100, NST_PRECISION_FP32, 1);
+        test_network(16, 5, 3, 132, 100, NST_PRECISION_FP32, 0);
+        test_network(32, 5, 4, 256, 256, NST_PRECISION_FP32, 1);
+        test_network(32, 5, 4, 256, 256, NST_PRECISION_FP32, 0);
+        test_network(32, 5, 4, 256, 256, NST_PRECISION_TF32, 1);
+        test_network(32, 5, 4, 256, 256, NST_PRECISION_TF32, 0);
         test_apply();
         nst_vgg19 *vgg = NULL;
         nst_train_config cfg = tiny_config("x", NST_DEVICE_CUDA);

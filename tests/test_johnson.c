@@ -7,10 +7,10 @@
  *     resumed from its checkpoint ends with bit-identical parameters. */
 #include <unistd.h>
 
-#include "net/johnson.h"
+#include "net/stylenet.h"
 #include "net/model_file.h"
 #include "test_util.h"
-#include "transfer/fast.h"
+#include "transfer/stylenet_train.h"
 
 static unsigned long long rng = 7;
 
@@ -25,10 +25,10 @@ static double dotd(const float *a, const float *b, size_t n) {
 }
 
 /* L = <R, net(x)> / 255 on the reference path */
-static double net_loss(johnson_net *net, jn_acts *a, const float *R) {
+static double net_loss(stylenet *net, stylenet_acts *a, const float *R) {
     nst_error err;
-    johnson_forward(net, a, 1, &err);
-    return dotd(R, johnson_output(net, a), (size_t)3 * a->H * a->W) / 255.0;
+    stylenet_forward(net, a, 1, &err);
+    return dotd(R, stylenet_output(net, a), (size_t)3 * a->H * a->W) / 255.0;
 }
 
 typedef struct {
@@ -39,7 +39,7 @@ typedef struct {
 /* Central differences at two steps: where they disagree, a step crossed a ReLU kink and
  * the coordinate is skipped (counted); elsewhere the analytic value must match. The
  * floor 1e-2 in the denominator is the float network's rounding noise in (L+ - L-)/2h. */
-static void fd_check(fd_stats *st, johnson_net *net, jn_acts *a, const float *R, float *x, double ana) {
+static void fd_check(fd_stats *st, stylenet *net, stylenet_acts *a, const float *R, float *x, double ana) {
     double num[2];
     float save = *x;
     for (int k = 0; k < 2; k++) {
@@ -70,13 +70,13 @@ static void fd_report(const fd_stats *st, int relu, const char *what) {
  * can cross a kink somewhere in the (tiny, so densely kinked) network: fd_check skips
  * those coordinates. The fused norm+ReLU backward is also checked alone in test_layers. */
 static void test_gradcheck(int relu) {
-    johnson_net net;
-    jn_acts a;
+    stylenet net;
+    stylenet_acts a;
     nst_error err;
     nst_rng r;
     nst_rng_seed(&r, 3);
-    CHECK(johnson_build(&net, 2, 1, 1, &err) == NST_OK, "%s", err.msg);
-    johnson_init_params(&net, &r, &err);
+    CHECK(stylenet_build(&net, 2, 1, 1, &err) == NST_OK, "%s", err.msg);
+    stylenet_init_params(&net, &r, &err);
     /* non-trivial norms: gamma away from 1, beta away from 0 */
     for (int l = 0; l < net.n_layers; l++)
         if (net.layer[l].norm) {
@@ -86,7 +86,7 @@ static void test_gradcheck(int relu) {
     if (!relu)
         for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0;
     int H = 16, W = 12;
-    CHECK(johnson_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
     size_t n = (size_t)3 * H * W;
     float *R = malloc(n * 4), *dout = malloc(n * 4), *dx = malloc(n * 4);
     fill(a.input, n, 0.0f, 1.0f);
@@ -94,7 +94,7 @@ static void test_gradcheck(int relu) {
     for (size_t i = 0; i < n; i++) dout[i] = R[i] / 255.0f;
     net_loss(&net, &a, R);
     memset(net.grads, 0, net.n_params * 4);
-    CHECK(johnson_backward(&net, &a, dout, dx, 1, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_backward(&net, &a, dout, dx, 1, &err) == NST_OK, "%s", err.msg);
 
     /* double-precision-like differences: float network, so a large-ish step and a
      * tolerance that still catches any wrong term (those are O(1) off) */
@@ -104,50 +104,50 @@ static void test_gradcheck(int relu) {
     fd_report(&ps, relu, "parameter gradients");
     fd_report(&xs, relu, "input gradient");
     free(R); free(dout); free(dx);
-    johnson_acts_free(&a);
-    johnson_free(&net);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
 }
 
 static void test_fast_vs_ref(void) {
-    johnson_net net;
-    jn_acts a;
+    stylenet net;
+    stylenet_acts a;
     nst_error err;
     nst_rng r;
     nst_rng_seed(&r, 5);
-    CHECK(johnson_build(&net, 8, 2, 1, &err) == NST_OK, "%s", err.msg);
-    johnson_init_params(&net, &r, &err);
+    CHECK(stylenet_build(&net, 8, 2, 1, &err) == NST_OK, "%s", err.msg);
+    stylenet_init_params(&net, &r, &err);
     int H = 36, W = 28;
-    CHECK(johnson_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
     size_t n = (size_t)3 * H * W;
     float *dout = malloc(n * 4), *dx_ref = malloc(n * 4), *dx = malloc(n * 4), *y_ref = malloc(n * 4);
     float *g_ref = malloc(net.n_params * 4);
     fill(a.input, n, 0.0f, 1.0f);
     fill(dout, n, -1.0f, 1.0f);
-    johnson_forward(&net, &a, 1, &err);
-    memcpy(y_ref, johnson_output(&net, &a), n * 4);
+    stylenet_forward(&net, &a, 1, &err);
+    memcpy(y_ref, stylenet_output(&net, &a), n * 4);
     memset(net.grads, 0, net.n_params * 4);
-    johnson_backward(&net, &a, dout, dx_ref, 1, &err);
+    stylenet_backward(&net, &a, dout, dx_ref, 1, &err);
     memcpy(g_ref, net.grads, net.n_params * 4);
-    CHECK(johnson_forward(&net, &a, 0, &err) == NST_OK, "%s", err.msg);
-    double ey = rel_l2(johnson_output(&net, &a), y_ref, n);
+    CHECK(stylenet_forward(&net, &a, 0, &err) == NST_OK, "%s", err.msg);
+    double ey = rel_l2(stylenet_output(&net, &a), y_ref, n);
     memset(net.grads, 0, net.n_params * 4);
-    CHECK(johnson_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
     double eg = rel_l2(net.grads, g_ref, net.n_params), ex = rel_l2(dx, dx_ref, n);
     CHECK(ey < 1e-5, "fast forward vs reference: rel L2 %.3g", ey);
     CHECK(eg < 1e-4, "fast parameter gradients vs reference: rel L2 %.3g", eg);
     CHECK(ex < 1e-4, "fast input gradient vs reference: rel L2 %.3g", ex);
     printf("fast vs reference: output %.3g, parameter grads %.3g, input grad %.3g\n", ey, eg, ex);
     /* the forward-only (shared buffers) mode gives the same output bit for bit */
-    jn_acts b;
-    CHECK(johnson_acts_build(&b, &net, H, W, 0, &err) == NST_OK, "%s", err.msg);
+    stylenet_acts b;
+    CHECK(stylenet_acts_build(&b, &net, H, W, 0, &err) == NST_OK, "%s", err.msg);
     memcpy(b.input, a.input, n * 4);
-    johnson_forward(&net, &a, 0, &err);
-    johnson_forward(&net, &b, 0, &err);
-    CHECK(memcmp(johnson_output(&net, &a), johnson_output(&net, &b), n * 4) == 0, "inference mode == training mode");
-    johnson_acts_free(&b);
+    stylenet_forward(&net, &a, 0, &err);
+    stylenet_forward(&net, &b, 0, &err);
+    CHECK(memcmp(stylenet_output(&net, &a), stylenet_output(&net, &b), n * 4) == 0, "inference mode == training mode");
+    stylenet_acts_free(&b);
     free(dout); free(dx_ref); free(dx); free(y_ref); free(g_ref);
-    johnson_acts_free(&a);
-    johnson_free(&net);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
 }
 
 static nst_train_config tiny_config(const char *out) {
@@ -222,8 +222,8 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     nst_error err;
 
     /* the loss falls: mean of the last 5 steps below 60% of the first step's */
-    fast_trainer *t;
-    CHECK(fast_trainer_build(&t, &cfg, vgg, &err) == NST_OK, "%s", err.msg);
+    stylenet_trainer *t;
+    CHECK(stylenet_trainer_build(&t, &cfg, vgg, &err) == NST_OK, "%s", err.msg);
     if (!t) return;
     double first = 0, last = 0;
     /* a fixed set of photos through the trainer's own loop (the run below uses the dataset) */
@@ -231,7 +231,7 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     nst_image img = {0}, sq = {0};
     for (int k = 0; k < 8; k++) snprintf(files[k], sizeof files[k], "%s/%05d.jpg", cfg.data_dir, k + 1);
     for (int step = 0; step < cfg.steps; step++) {
-        float *batch = fast_trainer_batch(t);
+        float *batch = stylenet_trainer_batch(t);
         for (int b = 0; b < cfg.batch; b++) {
             const char *f = files[(step * cfg.batch + b) % 8];
             if (nst_image_load(&img, f, NULL, &err) || nst_image_resize(&sq, &img, 64, 64, &err)) {
@@ -243,8 +243,8 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
             nst_image_free(&img);
             nst_image_free(&sq);
         }
-        CHECK(fast_trainer_step(t, &err) == NST_OK, "%s", err.msg);
-        double loss = fast_trainer_losses(t, NULL, NULL, NULL);
+        CHECK(stylenet_trainer_step(t, &err) == NST_OK, "%s", err.msg);
+        double loss = stylenet_trainer_losses(t, NULL, NULL, NULL);
         if (step == 0) first = loss;
         if (step >= cfg.steps - 5) last += loss / 5;
     }
@@ -253,7 +253,7 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     CHECK(last < 0.6 * first, "training loss fell from %.4g to only %.4g", first, last);
 
     /* save, load, apply: bit-identical to the network in memory */
-    CHECK(fast_trainer_save_model(t, out, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_trainer_save_model(t, out, &err) == NST_OK, "%s", err.msg);
     nst_style_net *sn = NULL;
     CHECK(nst_style_net_load(&sn, out, NULL, &err) == NST_OK, "%s", err.msg);
     if (sn) {
@@ -261,18 +261,18 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
         nst_image_alloc(&photo, 40, 28, &err);
         fill(photo.pixels, (size_t)40 * 28 * 3, 0.0f, 255.0f);
         CHECK(nst_style_net_apply(sn, &photo, &res, &err) == NST_OK, "%s", err.msg);
-        jn_acts a;
-        johnson_net *net = fast_trainer_net(t);
-        johnson_acts_build(&a, net, 28, 40, 0, &err);
+        stylenet_acts a;
+        stylenet *net = stylenet_trainer_net(t);
+        stylenet_acts_build(&a, net, 28, 40, 0, &err);
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 28 * 40; i++) a.input[c * 28 * 40 + i] = photo.pixels[3 * i + c] * (1.0f / 255.0f);
-        johnson_forward(net, &a, 0, &err);
-        const float *y = johnson_output(net, &a);
+        stylenet_forward(net, &a, 0, &err);
+        const float *y = stylenet_output(net, &a);
         int same = res.width == 40 && res.height == 28;
         for (int c = 0; c < 3 && same; c++)
             for (int i = 0; i < 28 * 40; i++) same &= res.pixels[3 * i + c] == y[c * 28 * 40 + i];
         CHECK(same, "loaded model's output is bit-identical to the trained network's");
-        johnson_acts_free(&a);
+        stylenet_acts_free(&a);
         /* odd sizes, tiny images: same size out, no crop */
         int sizes[][2] = {{1, 1}, {7, 3}, {33, 17}, {5, 64}};
         for (int k = 0; k < 4; k++) {
@@ -288,7 +288,7 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
         nst_image_free(&res);
         nst_style_net_free(sn);
     }
-    fast_trainer_free(t);
+    stylenet_trainer_free(t);
 
     /* bad model files: a tensor missing, a wrong shape, another kind of file */
     nstm_model m = {0};

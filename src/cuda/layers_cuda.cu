@@ -769,7 +769,7 @@ static size_t workspace(const cu_conv *c, cudnnHandle_t h, int pass, int algo) {
 /* The first usable candidate of a pass: it ran (or is supported), is deterministic (if any
  * usable one is), fits the workspace limit and computes in the precision asked for (fp32:
  * FMA only, never tensor cores; tf32: no conversion to half precision). */
-static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int search, size_t ws_limit, int *algo,
+static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, nst_precision precision, int search, size_t ws_limit, int *algo,
                          size_t *ws, nst_error *err) {
     static const char *const names[] = {"forward", "backward-data", "backward-filter"};
     cand cs[MAXA];
@@ -784,7 +784,7 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
         for (int k = 1; k < n; k++)
             if (cs[k].algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 && cs[k].status == CUDNN_STATUS_SUCCESS &&
                 cs[k].determinism == CUDNN_DETERMINISTIC && cs[k].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
-                !(precision == CU_FP32 && cs[k].math == CUDNN_TENSOR_OP_MATH) &&
+                !(precision == NST_PRECISION_FP32 && cs[k].math == CUDNN_TENSOR_OP_MATH) &&
                 workspace(c, ctx->cudnn, pass, cs[k].algo) <= ws_limit) {
                 cand t = cs[k];
                 memmove(cs + 1, cs, k * sizeof *cs);
@@ -795,7 +795,7 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
     for (int k = 0; k < 2 * n; k++) {
         const cand *p = &cs[k % n];
         if (p->status != CUDNN_STATUS_SUCCESS || (k < n && p->determinism != CUDNN_DETERMINISTIC)) continue;
-        if (p->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (precision == CU_FP32 && p->math == CUDNN_TENSOR_OP_MATH)) continue;
+        if (p->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (precision == NST_PRECISION_FP32 && p->math == CUDNN_TENSOR_OP_MATH)) continue;
         size_t need = workspace(c, ctx->cudnn, pass, p->algo);
         if (need > ws_limit) continue;
         *algo = p->algo;
@@ -822,12 +822,12 @@ static nst_status choose(cu_conv *c, nst_cuda *ctx, int pass, int precision, int
         return NST_OK;
     }
     return nst_fail(err, NST_ERR_IO, "cuDNN: no usable %s algorithm for a %s convolution (%d candidates)",
-                    names[pass], precision == CU_FP32 ? "fp32" : precision == CU_TF32 ? "tf32" : "fp16", n);
+                    names[pass], precision == NST_PRECISION_FP32 ? "fp32" : precision == NST_PRECISION_TF32 ? "tf32" : "fp16", n);
 }
 
 nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K, int S,
-                          int precision, int train, int search, int own, size_t ws_limit, size_t *ws_bytes,
-                          nst_error *err) {
+                          nst_precision precision, int train, int search, int own, size_t ws_limit,
+                          size_t *ws_bytes, nst_error *err) {
     *out = NULL;
     *ws_bytes = 0;
     int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
@@ -836,14 +836,14 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     cu_conv *c = (cu_conv *)calloc(1, sizeof *c);
     if (!c) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     c->train = train;
-    if (precision == CU_FP16 && train) {
+    if (precision == NST_PRECISION_FP16 && train) {
         free(c);
         return nst_fail(err, NST_ERR_ARG, "fp16 convolutions are for inference only");
     }
-    cudnnMathType_t math = precision == CU_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+    cudnnMathType_t math = precision == NST_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
     /* fp16: NHWC half tensors (KRSC weights), accumulated in float */
-    cudnnDataType_t dt = precision == CU_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
-    cudnnTensorFormat_t fmt = precision == CU_FP16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    cudnnDataType_t dt = precision == NST_PRECISION_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    cudnnTensorFormat_t fmt = precision == NST_PRECISION_FP16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     nst_status s;
 #define TRY(call)                                                                  \
     if ((s = nst_cudnn_check((call), #call, err)) != NST_OK) {                     \
@@ -871,7 +871,7 @@ nst_status cu_conv_create(cu_conv **out, nst_cuda *ctx, int N, int C_in, int C_o
     {
         /* the output layer's geometry: own kernels (see above), unless the caller says not */
         size_t need = 0;
-        if (K == 9 && S == 1 && C_out <= 4 && precision != CU_FP16 && own) {
+        if (K == 9 && S == 1 && C_out <= 4 && precision != NST_PRECISION_FP16 && own) {
             conv9_bands(N, Ho, &c->bands, &c->rb);
             need = train ? (size_t)N * c->bands * C_in * 81 * sizeof(float4) : 0;
             c->own = need <= ws_limit;
@@ -957,7 +957,7 @@ nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *c, float *dweig
     return NST_OK;
 }
 
-/* ---- fp16 NHWC inference (CU_FP16) -------------------------------------------------------- */
+/* ---- fp16 NHWC inference (NST_PRECISION_FP16) -------------------------------------------------------- */
 
 __global__ static void h_weights_kernel(__half *wh, const float *w, int C_out, int C_in, int K, int Ci_e, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;

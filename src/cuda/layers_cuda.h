@@ -11,7 +11,7 @@
  *   - Deterministic: reductions run in a fixed order (per-thread double sums, fixed
  *     trees, no atomics), and the convolutions use deterministic cuDNN algorithms, so one
  *     input gives one output bit for bit, run after run.
- * Built only with CUDA (callers guard with #ifdef NST_HAVE_CUDA). */
+ * Built only with CUDA (called by the CUDA sources, and by tests built with CUDA). */
 #ifndef NST_LAYERS_CUDA_H
 #define NST_LAYERS_CUDA_H
 
@@ -89,7 +89,7 @@ nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const flo
 
 /* ---- images <-> planes ------------------------------------------------------------------------ */
 
-/* img (H,W,3) 0..255 -> x (3,Hp,Wp) 0..1, the border past W, H clamped to the edge (fast.c) */
+/* img (H,W,3) 0..255 -> x (3,Hp,Wp) 0..1, the border past W, H clamped to the edge (stylenet_train.c) */
 nst_status cu_image_to_planes(nst_cuda *ctx, float *x, const float *img, int H, int W, int Hp, int Wp,
                               nst_error *err);
 /* y (3,Hp,Wp) -> img (H,W,3), the top-left H x W */
@@ -107,15 +107,14 @@ nst_status cu_sync(nst_cuda *ctx, nst_error *err);
 
 /* ---- convolution (cuDNN) -------------------------------------------------------------------- */
 
-/* Precision of the convolutions: CU_FP32 (plain float FMA, the CPU's definition) or
- * CU_TF32 (tensor cores with TF32 inputs, float accumulation: faster, ~1e-3 relative), or
- * CU_FP16 (inference only: fp16 tensors in NHWC layout, tensor cores with float
- * accumulation; see the fp16 section below). */
-enum { CU_FP32 = 0, CU_TF32 = 1, CU_FP16 = 2 };
+/* Precision of the convolutions (nst_precision): NST_PRECISION_FP32 (plain float FMA, the
+ * CPU's definition) or NST_PRECISION_TF32 (tensor cores with TF32 inputs, float accumulation:
+ * faster, ~1e-3 relative), or NST_PRECISION_FP16 (inference only: fp16 tensors in NHWC
+ * layout, tensor cores with float accumulation; see the fp16 section below). */
 
 /* One convolution geometry (conv2d.h: valid, stride S, no bias inside; the caller pads):
  * inp (N,C_in,H,W), weight (C_out,C_in,K,K), out (N,C_out,Ho,Wo), Ho = (H-K)/S+1.
- * With CU_FP16 (train = 0 only) the tensors are fp16 NHWC, (N,H,W,C_in) -> (N,Ho,Wo,C_out),
+ * With NST_PRECISION_FP16 (train = 0 only) the tensors are fp16 NHWC, (N,H,W,C_in) -> (N,Ho,Wo,C_out),
  * the weights fp16 (C_out,K,K,C_in), and cu_conv_forward's float pointers are those
  * buffers, cast.
  * Algorithms are chosen once here, for each pass (train = 0: the forward pass only): the
@@ -133,8 +132,8 @@ enum { CU_FP32 = 0, CU_TF32 = 1, CU_FP16 = 2 };
  * often ranked first, is several times slower on Hopper). */
 typedef struct cu_conv cu_conv;
 nst_status cu_conv_create(cu_conv **conv, nst_cuda *ctx, int N, int C_in, int C_out, int H, int W, int K,
-                          int S, int precision, int train, int search, int own, size_t ws_limit, size_t *ws_bytes,
-                          nst_error *err);
+                          int S, nst_precision precision, int train, int search, int own, size_t ws_limit,
+                          size_t *ws_bytes, nst_error *err);
 void cu_conv_destroy(cu_conv *conv);
 /* The algorithms chosen, e.g. "fwd 1 / data 1 / filter 1" (for reports). */
 const char *cu_conv_describe(const cu_conv *conv);
@@ -148,7 +147,7 @@ nst_status cu_conv_backward_input(nst_cuda *ctx, const cu_conv *conv, float *din
 nst_status cu_conv_backward_weight(nst_cuda *ctx, const cu_conv *conv, float *dweight, const float *dout,
                                    const float *inp, void *ws, size_t ws_bytes, nst_error *err);
 
-/* ---- fp16 NHWC inference (CU_FP16) ---------------------------------------------------------
+/* ---- fp16 NHWC inference (NST_PRECISION_FP16) ---------------------------------------------------------
  * The style network's forward pass for apply in half precision: activations are fp16
  * (N,H,W,Ce) with the channels padded to Ce = a multiple of 8 (zeros; tensor cores want
  * channel counts in multiples of 8), the statistics and every norm, ReLU, skip sum and

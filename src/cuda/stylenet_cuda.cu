@@ -1,64 +1,66 @@
-/* johnson_cuda.cu - the fast-style network on the GPU: johnson_forward / johnson_backward
- * (net/johnson.c) layer for layer, on a batch, with the ops of layers_cuda.cu. */
+/* stylenet_cuda.cu - the fast-style network on the GPU: stylenet_forward / stylenet_backward
+ * (net/stylenet.c) layer for layer, on a batch, with the ops of layers_cuda.cu. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_internal.cuh"
-#include "cuda/johnson_cuda.h"
+#include "cuda/stylenet_cuda.h"
 #include "cuda/layers_cuda.h"
+#include "transfer/stylenet_backend.h"
 
 /* timing events per layer (profiling): forward start, after the conv; backward start,
  * after the norm (or sigmoid + bias), after the weight gradient, after the input gradient */
-enum { EV_F0, EV_F1, EV_B0, EV_B1, EV_B2, EV_B3, JN_EV };
+enum { EV_F0, EV_F1, EV_B0, EV_B1, EV_B2, EV_B3, N_EV };
 
 /* one layer's shape and its parameters' offsets in the parameter vector */
 typedef struct {
     int C_in, C_out, K, S, upsample, pad, norm, relu, residual;
     size_t w_off, b_off, g_off, be_off; /* weight; bias (no norm) or gamma, beta */
-} jc_layer;
+} dev_layer;
 
-struct jn_cuda {
+struct stylenet_cuda {
     nst_cuda *ctx;
-    int train, precision, n_layers;
+    int train, n_layers;
+    nst_precision precision;
     int search; /* cudnnFind instead of cuDNN's heuristics ($NST_CUDNN_SEARCH=1) */
     int own;    /* own kernels where they apply (not the tuning's cuda_no_own_conv) */
-    int own_out; /* CU_FP16: the last layer (9x9/1 -> 3) + sigmoid on cu_h_conv9_output, not cuDNN */
-    jc_layer L[JN_MAX_LAYERS];
+    int own_out; /* NST_PRECISION_FP16: the last layer (9x9/1 -> 3) + sigmoid on cu_h_conv9_output, not cuDNN */
+    dev_layer L[STYLENET_MAX_LAYERS];
     size_t n_params;
     float *params, *grads; /* device */
-    /* the size-dependent part (jn_cuda_resize) */
+    /* the size-dependent part (stylenet_cuda_resize) */
     int N, H, W;
-    int Hi[JN_MAX_LAYERS], Wi[JN_MAX_LAYERS], Hp[JN_MAX_LAYERS], Wp[JN_MAX_LAYERS];
-    int Ho[JN_MAX_LAYERS], Wo[JN_MAX_LAYERS];
-    float *input, *pad[JN_MAX_LAYERS], *z[JN_MAX_LAYERS], *y[JN_MAX_LAYERS];
-    float *mean[JN_MAX_LAYERS], *rstd[JN_MAX_LAYERS];
+    int Hi[STYLENET_MAX_LAYERS], Wi[STYLENET_MAX_LAYERS], Hp[STYLENET_MAX_LAYERS], Wp[STYLENET_MAX_LAYERS];
+    int Ho[STYLENET_MAX_LAYERS], Wo[STYLENET_MAX_LAYERS];
+    float *input, *pad[STYLENET_MAX_LAYERS], *z[STYLENET_MAX_LAYERS], *y[STYLENET_MAX_LAYERS];
+    float *mean[STYLENET_MAX_LAYERS], *rstd[STYLENET_MAX_LAYERS];
     float *g_a, *g_skip, *g_z, *g_pad;
-    cu_conv *conv[JN_MAX_LAYERS];
-    unsigned char conv_own[JN_MAX_LAYERS]; /* layers of the same geometry share one */
+    cu_conv *conv[STYLENET_MAX_LAYERS];
+    unsigned char conv_own[STYLENET_MAX_LAYERS]; /* layers of the same geometry share one */
     void *memory, *ws, *norm_scratch;
     size_t bytes, ws_bytes;
-    /* CU_FP16 (inference): channels padded to multiples of 8 (cu_h_channels) and the
+    /* NST_PRECISION_FP16 (inference): channels padded to multiples of 8 (cu_h_channels) and the
      * weights in fp16 (Co_e,K,K,Ci_e), layer l's at wh + wh_off[l] (2-byte units) */
-    int Ci_e[JN_MAX_LAYERS], Co_e[JN_MAX_LAYERS];
+    int Ci_e[STYLENET_MAX_LAYERS], Co_e[STYLENET_MAX_LAYERS];
     unsigned short *wh;
-    size_t wh_off[JN_MAX_LAYERS + 1];
+    size_t wh_off[STYLENET_MAX_LAYERS + 1];
     float *img;        /* apply's (H,W,3) staging buffer, device */
     size_t img_cap;    /* its floats */
     /* inference: the forward pass of this size captured as a CUDA graph on its second
      * run and replayed (not with $NST_CUDA_GRAPH=0 or profiling) */
     int use_graph, fwd_runs;
     cudaGraphExec_t fwd_exec;
-    /* $NST_CUDA_PROFILE=1: timing events around each layer's parts (jn_cuda_profile_print) */
+    /* $NST_CUDA_PROFILE=1: timing events around each layer's parts (stylenet_cuda_profile_print) */
     int prof, prof_fwd, prof_bwd; /* profiling on; a forward / backward pass recorded */
-    cudaEvent_t ev[JN_MAX_LAYERS + 1][JN_EV];
+    cudaEvent_t ev[STYLENET_MAX_LAYERS + 1][N_EV];
 };
 
-nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, int train, int precision,
+nst_status stylenet_cuda_create(stylenet_cuda **out, nst_cuda *ctx, const stylenet *net, int train, nst_precision precision,
                           nst_error *err) {
     *out = NULL;
-    jn_cuda *g = (jn_cuda *)calloc(1, sizeof *g);
+    stylenet_cuda *g = (stylenet_cuda *)calloc(1, sizeof *g);
     if (!g) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     g->ctx = ctx;
     g->train = train;
@@ -67,21 +69,21 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
     g->search = tu->cudnn_search == NST_CUDNN_SEARCH_MEASURE;
     g->own = !tu->cuda_no_own_conv;
     int n_l = net->n_layers;
-    g->own_out = precision == CU_FP16 && n_l > 0 && net->layer[n_l - 1].K == 9 && net->layer[n_l - 1].S == 1 &&
+    g->own_out = precision == NST_PRECISION_FP16 && n_l > 0 && net->layer[n_l - 1].K == 9 && net->layer[n_l - 1].S == 1 &&
                  !net->layer[n_l - 1].norm && net->layer[n_l - 1].C_out == 3 && g->own;
     g->n_layers = net->n_layers;
     g->n_params = net->n_params;
     g->prof = tu->cuda_profile;
     g->use_graph = !train && !g->prof && !tu->cuda_no_graph;
     for (int l = 0; g->prof && l <= net->n_layers; l++)
-        for (int k = 0; k < JN_EV; k++)
+        for (int k = 0; k < N_EV; k++)
             if (cudaEventCreate(&g->ev[l][k]) != cudaSuccess) {
-                jn_cuda_free(g);
+                stylenet_cuda_free(g);
                 return nst_fail(err, NST_ERR_IO, "cudaEventCreate failed (profiling)");
             }
     for (int l = 0; l < net->n_layers; l++) {
-        const jn_layer *s = &net->layer[l];
-        jc_layer *d = &g->L[l];
+        const stylenet_layer *s = &net->layer[l];
+        dev_layer *d = &g->L[l];
         d->C_in = s->C_in, d->C_out = s->C_out, d->K = s->K, d->S = s->S, d->upsample = s->upsample;
         d->pad = s->pad, d->norm = s->norm, d->relu = s->relu, d->residual = s->residual;
         d->w_off = (size_t)(s->weight - net->params);
@@ -92,14 +94,14 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
             d->b_off = (size_t)(s->bias - net->params);
         }
     }
-    if (precision == CU_FP16) {
+    if (precision == NST_PRECISION_FP16) {
         /* the fp16 path's assumptions: an RGB input without upsampling, and only the last
          * layer without a norm (3 channels out, then the sigmoid) */
         int n = net->n_layers;
         for (int l = 0; l < n; l++) {
-            const jc_layer *L = &g->L[l];
+            const dev_layer *L = &g->L[l];
             if (train || (l == 0 && (L->C_in != 3 || L->upsample)) || (!L->norm && (l != n - 1 || L->C_out != 3))) {
-                jn_cuda_free(g);
+                stylenet_cuda_free(g);
                 return nst_fail(err, NST_ERR_ARG, "fp16 runs the standard style network's inference only");
             }
             g->Ci_e[l] = cu_h_channels(L->C_in);
@@ -108,13 +110,13 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
         }
     }
     nst_status st = nst_cuda_alloc(ctx, (void **)&g->params, net->n_params, sizeof(float), "the style network's parameters", err);
-    if (!st && precision == CU_FP16)
+    if (!st && precision == NST_PRECISION_FP16)
         st = nst_cuda_alloc(ctx, (void **)&g->wh, g->wh_off[net->n_layers], 2, "the style network's fp16 weights", err);
     if (!st && train) st = nst_cuda_alloc(ctx, (void **)&g->grads, net->n_params, sizeof(float), "the style network's gradients", err);
-    if (!st) st = jn_cuda_upload_params(g, net->params, err);
-    if (!st && train) st = jn_cuda_zero_grads(g, err);
+    if (!st) st = stylenet_cuda_upload_params(g, net->params, err);
+    if (!st && train) st = stylenet_cuda_zero_grads(g, err);
     if (st) {
-        jn_cuda_free(g);
+        stylenet_cuda_free(g);
         return st;
     }
     *out = g;
@@ -122,7 +124,7 @@ nst_status jn_cuda_create(jn_cuda **out, nst_cuda *ctx, const johnson_net *net, 
 }
 
 /* frees the size-dependent part */
-static void release_size(jn_cuda *g) {
+static void release_size(stylenet_cuda *g) {
     if (g->fwd_exec) cudaGraphExecDestroy(g->fwd_exec);
     g->fwd_exec = NULL;
     g->fwd_runs = 0;
@@ -139,7 +141,7 @@ static void release_size(jn_cuda *g) {
     g->N = g->H = g->W = 0;
 }
 
-void jn_cuda_free(jn_cuda *g) {
+void stylenet_cuda_free(stylenet_cuda *g) {
     if (!g) return;
     if (g->ctx) cudaStreamSynchronize(g->ctx->stream);
     release_size(g);
@@ -147,16 +149,16 @@ void jn_cuda_free(jn_cuda *g) {
     cudaFree(g->grads);
     cudaFree(g->img);
     cudaFree(g->wh);
-    for (int l = 0; l <= JN_MAX_LAYERS; l++)
-        for (int k = 0; k < JN_EV; k++)
+    for (int l = 0; l <= STYLENET_MAX_LAYERS; l++)
+        for (int k = 0; k < N_EV; k++)
             if (g->ev[l][k]) cudaEventDestroy(g->ev[l][k]);
     free(g);
 }
 
-nst_status jn_cuda_upload_params(jn_cuda *g, const float *params, nst_error *err) {
+nst_status stylenet_cuda_upload_params(stylenet_cuda *g, const float *params, nst_error *err) {
     NST_CUDA_TRY(cudaMemcpyAsync(g->params, params, g->n_params * sizeof(float), cudaMemcpyHostToDevice, g->ctx->stream), err);
     for (int l = 0; g->wh && l < g->n_layers; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         nst_status s = cu_h_weights(g->ctx, g->wh + g->wh_off[l], g->params + L->w_off, L->C_out, L->C_in, L->K, err);
         if (s) return s;
     }
@@ -164,31 +166,31 @@ nst_status jn_cuda_upload_params(jn_cuda *g, const float *params, nst_error *err
     return NST_OK;
 }
 
-nst_status jn_cuda_download_params(jn_cuda *g, float *params, nst_error *err) {
+nst_status stylenet_cuda_download_params(stylenet_cuda *g, float *params, nst_error *err) {
     NST_CUDA_TRY(cudaMemcpyAsync(params, g->params, g->n_params * sizeof(float), cudaMemcpyDeviceToHost, g->ctx->stream), err);
     NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
     return NST_OK;
 }
 
-nst_status jn_cuda_download_grads(jn_cuda *g, float *grads, nst_error *err) {
+nst_status stylenet_cuda_download_grads(stylenet_cuda *g, float *grads, nst_error *err) {
     if (!g->grads) return nst_fail(err, NST_ERR_ARG, "the GPU style network was not built for training");
     NST_CUDA_TRY(cudaMemcpyAsync(grads, g->grads, g->n_params * sizeof(float), cudaMemcpyDeviceToHost, g->ctx->stream), err);
     NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
     return NST_OK;
 }
 
-float *jn_cuda_params(jn_cuda *g) { return g->params; }
-float *jn_cuda_grads(jn_cuda *g) { return g->grads; }
-size_t jn_cuda_n_params(const jn_cuda *g) { return g->n_params; }
-size_t jn_cuda_bytes(const jn_cuda *g) { return g->bytes + g->ws_bytes + (g->wh ? g->wh_off[g->n_layers] * 2 : 0); }
-float *jn_cuda_input(jn_cuda *g) { return g->input; }
-const float *jn_cuda_output(const jn_cuda *g) { return g->y[g->n_layers - 1]; }
-const char *jn_cuda_conv_about(const jn_cuda *g, int l) {
+float *stylenet_cuda_params(stylenet_cuda *g) { return g->params; }
+float *stylenet_cuda_grads(stylenet_cuda *g) { return g->grads; }
+size_t stylenet_cuda_n_params(const stylenet_cuda *g) { return g->n_params; }
+size_t stylenet_cuda_bytes(const stylenet_cuda *g) { return g->bytes + g->ws_bytes + (g->wh ? g->wh_off[g->n_layers] * 2 : 0); }
+float *stylenet_cuda_input(stylenet_cuda *g) { return g->input; }
+const float *stylenet_cuda_output(const stylenet_cuda *g) { return g->y[g->n_layers - 1]; }
+const char *stylenet_cuda_conv_about(const stylenet_cuda *g, int l) {
     if (g->own_out && l == g->n_layers - 1) return "own 9x9 + sigmoid (fp16)";
     return l >= 0 && l < g->n_layers && g->conv[l] ? cu_conv_describe(g->conv[l]) : "";
 }
 
-nst_status jn_cuda_zero_grads(jn_cuda *g, nst_error *err) {
+nst_status stylenet_cuda_zero_grads(stylenet_cuda *g, nst_error *err) {
     if (!g->grads) return nst_fail(err, NST_ERR_ARG, "the GPU style network was not built for training");
     NST_CUDA_TRY(cudaMemsetAsync(g->grads, 0, g->n_params * sizeof(float), g->ctx->stream), err);
     return NST_OK;
@@ -200,18 +202,18 @@ static size_t al(size_t n) { return (n + 63) / 64 * 64; }
 /* the floats that n fp16 values take */
 static size_t hf(size_t n) { return (n + 1) / 2; }
 
-nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
+nst_status stylenet_cuda_resize(stylenet_cuda *g, int N, int H, int W, nst_error *err) {
     if (g->memory && g->N == N && g->H == H && g->W == W) return NST_OK;
     release_size(g);
     if (N < 1 || H < 8 || W < 8 || H % 4 || W % 4)
         return nst_fail(err, NST_ERR_ARG, "style network input %dx%d (batch %d): sides must be multiples of 4, at least 8", W, H, N);
-    /* shapes and the largest buffer of each kind, as johnson_acts_build, times N */
+    /* shapes and the largest buffer of each kind, as stylenet_acts_build, times N */
     size_t n_in = (size_t)N * 3 * H * W, max_pad = 0, max_z = 0, max_g = n_in, total = al(n_in), scratch = 0;
-    int fp16 = g->precision == CU_FP16;
+    int fp16 = g->precision == NST_PRECISION_FP16;
     size_t max_pad_h = 0, max_z_h = 0; /* fp16: values, channels padded */
     int h = H, w = W;
     for (int l = 0; l < g->n_layers; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         g->Hi[l] = h;
         g->Wi[l] = w;
         if (L->upsample) h *= 2, w *= 2;
@@ -265,7 +267,7 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
     if (g->train) {
         /* (the CPU's g_b is not needed: upsampling and padding are one backward kernel) */
         for (int l = 0; l < g->n_layers; l++) {
-            const jc_layer *L = &g->L[l];
+            const dev_layer *L = &g->L[l];
             size_t nz = (size_t)N * L->C_out * g->Ho[l] * g->Wo[l];
             g->pad[l] = p, p += al((size_t)N * L->C_in * g->Hp[l] * g->Wp[l]);
             g->z[l] = p, p += al(nz);
@@ -314,7 +316,7 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
     cudaMemGetInfo(&free_b, &total_b);
     size_t limit = free_b / 4 < ((size_t)2 << 30) ? free_b / 4 : ((size_t)2 << 30), need = 0;
     for (int l = 0; l < g->n_layers && !st; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         for (int j = 0; j < l && !g->conv[l]; j++)
             if (g->L[j].C_in == L->C_in && g->L[j].C_out == L->C_out && g->L[j].K == L->K && g->L[j].S == L->S &&
                 g->Hp[j] == g->Hp[l] && g->Wp[j] == g->Wp[l])
@@ -352,17 +354,17 @@ nst_status jn_cuda_resize(jn_cuda *g, int N, int H, int W, nst_error *err) {
 
 /* a norm whose output only the next layer reads (no residual sum of its own, not a
  * block's input): in inference it writes the next layer's padded input directly */
-static int fuses_pad(const jn_cuda *g, int l) {
-    const jc_layer *L = &g->L[l];
+static int fuses_pad(const stylenet_cuda *g, int l) {
+    const dev_layer *L = &g->L[l];
     return L->norm && !g->train && !L->residual && l + 1 < g->n_layers && !(l + 2 < g->n_layers && g->L[l + 2].residual);
 }
 
-/* CU_FP16: the forward pass in fp16 NHWC (cu_h_* of layers_cuda.h) */
-static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
+/* NST_PRECISION_FP16: the forward pass in fp16 NHWC (cu_h_* of layers_cuda.h) */
+static nst_status forward_fp16(stylenet_cuda *g, nst_error *err) {
     nst_cuda *ctx = g->ctx;
     int N = g->N, padded = 0;
     for (int l = 0; l < g->n_layers; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         MARK(l, EV_F0);
         if (l == 0) TRY(cu_h_input_pad(ctx, g->pad[0], g->input, N, g->H, g->W, L->pad, g->Ci_e[0], err));
         else if (!padded) TRY(cu_h_pad(ctx, g->pad[l], g->y[l - 1], N, g->Hi[l], g->Wi[l], g->Ci_e[l], L->pad, L->upsample, err));
@@ -376,14 +378,14 @@ static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
         TRY(cu_conv_forward(ctx, g->conv[l], g->z[l], g->pad[l], (const float *)(g->wh + g->wh_off[l]), g->ws, g->ws_bytes, err));
         MARK(l, EV_F1);
         int HW = g->Ho[l] * g->Wo[l];
-        if (!L->norm) { /* the last layer (jn_cuda_create checked) */
+        if (!L->norm) { /* the last layer (stylenet_cuda_create checked) */
             TRY(cu_h_output(ctx, g->y[l], g->z[l], g->params + L->b_off, N, g->Ho[l], g->Wo[l], g->Co_e[l], err));
             continue;
         }
         TRY(cu_h_norm_stats(ctx, g->mean[l], g->rstd[l], g->z[l], N, L->C_out, g->Co_e[l], HW, g->norm_scratch, err));
         const float *gamma = g->params + L->g_off, *beta = g->params + L->be_off;
         if (fuses_pad(g, l)) {
-            const jc_layer *next = &g->L[l + 1];
+            const dev_layer *next = &g->L[l + 1];
             TRY(cu_h_norm_apply(ctx, g->pad[l + 1], g->z[l], g->mean[l], g->rstd[l], gamma, beta, NULL, N, L->C_out, g->Co_e[l],
                                 g->Ho[l], g->Wo[l], next->pad, next->upsample, L->relu, err));
             padded = 1;
@@ -397,14 +399,14 @@ static nst_status forward_fp16(jn_cuda *g, nst_error *err) {
     return NST_OK;
 }
 
-static nst_status forward_eager(jn_cuda *g, nst_error *err);
+static nst_status forward_eager(stylenet_cuda *g, nst_error *err);
 
 /* Inference replays the forward pass of a size as one CUDA graph from its second run on:
  * one launch instead of ~50 kernels and 16 cuDNN calls from the host, whose cost per
  * call is about that of a small layer's kernel. The same kernels: the same bits. A
  * capture that fails falls back to the eager pass (with a note). */
-nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
-    if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (jn_cuda_resize)");
+nst_status stylenet_cuda_forward(stylenet_cuda *g, nst_error *err) {
+    if (!g->memory) return nst_fail(err, NST_ERR_ARG, "the GPU style network has no buffers (stylenet_cuda_resize)");
     cudaStream_t st = g->ctx->stream;
     if (g->fwd_exec) return nst_cuda_check(cudaGraphLaunch(g->fwd_exec, st), "cudaGraphLaunch", err);
     if (!g->use_graph || g->fwd_runs++ < 1) return forward_eager(g, err);
@@ -425,12 +427,12 @@ nst_status jn_cuda_forward(jn_cuda *g, nst_error *err) {
     return forward_eager(g, err);
 }
 
-static nst_status forward_eager(jn_cuda *g, nst_error *err) {
-    if (g->precision == CU_FP16) return forward_fp16(g, err);
+static nst_status forward_eager(stylenet_cuda *g, nst_error *err) {
+    if (g->precision == NST_PRECISION_FP16) return forward_fp16(g, err);
     nst_cuda *ctx = g->ctx;
     int N = g->N, padded = 0; /* padded: this layer's input was padded by the layer before */
     for (int l = 0; l < g->n_layers; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         const float *src = l == 0 ? g->input : g->y[l - 1];
         MARK(l, EV_F0);
         if (padded) padded = 0;
@@ -440,7 +442,7 @@ static nst_status forward_eager(jn_cuda *g, nst_error *err) {
         MARK(l, EV_F1);
         int HW = g->Ho[l] * g->Wo[l];
         if (fuses_pad(g, l)) {
-            const jc_layer *next = &g->L[l + 1];
+            const dev_layer *next = &g->L[l + 1];
             TRY(cu_instance_norm_stats(ctx, g->mean[l], g->rstd[l], g->z[l], N * L->C_out, HW, g->norm_scratch, err));
             TRY(cu_instance_norm_pad(ctx, g->pad[l + 1], g->z[l], g->mean[l], g->rstd[l], g->params + L->g_off,
                                      g->params + L->be_off, N, L->C_out, g->Ho[l], g->Wo[l], next->pad, next->upsample,
@@ -462,7 +464,7 @@ static nst_status forward_eager(jn_cuda *g, nst_error *err) {
     return NST_OK;
 }
 
-nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_error *err) {
+nst_status stylenet_cuda_backward(stylenet_cuda *g, const float *dout, float *dinput, nst_error *err) {
     if (!g->train || !g->memory) return nst_fail(err, NST_ERR_ARG, "GPU style network backward needs training buffers");
     nst_cuda *ctx = g->ctx;
     int N = g->N;
@@ -470,7 +472,7 @@ nst_status jn_cuda_backward(jn_cuda *g, const float *dout, float *dinput, nst_er
     size_t n_out = (size_t)N * 3 * g->H * g->W;
     if (dout != gr) NST_CUDA_TRY(cudaMemcpyAsync(gr, dout, n_out * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream), err);
     for (int l = g->n_layers - 1; l >= 0; l--) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         int HW = g->Ho[l] * g->Wo[l];
         size_t nz = (size_t)N * L->C_out * HW;
         MARK(l, EV_B0);
@@ -512,7 +514,7 @@ static float ev_ms(cudaEvent_t a, cudaEvent_t b) {
     return ms;
 }
 
-nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_error *err) {
+nst_status stylenet_cuda_profile_print(stylenet_cuda *g, FILE *out, const char *title, nst_error *err) {
     if (!g->prof || !g->prof_fwd) {
         fprintf(out, "%s: no profile (set NST_CUDA_PROFILE=1 before building the network)\n", title);
         return NST_OK;
@@ -524,7 +526,7 @@ nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_e
             bwd ? " | bwd norm   wgrad   dgrad  rest" : "");
     double tf[2] = {0, 0}, tb[4] = {0, 0, 0, 0};
     for (int l = 0; l < n; l++) {
-        const jc_layer *L = &g->L[l];
+        const dev_layer *L = &g->L[l];
         char name[48], size[24];
         snprintf(name, sizeof name, "%s%dx%d/%d %d>%d%s", L->upsample ? "up+" : "", L->K, L->K, L->S, L->C_in, L->C_out,
                  L->norm ? (L->relu ? " IN+R" : " IN") : " sig");
@@ -541,7 +543,7 @@ nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_e
             tb[0] += b0, tb[1] += b1, tb[2] += b2, tb[3] += b3;
             fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", b0, b1, b2, b3);
         }
-        fprintf(out, "  %s\n", jn_cuda_conv_about(g, l));
+        fprintf(out, "  %s\n", stylenet_cuda_conv_about(g, l));
     }
     fprintf(out, "%3s %-20s %9s | %7.3f %7.3f", "", "total", "", tf[0], tf[1]);
     if (bwd) fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", tb[0], tb[1], tb[2], tb[3]);
@@ -550,10 +552,10 @@ nst_status jn_cuda_profile_print(jn_cuda *g, FILE *out, const char *title, nst_e
     return NST_OK;
 }
 
-nst_status jn_cuda_apply(jn_cuda *g, const nst_image *img, int Hp, int Wp, nst_image *out, nst_error *err) {
+nst_status stylenet_cuda_apply(stylenet_cuda *g, const nst_image *img, int Hp, int Wp, nst_image *out, nst_error *err) {
     memset(out, 0, sizeof *out);
     nst_cuda *ctx = g->ctx;
-    TRY(jn_cuda_resize(g, 1, Hp, Wp, err));
+    TRY(stylenet_cuda_resize(g, 1, Hp, Wp, err));
     size_t n = (size_t)img->width * img->height * 3;
     if (n > g->img_cap) {
         cudaFree(g->img);
@@ -564,8 +566,8 @@ nst_status jn_cuda_apply(jn_cuda *g, const nst_image *img, int Hp, int Wp, nst_i
     }
     NST_CUDA_TRY(cudaMemcpyAsync(g->img, img->pixels, n * sizeof(float), cudaMemcpyHostToDevice, ctx->stream), err);
     TRY(cu_image_to_planes(ctx, g->input, g->img, img->height, img->width, Hp, Wp, err));
-    TRY(jn_cuda_forward(g, err));
-    TRY(cu_planes_to_image(ctx, g->img, jn_cuda_output(g), img->height, img->width, Hp, Wp, err));
+    TRY(stylenet_cuda_forward(g, err));
+    TRY(cu_planes_to_image(ctx, g->img, stylenet_cuda_output(g), img->height, img->width, Hp, Wp, err));
     TRY(nst_image_alloc(out, img->width, img->height, err));
     nst_status st = nst_cuda_check(cudaMemcpyAsync(out->pixels, g->img, n * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream),
                                    "cudaMemcpyAsync", err);
@@ -573,3 +575,48 @@ nst_status jn_cuda_apply(jn_cuda *g, const nst_image *img, int Hp, int Wp, nst_i
     if (st) nst_image_free(out);
     return st;
 }
+
+/* ---- the CUDA table for applying (transfer/stylenet_backend.h) --------------------------- */
+
+/* the GPU context and the network on it */
+typedef struct {
+    stylenet_runner base;
+    nst_cuda *ctx;
+    stylenet_cuda *g;
+} cuda_runner;
+
+static void cuda_runner_free(stylenet_runner *base) {
+    cuda_runner *r = (cuda_runner *)base;
+    if (!r) return;
+    stylenet_cuda_free(r->g);
+    nst_cuda_destroy(r->ctx);
+    free(r);
+}
+
+static nst_status cuda_runner_create(stylenet_runner **out, const stylenet *net, nst_precision precision,
+                                     nst_error *err) {
+    *out = NULL;
+    cuda_runner *r = (cuda_runner *)calloc(1, sizeof *r);
+    if (!r) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    r->base.ops = &stylenet_cuda_backend;
+    /* (a value that is not a precision computes in fp32) */
+    if (precision != NST_PRECISION_TF32 && precision != NST_PRECISION_FP16) precision = NST_PRECISION_FP32;
+    nst_status s = nst_cuda_create(&r->ctx, err);
+    if (!s) s = stylenet_cuda_create(&r->g, r->ctx, net, 0, precision, err);
+    if (s) {
+        cuda_runner_free(&r->base);
+        return s;
+    }
+    *out = &r->base;
+    return NST_OK;
+}
+
+static nst_status cuda_runner_apply(stylenet_runner *base, const nst_image *img, int Hp, int Wp, nst_image *out,
+                                    nst_error *err) {
+    return stylenet_cuda_apply(((cuda_runner *)base)->g, img, Hp, Wp, out, err);
+}
+
+/* (C++: no designated initialisers) name, device, create, apply, free */
+extern "C" const stylenet_backend stylenet_cuda_backend = {
+    "cuda", NST_DEVICE_CUDA, cuda_runner_create, cuda_runner_apply, cuda_runner_free,
+};

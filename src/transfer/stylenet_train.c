@@ -1,15 +1,17 @@
-/* fast.c - fast (feed-forward) style transfer: training a style network with the
- * perceptual loss of the VGG19 (Johnson et al. 2016), saving and loading it as a model
- * file, and applying it to photos of any size.
+/* stylenet_train.c - training a style network (feed-forward style transfer) with the
+ * perceptual loss of the VGG19 (Johnson et al. 2016): the host trainer (style targets,
+ * data, checkpoints, previews, nst_train_run) and the CPU's trainer table
+ * (stylenet_backend.h); a device's table runs the steps.
  *
- * One training step, for each photo x of the mini-batch, one at a time (instance norm
- * makes every image independent, so a batch is just gradient accumulation and needs
+ * The CPU's training step, for each photo x of the mini-batch, one at a time (instance
+ * norm makes every image independent, so a batch is just gradient accumulation and needs
  * the memory of one image):
  *   P = VGG(x) at the content layers                      (content target)
  *   y = net(x)                                            (the stylised photo, 0..255)
  *   loss = content(VGG(y), P) + style(Gram(VGG(y)), A) + TV(y), A the painting's Grams
  *   backward through the VGG to y, then through net to its parameters
- * then one Adam update of the parameters over the batch's mean gradient. */
+ * then one Adam update of the parameters over the batch's mean gradient. (CUDA's step,
+ * cuda/stylenet_train_cuda.h, computes the same on the whole batch at once.) */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -19,254 +21,17 @@
 #include <unistd.h>
 
 #include "loss/losses.h"
-#include "net/johnson.h"
 #include "net/model_file.h"
+#include "net/stylenet.h"
 #include "net/vgg19.h"
 #include "optim/optim.h"
 #include "tensor/ops.h"
 #include "transfer/dataset.h"
-#include "transfer/fast.h"
+#include "transfer/stylenet_train.h"
 #include "util/util.h"
-#include "cuda/cuda_common.h"
-#ifdef NST_HAVE_CUDA
-#include "cuda/johnson_cuda.h"
-#include "cuda/layers_cuda.h"
-#include "cuda/train_cuda.h"
-#endif
+#include "transfer/stylenet_backend.h"
 
-#define ARCH_NAME "johnson-in" /* the "arch" string of the model files this code writes */
-
-/* ---- model files ------------------------------------------------------------------ */
-
-/* Adds the network's architecture and parameters to m. */
-static nst_status model_add_net(nstm_model *m, const johnson_net *net, nst_error *err) {
-    nst_status s;
-    if ((s = nstm_add_string(m, "arch", ARCH_NAME, err))) return s;
-    if ((s = nstm_add_int(m, "width", net->width, err))) return s;
-    if ((s = nstm_add_int(m, "res_blocks", net->n_res, err))) return s;
-    for (int i = 0; i < johnson_n_tensors(net); i++) {
-        char name[64];
-        int ndim, dims[4];
-        const float *data = johnson_tensor(net, i, name, &ndim, dims);
-        if ((s = nstm_add_tensor(m, name, ndim, dims, data, err))) return s;
-    }
-    return NST_OK;
-}
-
-/* Builds a network from a loaded model file (path for messages). */
-static nst_status model_read_net(johnson_net *net, const nstm_model *m, const char *path, int train,
-                                 nst_error *err) {
-    const char *arch = nstm_get_string(m, "arch");
-    if (!arch || strcmp(arch, ARCH_NAME) != 0)
-        return nst_fail(err, NST_ERR_FORMAT, "%s: not a style network of a kind this nst knows (arch '%s')", path,
-                        arch ? arch : "missing");
-    int32_t width, n_res;
-    nst_status s;
-    if ((s = nstm_expect_int(m, path, "width", 1, 256, &width, err))) return s;
-    if ((s = nstm_expect_int(m, path, "res_blocks", 0, JN_MAX_RES, &n_res, err))) return s;
-    if ((s = johnson_build(net, width, n_res, train, err))) return s;
-    for (int i = 0; i < johnson_n_tensors(net); i++) {
-        char name[64];
-        int ndim, dims[4];
-        float *dst = johnson_tensor(net, i, name, &ndim, dims);
-        const float *src;
-        if ((s = nstm_expect_tensor(m, path, name, ndim, dims, &src, err))) {
-            johnson_free(net);
-            return s;
-        }
-        const nstm_tensor *t = nstm_find_tensor(m, name);
-        memcpy(dst, src, t->count * sizeof(float));
-    }
-    if ((s = johnson_pack(net, err))) johnson_free(net);
-    return s;
-}
-
-/* ---- applying --------------------------------------------------------------------- */
-
-struct nst_style_net {
-    johnson_net net;
-    nstm_model meta;  /* the file's strings (tensors dropped after loading) */
-    char path[4096];
-    jn_acts acts;     /* sized for the last image */
-    nst_cuda *cuda;   /* with nst_style_net_set_device(CUDA): the GPU context and the */
-    void *gpu;        /* network on it (a jn_cuda); NULL: the CPU */
-};
-
-/* Is s a bare style name (no folder, no extension)? */
-static int is_style_name(const char *s) {
-    return *s && !strchr(s, '/') && !strchr(s, '.');
-}
-
-static int file_exists(const char *path) { return access(path, R_OK) == 0; }
-
-int nst_style_dirs(char dirs[][NST_PATH_MAX], int max) {
-    int n = 0;
-    const char *env = getenv(NST_MODELS_ENV);
-    if (n < max && env && *env && strlen(env) < NST_PATH_MAX) snprintf(dirs[n++], NST_PATH_MAX, "%s", env);
-#ifdef NST_SOURCE_DIR
-    if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%.4000s/models", NST_SOURCE_DIR);
-#endif
-    char exe[NST_PATH_MAX - 16];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/models", exe);
-        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/../models", exe);
-    }
-    return n;
-}
-
-/* Finds NAME.nstm in the places nst_style_net_load documents; 0 if nowhere. */
-static int find_named_model(char *out, size_t len, const char *name) {
-    char dirs[4][NST_PATH_MAX];
-    int n = nst_style_dirs(dirs, 4);
-    for (int i = 0; i < n; i++)
-        if (snprintf(out, len, "%s/%.64s.nstm", dirs[i], name) < (int)len && file_exists(out)) return 1;
-    return 0;
-}
-
-nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, const nst_limits *limits,
-                              nst_error *err) {
-    *out = NULL;
-    nst_style_net *sn = calloc(1, sizeof *sn);
-    if (!sn) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
-    const char *path = path_or_name;
-    if (is_style_name(path_or_name) && !file_exists(path_or_name)) {
-        if (!find_named_model(sn->path, sizeof sn->path, path_or_name)) {
-            free(sn);
-            return nst_fail(err, NST_ERR_IO,
-                            "%s: no such model file, and no style of that name in $" NST_MODELS_ENV
-                            " or the models/ folder",
-                            path_or_name);
-        }
-        path = sn->path;
-    } else {
-        snprintf(sn->path, sizeof sn->path, "%s", path_or_name);
-    }
-    nstm_model m = {0};
-    nst_status s = nstm_load(&m, path, limits, err);
-    if (!s) s = model_read_net(&sn->net, &m, path, 0, err);
-    if (s) {
-        nstm_free(&m);
-        free(sn);
-        return s;
-    }
-    /* keep the metadata only */
-    for (int i = 0; i < m.n_strings && !s; i++) s = nstm_add_string(&sn->meta, m.strings[i].name, m.strings[i].value, err);
-    nstm_free(&m);
-    if (s) {
-        nst_style_net_free(sn);
-        return s;
-    }
-    *out = sn;
-    return NST_OK;
-}
-
-void nst_style_net_free(nst_style_net *sn) {
-    if (!sn) return;
-    johnson_free(&sn->net);
-    johnson_acts_free(&sn->acts);
-#ifdef NST_HAVE_CUDA
-    jn_cuda_free((jn_cuda *)sn->gpu);
-#endif
-    nst_cuda_destroy(sn->cuda);
-    nstm_free(&sn->meta);
-    free(sn);
-}
-
-nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_precision precision, nst_error *err) {
-    nst_device dev;
-    nst_status s = nst_device_resolve(device, &dev, err);
-    if (s) return s;
-#ifdef NST_HAVE_CUDA
-    jn_cuda_free((jn_cuda *)sn->gpu);
-    nst_cuda_destroy(sn->cuda);
-    sn->gpu = NULL;
-    sn->cuda = NULL;
-    if (dev != NST_DEVICE_CUDA) return NST_OK;
-    johnson_acts_free(&sn->acts); /* the CPU's buffers are not needed any more */
-    jn_cuda *g = NULL;
-    if ((s = nst_cuda_create(&sn->cuda, err)) ||
-        (s = jn_cuda_create(&g, sn->cuda, &sn->net, 0,
-                            precision == NST_PRECISION_TF32 ? CU_TF32 : precision == NST_PRECISION_FP16 ? CU_FP16 : CU_FP32,
-                            err))) {
-        nst_cuda_destroy(sn->cuda);
-        sn->cuda = NULL;
-        return s;
-    }
-    sn->gpu = g;
-#else
-    (void)precision;
-#endif
-    return NST_OK;
-}
-
-nst_status nst_style_net_set_tuning(nst_style_net *sn, const nst_tuning *tuning, nst_error *err) {
-    nst_tuning zero = {0};
-    sn->net.tuning = tuning ? *tuning : zero; /* kept for set_device's CUDA settings too */
-    return johnson_pack(&sn->net, err);
-}
-
-nst_device nst_style_net_device(const nst_style_net *sn) { return sn->gpu ? NST_DEVICE_CUDA : NST_DEVICE_CPU; }
-
-const char *nst_style_net_path(const nst_style_net *sn) { return sn->path; }
-const char *nst_style_net_meta(const nst_style_net *sn, const char *key) { return nstm_get_string(&sn->meta, key); }
-int nst_style_net_width(const nst_style_net *sn) { return sn->net.width; }
-int nst_style_net_res_blocks(const nst_style_net *sn) { return sn->net.n_res; }
-int nst_style_net_meta_count(const nst_style_net *sn) { return sn->meta.n_strings; }
-const char *nst_style_net_meta_key(const nst_style_net *sn, int i) {
-    return i >= 0 && i < sn->meta.n_strings ? sn->meta.strings[i].name : NULL;
-}
-
-/* The padded size the network runs at: a multiple of 4, at least 8. */
-static int padded_side(int n) {
-    int p = (n + 3) / 4 * 4;
-    return p < 8 ? 8 : p;
-}
-
-/* img (H,W,3) 0..255 -> x (3,Hp,Wp) 0..1, the border past W, H filled by clamping
- * to the edge (at most 3 pixels, or up to 8 for tiny images; cropped off afterwards). */
-static void image_to_planes(float *x, const nst_image *img, int Hp, int Wp) {
-    for (int c = 0; c < 3; c++)
-        for (int i = 0; i < Hp; i++) {
-            int si = i < img->height ? i : img->height - 1;
-            const float *row = img->pixels + (size_t)si * img->width * 3;
-            float *dst = x + ((size_t)c * Hp + i) * Wp;
-            for (int j = 0; j < Wp; j++) {
-                int sj = j < img->width ? j : img->width - 1;
-                dst[j] = row[3 * sj + c] * (1.0f / 255.0f);
-            }
-        }
-}
-
-/* y (3,Hp,Wp) 0..255 -> img (H,W,3), the top-left H x W. */
-static void planes_to_image(nst_image *img, const float *y, int Hp, int Wp) {
-    for (int i = 0; i < img->height; i++)
-        for (int j = 0; j < img->width; j++)
-            for (int c = 0; c < 3; c++) img->pixels[((size_t)i * img->width + j) * 3 + c] = y[((size_t)c * Hp + i) * Wp + j];
-}
-
-nst_status nst_style_net_apply(nst_style_net *sn, const nst_image *img, nst_image *out, nst_error *err) {
-    memset(out, 0, sizeof *out);
-    int Hp = padded_side(img->height), Wp = padded_side(img->width);
-    nst_status s;
-#ifdef NST_HAVE_CUDA
-    if (sn->gpu) return jn_cuda_apply((jn_cuda *)sn->gpu, img, Hp, Wp, out, err);
-#endif
-    if (sn->acts.H != Hp || sn->acts.W != Wp) {
-        johnson_acts_free(&sn->acts);
-        if ((s = johnson_acts_build(&sn->acts, &sn->net, Hp, Wp, 0, err))) return s;
-    }
-    image_to_planes(sn->acts.input, img, Hp, Wp);
-    if ((s = johnson_forward(&sn->net, &sn->acts, 0, err))) return s;
-    if ((s = nst_image_alloc(out, img->width, img->height, err))) return s;
-    planes_to_image(out, johnson_output(&sn->net, &sn->acts), Hp, Wp);
-    return NST_OK;
-}
-
-/* ---- training --------------------------------------------------------------------- */
+/* ---- the trainer ---------------------------------------------------------------------- */
 
 void nst_train_defaults(nst_train_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -308,11 +73,11 @@ typedef struct {
     float *A, *G, *dG;        /* (C,C) the painting's Gram, the image's, its gradient */
 } train_tap;
 
-struct fast_trainer {
+struct stylenet_trainer {
     const nst_train_config *cfg;
     const nst_vgg19 *vgg;
-    johnson_net net;
-    jn_acts acts;
+    stylenet net;
+    stylenet_acts acts;
     vgg19_acts vacts;
     int depth, content_depth;
     train_tap tap[NST_NUM_LAYERS];
@@ -325,9 +90,9 @@ struct fast_trainer {
     int step;          /* steps completed */
     double elapsed_s;  /* training time of all runs up to the last step (seconds) */
     double content_loss, style_loss, tv_loss; /* weighted, mean over the last batch */
-    nst_cuda *cuda;    /* on CUDA: the context and the GPU trainer (a fast_cuda), which */
-    void *gpu;         /* holds the current parameters and Adam state; NULL: the CPU */
-    int host_stale;    /* the GPU has stepped since net.params and adam were refreshed */
+    stylenet_train_runner *dev; /* the device's trainer, which runs the steps */
+    int host_stale;             /* the device has stepped since net.params and adam were
+                                 * refreshed (a table with own_state only) */
 };
 
 static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
@@ -340,7 +105,7 @@ static void output_to_vgg(float *v, const float *y, size_t hw) {
 }
 
 /* Style targets: the painting's normalised Grams at the style layers. */
-static nst_status style_targets(fast_trainer *t, nst_error *err) {
+static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
     nst_image style = {0}, resized = {0};
     nst_status s = nst_image_load(&style, cfg->style_path, &cfg->limits, err);
@@ -372,14 +137,11 @@ static nst_status style_targets(fast_trainer *t, nst_error *err) {
     return s;
 }
 
-void fast_trainer_free(fast_trainer *t) {
+void stylenet_trainer_free(stylenet_trainer *t) {
     if (!t) return;
-#ifdef NST_HAVE_CUDA
-    fast_cuda_free((fast_cuda *)t->gpu);
-#endif
-    nst_cuda_destroy(t->cuda);
-    johnson_free(&t->net);
-    johnson_acts_free(&t->acts);
+    if (t->dev) t->dev->ops->free(t->dev);
+    stylenet_free(&t->net);
+    stylenet_acts_free(&t->acts);
     vgg19_acts_free(&t->vacts);
     for (int l = 0; l < NST_NUM_LAYERS; l++) {
         free(t->tap[l].P);
@@ -416,13 +178,12 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     return NST_OK;
 }
 
-/* On a CUDA device the GPU trainer (cuda/train_cuda.h) takes over the steps; the host
- * keeps the style targets, the data and a copy of the state for checkpoints. */
-static nst_status trainer_use_device(fast_trainer *t, nst_error *err) {
+/* The device's trainer takes over the steps (on CUDA: cuda/stylenet_train_cuda.h); the
+ * host keeps the style targets, the data and a copy of the state for checkpoints. */
+static nst_status trainer_use_device(stylenet_trainer *t, nst_error *err) {
     nst_device dev;
     nst_status s = nst_device_resolve(t->cfg->device, &dev, err);
-    if (s || dev != NST_DEVICE_CUDA) return s;
-#ifdef NST_HAVE_CUDA
+    if (s) return s;
     float cw[NST_NUM_LAYERS], sw[NST_NUM_LAYERS];
     const float *A[NST_NUM_LAYERS];
     for (int l = 0; l < NST_NUM_LAYERS; l++) {
@@ -430,35 +191,32 @@ static nst_status trainer_use_device(fast_trainer *t, nst_error *err) {
         sw[l] = t->tap[l].style_w;
         A[l] = t->tap[l].A;
     }
-    fast_cuda *f = NULL;
-    if ((s = nst_cuda_create(&t->cuda, err))) return s;
-    if ((s = fast_cuda_build(&f, t->cuda, t->cfg, t->vgg, &t->net, cw, sw, A, t->batch, err))) return s;
-    t->gpu = f;
-#endif
-    return NST_OK;
+    stylenet_train_setup setup = {.cfg = t->cfg,
+                                  .vgg = t->vgg,
+                                  .net = &t->net,
+                                  .content_w = cw,
+                                  .style_w = sw,
+                                  .style_A = A,
+                                  .batch = t->batch,
+                                  .host = t};
+    return stylenet_trainer_backend_get(dev)->build(&t->dev, &setup, err);
 }
 
-/* Refreshes the host's parameters (packed) and Adam state from the GPU, if it stepped. */
-static nst_status trainer_sync(fast_trainer *t, nst_error *err) {
-#ifdef NST_HAVE_CUDA
-    if (t->gpu && t->host_stale) {
-        nst_status s = fast_cuda_get_state((fast_cuda *)t->gpu, t->net.params, t->adam.m, t->adam.v, err);
-        if (s) return s;
-        t->host_stale = 0;
-        return johnson_pack(&t->net, err);
-    }
-#endif
-    (void)t;
-    (void)err;
-    return NST_OK;
+/* Refreshes the host's parameters (packed) and Adam state from the device, if it stepped. */
+static nst_status trainer_sync(stylenet_trainer *t, nst_error *err) {
+    if (!t->host_stale) return NST_OK;
+    nst_status s = t->dev->ops->get_state(t->dev, t->net.params, t->adam.m, t->adam.v, err);
+    if (s) return s;
+    t->host_stale = 0;
+    return stylenet_pack(&t->net, err);
 }
 
-nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, const nst_vgg19 *vgg,
+nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config *cfg, const nst_vgg19 *vgg,
                               nst_error *err) {
     *out = NULL;
     nst_status s = check_train_config(cfg, vgg, err);
     if (s) return s;
-    fast_trainer *t = calloc(1, sizeof *t);
+    stylenet_trainer *t = calloc(1, sizeof *t);
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     t->cfg = cfg;
     t->vgg = vgg;
@@ -486,12 +244,12 @@ nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, c
         t->tap[l].P = nst_alloc_array(vgg19_layer_size(&t->vacts, l), sizeof(float));
         if (!t->tap[l].P) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
     }
-    if ((s = johnson_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
+    if ((s = stylenet_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
     t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
     nst_rng rng;
     nst_rng_seed(&rng, cfg->seed);
-    if ((s = johnson_init_params(&t->net, &rng, err))) goto fail;
-    if ((s = johnson_acts_build(&t->acts, &t->net, S, S, 1, err))) goto fail;
+    if ((s = stylenet_init_params(&t->net, &rng, err))) goto fail;
+    if ((s = stylenet_acts_build(&t->acts, &t->net, S, S, 1, err))) goto fail;
     if ((s = adam_build(&t->adam, t->net.n_params, cfg->lr, err))) goto fail;
     t->batch = nst_alloc_array((size_t)cfg->batch * n, sizeof(float));
     t->dy = nst_alloc_array(n, sizeof(float));
@@ -501,28 +259,23 @@ nst_status fast_trainer_build(fast_trainer **out, const nst_train_config *cfg, c
     *out = t;
     return NST_OK;
 fail:
-    fast_trainer_free(t);
+    stylenet_trainer_free(t);
     return s;
 }
 
-johnson_net *fast_trainer_net(fast_trainer *t) {
+stylenet *stylenet_trainer_net(stylenet_trainer *t) {
     nst_error ignored; /* a failed download leaves the last copy */
     trainer_sync(t, &ignored);
     return &t->net;
 }
 
-nst_status fast_trainer_gradients(fast_trainer *t, float *grads, nst_error *err) {
-#ifdef NST_HAVE_CUDA
-    if (t->gpu) return fast_cuda_get_grads((fast_cuda *)t->gpu, grads, err);
-#endif
-    (void)err;
-    memcpy(grads, t->net.grads, t->net.n_params * sizeof(float));
-    return NST_OK;
+nst_status stylenet_trainer_gradients(stylenet_trainer *t, float *grads, nst_error *err) {
+    return t->dev->ops->get_grads(t->dev, grads, err);
 }
 
 /* The losses' gradient at VGG layer l, added into g during the backward pass. */
 static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
-    fast_trainer *t = ctx;
+    stylenet_trainer *t = ctx;
     train_tap *T = &t->tap[l];
     float inv_b = 1.0f / (float)t->cfg->batch; /* the loss is the batch's mean */
     if (T->content_w != 0.0f) content_loss_backward(g, a->out[l], T->P, vgg19_layer_size(a, l), T->content_w * inv_b);
@@ -532,7 +285,7 @@ static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
     }
 }
 
-nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int backward, nst_error *err) {
+nst_status stylenet_trainer_image_loss(stylenet_trainer *t, const float *photo, int backward, nst_error *err) {
     nst_status s0 = trainer_sync(t, err); /* (evaluation after GPU steps runs on the CPU) */
     if (s0) return s0;
     const nst_train_config *cfg = t->cfg;
@@ -549,9 +302,9 @@ nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int back
     }
     /* the stylised photo and its losses */
     memcpy(t->acts.input, photo, n * sizeof(float));
-    nst_status s = johnson_forward(&t->net, &t->acts, 0, err);
+    nst_status s = stylenet_forward(&t->net, &t->acts, 0, err);
     if (s) return s;
-    const float *y = johnson_output(&t->net, &t->acts);
+    const float *y = stylenet_output(&t->net, &t->acts);
     output_to_vgg(va->input, y, hw);
     double content = 0.0, style = 0.0;
     for (int l = 0; l < t->depth; l++) {
@@ -572,44 +325,115 @@ nst_status fast_trainer_image_loss(fast_trainer *t, const float *photo, int back
     /* VGG input (BGR) -> network output (RGB): the channel order reversed */
     for (int c = 0; c < 3; c++) memcpy(t->dy + (2 - c) * hw, t->vgrad + c * hw, hw * sizeof(float));
     if (cfg->tv_weight > 0.0f) tv_loss_backward(t->dy, y, 3, S, S, cfg->tv_weight / cfg->batch);
-    return johnson_backward(&t->net, &t->acts, t->dy, NULL, 0, err);
+    return stylenet_backward(&t->net, &t->acts, t->dy, NULL, 0, err);
 }
 
-/* One optimizer step over the mini-batch in t->batch. */
-nst_status fast_trainer_step(fast_trainer *t, nst_error *err) {
+/* ---- the CPU's trainer table: the steps run on the host trainer's own state ------------ */
+
+typedef struct {
+    stylenet_train_runner base;
+    stylenet_trainer *t;
+} cpu_train_runner;
+
+static stylenet_trainer *host_of(stylenet_train_runner *r) { return ((cpu_train_runner *)r)->t; }
+
+static nst_status cpu_build(stylenet_train_runner **out, const stylenet_train_setup *setup, nst_error *err) {
+    *out = NULL;
+    cpu_train_runner *r = calloc(1, sizeof *r);
+    if (!r) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    r->base.ops = &stylenet_trainer_cpu_backend;
+    r->t = setup->host;
+    *out = &r->base;
+    return NST_OK;
+}
+
+/* Each photo's loss and gradient in turn (accumulated), then Adam (which counts adam_t). */
+static nst_status cpu_step(stylenet_train_runner *r, const float *batch, int adam_t, double losses[3],
+                           nst_error *err) {
+    (void)adam_t;
+    stylenet_trainer *t = host_of(r);
     const nst_train_config *cfg = t->cfg;
-#ifdef NST_HAVE_CUDA
-    if (t->gpu) {
-        double l[3];
-        nst_status s = fast_cuda_step((fast_cuda *)t->gpu, t->batch, t->adam.t + 1, l, err);
-        if (s) return s;
-        t->adam.t++;
-        t->content_loss = l[0], t->style_loss = l[1], t->tv_loss = l[2];
-        t->step++;
-        t->host_stale = 1;
-        return NST_OK;
-    }
-#endif
     size_t n = (size_t)3 * cfg->size * cfg->size;
     memset(t->net.grads, 0, t->net.n_params * sizeof(float));
     t->content_loss = t->style_loss = t->tv_loss = 0.0;
     for (int b = 0; b < cfg->batch; b++) {
-        nst_status s = fast_trainer_image_loss(t, t->batch + b * n, 1, err);
+        nst_status s = stylenet_trainer_image_loss(t, batch + b * n, 1, err);
         if (s) return s;
     }
     adam_update(&t->adam, t->net.params, t->net.grads);
-    t->step++;
-    return johnson_pack(&t->net, err);
+    losses[0] = t->content_loss, losses[1] = t->style_loss, losses[2] = t->tv_loss;
+    return stylenet_pack(&t->net, err);
 }
 
-double fast_trainer_losses(const fast_trainer *t, double *content, double *style, double *tv) {
+/* The state is the host's: copies only where the caller's buffers are others. */
+static void copy_floats(float *dst, const float *src, size_t n) {
+    if (dst && src && dst != src) memcpy(dst, src, n * sizeof(float));
+}
+
+static nst_status cpu_get_state(stylenet_train_runner *r, float *params, float *m, float *v, nst_error *err) {
+    (void)err;
+    stylenet_trainer *t = host_of(r);
+    size_t n = t->net.n_params;
+    copy_floats(params, t->net.params, n);
+    copy_floats(m, t->adam.m, n);
+    copy_floats(v, t->adam.v, n);
+    return NST_OK;
+}
+
+static nst_status cpu_set_state(stylenet_train_runner *r, const float *params, const float *m, const float *v,
+                                nst_error *err) {
+    stylenet_trainer *t = host_of(r);
+    size_t n = t->net.n_params;
+    int moved = params && params != t->net.params;
+    copy_floats(t->net.params, params, n);
+    copy_floats(t->adam.m, m, n);
+    copy_floats(t->adam.v, v, n);
+    return moved ? stylenet_pack(&t->net, err) : NST_OK;
+}
+
+static nst_status cpu_get_grads(stylenet_train_runner *r, float *grads, nst_error *err) {
+    (void)err;
+    stylenet_trainer *t = host_of(r);
+    memcpy(grads, t->net.grads, t->net.n_params * sizeof(float));
+    return NST_OK;
+}
+
+static void cpu_free(stylenet_train_runner *r) { free(r); }
+
+const stylenet_trainer_backend stylenet_trainer_cpu_backend = {
+    .name = "cpu",
+    .own_state = 0,
+    .build = cpu_build,
+    .step = cpu_step,
+    .get_state = cpu_get_state,
+    .set_state = cpu_set_state,
+    .get_grads = cpu_get_grads,
+    .free = cpu_free,
+};
+
+/* ---- steps and losses -------------------------------------------------------------------- */
+
+/* One optimizer step over the mini-batch in t->batch, on the trainer's device. */
+nst_status stylenet_trainer_step(stylenet_trainer *t, nst_error *err) {
+    double l[3];
+    int adam_t = t->adam.t + 1;
+    nst_status s = t->dev->ops->step(t->dev, t->batch, adam_t, l, err);
+    if (s) return s;
+    t->adam.t = adam_t;
+    t->content_loss = l[0], t->style_loss = l[1], t->tv_loss = l[2];
+    t->step++;
+    if (t->dev->ops->own_state) t->host_stale = 1;
+    return NST_OK;
+}
+
+double stylenet_trainer_losses(const stylenet_trainer *t, double *content, double *style, double *tv) {
     if (content) *content = t->content_loss;
     if (style) *style = t->style_loss;
     if (tv) *tv = t->tv_loss;
     return t->content_loss + t->style_loss + t->tv_loss;
 }
 
-float *fast_trainer_batch(fast_trainer *t) { return t->batch; }
+float *stylenet_trainer_batch(stylenet_trainer *t) { return t->batch; }
 
 /* ---- the training run: data, checkpoints, previews, resumption ---------------------- */
 
@@ -634,10 +458,10 @@ static void taps_string(char *buf, size_t len, const nst_tap *taps, int n) {
 }
 
 /* The network and the record of what made it. */
-static nst_status model_add_record(const fast_trainer *t, nstm_model *m, nst_error *err) {
+static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
     char buf[1024];
-    nst_status s = model_add_net(m, &t->net, err);
+    nst_status s = stylenet_model_add(m, &t->net, err);
     if (!s) s = nstm_add_string(m, "style", base_name(cfg->style_path), err);
     if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
     snprintf(buf, sizeof buf, "%d", t->step);
@@ -657,7 +481,7 @@ static nst_status model_add_record(const fast_trainer *t, nstm_model *m, nst_err
 }
 
 /* The model file. */
-static nst_status save_model(const fast_trainer *t, const char *path, nst_error *err) {
+static nst_status save_model(const stylenet_trainer *t, const char *path, nst_error *err) {
     nstm_model m = {0};
     nst_status s = model_add_record(t, &m, err);
     if (!s) s = nstm_save(&m, path, err);
@@ -665,13 +489,13 @@ static nst_status save_model(const fast_trainer *t, const char *path, nst_error 
     return s;
 }
 
-nst_status fast_trainer_save_model(fast_trainer *t, const char *path, nst_error *err) {
+nst_status stylenet_trainer_save_model(stylenet_trainer *t, const char *path, nst_error *err) {
     nst_status s = trainer_sync(t, err);
     return s ? s : save_model(t, path, err);
 }
 
 /* The checkpoint: the model plus the optimizer's and the sampler's state. */
-static nst_status save_checkpoint(const fast_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
+static nst_status save_checkpoint(const stylenet_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
     nstm_model m = {0};
     dataset_position pos;
     dataset_get_position(data, &pos);
@@ -693,9 +517,9 @@ static nst_status save_checkpoint(const fast_trainer *t, const nst_dataset *data
     return s;
 }
 
-static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char *path, nst_error *err) {
+static nst_status load_checkpoint(stylenet_trainer *t, nst_dataset *data, const char *path, nst_error *err) {
     nstm_model m = {0};
-    johnson_net saved = {0};
+    stylenet saved = {0};
     nst_status s = nstm_load(&m, path, &t->cfg->limits, err);
     if (s) return s;
     const char *kind = nstm_get_string(&m, "kind");
@@ -703,7 +527,7 @@ static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char
         s = nst_fail(err, NST_ERR_FORMAT, "%s: a model file, not a training checkpoint (use the .ckpt file)", path);
         goto done;
     }
-    if ((s = model_read_net(&saved, &m, path, 0, err))) goto done;
+    if ((s = stylenet_model_read(&saved, &m, path, 0, err))) goto done;
     if (saved.width != t->net.width || saved.n_res != t->net.n_res) {
         s = nst_fail(err, NST_ERR_ARG, "%s: the checkpoint is of a width %d network with %d residual blocks, not %d and %d",
                      path, saved.width, saved.n_res, t->net.width, t->net.n_res);
@@ -743,18 +567,16 @@ static nst_status load_checkpoint(fast_trainer *t, nst_dataset *data, const char
         s = nst_fail(err, s, "%s: does not fit the data folder: %s", path, msg);
         goto done;
     }
-    s = johnson_pack(&t->net, err);
-#ifdef NST_HAVE_CUDA
-    if (!s && t->gpu) s = fast_cuda_set_state((fast_cuda *)t->gpu, t->net.params, t->adam.m, t->adam.v, err);
-#endif
+    s = stylenet_pack(&t->net, err);
+    if (!s) s = t->dev->ops->set_state(t->dev, t->net.params, t->adam.m, t->adam.v, err);
 done:
-    johnson_free(&saved);
+    stylenet_free(&saved);
     nstm_free(&m);
     return s;
 }
 
 /* The network applied to the first held-out photo (or the first photo), saved as a JPEG. */
-static nst_status save_preview(fast_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
+static nst_status save_preview(stylenet_trainer *t, const nst_dataset *data, const char *path, nst_error *err) {
     int count = dataset_count(data), first = dataset_train_count(data) < count ? dataset_train_count(data) : 0;
     nst_image img = {0}, small = {0}, out = {0};
     nst_status s = nst_image_load(&img, dataset_path(data, first), &t->cfg->limits, err);
@@ -766,10 +588,11 @@ static nst_status save_preview(fast_trainer *t, const nst_dataset *data, const c
         nst_image_free(&img);
         img = small;
     }
-    nst_style_net sn = {0};
-    sn.net = t->net; /* borrowed: the packed weights are current */
-    s = nst_style_net_apply(&sn, &img, &out, err);
-    johnson_acts_free(&sn.acts);
+    /* on the CPU whatever the device (the host's packed weights are current) */
+    stylenet_runner *r = NULL;
+    s = stylenet_cpu_backend.create(&r, &t->net, NST_PRECISION_FP32, err);
+    if (!s) s = stylenet_apply_image(r, &img, &out, err);
+    if (r) r->ops->free(r);
     if (!s) s = nst_image_save(&out, path, err);
 done:
     nst_image_free(&img);
@@ -780,7 +603,7 @@ done:
 /* Writes the checkpoint and the model. If that fails (a full disk, a folder gone or made
  * read-only), the run's state is not lost: the checkpoint, which is also a model file
  * and can be resumed from, goes to the tuning's tmp_dir ($TMPDIR; or /tmp) instead, and the message says where. */
-static nst_status save_state(const fast_trainer *t, const nst_dataset *data, const char *ckpt, nst_error *err) {
+static nst_status save_state(const stylenet_trainer *t, const nst_dataset *data, const char *ckpt, nst_error *err) {
     nst_status s = save_checkpoint(t, data, ckpt, err);
     if (!s) s = save_model(t, t->cfg->output_path, err);
     if (!s) return NST_OK;
@@ -819,7 +642,7 @@ static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, n
     if (!cfg->checkpoint_path) strcat(ckpt, ".ckpt");
 
     nst_dataset *data = NULL;
-    fast_trainer *t = NULL;
+    stylenet_trainer *t = NULL;
     nst_status s = dataset_open(&data, cfg->data_dir, err);
     if (s) return s;
     dataset_set_limits(data, &cfg->limits);
@@ -830,16 +653,16 @@ static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, n
                      dataset_count(data), cfg->holdout);
         goto done;
     }
-    if ((s = fast_trainer_build(&t, cfg, vgg, err))) goto done;
+    if ((s = stylenet_trainer_build(&t, cfg, vgg, err))) goto done;
     if (cfg->resume_path && (s = load_checkpoint(t, data, cfg->resume_path, err))) goto done;
 
     double t0 = nst_now(), start_elapsed = t->elapsed_s;
     int start = t->step;
     while (t->step < cfg->steps) {
         if ((s = dataset_next_batch(data, t->batch, cfg->batch, cfg->size, err))) break;
-        if ((s = fast_trainer_step(t, err))) break;
+        if ((s = stylenet_trainer_step(t, err))) break;
         t->elapsed_s = start_elapsed + (nst_now() - t0);
-        double c, st, tv, total = fast_trainer_losses(t, &c, &st, &tv);
+        double c, st, tv, total = stylenet_trainer_losses(t, &c, &st, &tv);
         if (!isfinite(total)) {
             s = nst_fail(err, NST_ERR_ARG, "the loss became %g at step %d; lower the learning rate", total, t->step);
             break;
@@ -874,7 +697,7 @@ static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, n
         s = save_model(t, cfg->output_path, err);
     }
 done:
-    fast_trainer_free(t);
+    stylenet_trainer_free(t);
     dataset_free(data);
     return s;
 }

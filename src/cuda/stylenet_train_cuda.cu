@@ -1,5 +1,5 @@
-/* train_cuda.cu - a fast-style training step on the GPU (see train_cuda.h): the style
- * network (johnson_cuda.cu), the VGG19 and losses of the Gatys path (vgg19_cuda.h,
+/* stylenet_train_cuda.cu - a fast-style training step on the GPU (see stylenet_train_cuda.h): the style
+ * network (stylenet_cuda.cu), the VGG19 and losses of the Gatys path (vgg19_cuda.h,
  * losses_cuda.h), Adam (layers_cuda.cu). */
 #include <math.h>
 #include <stdio.h>
@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.cuh"
-#include "cuda/johnson_cuda.h"
+#include "cuda/stylenet_cuda.h"
 #include "cuda/layers_cuda.h"
 #include "cuda/losses_cuda.h"
-#include "cuda/train_cuda.h"
+#include "cuda/stylenet_train_cuda.h"
 #include "cuda/vgg19_cuda.h"
+#include "transfer/stylenet_backend.h"
 extern "C" {
 #include "net/vgg19.h" /* a C header: the layers' kinds */
 }
@@ -19,7 +20,7 @@ extern "C" {
 #define THREADS 256
 #define MAX_LANES 8 /* at most; 4 unless $NST_CUDA_LANES says otherwise */
 
-typedef struct fast_cuda_lane lane;
+typedef struct stylenet_train_cuda_lane lane;
 
 /* $NST_CUDA_PROFILE=1: timing events. The step's phases on the main stream: start, batch
  * uploaded, network forward, VGG19 losses joined, network backward, Adam. A lane's first
@@ -34,8 +35,8 @@ enum { LANE_EV = 5 };
  * its own context (stream, cuDNN and cuBLAS handles), its own copy of the VGG19 weights
  * (bound to that context), activations and loss buffers: the photos are independent, so
  * the result is the same whatever runs beside what. */
-struct fast_cuda_lane {
-    fast_cuda *f;
+struct stylenet_train_cuda_lane {
+    stylenet_train_cuda *f;
     nst_cuda *ctx;
     vgg19_cuda *vgg;
     vgg19_cuda_acts va;
@@ -49,13 +50,13 @@ struct fast_cuda_lane {
     int has_vprof;
 };
 
-struct fast_cuda {
+struct stylenet_train_cuda {
     nst_cuda *ctx; /* the network, Adam and the step's order */
     int B, S, depth, content_depth;
     float lr, tv_weight;
     float content_w[NST_NUM_LAYERS], style_w[NST_NUM_LAYERS];
     unsigned char is_tap[NST_NUM_LAYERS];
-    jn_cuda *net;
+    stylenet_cuda *net;
     float *A[NST_NUM_LAYERS]; /* the painting's Grams (C,C), shared by the lanes */
     int n_lanes;
     lane lanes[MAX_LANES];
@@ -126,9 +127,9 @@ static void lane_free(lane *ln) {
     memset(ln, 0, sizeof *ln);
 }
 
-static void profile_print(fast_cuda *f);
+static void profile_print(stylenet_train_cuda *f);
 
-void fast_cuda_free(fast_cuda *f) {
+void stylenet_train_cuda_free(stylenet_train_cuda *f) {
     if (!f) return;
     cudaStreamSynchronize(f->ctx->stream);
     if (f->prof && f->net && f->prof_seen > 0) profile_print(f);
@@ -136,7 +137,7 @@ void fast_cuda_free(fast_cuda *f) {
     for (int k = 0; k < STEP_EV; k++)
         if (f->pev[k]) cudaEventDestroy(f->pev[k]);
     for (int k = 0; k < MAX_LANES; k++) lane_free(&f->lanes[k]);
-    jn_cuda_free(f->net);
+    stylenet_cuda_free(f->net);
     for (int l = 0; l < NST_NUM_LAYERS; l++) cudaFree(f->A[l]);
     if (f->ready) cudaEventDestroy(f->ready);
     if (f->uploaded) cudaEventDestroy(f->uploaded);
@@ -168,7 +169,7 @@ static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
 
 /* a lane's context, weights, activations and loss buffers (freed by lane_free, also
  * after a failure half-way) */
-static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg, const nst_vgg19 *vgg,
+static nst_status lane_build(lane *ln, stylenet_train_cuda *f, const nst_train_config *cfg, const nst_vgg19 *vgg,
                              const unsigned char *keep, nst_error *err) {
     ln->f = f;
     TRY(nst_cuda_create(&ln->ctx, err));
@@ -197,11 +198,11 @@ static nst_status lane_build(lane *ln, fast_cuda *f, const nst_train_config *cfg
     return NST_OK;
 }
 
-nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
-                           const johnson_net *net, const float *content_w, const float *style_w,
+nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
+                           const stylenet *net, const float *content_w, const float *style_w,
                            const float *const *style_A, float *batch, nst_error *err) {
     *out = NULL;
-    fast_cuda *f = (fast_cuda *)calloc(1, sizeof *f);
+    stylenet_train_cuda *f = (stylenet_train_cuda *)calloc(1, sizeof *f);
     if (!f) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     f->ctx = ctx;
     f->B = cfg->batch;
@@ -221,7 +222,7 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
         free(f);
         return nst_fail(err, NST_ERR_ARG, "training runs in fp32 or tf32 (fp16 is for applying a style network)");
     }
-    int prec = cfg->precision == NST_PRECISION_TF32 ? CU_TF32 : CU_FP32;
+    nst_precision prec = cfg->precision == NST_PRECISION_TF32 ? NST_PRECISION_TF32 : NST_PRECISION_FP32;
     size_t n = net->n_params, hw = (size_t)f->S * f->S;
     nst_status s = NST_OK;
     /* 4 lanes; $NST_CUDA_LANES=1..8 for experiments (the results are the same bits: each
@@ -234,7 +235,7 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
         s = nst_cuda_check(cudaEventCreate(&f->pev[k]), "cudaEventCreate", err);
     if (s) goto fail;
     f->n_lanes = f->B < lanes ? f->B : lanes;
-    if ((s = jn_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = jn_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
+    if ((s = stylenet_cuda_create(&f->net, ctx, net, 1, prec, err)) || (s = stylenet_cuda_resize(f->net, f->B, f->S, f->S, err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->dout, (size_t)f->B * 3 * hw, sizeof(float), "the training gradients", err)) ||
         (s = nst_cuda_alloc(ctx, (void **)&f->m, 2 * n, sizeof(float), "the Adam state", err)) ||
         (s = nst_cuda_check(cudaEventCreateWithFlags(&f->ready, cudaEventDisableTiming), "cudaEventCreate", err)) ||
@@ -266,16 +267,16 @@ nst_status fast_cuda_build(fast_cuda **out, nst_cuda *ctx, const nst_train_confi
     *out = f;
     return NST_OK;
 fail:
-    fast_cuda_free(f);
+    stylenet_train_cuda_free(f);
     return s;
 }
 
 /* ---- a step ------------------------------------------------------------------------------ */
 
-/* the losses' gradient at VGG layer l (vgg19_cuda_tap_fn), as fast.c's tap_backward */
+/* the losses' gradient at VGG layer l (vgg19_cuda_tap_fn), as stylenet_train.c's tap_backward */
 static nst_status tap_grad(void *vl, const vgg19_cuda_acts *a, int l, float *grad, nst_error *err) {
     lane *ln = (lane *)vl;
-    const fast_cuda *f = ln->f;
+    const stylenet_train_cuda *f = ln->f;
     float inv_b = 1.0f / (float)f->B; /* the loss is the batch's mean */
     nst_status s = NST_OK;
     if (f->content_w[l] != 0.0f)
@@ -291,7 +292,7 @@ static nst_status tap_grad(void *vl, const vgg19_cuda_acts *a, int l, float *gra
 /* photo b's losses (into its slots) and d(loss)/d(output b) (into dout), on the lane's
  * stream: x, y are the batch's photos and stylised photos (N,3,S,S) */
 static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, nst_error *err) {
-    fast_cuda *f = ln->f;
+    stylenet_train_cuda *f = ln->f;
     nst_cuda *ctx = ln->ctx;
     size_t hw = (size_t)f->S * f->S, n = 3 * hw;
     int mark = b < f->n_lanes; /* (the profile follows each lane's first photo) */
@@ -340,9 +341,9 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
 /* the batch's losses (into the device slots) and gradient (into the network's) */
 /* the step's device work after the upload, on the main stream and the lanes (what the
  * CUDA graph holds) */
-static nst_status step_body(fast_cuda *f, nst_error *err) {
+static nst_status step_body(stylenet_train_cuda *f, nst_error *err) {
     cudaStream_t st = f->ctx->stream;
-    float *x = jn_cuda_input(f->net);
+    float *x = stylenet_cuda_input(f->net);
     NST_CUDA_TRY(cudaMemsetAsync(f->slots, 0, f->n_slots * sizeof(double), st), err);
     STEP_MARK(PH_UPLOAD);
     /* the lanes start with the photos' content targets as soon as the batch is there,
@@ -350,10 +351,10 @@ static nst_status step_body(fast_cuda *f, nst_error *err) {
      * stylised photo's part ... */
     NST_CUDA_TRY(cudaEventRecord(f->uploaded, st), err);
     for (int k = 0; k < f->n_lanes; k++) NST_CUDA_TRY(cudaStreamWaitEvent(f->lanes[k].ctx->stream, f->uploaded, 0), err);
-    TRY(jn_cuda_forward(f->net, err));
+    TRY(stylenet_cuda_forward(f->net, err));
     STEP_MARK(PH_FWD);
     NST_CUDA_TRY(cudaEventRecord(f->ready, st), err);
-    const float *y = jn_cuda_output(f->net);
+    const float *y = stylenet_cuda_output(f->net);
     for (int b = 0; b < f->B; b++) TRY(lane_photo(&f->lanes[b % f->n_lanes], b, x, y, err));
     /* ... and the network's backward pass waits for all of them */
     for (int k = 0; k < f->n_lanes; k++) {
@@ -361,8 +362,8 @@ static nst_status step_body(fast_cuda *f, nst_error *err) {
         NST_CUDA_TRY(cudaStreamWaitEvent(st, f->lanes[k].done, 0), err);
     }
     STEP_MARK(PH_LOSS);
-    TRY(jn_cuda_zero_grads(f->net, err));
-    TRY(jn_cuda_backward(f->net, f->dout, NULL, err));
+    TRY(stylenet_cuda_zero_grads(f->net, err));
+    TRY(stylenet_cuda_backward(f->net, f->dout, NULL, err));
     STEP_MARK(PH_BWD);
     return NST_OK;
 }
@@ -372,7 +373,7 @@ static nst_status step_body(fast_cuda *f, nst_error *err) {
  * cuDNN/cuBLAS calls from the host. The same kernels in the same order: the same bits.
  * Not with profiling (events inside a graph are not timed), nor with NST_CUDA_GRAPH=0;
  * a capture that fails falls back to the eager step for the rest of the run. */
-static nst_status run_body(fast_cuda *f, nst_error *err) {
+static nst_status run_body(stylenet_train_cuda *f, nst_error *err) {
     cudaStream_t st = f->ctx->stream;
     if (f->exec) return nst_cuda_check(cudaGraphLaunch(f->exec, st), "cudaGraphLaunch", err);
     if (!f->use_graph || f->steps_done < 1) return step_body(f, err);
@@ -393,10 +394,10 @@ static nst_status run_body(fast_cuda *f, nst_error *err) {
     return step_body(f, err);
 }
 
-static nst_status loss_grad(fast_cuda *f, const float *batch, nst_error *err) {
+static nst_status loss_grad(stylenet_train_cuda *f, const float *batch, nst_error *err) {
     cudaStream_t st = f->ctx->stream;
     size_t n = (size_t)3 * f->S * f->S;
-    float *x = jn_cuda_input(f->net);
+    float *x = stylenet_cuda_input(f->net);
     f->prof_adam = 0;
     STEP_MARK(PH_START);
     NST_CUDA_TRY(cudaMemcpyAsync(x, batch, f->B * n * sizeof(float), cudaMemcpyHostToDevice, st), err);
@@ -412,7 +413,7 @@ static double ev_ms(cudaEvent_t a, cudaEvent_t b) {
 
 /* after the step's synchronisation: its phases into the sums (the first step, which
  * loads the kernels, is left out) */
-static void profile_add(fast_cuda *f) {
+static void profile_add(stylenet_train_cuda *f) {
     if (!f->prof || f->prof_seen++ == 0) return;
     for (int k = 1; k < PH_ADAM; k++) f->prof_ms[k] += ev_ms(f->pev[k - 1], f->pev[k]);
     if (f->prof_adam) f->prof_ms[PH_ADAM] += ev_ms(f->pev[PH_BWD], f->pev[PH_ADAM]);
@@ -451,7 +452,7 @@ static void vgg_profile_print(lane *ln) {
             sum[5]);
 }
 
-static void profile_print(fast_cuda *f) {
+static void profile_print(stylenet_train_cuda *f) {
     nst_error err;
     if (f->prof_steps > 0) {
         double c = f->prof_steps, *m = f->prof_ms;
@@ -466,11 +467,11 @@ static void profile_print(fast_cuda *f) {
                 m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
     }
     if (f->lanes[0].has_vprof) vgg_profile_print(&f->lanes[0]);
-    if (jn_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);
+    if (stylenet_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);
 }
 
-/* waits for the step and adds up its weighted losses, as fast.c */
-static nst_status read_losses(fast_cuda *f, double losses[3], nst_error *err) {
+/* waits for the step and adds up its weighted losses, as stylenet_train.c */
+static nst_status read_losses(stylenet_train_cuda *f, double losses[3], nst_error *err) {
     NST_CUDA_TRY(cudaMemcpyAsync(f->host_slots, f->slots, f->n_slots * sizeof(double), cudaMemcpyDeviceToHost, f->ctx->stream), err);
     NST_CUDA_TRY(cudaStreamSynchronize(f->ctx->stream), err);
     profile_add(f);
@@ -490,16 +491,16 @@ static nst_status read_losses(fast_cuda *f, double losses[3], nst_error *err) {
     return NST_OK;
 }
 
-nst_status fast_cuda_loss_grad(fast_cuda *f, const float *batch, double losses[3], nst_error *err) {
+nst_status stylenet_train_cuda_loss_grad(stylenet_train_cuda *f, const float *batch, double losses[3], nst_error *err) {
     TRY(loss_grad(f, batch, err));
     return read_losses(f, losses, err);
 }
 
-nst_status fast_cuda_step(fast_cuda *f, const float *batch, int adam_t, double losses[3], nst_error *err) {
+nst_status stylenet_train_cuda_step(stylenet_train_cuda *f, const float *batch, int adam_t, double losses[3], nst_error *err) {
     TRY(loss_grad(f, batch, err));
     /* optim/adam.c: the scalars in double, the vectors in float */
     double bc1 = 1.0 - pow(0.9, adam_t), bc2 = 1.0 - pow(0.999, adam_t);
-    TRY(cu_adam_update(f->ctx, jn_cuda_params(f->net), f->m, f->v, jn_cuda_grads(f->net), jn_cuda_n_params(f->net),
+    TRY(cu_adam_update(f->ctx, stylenet_cuda_params(f->net), f->m, f->v, stylenet_cuda_grads(f->net), stylenet_cuda_n_params(f->net),
                        (float)(f->lr / bc1), (float)sqrt(bc2), 0.9f, 0.999f, 1e-8f, err));
     STEP_MARK(PH_ADAM);
     f->prof_adam = 1;
@@ -508,24 +509,82 @@ nst_status fast_cuda_step(fast_cuda *f, const float *batch, int adam_t, double l
 
 /* ---- state ---------------------------------------------------------------------------------- */
 
-nst_status fast_cuda_get_state(fast_cuda *f, float *params, float *m, float *v, nst_error *err) {
-    size_t bytes = jn_cuda_n_params(f->net) * sizeof(float);
+nst_status stylenet_train_cuda_get_state(stylenet_train_cuda *f, float *params, float *m, float *v, nst_error *err) {
+    size_t bytes = stylenet_cuda_n_params(f->net) * sizeof(float);
     cudaStream_t st = f->ctx->stream;
-    if (params) NST_CUDA_TRY(cudaMemcpyAsync(params, jn_cuda_params(f->net), bytes, cudaMemcpyDeviceToHost, st), err);
+    if (params) NST_CUDA_TRY(cudaMemcpyAsync(params, stylenet_cuda_params(f->net), bytes, cudaMemcpyDeviceToHost, st), err);
     if (m) NST_CUDA_TRY(cudaMemcpyAsync(m, f->m, bytes, cudaMemcpyDeviceToHost, st), err);
     if (v) NST_CUDA_TRY(cudaMemcpyAsync(v, f->v, bytes, cudaMemcpyDeviceToHost, st), err);
     NST_CUDA_TRY(cudaStreamSynchronize(st), err);
     return NST_OK;
 }
 
-nst_status fast_cuda_set_state(fast_cuda *f, const float *params, const float *m, const float *v, nst_error *err) {
-    size_t bytes = jn_cuda_n_params(f->net) * sizeof(float);
+nst_status stylenet_train_cuda_set_state(stylenet_train_cuda *f, const float *params, const float *m, const float *v, nst_error *err) {
+    size_t bytes = stylenet_cuda_n_params(f->net) * sizeof(float);
     cudaStream_t st = f->ctx->stream;
-    if (params) NST_CUDA_TRY(cudaMemcpyAsync(jn_cuda_params(f->net), params, bytes, cudaMemcpyHostToDevice, st), err);
+    if (params) NST_CUDA_TRY(cudaMemcpyAsync(stylenet_cuda_params(f->net), params, bytes, cudaMemcpyHostToDevice, st), err);
     if (m) NST_CUDA_TRY(cudaMemcpyAsync(f->m, m, bytes, cudaMemcpyHostToDevice, st), err);
     if (v) NST_CUDA_TRY(cudaMemcpyAsync(f->v, v, bytes, cudaMemcpyHostToDevice, st), err);
     NST_CUDA_TRY(cudaStreamSynchronize(st), err);
     return NST_OK;
 }
 
-nst_status fast_cuda_get_grads(fast_cuda *f, float *grads, nst_error *err) { return jn_cuda_download_grads(f->net, grads, err); }
+nst_status stylenet_train_cuda_get_grads(stylenet_train_cuda *f, float *grads, nst_error *err) { return stylenet_cuda_download_grads(f->net, grads, err); }
+
+/* ---- the CUDA trainer table (transfer/stylenet_backend.h) ------------------------------------ */
+
+/* the GPU context and the trainer on it, which holds the parameters and Adam's state */
+typedef struct {
+    stylenet_train_runner base;
+    nst_cuda *ctx;
+    stylenet_train_cuda *f;
+} cuda_train_runner;
+
+static stylenet_train_cuda *train_of(stylenet_train_runner *r) { return ((cuda_train_runner *)r)->f; }
+
+static void cuda_train_free(stylenet_train_runner *base) {
+    cuda_train_runner *r = (cuda_train_runner *)base;
+    if (!r) return;
+    stylenet_train_cuda_free(r->f); /* (before the context it runs on) */
+    nst_cuda_destroy(r->ctx);
+    free(r);
+}
+
+static nst_status cuda_train_build(stylenet_train_runner **out, const stylenet_train_setup *su, nst_error *err) {
+    *out = NULL;
+    cuda_train_runner *r = (cuda_train_runner *)calloc(1, sizeof *r);
+    if (!r) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    r->base.ops = &stylenet_trainer_cuda_backend;
+    nst_status s = nst_cuda_create(&r->ctx, err);
+    if (!s)
+        s = stylenet_train_cuda_build(&r->f, r->ctx, su->cfg, su->vgg, su->net, su->content_w, su->style_w, su->style_A,
+                                      su->batch, err);
+    if (s) {
+        cuda_train_free(&r->base);
+        return s;
+    }
+    *out = &r->base;
+    return NST_OK;
+}
+
+static nst_status cuda_train_step(stylenet_train_runner *r, const float *batch, int adam_t, double losses[3],
+                                  nst_error *err) {
+    return stylenet_train_cuda_step(train_of(r), batch, adam_t, losses, err);
+}
+static nst_status cuda_train_get_state(stylenet_train_runner *r, float *params, float *m, float *v, nst_error *err) {
+    return stylenet_train_cuda_get_state(train_of(r), params, m, v, err);
+}
+static nst_status cuda_train_set_state(stylenet_train_runner *r, const float *params, const float *m, const float *v,
+                                       nst_error *err) {
+    return stylenet_train_cuda_set_state(train_of(r), params, m, v, err);
+}
+static nst_status cuda_train_get_grads(stylenet_train_runner *r, float *grads, nst_error *err) {
+    return stylenet_train_cuda_get_grads(train_of(r), grads, err);
+}
+
+/* (C++: no designated initialisers) name, own_state, build, step, get_state, set_state,
+ * get_grads, free */
+extern "C" const stylenet_trainer_backend stylenet_trainer_cuda_backend = {
+    "cuda",          1, cuda_train_build, cuda_train_step, cuda_train_get_state, cuda_train_set_state,
+    cuda_train_get_grads, cuda_train_free,
+};

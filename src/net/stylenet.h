@@ -1,4 +1,4 @@
-/* johnson.h - the feed-forward image transformation network of fast style transfer
+/* stylenet.h - the feed-forward image transformation network of fast style transfer
  * (Johnson, Alahi & Fei-Fei 2016, with the instance normalisation of Ulyanov et al.).
  *
  *   c1   reflect pad 4, conv 9x9      3 -> w,  IN, ReLU        H   x W
@@ -12,28 +12,29 @@
  * The upsampling is nearest-neighbour + conv rather than a transposed conv, which avoids
  * checkerboard artifacts. Convs followed by instance norm have no bias (the norm removes
  * it). Input: RGB planes (3,H,W) in 0..1; output: RGB planes (3,H,W) in 0..255. H and W
- * must be multiples of 4 and at least 8 (johnson_apply pads any image to that).
+ * must be multiples of 4 and at least 8 (nst_style_net_apply pads any image to that).
  *
  * Life cycle, as for the VGG19:
- *   johnson_build()        parameters (and gradients, for training), one allocation each
- *   johnson_init_params()  random initialisation (or copy parameters in, then johnson_pack())
- *   johnson_acts_build()   activations for one image size
- *   johnson_forward()      one image
- *   johnson_backward()     one image, ACCUMULATING into the parameter gradients, so that a
+ *   stylenet_build()        parameters (and gradients, for training), one allocation each
+ *   stylenet_init_params()  random initialisation (or copy parameters in, then stylenet_pack())
+ *   stylenet_acts_build()   activations for one image size
+ *   stylenet_forward()      one image
+ *   stylenet_backward()     one image, ACCUMULATING into the parameter gradients, so that a
  *                          mini-batch is a loop of forward/backward over its images
- *   johnson_pack()         after every parameter update (the fast convs use packed weights)
+ *   stylenet_pack()         after every parameter update (the fast convs use packed weights)
  */
-#ifndef NST_JOHNSON_H
-#define NST_JOHNSON_H
+#ifndef NST_STYLENET_H
+#define NST_STYLENET_H
 
 #include <stddef.h>
 
 #include "nst.h"
+#include "net/model_file.h"
 #include "tensor/conv2d.h"
 #include "util/util.h"
 
-#define JN_MAX_LAYERS 32
-#define JN_MAX_RES 8
+#define STYLENET_MAX_LAYERS 32
+#define STYLENET_MAX_RES 8
 
 typedef struct {
     char name[8];      /* c1, c2, c3, r1a, r1b, ..., u1, u2, out */
@@ -46,63 +47,67 @@ typedef struct {
     float *weight, *bias, *gamma, *beta;     /* (C_out,C_in,K,K), (C_out)...; into params */
     float *dweight, *dbias, *dgamma, *dbeta; /* the same shapes, into grads */
     conv2d_packed packed;
-} jn_layer;
+} stylenet_layer;
 
 typedef struct {
     int width, n_res;
     int n_layers;
-    jn_layer layer[JN_MAX_LAYERS];
+    stylenet_layer layer[STYLENET_MAX_LAYERS];
     float *params;     /* every parameter, one allocation (the optimizer's vector) */
     float *grads;      /* the same layout; NULL unless built for training */
     size_t n_params;
-    nst_tuning tuning; /* its CPU kernels, chosen at johnson_pack (zero: the best) */
-} johnson_net;
+    nst_tuning tuning; /* its CPU kernels, chosen at stylenet_pack (zero: the best) */
+} stylenet;
 
 /* width: channels of c1 (32 is the standard network, 16 a slim one); n_res: residual
  * blocks (5). train: also allocate gradients. */
-nst_status johnson_build(johnson_net *net, int width, int n_res, int train, nst_error *err);
-void johnson_free(johnson_net *net);
+nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_error *err);
+void stylenet_free(stylenet *net);
 /* PyTorch's default initialisation (uniform +-1/sqrt(fan_in)); norms start at gamma 1, beta 0. */
-nst_status johnson_init_params(johnson_net *net, nst_rng *rng, nst_error *err);
+nst_status stylenet_init_params(stylenet *net, nst_rng *rng, nst_error *err);
 /* Re-packs the conv weights for the fast kernels. Call after changing params. */
-nst_status johnson_pack(johnson_net *net, nst_error *err);
+nst_status stylenet_pack(stylenet *net, nst_error *err);
+/* Model files (stylenet_file.c): adds the network's architecture and parameters to m;
+ * builds net from a loaded model file (path for messages; train: with gradients). */
+nst_status stylenet_model_add(nstm_model *m, const stylenet *net, nst_error *err);
+nst_status stylenet_model_read(stylenet *net, const nstm_model *m, const char *path, int train, nst_error *err);
 /* The parameter tensors by name, for saving and loading: fills name, ndim and dims
- * for tensor i (0 <= i < johnson_n_tensors) and returns its data inside net->params. */
-int johnson_n_tensors(const johnson_net *net);
-float *johnson_tensor(const johnson_net *net, int i, char name[64], int *ndim, int dims[4]);
+ * for tensor i (0 <= i < stylenet_n_tensors) and returns its data inside net->params. */
+int stylenet_n_tensors(const stylenet *net);
+float *stylenet_tensor(const stylenet *net, int i, char name[64], int *ndim, int dims[4]);
 
 typedef struct {
     int H, W, train;
-    int Hi[JN_MAX_LAYERS], Wi[JN_MAX_LAYERS]; /* each layer's input size (before upsampling) */
-    int Hp[JN_MAX_LAYERS], Wp[JN_MAX_LAYERS]; /* its padded conv input */
-    int Ho[JN_MAX_LAYERS], Wo[JN_MAX_LAYERS]; /* its output */
+    int Hi[STYLENET_MAX_LAYERS], Wi[STYLENET_MAX_LAYERS]; /* each layer's input size (before upsampling) */
+    int Hp[STYLENET_MAX_LAYERS], Wp[STYLENET_MAX_LAYERS]; /* its padded conv input */
+    int Ho[STYLENET_MAX_LAYERS], Wo[STYLENET_MAX_LAYERS]; /* its output */
     float *input;                    /* (3,H,W), 0..1 */
-    float *pad[JN_MAX_LAYERS];       /* conv inputs, padded (C_in,Hp,Wp) */
-    float *z[JN_MAX_LAYERS];         /* conv outputs (C_out,Ho,Wo) */
-    float *y[JN_MAX_LAYERS];         /* layer outputs (C_out,Ho,Wo); the last is the image */
-    float *mean[JN_MAX_LAYERS], *rstd[JN_MAX_LAYERS]; /* the norms' statistics (C_out) */
+    float *pad[STYLENET_MAX_LAYERS];       /* conv inputs, padded (C_in,Hp,Wp) */
+    float *z[STYLENET_MAX_LAYERS];         /* conv outputs (C_out,Ho,Wo) */
+    float *y[STYLENET_MAX_LAYERS];         /* layer outputs (C_out,Ho,Wo); the last is the image */
+    float *mean[STYLENET_MAX_LAYERS], *rstd[STYLENET_MAX_LAYERS]; /* the norms' statistics (C_out) */
     float *g_a, *g_b, *g_skip, *g_z, *g_pad; /* gradients (training only) */
     float *memory;
     size_t bytes;
     conv2d_workspace ws;
-} jn_acts;
+} stylenet_acts;
 
 /* Activations for an H x W image. train = 0 keeps only what the forward pass needs
  * (buffers shared between layers), train = 1 keeps every layer's for the backward pass. */
-nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, int train,
+nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
                               nst_error *err);
-void johnson_acts_free(jn_acts *a);
-/* The output image (3,H,W), 0..255, after johnson_forward. */
-static inline float *johnson_output(const johnson_net *net, const jn_acts *a) {
+void stylenet_acts_free(stylenet_acts *a);
+/* The output image (3,H,W), 0..255, after stylenet_forward. */
+static inline float *stylenet_output(const stylenet *net, const stylenet_acts *a) {
     return a->y[net->n_layers - 1];
 }
 
-/* a->input (3,H,W) -> johnson_output. use_ref: the reference convolutions (tests).
+/* a->input (3,H,W) -> stylenet_output. use_ref: the reference convolutions (tests).
  * Returns NST_ERR_NOMEM if a fast conv could not get scratch memory. */
-nst_status johnson_forward(const johnson_net *net, jn_acts *a, int use_ref, nst_error *err);
+nst_status stylenet_forward(const stylenet *net, stylenet_acts *a, int use_ref, nst_error *err);
 /* dout is d(loss)/d(output) (3,H,W). Adds d(loss)/d(params) into net->grads; writes
  * d(loss)/d(input) into dinput (3,H,W) unless it is NULL. Needs a train-mode forward. */
-nst_status johnson_backward(johnson_net *net, jn_acts *a, const float *dout, float *dinput,
+nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout, float *dinput,
                             int use_ref, nst_error *err);
 
 #endif

@@ -1,37 +1,69 @@
-/* johnson.c - the fast-style transformation network: build, forward, backward (see johnson.h). */
+/* stylenet.c - the fast-style transformation network: build, forward, backward (see stylenet.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/johnson.h"
+#include "net/stylenet.h"
 #include "tensor/layers.h"
 
 /* ---- building ------------------------------------------------------------------ */
 
-static void add_layer(johnson_net *net, const char *name, int C_in, int C_out, int K, int S,
-                      int upsample, int norm, int relu, int residual) {
-    jn_layer *L = &net->layer[net->n_layers++];
+/* One row of the architecture: channels are multiples of the width w (RGB: the image's 3). */
+enum { RGB = 0 };
+typedef struct {
+    const char *name; /* in a residual block: the suffix after "r<block>" */
+    int c_in, c_out;  /* x w, or RGB */
+    int k, stride;
+    int upsample, norm, relu, residual; /* as in stylenet_layer */
+} layer_spec;
+
+/* the layers before the residual blocks, one block (repeated n_res times), the layers after */
+static const layer_spec head[] = {
+    {.name = "c1", .c_in = RGB, .c_out = 1, .k = 9, .stride = 1, .norm = 1, .relu = 1},
+    {.name = "c2", .c_in = 1, .c_out = 2, .k = 3, .stride = 2, .norm = 1, .relu = 1},
+    {.name = "c3", .c_in = 2, .c_out = 4, .k = 3, .stride = 2, .norm = 1, .relu = 1},
+};
+static const layer_spec block[] = {
+    {.name = "a", .c_in = 4, .c_out = 4, .k = 3, .stride = 1, .norm = 1, .relu = 1},
+    {.name = "b", .c_in = 4, .c_out = 4, .k = 3, .stride = 1, .norm = 1, .residual = 1},
+};
+static const layer_spec tail[] = {
+    {.name = "u1", .c_in = 4, .c_out = 2, .k = 3, .stride = 1, .upsample = 1, .norm = 1, .relu = 1},
+    {.name = "u2", .c_in = 2, .c_out = 1, .k = 3, .stride = 1, .upsample = 1, .norm = 1, .relu = 1},
+    {.name = "out", .c_in = 1, .c_out = RGB, .k = 9, .stride = 1}, /* bias, then 255 * sigmoid */
+};
+
+static int channels(int mult, int w) { return mult == RGB ? 3 : mult * w; }
+
+/* Appends the layer of row r (block: the residual block's number, else 0). */
+static void add_layer(stylenet *net, const layer_spec *r, int w, int block_no) {
+    stylenet_layer *L = &net->layer[net->n_layers++];
     memset(L, 0, sizeof *L);
-    snprintf(L->name, sizeof L->name, "%s", name);
-    L->C_in = C_in;
-    L->C_out = C_out;
-    L->K = K;
-    L->S = S;
-    L->pad = K / 2;
-    L->upsample = upsample;
-    L->norm = norm;
-    L->relu = relu;
-    L->residual = residual;
+    char name[32];
+    if (block_no) snprintf(name, sizeof name, "r%d%s", block_no, r->name);
+    else snprintf(name, sizeof name, "%s", r->name);
+    snprintf(L->name, sizeof L->name, "%.7s", name);
+    L->C_in = channels(r->c_in, w);
+    L->C_out = channels(r->c_out, w);
+    L->K = r->k;
+    L->S = r->stride;
+    L->pad = r->k / 2;
+    L->upsample = r->upsample;
+    L->norm = r->norm;
+    L->relu = r->relu;
+    L->residual = r->residual;
 }
 
+#define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
+
 /* Number of floats of layer L's parameters: weight, then gamma+beta or bias. */
-static size_t layer_params(const jn_layer *L) {
+static size_t layer_params(const stylenet_layer *L) {
     return (size_t)L->C_out * L->C_in * L->K * L->K + (size_t)L->C_out * (L->norm ? 2 : 1);
 }
 
 /* Points the layer's parameter (and gradient) pointers at base (and gbase). */
-static void layer_bind(jn_layer *L, float *base, float *gbase) {
+static void layer_bind(stylenet_layer *L, float *base, float *gbase) {
     size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
     L->weight = base;
     L->dweight = gbase;
@@ -46,37 +78,28 @@ static void layer_bind(jn_layer *L, float *base, float *gbase) {
     }
 }
 
-nst_status johnson_build(johnson_net *net, int width, int n_res, int train, nst_error *err) {
+nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_error *err) {
     memset(net, 0, sizeof *net);
     if (width < 1 || width > 256) return nst_fail(err, NST_ERR_ARG, "network width %d is out of range (1..256)", width);
-    if (n_res < 0 || n_res > JN_MAX_RES) return nst_fail(err, NST_ERR_ARG, "residual blocks %d out of range (0..%d)", n_res, JN_MAX_RES);
+    if (n_res < 0 || n_res > STYLENET_MAX_RES) return nst_fail(err, NST_ERR_ARG, "residual blocks %d out of range (0..%d)", n_res, STYLENET_MAX_RES);
     int w = width;
     net->width = width;
     net->n_res = n_res;
-    add_layer(net, "c1", 3, w, 9, 1, 0, 1, 1, 0);
-    add_layer(net, "c2", w, 2 * w, 3, 2, 0, 1, 1, 0);
-    add_layer(net, "c3", 2 * w, 4 * w, 3, 2, 0, 1, 1, 0);
-    for (int r = 1; r <= n_res; r++) {
-        char name[8];
-        snprintf(name, sizeof name, "r%da", r);
-        add_layer(net, name, 4 * w, 4 * w, 3, 1, 0, 1, 1, 0);
-        snprintf(name, sizeof name, "r%db", r);
-        add_layer(net, name, 4 * w, 4 * w, 3, 1, 0, 1, 0, 1);
-    }
-    add_layer(net, "u1", 4 * w, 2 * w, 3, 1, 1, 1, 1, 0);
-    add_layer(net, "u2", 2 * w, w, 3, 1, 1, 1, 1, 0);
-    add_layer(net, "out", w, 3, 9, 1, 0, 0, 0, 0);
+    for (int i = 0; i < COUNT(head); i++) add_layer(net, &head[i], w, 0);
+    for (int r = 1; r <= n_res; r++)
+        for (int i = 0; i < COUNT(block); i++) add_layer(net, &block[i], w, r);
+    for (int i = 0; i < COUNT(tail); i++) add_layer(net, &tail[i], w, 0);
 
     for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l]);
     net->params = nst_calloc_array(net->n_params, sizeof(float));
     if (train) net->grads = nst_calloc_array(net->n_params, sizeof(float));
     if (!net->params || (train && !net->grads)) {
-        johnson_free(net);
+        stylenet_free(net);
         return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style network's parameters");
     }
     size_t off = 0;
     for (int l = 0; l < net->n_layers; l++) {
-        jn_layer *L = &net->layer[l];
+        stylenet_layer *L = &net->layer[l];
         layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL);
         if (L->norm)
             for (int c = 0; c < L->C_out; c++) L->gamma[c] = 1.0f;
@@ -85,16 +108,16 @@ nst_status johnson_build(johnson_net *net, int width, int n_res, int train, nst_
     return NST_OK;
 }
 
-void johnson_free(johnson_net *net) {
+void stylenet_free(stylenet *net) {
     for (int l = 0; l < net->n_layers; l++) conv2d_packed_free(&net->layer[l].packed);
     free(net->params);
     free(net->grads);
     memset(net, 0, sizeof *net);
 }
 
-nst_status johnson_init_params(johnson_net *net, nst_rng *rng, nst_error *err) {
+nst_status stylenet_init_params(stylenet *net, nst_rng *rng, nst_error *err) {
     for (int l = 0; l < net->n_layers; l++) {
-        jn_layer *L = &net->layer[l];
+        stylenet_layer *L = &net->layer[l];
         size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
         double bound = 1.0 / sqrt((double)L->C_in * L->K * L->K);
         for (size_t i = 0; i < nw; i++) L->weight[i] = (float)((2.0 * nst_rng_uniform(rng) - 1.0) * bound);
@@ -107,27 +130,27 @@ nst_status johnson_init_params(johnson_net *net, nst_rng *rng, nst_error *err) {
             }
         }
     }
-    return johnson_pack(net, err);
+    return stylenet_pack(net, err);
 }
 
-nst_status johnson_pack(johnson_net *net, nst_error *err) {
+nst_status stylenet_pack(stylenet *net, nst_error *err) {
     for (int l = 0; l < net->n_layers; l++) {
-        jn_layer *L = &net->layer[l];
+        stylenet_layer *L = &net->layer[l];
         if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S, &net->tuning))
             return nst_fail(err, NST_ERR_NOMEM, "out of memory packing the style network's weights");
     }
     return NST_OK;
 }
 
-int johnson_n_tensors(const johnson_net *net) {
+int stylenet_n_tensors(const stylenet *net) {
     int n = 0;
     for (int l = 0; l < net->n_layers; l++) n += net->layer[l].norm ? 3 : 2;
     return n;
 }
 
-float *johnson_tensor(const johnson_net *net, int i, char name[64], int *ndim, int dims[4]) {
+float *stylenet_tensor(const stylenet *net, int i, char name[64], int *ndim, int dims[4]) {
     for (int l = 0; l < net->n_layers; l++) {
-        const jn_layer *L = &net->layer[l];
+        const stylenet_layer *L = &net->layer[l];
         int k = L->norm ? 3 : 2;
         if (i >= k) {
             i -= k;
@@ -149,7 +172,7 @@ float *johnson_tensor(const johnson_net *net, int i, char name[64], int *ndim, i
 
 /* ---- activations ---------------------------------------------------------------- */
 
-nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, int train,
+nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
                               nst_error *err) {
     memset(a, 0, sizeof *a);
     if (H < 8 || W < 8 || H % 4 || W % 4)
@@ -161,7 +184,7 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
     size_t n_in = (size_t)3 * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in, total = n_in;
     int h = H, w = W;
     for (int l = 0; l < net->n_layers; l++) {
-        const jn_layer *L = &net->layer[l];
+        const stylenet_layer *L = &net->layer[l];
         a->Hi[l] = h;
         a->Wi[l] = w;
         if (L->upsample) {
@@ -197,7 +220,7 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
     a->input = p, p += n_in;
     if (train) {
         for (int l = 0; l < net->n_layers; l++) {
-            const jn_layer *L = &net->layer[l];
+            const stylenet_layer *L = &net->layer[l];
             size_t nz = (size_t)L->C_out * a->Ho[l] * a->Wo[l];
             a->pad[l] = p, p += (size_t)L->C_in * a->Hp[l] * a->Wp[l];
             a->z[l] = p, p += nz;
@@ -227,7 +250,7 @@ nst_status johnson_acts_build(jn_acts *a, const johnson_net *net, int H, int W, 
     return NST_OK;
 }
 
-void johnson_acts_free(jn_acts *a) {
+void stylenet_acts_free(stylenet_acts *a) {
     free(a->memory);
     conv2d_workspace_free(&a->ws);
     memset(a, 0, sizeof *a);
@@ -235,9 +258,9 @@ void johnson_acts_free(jn_acts *a) {
 
 /* ---- forward / backward -------------------------------------------------------- */
 
-nst_status johnson_forward(const johnson_net *net, jn_acts *a, int use_ref, nst_error *err) {
+nst_status stylenet_forward(const stylenet *net, stylenet_acts *a, int use_ref, nst_error *err) {
     for (int l = 0; l < net->n_layers; l++) {
-        const jn_layer *L = &net->layer[l];
+        const stylenet_layer *L = &net->layer[l];
         const float *src = l == 0 ? a->input : a->y[l - 1];
         int h = a->Hi[l], w = a->Wi[l];
         if (L->upsample) upsample2x_reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
@@ -258,14 +281,14 @@ nst_status johnson_forward(const johnson_net *net, jn_acts *a, int use_ref, nst_
     return NST_OK;
 }
 
-nst_status johnson_backward(johnson_net *net, jn_acts *a, const float *dout, float *dinput,
+nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout, float *dinput,
                             int use_ref, nst_error *err) {
     if (!a->train || !net->grads)
         return nst_fail(err, NST_ERR_ARG, "style network backward needs training buffers");
     float *g = a->g_a; /* d(loss)/d(output of layer l), then of its input */
     memcpy(g, dout, (size_t)3 * a->H * a->W * sizeof(float));
     for (int l = net->n_layers - 1; l >= 0; l--) {
-        jn_layer *L = &net->layer[l];
+        stylenet_layer *L = &net->layer[l];
         size_t N = (size_t)a->Ho[l] * a->Wo[l];
         if (L->norm) {
             /* a block's output gradient also flows straight to the block's input */

@@ -1,0 +1,51 @@
+/* stylenet_file.c - a style network <-> a model file (net/model_file.h): the architecture's
+ * name and shape as metadata, each parameter tensor by name (stylenet_tensor). */
+#include <string.h>
+
+#include "net/model_file.h"
+#include "net/stylenet.h"
+
+#define ARCH_NAME "johnson-in" /* the "arch" string of the model files this code writes */
+
+/* Adds the network's architecture and parameters to m. */
+nst_status stylenet_model_add(nstm_model *m, const stylenet *net, nst_error *err) {
+    nst_status s;
+    if ((s = nstm_add_string(m, "arch", ARCH_NAME, err))) return s;
+    if ((s = nstm_add_int(m, "width", net->width, err))) return s;
+    if ((s = nstm_add_int(m, "res_blocks", net->n_res, err))) return s;
+    for (int i = 0; i < stylenet_n_tensors(net); i++) {
+        char name[64];
+        int ndim, dims[4];
+        const float *data = stylenet_tensor(net, i, name, &ndim, dims);
+        if ((s = nstm_add_tensor(m, name, ndim, dims, data, err))) return s;
+    }
+    return NST_OK;
+}
+
+/* Builds a network from a loaded model file (path for messages). */
+nst_status stylenet_model_read(stylenet *net, const nstm_model *m, const char *path, int train,
+                                 nst_error *err) {
+    const char *arch = nstm_get_string(m, "arch");
+    if (!arch || strcmp(arch, ARCH_NAME) != 0)
+        return nst_fail(err, NST_ERR_FORMAT, "%s: not a style network of a kind this nst knows (arch '%s')", path,
+                        arch ? arch : "missing");
+    int32_t width, n_res;
+    nst_status s;
+    if ((s = nstm_expect_int(m, path, "width", 1, 256, &width, err))) return s;
+    if ((s = nstm_expect_int(m, path, "res_blocks", 0, STYLENET_MAX_RES, &n_res, err))) return s;
+    if ((s = stylenet_build(net, width, n_res, train, err))) return s;
+    for (int i = 0; i < stylenet_n_tensors(net); i++) {
+        char name[64];
+        int ndim, dims[4];
+        float *dst = stylenet_tensor(net, i, name, &ndim, dims);
+        const float *src;
+        if ((s = nstm_expect_tensor(m, path, name, ndim, dims, &src, err))) {
+            stylenet_free(net);
+            return s;
+        }
+        const nstm_tensor *t = nstm_find_tensor(m, name);
+        memcpy(dst, src, t->count * sizeof(float));
+    }
+    if ((s = stylenet_pack(net, err))) stylenet_free(net);
+    return s;
+}
