@@ -7,9 +7,11 @@
  *     resumed from its checkpoint ends with bit-identical parameters. */
 #include <unistd.h>
 
-#include "net/stylenet.h"
+#include "cuda/cuda_common.h"
 #include "net/model_file.h"
+#include "net/stylenet.h"
 #include "test_util.h"
+#include "transfer/stylenet_backend.h"
 #include "transfer/stylenet_train.h"
 
 static unsigned long long rng = 7;
@@ -374,6 +376,53 @@ static void test_training(const nst_vgg19 *vgg, const char *dir) {
     CHECK(access(prev, R_OK) == 0, "preview %s written", prev);
 }
 
+/* The registry's tables, and the CPU's apply table against stylenet_forward. */
+static void test_backends(void) {
+    nst_error err;
+    CHECK(stylenet_backend_get(NST_DEVICE_CPU) == &stylenet_cpu_backend, "CPU apply table");
+    CHECK(stylenet_backend_get(NST_DEVICE_CUDA) == &stylenet_cuda_backend, "CUDA apply table");
+    CHECK(stylenet_backend_get(NST_DEVICE_AUTO) == &stylenet_cpu_backend, "an unresolved device gets the CPU's");
+    CHECK(stylenet_trainer_backend_get(NST_DEVICE_CPU) == &stylenet_trainer_cpu_backend, "CPU trainer table");
+    CHECK(stylenet_trainer_backend_get(NST_DEVICE_CUDA) == &stylenet_trainer_cuda_backend, "CUDA trainer table");
+    CHECK(stylenet_cpu_backend.device == NST_DEVICE_CPU && stylenet_cuda_backend.device == NST_DEVICE_CUDA, "devices");
+    CHECK(!stylenet_trainer_cpu_backend.own_state && stylenet_trainer_cuda_backend.own_state, "own_state");
+    if (nst_cuda_probe(&err) != NST_OK) { /* no GPU (or no CUDA): the CUDA table says why */
+        stylenet net;
+        stylenet_runner *r = NULL;
+        CHECK(stylenet_build(&net, 2, 0, 0, &err) == NST_OK, "%s", err.msg);
+        nst_status s = stylenet_cuda_backend.create(&r, &net, NST_PRECISION_FP32, &err);
+        CHECK(s != NST_OK && r == NULL && err.msg[0], "CUDA create without a GPU fails with a reason");
+        if (r) r->ops->free(r);
+        stylenet_free(&net);
+    }
+    /* the CPU's table: padded to a multiple of 4, the border cropped off */
+    stylenet net;
+    stylenet_acts a;
+    nst_rng r;
+    nst_rng_seed(&r, 5);
+    CHECK(stylenet_build(&net, 4, 1, 0, &err) == NST_OK, "%s", err.msg);
+    stylenet_init_params(&net, &r, &err);
+    nst_image img = {0}, out = {0};
+    nst_image_alloc(&img, 12, 8, &err);
+    fill(img.pixels, (size_t)12 * 8 * 3, 0.0f, 255.0f);
+    stylenet_runner *run = NULL;
+    CHECK(stylenet_cpu_backend.create(&run, &net, NST_PRECISION_FP16, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_apply_image(run, &img, &out, &err) == NST_OK && out.width == 12 && out.height == 8, "apply");
+    CHECK(stylenet_acts_build(&a, &net, 8, 12, 0, &err) == NST_OK, "%s", err.msg);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 8 * 12; i++) a.input[c * 8 * 12 + i] = img.pixels[3 * i + c] * (1.0f / 255.0f);
+    stylenet_forward(&net, &a, 0, &err);
+    int same = 1;
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 8 * 12; i++) same &= out.pixels[3 * i + c] == stylenet_output(&net, &a)[c * 8 * 12 + i];
+    CHECK(same, "the CPU table's apply is stylenet_forward, bit for bit (its precision ignored)");
+    run->ops->free(run);
+    stylenet_acts_free(&a);
+    nst_image_free(&img);
+    nst_image_free(&out);
+    stylenet_free(&net);
+}
+
 int main(void) {
     test_gradcheck(0);
     test_gradcheck(1);
@@ -389,6 +438,7 @@ int main(void) {
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     test_training(vgg, dir);
     nst_vgg19_free(vgg);
+    test_backends(); /* (last: it draws from the test's random numbers) */
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
