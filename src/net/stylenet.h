@@ -20,9 +20,10 @@
  *   stylenet_acts_build()   activations for one image size
  *   stylenet_forward()      one image
  *   stylenet_backward()     one image, ACCUMULATING into the parameter gradients, so that a
- *                          mini-batch is a loop of forward/backward over its images
+ *                           mini-batch is a loop of forward/backward over its images
  *   stylenet_pack()         after every parameter update (the fast convs use packed weights)
- */
+ * The architecture above is stylenet.c's layer tables (head, residual block, tail); the
+ * devices that apply and train it are transfer/stylenet_backend.h's tables. */
 #ifndef NST_STYLENET_H
 #define NST_STYLENET_H
 
