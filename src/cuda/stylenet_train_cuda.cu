@@ -54,8 +54,7 @@ struct stylenet_train_cuda {
     nst_cuda *ctx; /* the network, Adam and the step's order */
     int B, S, depth, content_depth;
     float lr, tv_weight;
-    float content_w[NST_NUM_LAYERS], style_w[NST_NUM_LAYERS];
-    unsigned char is_tap[NST_NUM_LAYERS];
+    perceptual_plan plan; /* the taps, their weights; read_losses fills its values per photo */
     stylenet_cuda *net;
     float *A[NST_NUM_LAYERS]; /* the painting's Grams (C,C), shared by the lanes */
     int n_lanes;
@@ -78,8 +77,6 @@ struct stylenet_train_cuda {
 
 /* ---- the network's output <-> the VGG's input ------------------------------------------- */
 
-static const float MEAN_BGR[3] = {103.939f, 116.779f, 123.68f};
-
 /* v (3,HW) BGR minus the mean <- x (3,HW) RGB times scale (255 for the photo in 0..1, 1
  * for the network's output in 0..255) */
 __global__ static void to_vgg_kernel(float *v, const float *x, size_t hw, float scale, float m0, float m1, float m2) {
@@ -101,8 +98,8 @@ __global__ static void from_vgg_kernel(float *d, const float *g, size_t hw) {
 
 static nst_status to_vgg(lane *ln, const float *x, float scale, nst_error *err) {
     size_t hw = (size_t)ln->f->S * ln->f->S;
-    to_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ln->ctx->stream>>>(ln->va.input, x, hw, scale, MEAN_BGR[0],
-                                                                         MEAN_BGR[1], MEAN_BGR[2]);
+    to_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ln->ctx->stream>>>(ln->va.input, x, hw, scale, vgg19_mean_bgr[0],
+                                                                         vgg19_mean_bgr[1], vgg19_mean_bgr[2]);
     return nst_cuda_check(cudaGetLastError(), "VGG input", err);
 }
 
@@ -149,7 +146,7 @@ void stylenet_train_cuda_free(stylenet_train_cuda *f) {
     free(f);
 }
 
-static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
+static float gram_norm(int C, int N) { return perceptual_gram_scale(NST_GRAM_NORMALIZED, C, N); }
 
 #define TRY(call)                      \
     do {                               \
@@ -181,9 +178,9 @@ static nst_status lane_build(lane *ln, stylenet_train_cuda *f, const nst_train_c
     TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->vgrad, (size_t)3 * f->S * f->S, sizeof(float), "the training gradients", err));
     for (int l = 0; l < f->depth; l++) {
         size_t C = (size_t)ln->va.C[l];
-        if (f->content_w[l] != 0.0f)
+        if (f->plan.layer[l].content)
             TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->P[l], vgg19_cuda_layer_size(&ln->va, l), sizeof(float), "the content targets", err));
-        if (f->style_w[l] != 0.0f) {
+        if (f->plan.layer[l].style) {
             TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->G[l], C * C, sizeof(float), "the Grams", err));
             TRY(nst_cuda_alloc(ln->ctx, (void **)&ln->dG[l], C * C, sizeof(float), "the Grams", err));
         }
@@ -199,7 +196,7 @@ static nst_status lane_build(lane *ln, stylenet_train_cuda *f, const nst_train_c
 }
 
 nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
-                           const stylenet *net, const float *content_w, const float *style_w,
+                           const stylenet *net, const perceptual_plan *plan,
                            const float *const *style_A, float *batch, nst_error *err) {
     *out = NULL;
     stylenet_train_cuda *f = (stylenet_train_cuda *)calloc(1, sizeof *f);
@@ -209,14 +206,12 @@ nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, c
     f->S = cfg->size;
     f->lr = cfg->lr;
     f->tv_weight = cfg->tv_weight;
+    f->plan = *plan;
     unsigned char keep[NST_NUM_LAYERS] = {0};
     for (int l = 0; l < NST_NUM_LAYERS; l++) {
-        f->content_w[l] = content_w[l];
-        f->style_w[l] = style_w[l];
-        f->is_tap[l] = content_w[l] != 0.0f || style_w[l] != 0.0f;
-        if (f->is_tap[l]) f->depth = l + 1;
-        if (content_w[l] != 0.0f) f->content_depth = l + 1;
-        keep[l] = f->is_tap[l] && vgg19_layer_kind(l) == VGG_CONV;
+        if (plan->tap[l]) f->depth = l + 1;
+        if (plan->layer[l].content) f->content_depth = l + 1;
+        keep[l] = plan->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     }
     if (cfg->precision == NST_PRECISION_FP16) {
         free(f);
@@ -246,7 +241,7 @@ nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, c
     f->v = f->m + n;
     if ((s = nst_cuda_check(cudaMemsetAsync(f->m, 0, 2 * n * sizeof(float), ctx->stream), "cudaMemsetAsync", err))) goto fail;
     for (int l = 0; l < f->depth; l++) {
-        if (style_w[l] == 0.0f) continue;
+        if (!plan->layer[l].style) continue;
         size_t C = (size_t)f->lanes[0].va.C[l];
         if (!style_A[l]) {
             s = nst_fail(err, NST_ERR_ARG, "no style target at %s", nst_layer_name(l));
@@ -279,12 +274,12 @@ static nst_status tap_grad(void *vl, const vgg19_cuda_acts *a, int l, float *gra
     const stylenet_train_cuda *f = ln->f;
     float inv_b = 1.0f / (float)f->B; /* the loss is the batch's mean */
     nst_status s = NST_OK;
-    if (f->content_w[l] != 0.0f)
-        s = cuda_content_loss_backward(ln->ctx, grad, a->out[l], ln->P[l], vgg19_cuda_layer_size(a, l), f->content_w[l] * inv_b, err);
-    if (!s && f->style_w[l] != 0.0f) {
+    if (f->plan.layer[l].content)
+        s = cuda_content_loss_backward(ln->ctx, grad, a->out[l], ln->P[l], vgg19_cuda_layer_size(a, l), f->plan.layer[l].content_w * inv_b, err);
+    if (!s && f->plan.layer[l].style) {
         int C = a->C[l], N = a->Hl[l] * a->Wl[l];
         s = cuda_style_loss_backward(ln->ctx, grad, ln->dG[l], ln->G[l], f->A[l], a->out[l], C, N, gram_norm(C, N),
-                                     f->style_w[l] * inv_b, err);
+                                     f->plan.layer[l].style_w * inv_b, err);
     }
     return s;
 }
@@ -314,10 +309,10 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
     double *slot = f->slots + (size_t)b * NST_NUM_LAYERS * 2;
     for (int l = 0; l < f->depth; l++) {
         TRY(vgg19_cuda_forward_layer(ln->vgg, &ln->va, l, err));
-        if (f->content_w[l] != 0.0f)
+        if (f->plan.layer[l].content)
             TRY(cuda_content_loss_forward(ctx, &ln->red, ln->va.out[l], ln->P[l], vgg19_cuda_layer_size(&ln->va, l),
                                           slot + 2 * l, err));
-        if (f->style_w[l] != 0.0f) {
+        if (f->plan.layer[l].style) {
             int C = ln->va.C[l], N = ln->va.Hl[l] * ln->va.Wl[l];
             TRY(cuda_style_loss_forward(ctx, &ln->red, ln->G[l], ln->va.out[l], f->A[l], C, N, gram_norm(C, N),
                                         slot + 2 * l + 1, err));
@@ -325,7 +320,7 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
     }
     LANE_MARK(2);
     float *db = f->dout + b * n;
-    TRY(vgg19_cuda_backward(ln->vgg, &ln->va, f->is_tap, tap_grad, ln, ln->vgrad, err));
+    TRY(vgg19_cuda_backward(ln->vgg, &ln->va, f->plan.tap, tap_grad, ln, ln->vgrad, err));
     from_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ctx->stream>>>(db, ln->vgrad, hw);
     NST_CUDA_TRY(cudaGetLastError(), err);
     LANE_MARK(3);
@@ -476,17 +471,18 @@ static nst_status read_losses(stylenet_train_cuda *f, double losses[3], nst_erro
     NST_CUDA_TRY(cudaStreamSynchronize(f->ctx->stream), err);
     profile_add(f);
     losses[0] = losses[1] = losses[2] = 0.0;
+    perceptual_plan *p = &f->plan;
     for (int b = 0; b < f->B; b++) {
         const double *slot = f->host_slots + (size_t)b * NST_NUM_LAYERS * 2;
-        double content = 0.0, style = 0.0;
         for (int l = 0; l < f->depth; l++) {
-            if (f->content_w[l] != 0.0f) content += f->content_w[l] * slot[2 * l];
-            if (f->style_w[l] != 0.0f) style += f->style_w[l] * slot[2 * l + 1];
+            p->layer[l].content_value = slot[2 * l];
+            p->layer[l].style_value = slot[2 * l + 1];
         }
-        double tv = f->tv_weight > 0.0f ? f->tv_weight * f->host_slots[(size_t)f->B * NST_NUM_LAYERS * 2 + b] : 0.0;
-        losses[0] += content / f->B;
-        losses[1] += style / f->B;
-        losses[2] += tv / f->B;
+        p->tv_value = f->host_slots[(size_t)f->B * NST_NUM_LAYERS * 2 + b];
+        perceptual_finish(p);
+        losses[0] += p->content_loss / f->B;
+        losses[1] += p->style_loss / f->B;
+        losses[2] += p->tv_loss / f->B;
     }
     return NST_OK;
 }
@@ -557,7 +553,7 @@ static nst_status cuda_train_build(stylenet_train_runner **out, const stylenet_t
     r->base.ops = &stylenet_trainer_cuda_backend;
     nst_status s = nst_cuda_create(&r->ctx, err);
     if (!s)
-        s = stylenet_train_cuda_build(&r->f, r->ctx, su->cfg, su->vgg, su->net, su->content_w, su->style_w, su->style_A,
+        s = stylenet_train_cuda_build(&r->f, r->ctx, su->cfg, su->vgg, su->net, su->plan, su->style_A,
                                       su->batch, err);
     if (s) {
         cuda_train_free(&r->base);

@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#include "loss/perceptual.h"
 #include "net/stylenet.h" /* a C header */
 
 typedef struct stylenet_train_cuda stylenet_train_cuda;
@@ -35,7 +36,7 @@ typedef struct stylenet_train_cuda stylenet_train_cuda;
  * batch: the host buffer the steps will upload from ((batch,3,size,size) floats, or NULL):
  * it is page-locked until stylenet_train_cuda_free, so that the upload is a fast DMA. */
 nst_status stylenet_train_cuda_build(stylenet_train_cuda **f, nst_cuda *ctx, const nst_train_config *cfg, const nst_vgg19 *vgg,
-                           const stylenet *net, const float *content_w, const float *style_w,
+                           const stylenet *net, const perceptual_plan *plan,
                            const float *const *style_A, float *batch, nst_error *err);
 void stylenet_train_cuda_free(stylenet_train_cuda *f);
 

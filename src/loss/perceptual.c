@@ -40,7 +40,12 @@ void perceptual_plan_init(perceptual_plan *p, const nst_tap *content, int n_cont
         L->style_w += style_weight * style[i].weight;
         L->style = 1;
     }
-    for (int l = 0; l < NST_NUM_LAYERS; l++) p->tap[l] = p->layer[l].content || p->layer[l].style;
+    for (int l = 0; l < NST_NUM_LAYERS; l++) {
+        perceptual_layer *L = &p->layer[l];
+        L->content = L->content && L->content_w != 0.0f; /* a weight of 0: nothing to compute */
+        L->style = L->style && L->style_w != 0.0f;
+        p->tap[l] = L->content || L->style;
+    }
 }
 
 float perceptual_gram_scale(nst_gram_norm norm, int C, int N) {

@@ -17,15 +17,19 @@
 #include "nst.h"
 #include "net/vgg19.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float content_w, style_w;  /* config weight * tap weight (summed if named twice) */
-    unsigned char content, style; /* a content tap, a style tap */
+    unsigned char content, style; /* a content tap, a style tap (named, with a weight != 0) */
     double content_value, style_value; /* unweighted, at the last evaluation */
 } perceptual_layer;
 
 typedef struct {
     int depth;                 /* layers up to the deepest tap */
-    int content_depth;         /* layers up to the deepest content tap */
+    int content_depth;         /* layers up to the deepest content tap named */
     nst_gram_norm gram_norm;
     unsigned char tap[NST_NUM_LAYERS]; /* a content or style tap: where gradients enter */
     perceptual_layer layer[NST_NUM_LAYERS];
@@ -72,4 +76,7 @@ void perceptual_cpu_backward(perceptual_cpu *c, const perceptual_plan *p, const 
                              float scale);
 void perceptual_cpu_free(perceptual_cpu *c);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

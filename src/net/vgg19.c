@@ -557,7 +557,13 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
 
 /* ---- pre/post-processing ----------------------------------------------------------------- */
 
-static const float CAFFE_MEAN_BGR[3] = {103.939f, 116.779f, 123.68f};
+const float vgg19_mean_bgr[3] = {103.939f, 116.779f, 123.68f};
+#define CAFFE_MEAN_BGR vgg19_mean_bgr
+
+void vgg19_preprocess_planes(float *x, const float *rgb, size_t hw) {
+    for (int c = 0; c < 3; c++) /* BGR plane c takes RGB plane 2-c */
+        for (size_t i = 0; i < hw; i++) x[c * hw + i] = rgb[(2 - c) * hw + i] - CAFFE_MEAN_BGR[c];
+}
 
 void vgg19_preprocess(float *x, const nst_image *img) {
     size_t hw = (size_t)img->width * img->height;

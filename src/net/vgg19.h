@@ -89,6 +89,10 @@ int vgg19_min_side(int depth);
 /* Layers to run for losses at these taps: the deepest tap + 1 (0 if none). */
 int vgg19_taps_depth(const nst_tap *a, int na, const nst_tap *b, int nb);
 
+/* The ImageNet mean the weights were trained with (Caffe's), BGR 0..255. */
+extern const float vgg19_mean_bgr[3];
+/* Caffe preprocessing of planes: RGB (3,H,W) 0..255 -> x, BGR minus the mean (3,H,W); hw = H*W. */
+void vgg19_preprocess_planes(float *x, const float *rgb, size_t hw);
 /* Caffe preprocessing: RGB 0..255 (H,W,3) -> BGR minus the ImageNet mean, (3,H,W). */
 void vgg19_preprocess(float *x, const nst_image *img);
 /* And back, clamped to 0..255. img must be allocated with the right size. */

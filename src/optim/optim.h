@@ -17,6 +17,10 @@
 #include "nst.h"
 #include "optim/adam_rule.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The vectors every optimizer shares; its own come after them. */
 enum { OPTIM_X = 0, OPTIM_G = 1, OPTIM_OWN = 2 };
 
@@ -129,4 +133,7 @@ nst_status optim_host_build(optim_host *h, size_t n, int n_vectors, int n_scalar
                             objective_fn fn, void *ctx, nst_error *err);
 void optim_host_free(optim_host *h);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -16,6 +16,7 @@
 #ifndef NST_STYLENET_BACKEND_H
 #define NST_STYLENET_BACKEND_H
 
+#include "loss/perceptual.h"
 #include "nst.h"
 
 #ifdef __cplusplus
@@ -70,8 +71,7 @@ typedef struct {
     const nst_train_config *cfg;
     const nst_vgg19 *vgg;
     const stylenet *net;              /* the shape and the initial parameters */
-    const float *content_w, *style_w; /* (NST_NUM_LAYERS) each layer's loss weight, 0 where not a
-                                       * tap, already times cfg's content/style weight */
+    const perceptual_plan *plan;      /* the perceptual loss's taps and weights */
     const float *const *style_A;      /* (NST_NUM_LAYERS) the painting's Grams (C,C), NULL
                                        * where not a style layer */
     float *batch;                     /* the host's (batch,3,size,size) buffer the steps read */

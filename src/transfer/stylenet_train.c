@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "loss/losses.h"
+#include "loss/perceptual.h"
 #include "net/model_file.h"
 #include "net/stylenet.h"
 #include "net/vgg19.h"
@@ -66,22 +67,14 @@ int nst_train_depth(const nst_train_config *cfg) {
     return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
 
-/* The loss at one VGG layer. */
-typedef struct {
-    float content_w, style_w; /* 0 where not a tap */
-    float *P;                 /* (C,H,W) the current photo's features (content target) */
-    float *A, *G, *dG;        /* (C,C) the painting's Gram, the image's, its gradient */
-} train_tap;
-
 struct stylenet_trainer {
     const nst_train_config *cfg;
     const nst_vgg19 *vgg;
     stylenet net;
     stylenet_acts acts;
     vgg19_acts vacts;
-    int depth, content_depth;
-    train_tap tap[NST_NUM_LAYERS];
-    unsigned char is_tap[NST_NUM_LAYERS];
+    perceptual_plan plan;    /* the taps, their weights, the last photo's losses */
+    perceptual_cpu targets;  /* the painting's Grams; P: the current photo's features */
     adam_state adam;
     nst_dataset *data;
     float *batch;      /* (B,3,S,S) photos, 0..1 */
@@ -94,15 +87,6 @@ struct stylenet_trainer {
     int host_stale;             /* the device has stepped since net.params and adam were
                                  * refreshed (a table with own_state only) */
 };
-
-static float gram_norm(int C, int N) { return (float)(1.0 / ((double)C * N)); }
-
-/* The network's output (RGB planes, 0..255) -> the VGG's input (BGR minus the mean). */
-static void output_to_vgg(float *v, const float *y, size_t hw) {
-    static const float mean_bgr[3] = {103.939f, 116.779f, 123.68f};
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < hw; i++) v[c * hw + i] = y[(2 - c) * hw + i] - mean_bgr[c];
-}
 
 /* Style targets: the painting's normalised Grams at the style layers. */
 static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
@@ -118,20 +102,13 @@ static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
     nst_image_free(&style);
     if (s) return s;
     vgg19_acts sa;
-    s = vgg19_acts_build(&sa, t->depth, h, w, NULL, err);
+    s = vgg19_acts_build(&sa, t->plan.depth, h, w, NULL, err);
     if (s) { nst_image_free(&resized); return s; }
     vgg19_preprocess(sa.input, &resized);
     nst_image_free(&resized);
-    for (int l = 0; l < t->depth && !s; l++) {
+    for (int l = 0; l < t->plan.depth && !s; l++) {
         vgg19_forward_layer(t->vgg, &sa, l);
-        train_tap *T = &t->tap[l];
-        if (T->style_w == 0.0f) continue;
-        int C = sa.C[l], N = sa.Hl[l] * sa.Wl[l];
-        T->A = nst_alloc_array((size_t)C * C, sizeof(float));
-        T->G = nst_alloc_array((size_t)C * C, sizeof(float));
-        T->dG = nst_alloc_array((size_t)C * C, sizeof(float));
-        if (!T->A || !T->G || !T->dG) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
-        else gram_forward(T->A, sa.out[l], C, N, gram_norm(C, N), t->vgg->tier);
+        if (t->plan.layer[l].style) s = perceptual_cpu_style_add(&t->targets, &t->plan, &sa, l, 1.0f, err);
     }
     vgg19_acts_free(&sa);
     return s;
@@ -143,12 +120,7 @@ void stylenet_trainer_free(stylenet_trainer *t) {
     stylenet_free(&t->net);
     stylenet_acts_free(&t->acts);
     vgg19_acts_free(&t->vacts);
-    for (int l = 0; l < NST_NUM_LAYERS; l++) {
-        free(t->tap[l].P);
-        free(t->tap[l].A);
-        free(t->tap[l].G);
-        free(t->tap[l].dG);
-    }
+    perceptual_cpu_free(&t->targets);
     adam_free(&t->adam);
     if (t->data) dataset_free(t->data);
     free(t->batch);
@@ -165,17 +137,8 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     if (cfg->style_size < 16 || cfg->style_size > 8192)
         return nst_fail(err, NST_ERR_ARG, "style size %d is out of range (16..8192)", cfg->style_size);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr)) return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
-    if (cfg->n_content_taps + cfg->n_style_taps == 0) return nst_fail(err, NST_ERR_ARG, "no content or style layers");
-    if (cfg->n_content_taps > NST_MAX_TAPS || cfg->n_style_taps > NST_MAX_TAPS)
-        return nst_fail(err, NST_ERR_ARG, "too many layers (at most %d)", NST_MAX_TAPS);
-    for (int i = 0; i < cfg->n_content_taps + cfg->n_style_taps; i++) {
-        int l = i < cfg->n_content_taps ? cfg->content_taps[i].layer : cfg->style_taps[i - cfg->n_content_taps].layer;
-        if (l < 0 || l >= NST_NUM_LAYERS) return nst_fail(err, NST_ERR_ARG, "bad layer index %d", l);
-    }
-    if (nst_train_depth(cfg) > vgg->depth)
-        return nst_fail(err, NST_ERR_ARG, "layer %s is deeper than the network was loaded for",
-                        nst_layer_name(nst_train_depth(cfg) - 1));
-    return NST_OK;
+    return perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, vgg->depth,
+                            err);
 }
 
 /* The device's trainer takes over the steps (on CUDA: cuda/stylenet_train_cuda.h); the
@@ -184,18 +147,12 @@ static nst_status trainer_use_device(stylenet_trainer *t, nst_error *err) {
     nst_device dev;
     nst_status s = nst_device_resolve(t->cfg->device, &dev, err);
     if (s) return s;
-    float cw[NST_NUM_LAYERS], sw[NST_NUM_LAYERS];
     const float *A[NST_NUM_LAYERS];
-    for (int l = 0; l < NST_NUM_LAYERS; l++) {
-        cw[l] = t->tap[l].content_w;
-        sw[l] = t->tap[l].style_w;
-        A[l] = t->tap[l].A;
-    }
+    for (int l = 0; l < NST_NUM_LAYERS; l++) A[l] = t->targets.layer[l].A;
     stylenet_train_setup setup = {.cfg = t->cfg,
                                   .vgg = t->vgg,
                                   .net = &t->net,
-                                  .content_w = cw,
-                                  .style_w = sw,
+                                  .plan = &t->plan,
                                   .style_A = A,
                                   .batch = t->batch,
                                   .host = t};
@@ -220,30 +177,18 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     t->cfg = cfg;
     t->vgg = vgg;
-    t->depth = nst_train_depth(cfg);
-    for (int i = 0; i < cfg->n_content_taps; i++) {
-        int l = cfg->content_taps[i].layer;
-        t->tap[l].content_w += cfg->content_weight * cfg->content_taps[i].weight;
-        if (l + 1 > t->content_depth) t->content_depth = l + 1;
-    }
-    for (int i = 0; i < cfg->n_style_taps; i++)
-        t->tap[cfg->style_taps[i].layer].style_w += cfg->style_weight * cfg->style_taps[i].weight;
+    perceptual_plan_init(&t->plan, cfg->content_taps, cfg->n_content_taps, cfg->content_weight, cfg->style_taps,
+                         cfg->n_style_taps, cfg->style_weight, NST_GRAM_NORMALIZED, cfg->tv_weight);
+    t->targets.tier = vgg->tier; /* the network's kernels, for the Grams too */
 
     int S = cfg->size;
     size_t n = (size_t)3 * S * S;
     if ((s = style_targets(t, err))) goto fail;
     unsigned char keep[NST_NUM_LAYERS] = {0};
-    for (int l = 0; l < t->depth; l++) {
-        t->is_tap[l] = t->tap[l].content_w != 0.0f || t->tap[l].style_w != 0.0f;
-        keep[l] = t->is_tap[l] && vgg19_layer_kind(l) == VGG_CONV;
-    }
-    if ((s = vgg19_acts_build(&t->vacts, t->depth, S, S, keep, err))) goto fail;
+    for (int l = 0; l < t->plan.depth; l++) keep[l] = t->plan.tap[l] && vgg19_layer_kind(l) == VGG_CONV;
+    if ((s = vgg19_acts_build(&t->vacts, t->plan.depth, S, S, keep, err))) goto fail;
     vgg19_acts_fuse_relus(&t->vacts); /* the losses read kept convs only */
-    for (int l = 0; l < t->depth; l++) {
-        if (t->tap[l].content_w == 0.0f) continue;
-        t->tap[l].P = nst_alloc_array(vgg19_layer_size(&t->vacts, l), sizeof(float));
-        if (!t->tap[l].P) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
-    }
+    if ((s = perceptual_cpu_content_alloc(&t->targets, &t->plan, &t->vacts, err))) goto fail;
     if ((s = stylenet_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
     t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
     nst_rng rng;
@@ -276,13 +221,8 @@ nst_status stylenet_trainer_gradients(stylenet_trainer *t, float *grads, nst_err
 /* The losses' gradient at VGG layer l, added into g during the backward pass. */
 static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
     stylenet_trainer *t = ctx;
-    train_tap *T = &t->tap[l];
     float inv_b = 1.0f / (float)t->cfg->batch; /* the loss is the batch's mean */
-    if (T->content_w != 0.0f) content_loss_backward(g, a->out[l], T->P, vgg19_layer_size(a, l), T->content_w * inv_b);
-    if (T->style_w != 0.0f) {
-        int C = a->C[l], N = a->Hl[l] * a->Wl[l];
-        style_loss_backward(g, T->dG, T->G, T->A, a->out[l], C, N, gram_norm(C, N), T->style_w * inv_b, t->vgg->tier);
-    }
+    perceptual_cpu_backward(&t->targets, &t->plan, a, l, g, inv_b);
 }
 
 nst_status stylenet_trainer_image_loss(stylenet_trainer *t, const float *photo, int backward, nst_error *err) {
@@ -295,33 +235,29 @@ nst_status stylenet_trainer_image_loss(stylenet_trainer *t, const float *photo, 
     /* content target: the photo's features */
     float *y255 = t->dy; /* scratch until the backward pass */
     for (size_t i = 0; i < n; i++) y255[i] = photo[i] * 255.0f;
-    output_to_vgg(va->input, y255, hw);
-    for (int l = 0; l < t->content_depth; l++) {
+    vgg19_preprocess_planes(va->input, y255, hw);
+    for (int l = 0; l < t->plan.content_depth; l++) {
         vgg19_forward_layer(t->vgg, va, l);
-        if (t->tap[l].P) memcpy(t->tap[l].P, va->out[l], vgg19_layer_size(va, l) * sizeof(float));
+        if (t->plan.layer[l].content) perceptual_cpu_content_set(&t->targets, va, l);
     }
     /* the stylised photo and its losses */
     memcpy(t->acts.input, photo, n * sizeof(float));
     nst_status s = stylenet_forward(&t->net, &t->acts, 0, err);
     if (s) return s;
     const float *y = stylenet_output(&t->net, &t->acts);
-    output_to_vgg(va->input, y, hw);
-    double content = 0.0, style = 0.0;
-    for (int l = 0; l < t->depth; l++) {
+    vgg19_preprocess_planes(va->input, y, hw);
+    perceptual_plan *p = &t->plan;
+    for (int l = 0; l < p->depth; l++) {
         vgg19_forward_layer(t->vgg, va, l);
-        train_tap *T = &t->tap[l];
-        if (T->content_w != 0.0f) content += T->content_w * content_loss_forward(va->out[l], T->P, vgg19_layer_size(va, l));
-        if (T->style_w != 0.0f) {
-            int C = va->C[l], N = va->Hl[l] * va->Wl[l];
-            style += T->style_w * style_loss_forward(T->G, va->out[l], T->A, C, N, gram_norm(C, N), t->vgg->tier);
-        }
+        if (p->tap[l]) perceptual_cpu_forward(&t->targets, p, va, l);
     }
-    double tv = cfg->tv_weight > 0.0f ? cfg->tv_weight * tv_loss_forward(y, 3, S, S) : 0.0;
-    t->content_loss += content / cfg->batch;
-    t->style_loss += style / cfg->batch;
-    t->tv_loss += tv / cfg->batch;
+    p->tv_value = cfg->tv_weight > 0.0f ? tv_loss_forward(y, 3, S, S) : 0.0;
+    perceptual_finish(p);
+    t->content_loss += p->content_loss / cfg->batch;
+    t->style_loss += p->style_loss / cfg->batch;
+    t->tv_loss += p->tv_loss / cfg->batch;
     if (!backward) return NST_OK;
-    vgg19_backward(t->vgg, va, t->is_tap, tap_backward, t, t->vgrad, 0);
+    vgg19_backward(t->vgg, va, p->tap, tap_backward, t, t->vgrad, 0);
     /* VGG input (BGR) -> network output (RGB): the channel order reversed */
     for (int c = 0; c < 3; c++) memcpy(t->dy + (2 - c) * hw, t->vgrad + c * hw, hw * sizeof(float));
     if (cfg->tv_weight > 0.0f) tv_loss_backward(t->dy, y, 3, S, S, cfg->tv_weight / cfg->batch);
