@@ -151,9 +151,9 @@ nst_status cu_bias_backward(nst_cuda *ctx, float *dbias, const float *dout, int 
     rd(dout, (size_t)N * C * HW * F), rd(dbias, C * F), wr(dbias, C * F);
     return NST_OK;
 }
-nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, float step, float bc2_sqrt,
-                          float b1, float b2, float eps, nst_error *err) {
-    (void)ctx, (void)err, (void)step, (void)bc2_sqrt, (void)b1, (void)b2, (void)eps;
+nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, adam_coeffs c,
+                          nst_error *err) {
+    (void)ctx, (void)err, (void)c;
     rd(g, n * F), wr(x, n * F), wr(m, n * F), wr(v, n * F);
     return NST_OK;
 }

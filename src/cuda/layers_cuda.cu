@@ -333,17 +333,15 @@ __global__ static void bias_backward_kernel(float *dbias, const float *dout, int
     if (threadIdx.x == 0) dbias[c] += (float)s;
 }
 
-__global__ static void adam_kernel(float *x, float *m, float *v, const float *g, size_t n, float step,
-                                   float bc2_sqrt, float b1, float b2, float eps) {
+/* optim/adam_rule.h, the CPU's rule */
+__global__ static void adam_kernel(float *x, float *m, float *v, const float *g, size_t n, adam_coeffs c) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float gi = g[i];
-    float mi = m[i] * b1 + gi * (1.0f - b1);
-    float vi = v[i] * b2 + gi * gi * (1.0f - b2);
+    float xi = x[i], mi = m[i], vi = v[i];
+    adam_rule(&xi, g[i], &mi, &vi, c);
+    x[i] = xi;
     m[i] = mi;
     v[i] = vi;
-    float denom = sqrtf(vi) / bc2_sqrt + eps;
-    x[i] += -step * (mi / denom);
 }
 
 nst_status cu_sigmoid255_forward(nst_cuda *ctx, float *out, const float *inp, size_t n, nst_error *err) {
@@ -372,9 +370,9 @@ nst_status cu_bias_backward(nst_cuda *ctx, float *dbias, const float *dout, int 
     return launched("bias backward", err);
 }
 
-nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, float step,
-                          float bc2_sqrt, float b1, float b2, float eps, nst_error *err) {
-    adam_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(x, m, v, g, n, step, bc2_sqrt, b1, b2, eps);
+nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, adam_coeffs c,
+                          nst_error *err) {
+    adam_kernel<<<nst_cuda_blocks(n), THREADS, 0, ctx->stream>>>(x, m, v, g, n, c);
     return launched("Adam", err);
 }
 

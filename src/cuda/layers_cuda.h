@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "cuda/cuda_common.h"
+#include "optim/adam_rule.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,11 +82,10 @@ nst_status cu_add_bias(nst_cuda *ctx, float *x, const float *bias, int N, int C,
 nst_status cu_bias_backward(nst_cuda *ctx, float *dbias, const float *dout, int N, int C, int HW,
                             nst_error *err);
 
-/* Adam, the update of optim/adam.c: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
- * x -= step * m / (sqrt(v) / bc2_sqrt + eps), with step = lr / (1 - b1^t) and
- * bc2_sqrt = sqrt(1 - b2^t) computed by the caller (in double, as the CPU does). */
-nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, float step,
-                          float bc2_sqrt, float b1, float b2, float eps, nst_error *err);
+/* Adam, optim/adam_rule.h on each of the n elements, with the step's coefficients from
+ * adam_next (in double, as the CPU does). */
+nst_status cu_adam_update(nst_cuda *ctx, float *x, float *m, float *v, const float *g, size_t n, adam_coeffs c,
+                          nst_error *err);
 
 /* ---- images <-> planes ------------------------------------------------------------------------ */
 

@@ -12,6 +12,7 @@
 #include "cuda/losses_cuda.h"
 #include "cuda/stylenet_train_cuda.h"
 #include "cuda/vgg19_cuda.h"
+#include "optim/optim.h"
 #include "transfer/stylenet_backend.h"
 extern "C" {
 #include "net/vgg19.h" /* a C header: the layers' kinds */
@@ -494,10 +495,11 @@ nst_status stylenet_train_cuda_loss_grad(stylenet_train_cuda *f, const float *ba
 
 nst_status stylenet_train_cuda_step(stylenet_train_cuda *f, const float *batch, int adam_t, double losses[3], nst_error *err) {
     TRY(loss_grad(f, batch, err));
-    /* optim/adam.c: the scalars in double, the vectors in float */
-    double bc1 = 1.0 - pow(0.9, adam_t), bc2 = 1.0 - pow(0.999, adam_t);
+    adam_state a = {}; /* the step's coefficients, as optim/adam.c */
+    a.lr = f->lr;
+    a.t = adam_t - 1;
     TRY(cu_adam_update(f->ctx, stylenet_cuda_params(f->net), f->m, f->v, stylenet_cuda_grads(f->net), stylenet_cuda_n_params(f->net),
-                       (float)(f->lr / bc1), (float)sqrt(bc2), 0.9f, 0.999f, 1e-8f, err));
+                       adam_next(&a), err));
     STEP_MARK(PH_ADAM);
     f->prof_adam = 1;
     return read_losses(f, losses, err);
