@@ -61,6 +61,7 @@ static double time_apply(int width, int side, int iters, double *mb) {
     nst_rng rng;
     nst_rng_seed(&rng, SEED);
     check(stylenet_build(&net, width, 5, 0, &err), &err);
+    nst_tuning_from_env(&net.tuning, &err); /* $NST_KERNEL: the packs' kernels */
     check(stylenet_init_params(&net, &rng, &err), &err);
     check(stylenet_acts_build(&a, &net, side, side, 0, &err), &err);
     fill_uniform(a.input, (size_t)3 * side * side, 0.0f, 1.0f, &rng);
@@ -87,6 +88,7 @@ static double time_net_train(int width, int side, int iters, double *mb) {
     nst_rng rng;
     nst_rng_seed(&rng, SEED);
     check(stylenet_build(&net, width, 5, 1, &err), &err);
+    nst_tuning_from_env(&net.tuning, &err); /* $NST_KERNEL: the packs' kernels */
     check(stylenet_init_params(&net, &rng, &err), &err);
     check(stylenet_acts_build(&a, &net, side, side, 1, &err), &err);
     size_t n = (size_t)3 * side * side;
@@ -169,7 +171,11 @@ int main(int argc, char **argv) {
     int threads = omp_get_max_threads();
     double apply_ms[MAX_LIST][MAX_LIST], apply_mb[MAX_LIST][MAX_LIST];
     double step_ms[MAX_LIST], net_ms[MAX_LIST], net_mb[MAX_LIST];
-    printf("bench_fast: %d threads, kernel %s, best of %d after 1 warm-up\n\n", threads, cpu_best_tier() == CPU_AVX512 ? "avx512" : "portable", iters);
+    nst_tuning tuning;
+    nst_error terr;
+    nst_tuning_from_env(&tuning, &terr);
+    printf("bench_fast: %d threads, kernel %s, best of %d after 1 warm-up\n\n", threads,
+           cpu_tier_name(cpu_kernel_tier(tuning.kernel)), iters);
 
     if (do_apply) {
         printf("apply: the network's forward pass (inference buffers, as nst apply)\n");
@@ -191,8 +197,9 @@ int main(int argc, char **argv) {
         cfg.batch = batch;
         cfg.style_path = style;
         nst_error err;
+        nst_tuning_from_env(&cfg.tuning, &err); /* $NST_KERNEL and the rest, as nst train */
         nst_vgg19 *vgg = NULL;
-        check(nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err), &err);
+        check(nst_vgg19_load_tuned(&vgg, weights, nst_train_depth(&cfg), &cfg.tuning, &err), &err);
         printf("train: one step (nst train's stylenet_trainer_step), batch %d at %dx%d, weights %s,\n"
                "style %s (Gram targets at %d px)\n", batch, train_size, train_size, nst_vgg19_dir(vgg), style,
                cfg.style_size);

@@ -116,6 +116,16 @@ typedef struct {
     double fwd_ms, e2e_ms, mb;
 } apply_time;
 
+static void print_line(void *user, const char *line) { fprintf(user, "%s\n", line); }
+
+/* The settings of the environment ($NST_CUDA_PROFILE, ...), the messages on stdout. */
+static void bench_tuning(nst_tuning *t) {
+    nst_error err;
+    nst_tuning_from_env(t, &err);
+    t->log = print_line;
+    t->log_user = stdout;
+}
+
 /* Best-of-iters ms of the network alone (input on the GPU, synchronised) and of
  * stylenet_cuda_apply end to end, W x H, batch 1. A failure (out of memory, no cuDNN algorithm)
  * is printed and gives negative times: the other configurations still run. */
@@ -125,6 +135,7 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, nst_precisi
     nst_rng rng;
     nst_rng_seed(&rng, 1);
     check(stylenet_build(&net, width, 5, 0, &err), &err);
+    bench_tuning(&net.tuning);
     check(stylenet_init_params(&net, &rng, &err), &err);
     stylenet_cuda *g = NULL;
     nst_image img = {0}, out = {0};
@@ -147,10 +158,10 @@ static apply_time time_apply(nst_cuda *ctx, int width, int W, int H, nst_precisi
         double dt = nst_now() - t0;
         if (it >= warmup && dt < t.fwd_ms) t.fwd_ms = dt;
     }
-    if (!s && getenv("NST_CUDA_PROFILE")) {
+    if (!s && net.tuning.cuda_profile) {
         char title[96];
         snprintf(title, sizeof title, "profile: apply w%d %dx%d %s", width, W, H, prec_name(prec));
-        s = stylenet_cuda_profile_print(g, stdout, title, &err);
+        s = stylenet_cuda_profile_log(g, title, &err);
     }
     t.fwd_ms *= 1e3;
     t.e2e_ms *= 1e3;
@@ -172,6 +183,7 @@ static double time_net_train(nst_cuda *ctx, int width, int B, int S, nst_precisi
     nst_rng rng;
     nst_rng_seed(&rng, 1);
     check(stylenet_build(&net, width, 5, 1, &err), &err);
+    bench_tuning(&net.tuning);
     check(stylenet_init_params(&net, &rng, &err), &err);
     stylenet_cuda *g = NULL;
     check(stylenet_cuda_create(&g, ctx, &net, 1, prec, &err), &err);
@@ -284,8 +296,9 @@ int main(int argc, char **argv) {
         cfg.size = train_size;
         cfg.batch = batch;
         cfg.device = NST_DEVICE_CUDA;
+        bench_tuning(&cfg.tuning); /* $NST_CUDA_PROFILE and the rest, as nst train */
         nst_vgg19 *vgg = NULL;
-        check(nst_vgg19_load(&vgg, weights, nst_train_depth(&cfg), &err), &err);
+        check(nst_vgg19_load_tuned(&vgg, weights, nst_train_depth(&cfg), &cfg.tuning, &err), &err);
         if (!style && !(style = find_style(nst_vgg19_dir(vgg), style_buf, sizeof style_buf))) {
             fprintf(stderr, "bench_fast_cuda: no painting: give --style FILE (none in $NST_SHARED_DIR/images/style "
                             "or beside the weights in %s/../../images/style)\n", nst_vgg19_dir(vgg));

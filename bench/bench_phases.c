@@ -52,7 +52,9 @@ int main(int argc, char **argv) {
     const char *wdir = argc > 3 ? argv[3] : NULL;
     nst_error err;
     nst_vgg19 *net;
-    if (nst_vgg19_load(&net, wdir, 0, &err) != NST_OK) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    nst_tuning tuning; /* $NST_KERNEL and the rest, as nst bench */
+    nst_tuning_from_env(&tuning, &err);
+    if (nst_vgg19_load_tuned(&net, wdir, 0, &tuning, &err) != NST_OK) { fprintf(stderr, "%s\n", err.msg); return 1; }
     static const char *taps[] = {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"};
     unsigned char tap[NST_NUM_LAYERS] = {0}, style_tap[NST_NUM_LAYERS] = {0}, keep[NST_NUM_LAYERS] = {0};
     int depth = 0;

@@ -1,6 +1,7 @@
 /* stylenet_cuda.cu - the fast-style network on the GPU: stylenet_forward / stylenet_backward
  * (net/stylenet.c) layer for layer, on a batch, with the ops of layers_cuda.cu. */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct stylenet_cuda {
     int train, n_layers;
     nst_precision precision;
     int search; /* cudnnFind instead of cuDNN's heuristics ($NST_CUDNN_SEARCH=1) */
+    nst_tuning log; /* the network's tuning, for its log (messages, the profile) */
     int own;    /* own kernels where they apply (not the tuning's cuda_no_own_conv) */
     int own_out; /* NST_PRECISION_FP16: the last layer (9x9/1 -> 3) + sigmoid on cu_h_conv9_output, not cuDNN */
     dev_layer L[STYLENET_MAX_LAYERS];
@@ -66,6 +68,7 @@ nst_status stylenet_cuda_create(stylenet_cuda **out, nst_cuda *ctx, const stylen
     g->train = train;
     g->precision = precision;
     const nst_tuning *tu = &net->tuning; /* the settings the network was given */
+    g->log = *tu;                         /* (for its messages: the tuning's log) */
     g->search = tu->cudnn_search == NST_CUDNN_SEARCH_MEASURE;
     g->own = !tu->cuda_no_own_conv;
     int n_l = net->n_layers;
@@ -422,7 +425,7 @@ nst_status stylenet_cuda_forward(stylenet_cuda *g, nst_error *err) {
     g->fwd_exec = NULL;
     g->use_graph = 0;
     cudaGetLastError(); /* (the capture's error: the eager pass follows) */
-    fprintf(stderr, "nst: the style network could not be captured as a CUDA graph (%s); it runs without one\n",
+    nst_log(&g->log, "nst: the style network could not be captured as a CUDA graph (%s); it runs without one",
             s ? err->msg : cudaGetErrorString(e));
     return forward_eager(g, err);
 }
@@ -514,15 +517,36 @@ static float ev_ms(cudaEvent_t a, cudaEvent_t b) {
     return ms;
 }
 
-nst_status stylenet_cuda_profile_print(stylenet_cuda *g, FILE *out, const char *title, nst_error *err) {
+/* A line of the profile, written in pieces and then logged whole. */
+typedef struct {
+    char buf[512];
+} log_line_buf;
+
+static void line_add(log_line_buf *b, const char *fmt, ...) {
+    size_t k = strlen(b->buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->buf + k, sizeof b->buf - k, fmt, ap);
+    va_end(ap);
+}
+
+static void line_end(log_line_buf *b, const nst_tuning *t) {
+    nst_log(t, "%s", b->buf);
+    b->buf[0] = '\0';
+}
+
+nst_status stylenet_cuda_profile_log(stylenet_cuda *g, const char *title, nst_error *err) {
+    log_line_buf line = {{0}};
+#define OUT(...) line_add(&line, __VA_ARGS__)
+#define END() line_end(&line, &g->log)
     if (!g->prof || !g->prof_fwd) {
-        fprintf(out, "%s: no profile (set NST_CUDA_PROFILE=1 before building the network)\n", title);
+        nst_log(&g->log, "%s: no profile (set NST_CUDA_PROFILE=1 before building the network)", title);
         return NST_OK;
     }
     NST_CUDA_TRY(cudaStreamSynchronize(g->ctx->stream), err);
     int n = g->n_layers, bwd = g->prof_bwd;
-    fprintf(out, "%s: batch %d at %dx%d, last pass, ms per layer (GPU events)\n", title, g->N, g->W, g->H);
-    fprintf(out, "%3s %-20s %9s | %7s %7s%s\n", "l", "layer", "out", "conv", "rest",
+    nst_log(&g->log, "%s: batch %d at %dx%d, last pass, ms per layer (GPU events)", title, g->N, g->W, g->H);
+    nst_log(&g->log, "%3s %-20s %9s | %7s %7s%s", "l", "layer", "out", "conv", "rest",
             bwd ? " | bwd norm   wgrad   dgrad  rest" : "");
     double tf[2] = {0, 0}, tb[4] = {0, 0, 0, 0};
     for (int l = 0; l < n; l++) {
@@ -533,7 +557,7 @@ nst_status stylenet_cuda_profile_print(stylenet_cuda *g, FILE *out, const char *
         snprintf(size, sizeof size, "%dx%d", g->Wo[l], g->Ho[l]);
         float f0 = ev_ms(g->ev[l][EV_F0], g->ev[l][EV_F1]), f1 = ev_ms(g->ev[l][EV_F1], g->ev[l + 1][EV_F0]);
         tf[0] += f0, tf[1] += f1;
-        fprintf(out, "%3d %-20s %9s | %7.3f %7.3f", l, name, size, f0, f1);
+        OUT("%3d %-20s %9s | %7.3f %7.3f", l, name, size, f0, f1);
         if (bwd) {
             /* backward runs from the last layer down: its "rest" (padding backward, the skip
              * sum) ends at the next lower layer's start (or the pass's end for layer 0) */
@@ -541,15 +565,20 @@ nst_status stylenet_cuda_profile_print(stylenet_cuda *g, FILE *out, const char *
             float b0 = ev_ms(g->ev[l][EV_B0], g->ev[l][EV_B1]), b1 = ev_ms(g->ev[l][EV_B1], g->ev[l][EV_B2]);
             float b2 = ev_ms(g->ev[l][EV_B2], g->ev[l][EV_B3]), b3 = ev_ms(g->ev[l][EV_B3], end);
             tb[0] += b0, tb[1] += b1, tb[2] += b2, tb[3] += b3;
-            fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", b0, b1, b2, b3);
+            OUT(" | %8.3f %7.3f %7.3f %5.3f", b0, b1, b2, b3);
         }
-        fprintf(out, "  %s\n", stylenet_cuda_conv_about(g, l));
+        OUT("  %s", stylenet_cuda_conv_about(g, l));
+        END();
     }
-    fprintf(out, "%3s %-20s %9s | %7.3f %7.3f", "", "total", "", tf[0], tf[1]);
-    if (bwd) fprintf(out, " | %8.3f %7.3f %7.3f %5.3f", tb[0], tb[1], tb[2], tb[3]);
-    fprintf(out, "\n%3s forward %.3f ms%s", "", ev_ms(g->ev[0][EV_F0], g->ev[n][EV_F0]), bwd ? "" : "\n");
-    if (bwd) fprintf(out, ", backward %.3f ms\n", ev_ms(g->ev[n - 1][EV_B0], g->ev[n][EV_B0]));
+    OUT("%3s %-20s %9s | %7.3f %7.3f", "", "total", "", tf[0], tf[1]);
+    if (bwd) OUT(" | %8.3f %7.3f %7.3f %5.3f", tb[0], tb[1], tb[2], tb[3]);
+    END();
+    OUT("%3s forward %.3f ms", "", ev_ms(g->ev[0][EV_F0], g->ev[n][EV_F0]));
+    if (bwd) OUT(", backward %.3f ms", ev_ms(g->ev[n - 1][EV_B0], g->ev[n][EV_B0]));
+    END();
     return NST_OK;
+#undef OUT
+#undef END
 }
 
 nst_status stylenet_cuda_apply(stylenet_cuda *g, const nst_image *img, int Hp, int Wp, nst_image *out, nst_error *err) {

@@ -71,10 +71,10 @@ nst_status stylenet_cuda_forward(stylenet_cuda *g, nst_error *err);
 nst_status stylenet_cuda_backward(stylenet_cuda *g, const float *dout, float *dinput, nst_error *err);
 
 /* With the network's tuning cuda_profile (NST_CUDA_PROFILE=1) when it was created, every
- * pass records timing events around each layer's parts; this prints the last forward
- * (and backward) pass's times per layer to out (it waits for the stream). A line saying
- * so without the variable. */
-nst_status stylenet_cuda_profile_print(stylenet_cuda *g, FILE *out, const char *title, nst_error *err);
+ * pass records timing events around each layer's parts; this gives the last forward
+ * (and backward) pass's times per layer to the tuning's log (it waits for the stream). A
+ * line saying so without the variable. */
+nst_status stylenet_cuda_profile_log(stylenet_cuda *g, const char *title, nst_error *err);
 
 /* Stylises img (H,W,3, 0..255, host) run at Hp x Wp (the caller's padding rule) into out
  * (allocated here): one upload of the image, the forward pass, one download. */

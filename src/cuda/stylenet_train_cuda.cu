@@ -56,6 +56,7 @@ struct stylenet_train_cuda {
     int B, S, depth, content_depth;
     float lr, tv_weight;
     perceptual_plan plan; /* the taps, their weights; read_losses fills its values per photo */
+    const nst_tuning *tuning; /* the config's (its log: the profile, messages) */
     stylenet_cuda *net;
     float *A[NST_NUM_LAYERS]; /* the painting's Grams (C,C), shared by the lanes */
     int n_lanes;
@@ -125,12 +126,12 @@ static void lane_free(lane *ln) {
     memset(ln, 0, sizeof *ln);
 }
 
-static void profile_print(stylenet_train_cuda *f);
+static void profile_log(stylenet_train_cuda *f);
 
 void stylenet_train_cuda_free(stylenet_train_cuda *f) {
     if (!f) return;
     cudaStreamSynchronize(f->ctx->stream);
-    if (f->prof && f->net && f->prof_seen > 0) profile_print(f);
+    if (f->prof && f->net && f->prof_seen > 0) profile_log(f);
     if (f->exec) cudaGraphExecDestroy(f->exec);
     for (int k = 0; k < STEP_EV; k++)
         if (f->pev[k]) cudaEventDestroy(f->pev[k]);
@@ -208,6 +209,7 @@ nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, c
     f->lr = cfg->lr;
     f->tv_weight = cfg->tv_weight;
     f->plan = *plan;
+    f->tuning = &cfg->tuning;
     unsigned char keep[NST_NUM_LAYERS] = {0};
     for (int l = 0; l < NST_NUM_LAYERS; l++) {
         if (plan->tap[l]) f->depth = l + 1;
@@ -385,7 +387,7 @@ static nst_status run_body(stylenet_train_cuda *f, nst_error *err) {
     f->exec = NULL;
     f->use_graph = 0;
     cudaGetLastError(); /* (the capture's error: the eager step follows) */
-    fprintf(stderr, "nst: the training step could not be captured as a CUDA graph (%s); it runs without one\n",
+    nst_log(f->tuning, "nst: the training step could not be captured as a CUDA graph (%s); it runs without one",
             s ? err->msg : cudaGetErrorString(e));
     return step_body(f, err);
 }
@@ -420,13 +422,13 @@ static void profile_add(stylenet_train_cuda *f) {
 
 /* lane 0's last photo through the VGG19, one line per conv layer (rp: the ReLU and pool
  * after it; loss: the losses' values (forward) and gradients (backward) at its taps) */
-static void vgg_profile_print(lane *ln) {
+static void vgg_profile_log(lane *ln, const nst_tuning *tu) {
     const vgg19_cuda_acts *a = &ln->va;
     const vgg19_cuda_prof *p = &ln->vprof;
     int top = a->depth - 1;
     double sum[6] = {0};
-    fprintf(stderr, "training step: the VGG19 of one photo (lane 0, the stylised photo's passes), ms per conv layer\n");
-    fprintf(stderr, "%-8s %12s %7s %7s %7s %7s %7s %7s  %s\n", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
+    nst_log(tu, "training step: the VGG19 of one photo (lane 0, the stylised photo's passes), ms per conv layer");
+    nst_log(tu, "%-8s %12s %7s %7s %7s %7s %7s %7s  %s", "layer", "output", "conv-f", "rp-f", "loss-f", "conv-b", "rp-b",
             "loss-b", "algorithms");
     for (int l = 0; l <= top; l++) {
         if (vgg19_layer_kind(l) != VGG_CONV) continue;
@@ -440,30 +442,31 @@ static void vgg_profile_print(lane *ln) {
         char shape[48], algos[160];
         snprintf(shape, sizeof shape, "%dx%dx%d", a->C[l], a->Hl[l], a->Wl[l]);
         vgg19_cuda_describe_algos(a, l, algos, sizeof algos);
-        fprintf(stderr, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %.60s\n", nst_layer_name(l), shape, t[0], t[1], t[2],
+        nst_log(tu, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f  %.60s", nst_layer_name(l), shape, t[0], t[1], t[2],
                 t[3], t[4], t[5], algos);
         for (int k = 0; k < 6; k++) sum[k] += t[k];
     }
-    fprintf(stderr, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
+    nst_log(tu, "%-8s %12s %7.3f %7.3f %7.3f %7.3f %7.3f %7.3f", "sum", "", sum[0], sum[1], sum[2], sum[3], sum[4],
             sum[5]);
 }
 
-static void profile_print(stylenet_train_cuda *f) {
+static void profile_log(stylenet_train_cuda *f) {
+    const nst_tuning *tu = f->tuning;
     nst_error err;
     if (f->prof_steps > 0) {
         double c = f->prof_steps, *m = f->prof_ms;
-        fprintf(stderr, "training step profile, batch %d at %d px, mean of %d steps (GPU events, ms):\n", f->B, f->S,
+        nst_log(tu, "training step profile, batch %d at %d px, mean of %d steps (GPU events, ms):", f->B, f->S,
                 f->prof_steps);
-        fprintf(stderr, "  upload %.3f | net fwd (content targets beside it) %.3f | VGG19 after it (%d lanes) %.3f | "
-                        "net bwd %.3f | Adam %.3f | total %.3f\n",
+        nst_log(tu, "  upload %.3f | net fwd (content targets beside it) %.3f | VGG19 after it (%d lanes) %.3f | "
+                "net bwd %.3f | Adam %.3f | total %.3f",
                 m[PH_UPLOAD] / c, m[PH_FWD] / c, f->n_lanes, m[PH_LOSS] / c, m[PH_BWD] / c, m[PH_ADAM] / c,
                 (m[PH_UPLOAD] + m[PH_FWD] + m[PH_LOSS] + m[PH_BWD] + m[PH_ADAM]) / c);
-        fprintf(stderr, "  one photo (lane 0): content target %.3f | (wait for the net,) VGG19 fwd + losses %.3f | "
-                        "VGG19 bwd %.3f | TV %.3f\n",
+        nst_log(tu, "  one photo (lane 0): content target %.3f | (wait for the net,) VGG19 fwd + losses %.3f | "
+                "VGG19 bwd %.3f | TV %.3f",
                 m[STEP_EV + 1] / c, m[STEP_EV + 2] / c, m[STEP_EV + 3] / c, m[STEP_EV + 4] / c);
     }
-    if (f->lanes[0].has_vprof) vgg_profile_print(&f->lanes[0]);
-    if (stylenet_cuda_profile_print(f->net, stderr, "training step: the style network", &err)) fprintf(stderr, "%s\n", err.msg);
+    if (f->lanes[0].has_vprof) vgg_profile_log(&f->lanes[0], tu);
+    if (stylenet_cuda_profile_log(f->net, "training step: the style network", &err)) nst_log(tu, "%s", err.msg);
 }
 
 /* waits for the step and adds up its weighted losses, as stylenet_train.c */
