@@ -1,6 +1,6 @@
 """fast_torch.py - the PyTorch side of the fast-style benchmarks, shared by
 compare_fast_pytorch.py (CPU) and compare_fast_cuda_pytorch.py (CUDA): the network of
-src/net/johnson.h, nst train's default loss on the same VGG19 weights, one training step,
+src/net/stylenet.h, nst train's default loss on the same VGG19 weights, one training step,
 and the timing loop.
 """
 import time
@@ -16,7 +16,7 @@ MEAN_BGR = [103.939, 116.779, 123.68]
 
 
 def johnson_net(torch, w, n_res=5):
-    """The network of src/net/johnson.h: RGB 0..1 in, RGB 0..255 out."""
+    """The network of src/net/stylenet.h: RGB 0..1 in, RGB 0..255 out."""
     nn = torch.nn
 
     def conv_in_relu(cin, cout, k, stride=1, relu=True, upsample=False):
