@@ -80,6 +80,11 @@ expect 2 "is not an integer" -- $NST train --style "$STYLE" --data "$T/data" -o 
 expect 1 "nodata: cannot" -- $NST train --style "$STYLE" --data "$T/nodata" -o "$T/m.nstm" --steps 1
 mkdir -p "$T/empty"
 expect 1 "empty: no image files|empty.*no .*image" -- $NST train --style "$STYLE" --data "$T/empty" -o "$T/m.nstm" --steps 1
+# apply on folders without an image: one line naming the folder, a usage error, no output folder
+expect 2 "empty: no image to stylise \\(empty\\)" -- $NST apply --model udnie --out-dir "$T/od_empty" "$T/empty"
+[ ! -e "$T/od_empty" ] && ok || bad "apply on an empty folder made its --out-dir"
+mkdir -p "$T/noimg" && echo text >"$T/noimg/notes.txt"
+expect 2 "noimg: no image to stylise \\(1 entry skipped; .*notes.txt: not an image\\)" -- $NST apply --model udnie --out-dir "$T/od_noimg" "$T/noimg"
 expect 1 "missing.jpg: cannot open" -- $NST train --style "$T/missing.jpg" --data "$T/data" -o "$T/m.nstm" --steps 1
 expect 1 "tiny.nstm: a model file, not a training checkpoint" -- \
     $NST train --style "$STYLE" --data "$T/data" -o "$T/m.nstm" --size 32 --width 4 --res-blocks 1 --steps 40 --resume "$M"

@@ -282,6 +282,15 @@ int cmd_apply(int argc, char **argv) {
     }
     int todo = 0;
     for (int k = 0; k < jobs.n; k++) todo += !jobs.v[k].skip;
+    if (todo == 0) { /* only folders without images: say so in one line, and fail (nothing was done) */
+        char why[700] = "empty";
+        if (jobs.n)
+            snprintf(why, sizeof why, "%d %s skipped; %.400s: %.150s", jobs.n, jobs.n == 1 ? "entry" : "entries",
+                     jobs.v[0].in, jobs.v[0].skip);
+        fprintf(stderr, "nst: %s: no image to stylise (%s)\n",
+                args.n_positional == 1 ? args.positional[0] : "the folders given", why);
+        goto done;
+    }
     if (output && todo > 1) {
         fprintf(stderr, "nst: -o takes one photo; use --out-dir DIR for %d\n", todo);
         goto done;
