@@ -54,7 +54,7 @@ struct stylenet_train_cuda_lane {
 struct stylenet_train_cuda {
     nst_cuda *ctx; /* the network, Adam and the step's order */
     int B, S, depth, content_depth;
-    float lr, tv_weight;
+    float lr;
     perceptual_plan plan; /* the taps, their weights; read_losses fills its values per photo */
     const nst_tuning *tuning; /* the config's (its log: the profile, messages) */
     stylenet_cuda *net;
@@ -207,7 +207,6 @@ nst_status stylenet_train_cuda_build(stylenet_train_cuda **out, nst_cuda *ctx, c
     f->B = cfg->batch;
     f->S = cfg->size;
     f->lr = cfg->lr;
-    f->tv_weight = cfg->tv_weight;
     f->plan = *plan;
     f->tuning = &cfg->tuning;
     unsigned char keep[NST_NUM_LAYERS] = {0};
@@ -327,10 +326,10 @@ static nst_status lane_photo(lane *ln, int b, const float *x, const float *y, ns
     from_vgg_kernel<<<nst_cuda_blocks(hw), THREADS, 0, ctx->stream>>>(db, ln->vgrad, hw);
     NST_CUDA_TRY(cudaGetLastError(), err);
     LANE_MARK(3);
-    if (f->tv_weight > 0.0f) {
+    if (f->plan.tv_weight > 0.0f) {
         double *tv = f->slots + (size_t)f->B * NST_NUM_LAYERS * 2 + b;
         TRY(cuda_tv_loss_forward(ctx, &ln->red, yb, 3, f->S, f->S, tv, err));
-        TRY(cuda_tv_loss_backward(ctx, db, yb, 3, f->S, f->S, f->tv_weight / f->B, err));
+        TRY(cuda_tv_loss_backward(ctx, db, yb, 3, f->S, f->S, f->plan.tv_weight / f->B, err));
     }
     LANE_MARK(4);
     return NST_OK;

@@ -143,7 +143,8 @@ static nst_status check_config(const nst_transfer_config *cfg, const nst_vgg19 *
     if (cfg->steps < 0) return nst_fail(err, NST_ERR_ARG, "steps must be >= 0");
     if (n_styles < 1 || n_styles > NST_MAX_STYLES)
         return nst_fail(err, NST_ERR_ARG, "need 1..%d style images, got %d", NST_MAX_STYLES, n_styles);
-    nst_status s = perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, 0, err);
+    nst_status s = perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps,
+                                    net->depth, err);
     if (s) return s;
     if (!(cfg->lr > 0.0f) && cfg->optimizer == NST_OPT_ADAM)
         return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
@@ -154,8 +155,7 @@ static nst_status check_config(const nst_transfer_config *cfg, const nst_vgg19 *
                         "the style images would be %.0f px on their longer side (size %d x style scale %g), more "
                         "than %d; lower --style-scale",
                         style_side, cfg->size, cfg->style_scale, NST_MAX_DIMENSION);
-    return perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, net->depth,
-                            err);
+    return NST_OK;
 }
 
 /* Resizes img to w x h (a copy if already that size) and preprocesses it into x (3,h,w). */
