@@ -4,7 +4,8 @@
  * lacks is skipped; these tables run the direct convolution, NST_CONV=direct). The name
  * "winograd" instead compares, with 2 threads, the direct AVX-512 kernel and Winograd
  * F(2x2,3x3) on the layers that use it (C_in, C_out >= 64), and sums one VGG19 forward
- * + backward pass over those layers. Each figure is the best of a few runs (the machine
+ * + backward pass over those layers; "bf16" compares that default with the bf16 kernels
+ * (--precision bf16) the same way. Each figure is the best of a few runs (the machine
  * is shared).
  *
  *   bench_conv [reps] [kernels]   (default 3 avx512,avx2,winograd; e.g. portable,avx2)
@@ -25,6 +26,7 @@ typedef struct { const char *name; int C_in, C_out, H; } conv_shape;
 
 /* the kernels under test (what NST_KERNEL / NST_CONV would choose), set by main */
 static nst_tuning tun;
+static nst_precision prec = NST_PRECISION_FP32;
 
 /* Best-of-reps seconds of conv3x3_forward and conv3x3_backward_input on one shape with
  * the kernels of tun. */
@@ -36,7 +38,7 @@ static void time_conv(const conv_shape *s, int H, int reps, double *tf, double *
     float *inp = rand_array(ni, &st), *out = rand_array(no, &st), *dinp = rand_array(ni, &st);
     float *weight = rand_array((size_t)s->C_out * s->C_in * 9, &st), *bias = rand_array(s->C_out, &st);
     conv3x3_packed p;
-    if (conv3x3_pack(&p, weight, s->C_in, s->C_out, &tun)) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (conv3x3_pack_lean(&p, weight, s->C_in, s->C_out, &tun, prec)) { fprintf(stderr, "out of memory\n"); exit(1); }
     *tf = *tb = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = omp_get_wtime();
@@ -102,6 +104,48 @@ static void bench_winograd(int reps) {
     }
 }
 
+/* fp32 (the default dispatch: Winograd, conv1_2's forward direct) against bf16 (Winograd
+ * with bf16 GEMMs), 2 threads, on the same layers as bench_winograd. */
+static void bench_bf16(int reps) {
+    static const char *names[] = {"conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
+                                  "conv4_1", "conv4_2", "conv5_x"};
+    static const int cin[] = {64, 64, 128, 128, 256, 256, 512, 512};
+    static const int cout[] = {64, 128, 128, 256, 256, 512, 512, 512};
+    static const int div[] = {1, 2, 2, 4, 4, 8, 8, 16};
+    static const int count[] = {1, 1, 1, 1, 3, 1, 3, 4};
+    memset(&tun, 0, sizeof tun);
+    cpu_bf16_tier t = cpu_bf16_kernel(tun.kernel);
+    if (!t) {
+        printf("bf16: no AVX512-BF16 or AMX-BF16 on this CPU, skipped\n\n");
+        return;
+    }
+    omp_set_num_threads(2);
+    printf("conv3x3, 2 threads: fp32 (default dispatch) vs bf16 (%s), direct-equivalent GFLOP/s, best of %d\n",
+           cpu_bf16_name(t), reps);
+    printf("%-8s %-9s %-9s    |  fp32: fwd    bwd |  bf16: fwd    bwd | speedup fwd  bwd\n", "layer", "C", "HxW");
+    for (int size = 224; size <= 512; size += 288) {
+        double sum_f = 0, sum_b = 0;
+        for (int l = 0; l < 8; l++) {
+            conv_shape s = {names[l], cin[l], cout[l], size / div[l]};
+            int H = s.H;
+            double ff, fb, bf, bb;
+            prec = NST_PRECISION_FP32;
+            time_conv(&s, H, reps, &ff, &fb);
+            prec = NST_PRECISION_BF16;
+            time_conv(&s, H, reps, &bf, &bb);
+            prec = NST_PRECISION_FP32;
+            double flops = 2.0 * H * H * s.C_in * s.C_out * 9;
+            printf("%-8s %4d->%-4d %4dx%-4d   | %7.1f %7.1f   | %7.1f %7.1f   |  %5.2fx %5.2fx\n", s.name,
+                   s.C_in, s.C_out, H, H, flops / ff * 1e-9, flops / fb * 1e-9, flops / bf * 1e-9,
+                   flops / bb * 1e-9, ff / bf, fb / bb);
+            sum_f += count[l] * (ff + fb);
+            sum_b += count[l] * (bf + bb);
+        }
+        printf("VGG19 %dx%d, the 15 convs with C >= 64, forward + backward: fp32 %.1f ms, bf16 %.1f ms: %.2fx\n\n",
+               size, size, sum_f * 1e3, sum_b * 1e3, sum_f / sum_b);
+    }
+}
+
 static void bench_gram_shape(int C, int N, int reps) {
     unsigned st = 2;
     float *F = rand_array((size_t)C * N, &st), *dF = rand_array((size_t)C * N, &st);
@@ -140,6 +184,10 @@ int main(int argc, char **argv) {
     char list[256];
     snprintf(list, sizeof(list), "%s", kernels);
     for (char *save = NULL, *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        if (strcmp(k, "bf16") == 0) {
+            bench_bf16(reps);
+            continue;
+        }
         if (strcmp(k, "winograd") == 0) {
             memset(&tun, 0, sizeof tun);
             if (cpu_kernel_tier(tun.kernel) != CPU_AVX512) {

@@ -41,7 +41,7 @@ static void time_layer(const layer *l, int w, int side, int reps, int train, dou
     float *db = rand_array(Co, &st);
     conv2d_packed p = {0};
     conv2d_workspace ws = {0}; /* kept across calls, as the network keeps it */
-    if (conv2d_pack(&p, weight, Ci, Co, K, S, &tun)) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (conv2d_pack(&p, weight, Ci, Co, K, S, &tun, NST_PRECISION_FP32)) { fprintf(stderr, "out of memory\n"); exit(1); }
     t[0] = t[1] = t[2] = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = omp_get_wtime();

@@ -61,14 +61,23 @@ nst_status nst_device_resolve(nst_device requested, nst_device *resolved, nst_er
  * cuDNN versions), or why there is none. */
 void nst_cuda_describe(char *buf, size_t size);
 
-/* Arithmetic of the CUDA path (the CPU always computes in fp32). */
+/* Arithmetic of the convolutions. Grams, losses, optimiser state, the image and a trained
+ * network's master weights are fp32 whatever the choice. */
 typedef enum {
-    NST_PRECISION_FP32 = 0, /* IEEE fp32 throughout (the default) */
-    NST_PRECISION_TF32 = 1, /* convolutions (cuDNN) and Grams (cuBLAS) on TF32 tensor cores
-                               (Ampere and newer): faster, final losses within 1% of fp32 */
-    NST_PRECISION_FP16 = 2  /* applying a style network only (nst_style_net_set_device): fp16
-                               activations and tensor cores, float statistics; ~1e-3 relative */
+    NST_PRECISION_FP32 = 0, /* IEEE fp32 throughout (the default; what the oracle tests run) */
+    NST_PRECISION_TF32 = 1, /* CUDA: convolutions (cuDNN) and Grams (cuBLAS) on TF32 tensor
+                               cores (Ampere and newer): faster, final losses within 1% of fp32 */
+    NST_PRECISION_FP16 = 2, /* CUDA, applying a style network only (nst_style_net_set_device):
+                               fp16 activations and tensor cores, float statistics; ~1e-3 relative */
+    NST_PRECISION_BF16 = 3, /* CPU: convolutions with bf16 inputs and fp32 sums, on AMX or
+                               AVX512-BF16 (refused where the CPU has neither; see
+                               docs/precision.md for the measured error and speed) */
+    NST_PRECISION_AUTO = 4  /* BF16 on a CPU that has AMX-BF16 or AVX512-BF16, else FP32;
+                               FP32 on CUDA */
 } nst_precision;
+
+/* "fp32", "tf32", "fp16", "bf16" or "auto". */
+const char *nst_precision_name(nst_precision p);
 
 /* ------------------------------------------------------------------------- */
 /* Images                                                                    */
@@ -161,9 +170,12 @@ nst_status nst_limits_from_env(nst_limits *lim, nst_error *err);
  * every variable. None of these fields changes what is computed beyond the choice of
  * kernels (the same bits for a given choice). */
 typedef enum {
-    NST_KERNEL_BEST = 0,     /* the best this CPU has: AVX-512, else AVX2+FMA, else portable */
-    NST_KERNEL_PORTABLE = 1, /* NST_KERNEL=portable */
-    NST_KERNEL_AVX2 = 2      /* NST_KERNEL=avx2: at most AVX2 (portable where it is missing) */
+    NST_KERNEL_BEST = 0,        /* the best this CPU has: AVX-512, else AVX2+FMA, else portable;
+                                   for bf16, AMX, else AVX512-BF16 */
+    NST_KERNEL_PORTABLE = 1,    /* NST_KERNEL=portable */
+    NST_KERNEL_AVX2 = 2,        /* NST_KERNEL=avx2: at most AVX2 (portable where it is missing) */
+    NST_KERNEL_AVX512 = 3,      /* NST_KERNEL=avx512: AVX-512 fp32 kernels, no bf16 ones */
+    NST_KERNEL_AVX512_BF16 = 4  /* NST_KERNEL=avx512bf16: bf16 on AVX512-BF16 even with AMX */
 } nst_kernel;
 
 typedef enum {
@@ -206,11 +218,18 @@ typedef struct {
 
 /* Fills *t from the environment (each variable as the comments above say; unset or empty:
  * the default). Values it does not know are ignored as they always were: NST_KERNEL other
- * than portable or avx2 is the best kernel, NST_CUDNN_SEARCH other than 1, flip or own is
+ * than portable, avx2, avx512 or avx512bf16 is the best kernel, NST_CUDNN_SEARCH other than 1, flip or own is
  * the heuristics, NST_CUDA_LANES out of 1..8 is 4, a too long path is no path. The cuDNN
  * cache is $NST_CUDNN_CACHE ("0" or empty: none), else $XDG_CACHE_HOME/nst/cudnn-algos.txt,
  * else $HOME/.cache/nst/cudnn-algos.txt. Always NST_OK (err is for the future). */
 nst_status nst_tuning_from_env(nst_tuning *t, nst_error *err);
+
+/* What a CPU run with precision p computes in, FP32 or BF16: AUTO becomes BF16 where this
+ * CPU has bf16 instructions that the tuning's kernel allows (NULL: the defaults), else FP32;
+ * BF16 is refused with the reason where it has none; FP32 stays, and so do TF32 and FP16
+ * (CUDA's: on the CPU those runs compute in fp32). */
+nst_status nst_precision_resolve_cpu(nst_precision p, const nst_tuning *tuning, nst_precision *resolved,
+                                     nst_error *err);
 
 /* Allocates width*height RGB pixels, zero-filled. */
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);

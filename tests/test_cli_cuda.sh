@@ -13,9 +13,9 @@ if [ -n "${NST_SHARED_DIR:-}" ]; then
 fi
 
 expect 2 "unknown device 'tpu'" -- $NST transfer --device tpu --content "$CONTENT" --style "$STYLE" -o "$T/x.png"
-expect 2 "'fp16' is not fp32 or tf32" -- $NST transfer --precision fp16 --content "$CONTENT" --style "$STYLE" -o "$T/x.png"
+expect 2 "'fp16' is not fp32, bf16, auto or tf32" -- $NST transfer --precision fp16 --content "$CONTENT" --style "$STYLE" -o "$T/x.png"
 expect 2 "unknown device 'tpu'" -- $NST bench --device tpu
-expect 2 "'fp16' is not fp32 or tf32" -- $NST bench --precision fp16
+expect 2 "'fp16' is not fp32, bf16, auto or tf32" -- $NST bench --precision fp16
 $NST info --devices >"$T/devices" 2>&1 && ok || bad "nst info --devices: $(cat "$T/devices")"
 
 if grep -q "^cuda: available" "$T/devices"; then

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include "tensor/bf16.h"
 #include "tensor/ops.h"
 #include "test_util.h"
 
@@ -128,7 +129,7 @@ static void test_fast_vs_ref(int C_in, int C_out, int H, int W) {
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     /* the dispatched path is Winograd here (unless NST_CONV=direct): its own tolerance */
     const double tol = have_winograd && C_in >= 64 && C_out >= 64 && p.tier == CPU_AVX512 && p.winograd ? WINO_TOL : 1e-6;
 
@@ -181,7 +182,7 @@ static void test_winograd_vs_ref(int C_in, int C_out, int H, int W) {
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *b = with_bias ? bias : NULL;
         conv3x3_forward_ref(ref, inp, weight, b, C_in, C_out, H, W);
@@ -215,7 +216,7 @@ static void test_winograd_determinism(int C_in, int C_out, int H, int W) {
     float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
     float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(2);
     conv3x3_forward_winograd(o1, inp, &p, bias, H, W);
@@ -246,8 +247,8 @@ static void test_winograd_dispatch(int C_in, int C_out, int H, int W) {
     conv3x3_packed p, pd;
     nst_tuning direct = {0};
     direct.conv_direct = 1;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL) == 0, "pack");
-    CHECK(conv3x3_pack(&pd, weight, C_in, C_out, &direct) == 0, "pack direct");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL, NST_PRECISION_FP32) == 0, "pack");
+    CHECK(conv3x3_pack(&pd, weight, C_in, C_out, &direct, NST_PRECISION_FP32) == 0, "pack direct");
     CHECK(p.winograd && !pd.winograd && pd.tier == CPU_AVX512, "conv_direct packs the direct AVX-512 kernel");
     conv3x3_forward_winograd(fw, inp, &p, bias, H, W);
     conv3x3_backward_input_winograd(bw, fw, &p, NULL, H, W);
@@ -288,7 +289,7 @@ static void test_determinism(int C_in, int C_out, int H, int W, int avx2) {
     float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *o3 = malloc(no * sizeof(float));
     float *d1 = malloc(ni * sizeof(float)), *d2 = malloc(ni * sizeof(float)), *d3 = malloc(ni * sizeof(float));
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(2);
     run_fwd(avx2, o1, inp, &p, bias, H, W);
@@ -321,7 +322,7 @@ static void test_kernel_override(void) {
     nst_tuning t = {0};
 
     t.kernel = NST_KERNEL_PORTABLE;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t, NST_PRECISION_FP32) == 0, "pack");
     CHECK(strcmp(conv3x3_kernel_name(&p), "portable") == 0, "kernel portable: %s", conv3x3_kernel_name(&p));
     conv3x3_forward(o1, inp, &p, NULL, H, W, NULL);
     conv3x3_forward_portable(o2, inp, &p, NULL, H, W);
@@ -329,7 +330,7 @@ static void test_kernel_override(void) {
     conv3x3_packed_free(&p);
 
     t.kernel = NST_KERNEL_AVX2;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t, NST_PRECISION_FP32) == 0, "pack");
     CHECK(strcmp(conv3x3_kernel_name(&p), have_avx2 ? "avx2" : "portable") == 0, "kernel avx2: %s",
           conv3x3_kernel_name(&p));
     if (have_avx2) {
@@ -340,10 +341,10 @@ static void test_kernel_override(void) {
     conv3x3_packed_free(&p);
 
     t.kernel = NST_KERNEL_BEST;
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, &t, NST_PRECISION_FP32) == 0, "pack");
     CHECK(strcmp(conv3x3_kernel_name(&p), best) == 0, "kernel best: %s", conv3x3_kernel_name(&p));
     conv3x3_packed_free(&p);
-    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL) == 0, "pack");
+    CHECK(conv3x3_pack(&p, weight, C_in, C_out, NULL, NST_PRECISION_FP32) == 0, "pack");
     CHECK(strcmp(conv3x3_kernel_name(&p), best) == 0, "no tuning: %s", conv3x3_kernel_name(&p));
     conv3x3_packed_free(&p);
     free(inp); free(weight); free(o1); free(o2);
@@ -358,7 +359,7 @@ static void test_backward_relu_fused(int C_in, int C_out, int H, int W) {
     float *mask = rand_array(ni, &st), *a = malloc(ni * 4), *b = malloc(ni * 4);
     for (size_t i = 0; i < ni; i += 7) mask[i] = 0.0f; /* exact zeros count as "not > 0" */
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     conv3x3_backward_input(a, dout, &p, H, W, NULL);
     relu_backward(a, a, mask, ni);
     conv3x3_backward_input_relu(b, dout, &p, mask, H, W, NULL);
@@ -378,7 +379,7 @@ static void test_forward_relu_fused(int C_in, int C_out, int H, int W, const cha
     nst_tuning t = env_tuning;
     if (kernel) t.kernel = NST_KERNEL_PORTABLE; /* the one kernel asked for below */
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &t) == 0, "pack");
+    CHECK(conv3x3_pack(&p, wt, C_in, C_out, &t, NST_PRECISION_FP32) == 0, "pack");
     conv3x3_forward(a, inp, &p, bias, H, W, NULL);
     size_t neg = 0;
     for (size_t i = 0; i < no; i++) neg += a[i] < 0.0f;
@@ -401,7 +402,7 @@ static void test_lean_pack(int C_in, int C_out, int H, int W) {
     float *inp = rand_array(ni, &st), *dout = rand_array(no, &st), *mask = rand_array(ni, &st);
     float *a = malloc(no * 4), *b = malloc(no * 4), *da = malloc(ni * 4), *db = malloc(ni * 4);
     conv3x3_packed full, lean;
-    CHECK(conv3x3_pack(&full, wt, C_in, C_out, &env_tuning) == 0 && conv3x3_pack_lean(&lean, wt, C_in, C_out, &env_tuning) == 0, "pack");
+    CHECK(conv3x3_pack(&full, wt, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0 && conv3x3_pack_lean(&lean, wt, C_in, C_out, &env_tuning, NST_PRECISION_FP32) == 0, "pack");
     if (have_winograd && lean.tier == CPU_AVX512 && lean.winograd && C_in >= 64 && C_out >= 64)
         CHECK(lean.bwd == NULL, "lean pack (%d,%d) keeps no backward direct pack", C_in, C_out);
     conv3x3_forward_relu(a, inp, &full, bias, H, W, NULL);
@@ -423,6 +424,207 @@ static void test_lean_pack(int C_in, int C_out, int H, int W) {
     free(wt); free(bias); free(inp); free(dout); free(mask); free(a); free(b); free(da); free(db);
 }
 
+/* ---- bf16 ------------------------------------------------------------------------- */
+
+static cpu_bf16_tier bf16_tier; /* set in main: the bf16 kernels that run here (BF16_NONE: none) */
+static double bf16_worst;       /* the worst relative L2 error of a bf16 pass against fp32 */
+
+/* What the bf16 Winograd kernels compute, in double: the transforms of the input and the
+ * weights rounded to bf16 (as the kernels round them), their products summed exactly, the
+ * output transform exact. out is (n_out,H,W), inp (n_in,H,W); the kernel k(o,i) is
+ * weight[o][i] or, with flip, weight[i][o] flipped in space (the backward pass). */
+static void wino_bf16_model(double *out, const float *inp, const float *weight, int C_in, int n_in, int n_out,
+                            int H, int W, int flip) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    int nty = (H + 1) / 2, ntx = (W + 1) / 2;
+    size_t T = (size_t)nty * ntx;
+    double *U = malloc(sizeof(double) * 16 * n_out * n_in), *V = malloc(sizeof(double) * 16 * n_in * T);
+    for (int o = 0; o < n_out; o++)
+        for (int i = 0; i < n_in; i++) {
+            double g[3][3], t[4][3];
+            for (int k = 0; k < 9; k++)
+                g[k / 3][k % 3] = flip ? weight[((size_t)i * C_in + o) * 9 + (8 - k)] : weight[((size_t)o * C_in + i) * 9 + k];
+            for (int a = 0; a < 4; a++)
+                for (int c = 0; c < 3; c++) t[a][c] = G[a][0] * g[0][c] + G[a][1] * g[1][c] + G[a][2] * g[2][c];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    U[((size_t)(a * 4 + b) * n_out + o) * n_in + i] =
+                        bf16_round((float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]));
+        }
+    for (int i = 0; i < n_in; i++)
+        for (size_t tl = 0; tl < T; tl++) {
+            int ty = (int)(tl / ntx), tx = (int)(tl % ntx);
+            double d[4][4], e[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) {
+                    int y = 2 * ty - 1 + r, x = 2 * tx - 1 + c;
+                    d[r][c] = y >= 0 && y < H && x >= 0 && x < W ? inp[((size_t)i * H + y) * W + x] : 0.0;
+                }
+            for (int r = 0; r < 4; r++) { /* d B */
+                e[r][0] = d[r][0] - d[r][2];
+                e[r][1] = d[r][1] + d[r][2];
+                e[r][2] = d[r][2] - d[r][1];
+                e[r][3] = d[r][1] - d[r][3];
+            }
+            for (int c = 0; c < 4; c++) { /* B^T (d B) */
+                double v[4] = {e[0][c] - e[2][c], e[1][c] + e[2][c], e[2][c] - e[1][c], e[1][c] - e[3][c]};
+                for (int a = 0; a < 4; a++) V[((size_t)(a * 4 + c) * n_in + i) * T + tl] = bf16_round((float)v[a]);
+            }
+        }
+    for (int o = 0; o < n_out; o++)
+        for (size_t tl = 0; tl < T; tl++) {
+            double m[4][4];
+            for (int xi = 0; xi < 16; xi++) {
+                double sum = 0;
+                for (int i = 0; i < n_in; i++) sum += U[((size_t)xi * n_out + o) * n_in + i] * V[((size_t)xi * n_in + i) * T + tl];
+                m[xi / 4][xi % 4] = sum;
+            }
+            double sA[4][2], y[2][2];
+            for (int a = 0; a < 4; a++) {
+                sA[a][0] = m[a][0] + m[a][1] + m[a][2];
+                sA[a][1] = m[a][1] - m[a][2] - m[a][3];
+            }
+            for (int c = 0; c < 2; c++) {
+                y[0][c] = sA[0][c] + sA[1][c] + sA[2][c];
+                y[1][c] = sA[1][c] - sA[2][c] - sA[3][c];
+            }
+            int ty = (int)(tl / ntx), tx = (int)(tl % ntx);
+            for (int a = 0; a < 2; a++)
+                for (int c = 0; c < 2; c++) {
+                    int yy = 2 * ty + a, xx = 2 * tx + c;
+                    if (yy < H && xx < W) out[((size_t)o * H + yy) * W + xx] = y[a][c];
+                }
+        }
+    free(U);
+    free(V);
+}
+
+static double rel_l2_d(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* The bf16 pack's passes against the model of their rounding (to fp32 summation error:
+ * they compute exactly what they claim) and against the fp32 reference (the error bf16
+ * costs, kept in bf16_worst and bounded by BF16_TOL), every fusion included. */
+#define BF16_MODEL_TOL 1e-5
+#define BF16_TOL 1.5e-2
+static void test_bf16_vs_model(int C_in, int C_out, int H, int W) {
+    unsigned long long st = 77 + (unsigned long long)C_in * 13 + C_out * 5 + H * 3 + W;
+    size_t ni = (size_t)C_in * H * W, no = (size_t)C_out * H * W, nw = (size_t)C_out * C_in * 9;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(C_out, &st);
+    float *dout = rand_array(no, &st), *mask = rand_array(ni, &st);
+    for (size_t i = 0; i < ni; i += 5) mask[i] = 0.0f;
+    float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float));
+    double *model = malloc(no * sizeof(double)), *dmodel = malloc(ni * sizeof(double));
+    conv3x3_packed p;
+    nst_tuning t = env_tuning;
+    t.conv_direct = 0;
+    CHECK(conv3x3_pack_lean(&p, weight, C_in, C_out, &t, NST_PRECISION_BF16) == 0, "pack bf16");
+    CHECK(p.bf16 == bf16_tier && p.wino16_fwd && p.wino16_bwd && !p.fwd && !p.bwd && !p.wino_fwd,
+          "bf16 lean pack %d->%d: bf16 transforms only (%s)", C_in, C_out, conv3x3_kernel_name(&p));
+    wino_bf16_model(model, inp, weight, C_in, C_in, C_out, H, W, 0);
+    conv3x3_forward_ref(ref, inp, weight, NULL, C_in, C_out, H, W);
+    for (int relu = 0; relu < 2; relu++) {
+        for (size_t i = 0; i < no; i++) got[i] = NAN;
+        if (relu) conv3x3_forward_relu(got, inp, &p, bias, H, W, NULL);
+        else conv3x3_forward(got, inp, &p, NULL, H, W, NULL);
+        double em = 0, er = 0;
+        if (!relu) {
+            em = rel_l2_d(got, model, no);
+            er = rel_l2(got, ref, no);
+        } else { /* the model and the reference with the bias and the ReLU */
+            double *mb = malloc(no * sizeof(double));
+            float *rb = malloc(no * sizeof(float));
+            for (int o = 0; o < C_out; o++)
+                for (size_t k = 0; k < (size_t)H * W; k++) {
+                    size_t i = (size_t)o * H * W + k;
+                    double v = model[i] + bias[o];
+                    float r = ref[i] + bias[o];
+                    mb[i] = v > 0 ? v : 0;
+                    rb[i] = r > 0 ? r : 0;
+                }
+            em = rel_l2_d(got, mb, no);
+            er = rel_l2(got, rb, no);
+            free(mb);
+            free(rb);
+        }
+        if (!(er <= bf16_worst)) bf16_worst = er;
+        CHECK(em < BF16_MODEL_TOL, "bf16 forward %d->%d %dx%d relu=%d against its model: %g", C_in, C_out, H, W, relu, em);
+        CHECK(er < BF16_TOL, "bf16 forward %d->%d %dx%d relu=%d against fp32: %g", C_in, C_out, H, W, relu, er);
+    }
+    wino_bf16_model(dmodel, dout, weight, C_in, C_out, C_in, H, W, 1);
+    conv3x3_backward_input_ref(dref, dout, weight, C_in, C_out, H, W);
+    for (int with_mask = 0; with_mask < 2; with_mask++) {
+        if (with_mask) {
+            relu_backward(dref, dref, mask, ni);
+            for (size_t i = 0; i < ni; i++)
+                if (!(mask[i] > 0)) dmodel[i] = 0;
+        }
+        for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+        if (with_mask) conv3x3_backward_input_relu(dgot, dout, &p, mask, H, W, NULL);
+        else conv3x3_backward_input(dgot, dout, &p, H, W, NULL);
+        double em = rel_l2_d(dgot, dmodel, ni), er = rel_l2(dgot, dref, ni);
+        if (!(er <= bf16_worst)) bf16_worst = er;
+        CHECK(em < BF16_MODEL_TOL, "bf16 backward %d->%d %dx%d mask=%d against its model: %g", C_in, C_out, H, W, with_mask, em);
+        CHECK(er < BF16_TOL, "bf16 backward %d->%d %dx%d mask=%d against fp32: %g", C_in, C_out, H, W, with_mask, er);
+    }
+    /* bit-identical for 1 and 2 threads */
+    int nth = omp_get_max_threads();
+    conv3x3_forward(got, inp, &p, bias, H, W, NULL);
+    omp_set_num_threads(1);
+    conv3x3_forward(ref, inp, &p, bias, H, W, NULL);
+    omp_set_num_threads(nth);
+    CHECK(memcmp(got, ref, no * sizeof(float)) == 0, "bf16 forward %d->%d %dx%d: same bits on 1 and %d threads", C_in,
+          C_out, H, W, nth);
+    conv3x3_packed_free(&p);
+    free(inp); free(weight); free(bias); free(dout); free(mask); free(ref); free(got); free(dref); free(dgot);
+    free(model); free(dmodel);
+}
+
+/* Layers that bf16 does not cover stay fp32; fp32 and unsupported CPUs pack no bf16. */
+static void test_bf16_pack_choice(void) {
+    float *w = calloc(64 * 64 * 9, sizeof(float));
+    conv3x3_packed p;
+    CHECK(conv3x3_pack_lean(&p, w, 3, 64, NULL, NST_PRECISION_BF16) == 0 && p.bf16 == BF16_NONE && !p.wino16_fwd,
+          "3 -> 64 stays fp32 in a bf16 run");
+    conv3x3_packed_free(&p);
+    CHECK(conv3x3_pack_lean(&p, w, 64, 64, NULL, NST_PRECISION_FP32) == 0 && p.bf16 == BF16_NONE && !p.wino16_fwd,
+          "fp32 packs no bf16");
+    conv3x3_packed_free(&p);
+    nst_tuning t = {0};
+    t.kernel = NST_KERNEL_AVX512;
+    CHECK(conv3x3_pack_lean(&p, w, 64, 64, &t, NST_PRECISION_BF16) == 0 && p.bf16 == BF16_NONE && !p.wino16_fwd,
+          "NST_KERNEL=avx512 rules bf16 out");
+    conv3x3_packed_free(&p);
+    t.kernel = NST_KERNEL_AVX512_BF16;
+    CHECK(conv3x3_pack_lean(&p, w, 64, 64, &t, NST_PRECISION_BF16) == 0 &&
+              p.bf16 == (bf16_tier ? BF16_AVX512 : BF16_NONE),
+          "NST_KERNEL=avx512bf16: AVX512-BF16 (%s)", cpu_bf16_name(p.bf16));
+    conv3x3_packed_free(&p);
+    nst_precision r = NST_PRECISION_FP32;
+    nst_error err;
+    CHECK(nst_precision_resolve_cpu(NST_PRECISION_AUTO, NULL, &r, &err) == NST_OK &&
+              r == (bf16_tier ? NST_PRECISION_BF16 : NST_PRECISION_FP32),
+          "auto: bf16 exactly where the CPU has it");
+    CHECK((nst_precision_resolve_cpu(NST_PRECISION_BF16, NULL, &r, &err) == NST_OK) == (bf16_tier != BF16_NONE),
+          "bf16 refused exactly where the CPU lacks it");
+    CHECK(nst_precision_resolve_cpu(NST_PRECISION_BF16, &t, &r, &err) == (bf16_tier ? NST_OK : NST_ERR_ARG), "bf16 with avx512bf16");
+    t.kernel = NST_KERNEL_AVX512;
+    CHECK(nst_precision_resolve_cpu(NST_PRECISION_BF16, &t, &r, &err) == NST_ERR_ARG && strstr(err.msg, "bf16"),
+          "bf16 with NST_KERNEL=avx512 refused: %s", err.msg);
+    CHECK(nst_precision_resolve_cpu(NST_PRECISION_AUTO, &t, &r, &err) == NST_OK && r == NST_PRECISION_FP32,
+          "auto with NST_KERNEL=avx512: fp32");
+    CHECK(nst_precision_resolve_cpu(NST_PRECISION_TF32, NULL, &r, &err) == NST_OK && r == NST_PRECISION_FP32,
+          "tf32 is CUDA's: fp32 on the CPU");
+    free(w);
+}
+
 int main(void) {
     nst_error terr;
     nst_tuning_from_env(&env_tuning, &terr); /* NST_KERNEL=portable ./test_conv tests that path */
@@ -431,7 +633,7 @@ int main(void) {
         /* probe: does the AVX2 path run on this CPU? */
         conv3x3_packed p;
         float wt[9] = {0}, x = 1.0f, y;
-        CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning) == 0, "pack 1x1");
+        CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning, NST_PRECISION_FP32) == 0, "pack 1x1");
         have_avx2 = conv3x3_forward_avx2(&y, &x, &p, NULL, 1, 1) == 0;
         conv3x3_packed_free(&p);
         if (!have_avx2) printf("note: no AVX2+FMA on this CPU (or not x86-64): AVX2 path not tested\n");
@@ -441,7 +643,7 @@ int main(void) {
         /* probe: does the Winograd path run here (AVX-512; channels >= 64)? */
         conv3x3_packed p;
         float *wt = calloc(64 * 64 * 9, sizeof(float)), *x = calloc(64, sizeof(float)), *y = calloc(64, sizeof(float));
-        CHECK(conv3x3_pack(&p, wt, 64, 64, &env_tuning) == 0, "pack 64x64");
+        CHECK(conv3x3_pack(&p, wt, 64, 64, &env_tuning, NST_PRECISION_FP32) == 0, "pack 64x64");
         have_winograd = conv3x3_forward_winograd(y, x, &p, NULL, 1, 1) == 0;
         conv3x3_packed_free(&p);
         free(wt); free(x); free(y);
@@ -510,10 +712,27 @@ int main(void) {
         test_forward_relu_fused(rshapes[s][0], rshapes[s][1], rshapes[s][2], rshapes[s][3], "portable");
     }
 
+    bf16_tier = cpu_bf16_kernel(env_tuning.kernel);
+    test_bf16_pack_choice();
+    if (bf16_tier) {
+        printf("bf16 kernels: %s\n", cpu_bf16_name(bf16_tier));
+        static const int bshapes[][4] = {
+            /* C_in, C_out, H, W: the VGG19 shapes scaled down, odd sizes, partial tiles and
+             * vectors, channel counts not multiples of 8 and odd (a missing pair half) */
+            {64, 64, 1, 1},   {64, 64, 3, 3},    {64, 64, 33, 31},  {64, 128, 7, 33}, {128, 64, 16, 16},
+            {65, 67, 9, 13},  {128, 256, 28, 28}, {256, 256, 14, 14}, {512, 512, 5, 3}, {77, 130, 6, 47},
+        };
+        for (size_t s = 0; s < sizeof(bshapes) / sizeof(bshapes[0]); s++)
+            test_bf16_vs_model(bshapes[s][0], bshapes[s][1], bshapes[s][2], bshapes[s][3]);
+        printf("bf16: worst relative L2 error vs the fp32 reference %.3g (tolerance %g)\n", bf16_worst, BF16_TOL);
+    } else {
+        printf("note: no AVX512-BF16 or AMX-BF16 here (or NST_KERNEL rules them out): bf16 kernels not tested\n");
+    }
+
     /* empty pack / free round trip is safe twice */
     conv3x3_packed p;
     float wt[9] = {0};
-    CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning) == 0, "pack 1x1");
+    CHECK(conv3x3_pack(&p, wt, 1, 1, &env_tuning, NST_PRECISION_FP32) == 0, "pack 1x1");
     conv3x3_packed_free(&p);
     conv3x3_packed_free(&p);
     CHECK(p.fwd == NULL && p.bwd == NULL, "free clears");

@@ -113,7 +113,7 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
     float *tmp = malloc((ni > no ? (ni > nw ? ni : nw) : (no > nw ? no : nw)) * sizeof(float));
     conv2d_workspace ws0 = {0}, *ws = use_ws ? &ws0 : NULL;
     conv2d_packed p = {0};
-    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S, &tuning) == 0, "pack");
+    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S, &tuning, NST_PRECISION_FP32) == 0, "pack");
     const char *tag = portable ? "portable" : conv2d_kernel_name(&p);
 
     conv2d_forward_ref(out_r, inp, weight, bias, Ci, Co, H, W, K, S);
@@ -206,17 +206,17 @@ static void test_repack(void) {
     float *o_r = malloc((size_t)Co * Ho * Wo * sizeof(float)), *o_f = malloc((size_t)Co * Ho * Wo * sizeof(float));
     conv2d_packed p = {0};
     conv2d_workspace ws = {0};
-    CHECK(conv2d_pack(&p, w1, Ci, Co, K, S, &tuning) == 0, "pack");
+    CHECK(conv2d_pack(&p, w1, Ci, Co, K, S, &tuning, NST_PRECISION_FP32) == 0, "pack");
     conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
     float *fwd = p.fwd;
-    CHECK(conv2d_pack(&p, w2, Ci, Co, K, S, &tuning) == 0, "re-pack");
+    CHECK(conv2d_pack(&p, w2, Ci, Co, K, S, &tuning, NST_PRECISION_FP32) == 0, "re-pack");
     CHECK(p.fwd == fwd, "re-pack of the same shape reuses the memory");
     conv2d_forward(o_f, inp, &p, NULL, H, W, &ws);
     conv2d_forward_ref(o_r, inp, w2, NULL, Ci, Co, H, W, K, S);
     CHECK(rel_l2(o_f, o_r, (size_t)Co * Ho * Wo) <= FAST_TOL, "re-packed forward");
     /* a different shape in the same struct: 5 -> 3, K=5, S=2 */
     float *o2_r = malloc(3 * 5 * 5 * sizeof(float)), *o2_f = malloc(3 * 5 * 5 * sizeof(float));
-    CHECK(conv2d_pack(&p, w1, 5, 3, 5, 2, &tuning) == 0, "re-pack, new shape");
+    CHECK(conv2d_pack(&p, w1, 5, 3, 5, 2, &tuning, NST_PRECISION_FP32) == 0, "re-pack, new shape");
     float *inp2 = rand_array(5 * 13 * 14, &st);
     conv2d_forward(o2_f, inp2, &p, NULL, 13, 14, &ws);
     conv2d_forward_ref(o2_r, inp2, w1, NULL, 5, 3, 13, 14, 5, 2);
@@ -273,7 +273,7 @@ int main(void) {
     {
         conv2d_packed p = {0};
         float w[27] = {0};
-        CHECK(conv2d_pack(&p, w, 1, 3, 3, 1, &tuning) == 0, "pack");
+        CHECK(conv2d_pack(&p, w, 1, 3, 3, 1, &tuning, NST_PRECISION_FP32) == 0, "pack");
         CHECK(strcmp(conv2d_kernel_name(&p), "portable") == 0, "kernel portable: %s", conv2d_kernel_name(&p));
         conv2d_packed_free(&p);
     }

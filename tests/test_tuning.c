@@ -35,7 +35,8 @@ static void test_parse(void) {
     CHECK(memcmp(&t, &zero, sizeof t) == 0, "nothing set: the zeroed defaults");
 
     static const struct { const char *v; nst_kernel k; } kern[] = {
-        {"portable", NST_KERNEL_PORTABLE}, {"avx2", NST_KERNEL_AVX2}, {"avx512", NST_KERNEL_BEST},
+        {"portable", NST_KERNEL_PORTABLE}, {"avx2", NST_KERNEL_AVX2}, {"avx512", NST_KERNEL_AVX512},
+        {"avx512bf16", NST_KERNEL_AVX512_BF16}, {"amx", NST_KERNEL_BEST},
         {"", NST_KERNEL_BEST},             {"AVX2", NST_KERNEL_BEST}, {"bogus", NST_KERNEL_BEST}};
     for (size_t i = 0; i < sizeof kern / sizeof kern[0]; i++) {
         setenv("NST_KERNEL", kern[i].v, 1);
@@ -123,11 +124,11 @@ static void test_packs_ignore_env(void) {
     setenv("NST_CONV", "direct", 1);
     float w[64 * 64 * 9] = {0};
     conv3x3_packed p;
-    CHECK(conv3x3_pack(&p, w, 64, 64, NULL) == 0, "pack");
+    CHECK(conv3x3_pack(&p, w, 64, 64, NULL, NST_PRECISION_FP32) == 0, "pack");
     CHECK(p.tier == cpu_best_tier() && p.winograd, "NST_KERNEL/NST_CONV in the environment: the pack has the defaults");
     conv3x3_packed_free(&p);
     nst_tuning t = from_env(); /* the same variables, read the one documented way */
-    CHECK(conv3x3_pack(&p, w, 64, 64, &t) == 0, "pack");
+    CHECK(conv3x3_pack(&p, w, 64, 64, &t, NST_PRECISION_FP32) == 0, "pack");
     CHECK(p.tier == CPU_PORTABLE && !p.winograd, "the tuning from the environment: portable, direct");
     conv3x3_packed_free(&p);
     unsetenv("NST_KERNEL");

@@ -129,8 +129,10 @@ int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precisi
     if (strcmp(s, "fp32") == 0) *out = NST_PRECISION_FP32;
     else if (strcmp(s, "tf32") == 0) *out = NST_PRECISION_TF32;
     else if (allow_fp16 && strcmp(s, "fp16") == 0) *out = NST_PRECISION_FP16;
+    else if (strcmp(s, "bf16") == 0) *out = NST_PRECISION_BF16;
+    else if (strcmp(s, "auto") == 0) *out = NST_PRECISION_AUTO;
     else {
-        fprintf(stderr, "nst: %s: '%s' is not fp32%s\n", flag, s, allow_fp16 ? ", tf32 or fp16" : " or tf32");
+        fprintf(stderr, "nst: %s: '%s' is not fp32, bf16, auto%s\n", flag, s, allow_fp16 ? ", tf32 or fp16" : " or tf32");
         return 0;
     }
     return 1;

@@ -136,7 +136,7 @@ nst_status stylenet_init_params(stylenet *net, nst_rng *rng, nst_error *err) {
 nst_status stylenet_pack(stylenet *net, nst_error *err) {
     for (int l = 0; l < net->n_layers; l++) {
         stylenet_layer *L = &net->layer[l];
-        if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S, &net->tuning))
+        if (conv2d_pack(&L->packed, L->weight, L->C_in, L->C_out, L->K, L->S, &net->tuning, net->precision))
             return nst_fail(err, NST_ERR_NOMEM, "out of memory packing the style network's weights");
     }
     return NST_OK;

@@ -58,6 +58,7 @@ typedef struct {
     float *grads;      /* the same layout; NULL unless built for training */
     size_t n_params;
     nst_tuning tuning; /* its CPU kernels, chosen at stylenet_pack (zero: the best) */
+    nst_precision precision; /* of its CPU convolutions: FP32 (zero) or BF16 (resolved) */
 } stylenet;
 
 /* width: channels of c1 (32 is the standard network, 16 a slim one); n_res: residual

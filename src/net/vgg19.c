@@ -363,7 +363,7 @@ static nst_status load_weights(nst_vgg19 *net, const char *dir, int depth, const
         c->weight = net->params + offs[k];
         c->bias = c->weight + (size_t)9 * c->C_in * c->C_out;
         if (vgg19_layer_index_of_conv(k) >= depth) continue; /* never run: not packed */
-        if (conv3x3_pack_lean(&c->packed, c->weight, c->C_in, c->C_out, tuning) != 0) {
+        if (conv3x3_pack_lean(&c->packed, c->weight, c->C_in, c->C_out, tuning, NST_PRECISION_FP32) != 0) {
             s = nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights");
             goto done;
         }
@@ -480,7 +480,43 @@ void vgg19_acts_free(vgg19_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* ---- a run's own packs ---------------------------------------------------------------- */
+
+nst_status vgg19_packs_build(conv3x3_packed **out, const nst_vgg19 *net, int depth, const nst_tuning *tuning,
+                             nst_precision precision, nst_error *err) {
+    *out = NULL;
+    if (precision != NST_PRECISION_BF16) return NST_OK;
+    conv3x3_packed *packs = calloc(16, sizeof *packs);
+    if (!packs) return nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights for bf16");
+    for (int k = 0; k < 16; k++) {
+        const vgg_conv *c = &net->conv[k];
+        if (vgg19_layer_index_of_conv(k) >= depth || vgg19_layer_index_of_conv(k) >= net->depth) continue;
+        if (conv3x3_pack_lean(&packs[k], c->weight, c->C_in, c->C_out, tuning, precision) != 0) {
+            vgg19_packs_free(packs);
+            return nst_fail(err, NST_ERR_NOMEM, "out of memory packing VGG19 weights for bf16");
+        }
+    }
+    *out = packs;
+    return NST_OK;
+}
+
+void vgg19_packs_free(conv3x3_packed *packs) {
+    if (!packs) return;
+    for (int k = 0; k < 16; k++) conv3x3_packed_free(&packs[k]);
+    free(packs);
+}
+
+const char *vgg19_kernel_name(const nst_vgg19 *net, const conv3x3_packed *packs) {
+    for (int k = 0; packs && k < 16; k++)
+        if (packs[k].bf16) return conv3x3_kernel_name(&packs[k]);
+    return cpu_tier_name(net->tier);
+}
+
 /* ---- forward and backward ----------------------------------------------------------- */
+
+static const conv3x3_packed *pack_of(const nst_vgg19 *net, const vgg19_acts *a, int k) {
+    return a->packs ? &a->packs[k] : &net->conv[k].packed;
+}
 
 static void forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l, int use_ref) {
     const float *inp = l == 0 ? a->input : a->out[l - 1];
@@ -493,9 +529,9 @@ static void forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l, int use_re
             conv3x3_forward_ref(a->out[l], inp, c->weight, c->bias, c->C_in, c->C_out, Hi, Wi);
             if (a->fused_relu[l]) relu_forward(a->out[l], a->out[l], vgg19_layer_size(a, l));
         } else if (a->fused_relu[l]) {
-            conv3x3_forward_relu(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
+            conv3x3_forward_relu(a->out[l], inp, pack_of(net, a, vgg19_layer_conv(l)), c->bias, Hi, Wi, &a->ws);
         } else {
-            conv3x3_forward(a->out[l], inp, &c->packed, c->bias, Hi, Wi, &a->ws);
+            conv3x3_forward(a->out[l], inp, pack_of(net, a, vgg19_layer_conv(l)), c->bias, Hi, Wi, &a->ws);
         }
         break;
     }
@@ -532,8 +568,8 @@ void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *ta
              * its gradient between the two */
             int fuse = !use_ref && l > 0 && vgg19_layer_kind(l - 1) == VGG_RELU && !(tap && tap[l - 1]);
             if (use_ref) conv3x3_backward_input_ref(dst, g, c->weight, c->C_in, c->C_out, Hi, Wi);
-            else if (fuse) conv3x3_backward_input_relu(dst, g, &c->packed, a->out[l - 1], Hi, Wi, &a->ws);
-            else conv3x3_backward_input(dst, g, &c->packed, Hi, Wi, &a->ws);
+            else if (fuse) conv3x3_backward_input_relu(dst, g, pack_of(net, a, vgg19_layer_conv(l)), a->out[l - 1], Hi, Wi, &a->ws);
+            else conv3x3_backward_input(dst, g, pack_of(net, a, vgg19_layer_conv(l)), Hi, Wi, &a->ws);
             relu_done = fuse;
             break;
         }

@@ -45,6 +45,8 @@ typedef struct {
     unsigned char fused_relu[NST_NUM_LAYERS]; /* conv l writes max(x,0): the ReLU l+1 is a no-op */
     float *memory;                  /* the one allocation behind all of the above */
     conv3x3_workspace ws;           /* the convolutions' scratch, kept from call to call */
+    const conv3x3_packed *packs;    /* NULL: the network's (fp32) packs; else a run's own,
+                                       one per conv (vgg19_packs_build), e.g. in bf16 */
     size_t bytes;
 } vgg19_acts;
 
@@ -63,6 +65,16 @@ void vgg19_acts_fuse_relus(vgg19_acts *a);
 static inline size_t vgg19_layer_size(const vgg19_acts *a, int l) {
     return (size_t)a->C[l] * a->Hl[l] * a->Wl[l];
 }
+
+/* The convolutions of layers 0..depth-1 packed for a run in precision (resolved: FP32 or
+ * BF16) with the tuning's kernels: *packs is an array of 16 (index: conv), NULL for FP32
+ * (the network's own packs serve). Set vgg19_acts.packs to it; free with vgg19_packs_free. */
+nst_status vgg19_packs_build(conv3x3_packed **packs, const nst_vgg19 *net, int depth, const nst_tuning *tuning,
+                             nst_precision precision, nst_error *err);
+void vgg19_packs_free(conv3x3_packed *packs);
+/* The kernels a run on these packs (NULL: the network's) uses for its convolutions:
+ * "avx512bf16", "amx", "avx512", ... */
+const char *vgg19_kernel_name(const nst_vgg19 *net, const conv3x3_packed *packs);
 
 /* Computes layer l from layer l-1 (or from a->input for l = 0). */
 void vgg19_forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "tensor/bf16.h"
 
 #define CONV_KB 4 /* output channels per packed block; the kernels assume the same value */
 
@@ -30,6 +31,9 @@ void conv3x3_run_avx512(float *out, const float *inp, const float *wpack, const 
                         const float *mask, int relu, int C_in, int C_out, int H, int W);
 void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const float *bias,
                       int C_in, int C_out, int H, int W);
+int conv3x3_run_winograd_avx512bf16(float *out, const float *inp, const uint32_t *U16, const float *bias,
+                                    const float *mask, int relu, int C_in, int C_out, int H, int W,
+                                    conv3x3_workspace *ws);
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
                                 const float *mask, int relu, int u_transposed, int C_in, int C_out, int H,
                                 int W, conv3x3_workspace *ws);
@@ -153,10 +157,28 @@ static void pack_winograd(float *dst, const float *weight, int C_in, int n_out, 
 }
 
 
+/* The bf16 Winograd weights: pack_winograd's (16, nb, n_in, 8) floats as (16, nb,
+ * ceil(n_in/2), 8) words of channel pairs. tmp holds 16*nb*8*n_in floats. */
+static void pack_winograd_bf16(uint32_t *dst, float *tmp, const float *weight, int C_in, int n_out, int n_in,
+                               int transpose_flip) {
+    pack_winograd(tmp, weight, C_in, n_out, n_in, transpose_flip);
+    int nb = (n_out + WINO_KB - 1) / WINO_KB, np = (n_in + 1) / 2;
+    for (int xb = 0; xb < 16 * nb; xb++)
+        for (int p = 0; p < np; p++)
+            for (int k = 0; k < WINO_KB; k++) {
+                const float *t = tmp + (size_t)xb * n_in * WINO_KB;
+                float a = t[(size_t)(2 * p) * WINO_KB + k], b = 2 * p + 1 < n_in ? t[(size_t)(2 * p + 1) * WINO_KB + k] : 0.0f;
+                dst[((size_t)xb * np + p) * WINO_KB + k] = bf16_pair(a, b);
+            }
+}
+
 static int winograd_forward_ok(const conv3x3_packed *w);
 
+static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
 /* lean: leave out the direct packs that Winograd makes useless (conv3x3_pack_lean). */
-static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning, int lean) {
+static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
+                nst_precision precision, int lean) {
     memset(p, 0, sizeof(*p));
     p->C_in = C_in;
     p->C_out = C_out;
@@ -165,14 +187,33 @@ static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, con
     p->tier = cpu_kernel_tier(tuning ? tuning->kernel : NST_KERNEL_BEST);
     p->winograd = !(tuning && tuning->conv_direct);
     int wino = C_in >= WINO_MIN_C && C_out >= WINO_MIN_C && cpu_best_tier() == CPU_AVX512;
+    if (precision == NST_PRECISION_BF16 && wino && p->tier == CPU_AVX512 && p->winograd)
+        p->bf16 = cpu_bf16_kernel(tuning ? tuning->kernel : NST_KERNEL_BEST);
+    if (p->bf16) {
+        size_t wf = (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_in + 1) / 2);
+        size_t wb = (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_out + 1) / 2);
+        size_t nt = (size_t)16 * ((C_in > C_out ? C_in : C_out) + WINO_KB) * (C_in > C_out ? C_in : C_out);
+        float *tmp = malloc(nt * sizeof(float));
+        p->wino16_fwd = alloc64(wf * sizeof(uint32_t));
+        p->wino16_bwd = alloc64(wb * sizeof(uint32_t));
+        if (!tmp || !p->wino16_fwd || !p->wino16_bwd) {
+            free(tmp);
+            conv3x3_packed_free(p);
+            return -1;
+        }
+        pack_winograd_bf16(p->wino16_fwd, tmp, weight, C_in, C_out, C_in, 0);
+        pack_winograd_bf16(p->wino16_bwd, tmp, weight, C_in, C_in, C_out, 1);
+        free(tmp);
+        if (lean) return 0; /* both passes in bf16: no fp32 pack (the reference is the fallback) */
+    }
     /* (the Winograd packs are built whatever the tuning: the tests compare the paths) */
     lean = lean && wino && p->tier == CPU_AVX512 && p->winograd;
     int need_fwd = !lean || !winograd_forward_ok(p), need_bwd = !lean;
     size_t nf = (size_t)((C_out + CONV_KB - 1) / CONV_KB) * CONV_KB * C_in * 9;
     size_t nb = (size_t)((C_in + CONV_KB - 1) / CONV_KB) * CONV_KB * C_out * 9;
     /* 64-byte alignment keeps a block's broadcasts within as few lines as possible */
-    if (need_fwd) p->fwd = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
-    if (need_bwd) p->bwd = aligned_alloc(64, (nb * sizeof(float) + 63) / 64 * 64);
+    if (need_fwd) p->fwd = alloc64(nf * sizeof(float));
+    if (need_bwd) p->bwd = alloc64(nb * sizeof(float));
     if ((need_fwd && !p->fwd) || (need_bwd && !p->bwd)) {
         conv3x3_packed_free(p);
         return -1;
@@ -185,8 +226,8 @@ static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, con
         /* the backward pass reads the forward transform transposed (winograd_avx512.c),
          * which needs whole blocks of 8 input channels; else it gets its own */
         int own_bwd = C_in % WINO_KB != 0;
-        p->wino_fwd = aligned_alloc(64, (wf * sizeof(float) + 63) / 64 * 64);
-        p->wino_bwd = own_bwd ? aligned_alloc(64, (wb * sizeof(float) + 63) / 64 * 64) : NULL;
+        p->wino_fwd = alloc64(wf * sizeof(float));
+        p->wino_bwd = own_bwd ? alloc64(wb * sizeof(float)) : NULL;
         if (!p->wino_fwd || (own_bwd && !p->wino_bwd)) {
             conv3x3_packed_free(p);
             return -1;
@@ -198,12 +239,14 @@ static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, con
 }
 
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). */
-int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning) {
-    return pack(p, weight, C_in, C_out, tuning, 0);
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
+                 nst_precision precision) {
+    return pack(p, weight, C_in, C_out, tuning, precision, 0);
 }
 
-int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning) {
-    return pack(p, weight, C_in, C_out, tuning, 1);
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
+                      nst_precision precision) {
+    return pack(p, weight, C_in, C_out, tuning, precision, 1);
 }
 
 void conv3x3_workspace_free(conv3x3_workspace *ws) {
@@ -217,7 +260,10 @@ void conv3x3_packed_free(conv3x3_packed *p) {
     free(p->bwd);
     free(p->wino_fwd);
     free(p->wino_bwd);
+    free(p->wino16_fwd);
+    free(p->wino16_bwd);
     p->fwd = p->bwd = p->wino_fwd = p->wino_bwd = NULL;
+    p->wino16_fwd = p->wino16_bwd = NULL;
 }
 
 /* ---- portable path -------------------------------------------------------------- */
@@ -270,7 +316,23 @@ static void conv_run_portable(float *out, const float *inp, const float *wpack, 
 
 /* ---- dispatch (the tier and Winograd choice the pack was made with) --------------- */
 
-const char *conv3x3_kernel_name(const conv3x3_packed *w) { return cpu_tier_name(w->tier); }
+const char *conv3x3_kernel_name(const conv3x3_packed *w) {
+    return w->bf16 ? cpu_bf16_name(w->bf16) : cpu_tier_name(w->tier);
+}
+
+/* The bf16 Winograd pass of a bf16 pack (conv_run's contract; -1: no memory for its
+ * scratch, or no such kernel in this build). */
+static int conv_run_bf16(float *out, const float *inp, const uint32_t *wino16, const float *bias, const float *mask,
+                         int relu, int C_in, int C_out, int H, int W, conv3x3_workspace *ws, cpu_bf16_tier t) {
+#ifdef NST_X86
+    (void)t; /* (AMX: the same kernel until its own lands) */
+    return conv3x3_run_winograd_avx512bf16(out, inp, wino16, bias, mask, relu, C_in, C_out, H, W, ws);
+#else
+    (void)out, (void)inp, (void)wino16, (void)bias, (void)mask, (void)relu, (void)C_in, (void)C_out, (void)H, (void)W,
+        (void)ws, (void)t;
+    return -1;
+#endif
+}
 
 /* mask: NULL, or (C_out,H,W): out is zeroed where mask <= 0 (a fused ReLU backward; the
  * AVX-512 kernels do it in registers, the others in a second pass). relu: out = max(out,
@@ -325,6 +387,8 @@ static int winograd_forward_ok(const conv3x3_packed *w) {
  * (conv_run says -1) runs the reference convolution instead. */
 static void forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias, int relu, int H,
                     int W, conv3x3_workspace *ws) {
+    if (w->wino16_fwd && conv_run_bf16(out, inp, w->wino16_fwd, bias, NULL, relu, w->C_in, w->C_out, H, W, ws, w->bf16) == 0)
+        return;
     if (conv_run(out, inp, w->fwd, w->winograd && winograd_forward_ok(w) ? w->wino_fwd : NULL, 0, bias, NULL, relu,
                  w->C_in, w->C_out, H, W, ws, w->tier) == 0)
         return;
@@ -341,6 +405,8 @@ static const float *wino_backward(const conv3x3_packed *w, int *tr) {
 /* The backward pass to the input, the ReLU mask applied if mask; the same fallback. */
 static void backward(float *dinp, const float *dout, const conv3x3_packed *w, const float *mask, int H, int W,
                      conv3x3_workspace *ws) {
+    if (w->wino16_bwd && conv_run_bf16(dinp, dout, w->wino16_bwd, NULL, mask, 0, w->C_out, w->C_in, H, W, ws, w->bf16) == 0)
+        return;
     int tr;
     const float *wino = wino_backward(w, &tr);
     if (conv_run(dinp, dout, w->bwd, w->winograd ? wino : NULL, tr, NULL, mask, 0, w->C_out, w->C_in, H, W, ws,

@@ -117,7 +117,7 @@ static int grow(float **buf, size_t *cap, size_t n) {
  * (a', b') the tap kh = py + S*(Ka-1-a'), kw = px + S*(Kb-1-b') of W[co][ci] (flipped, so
  * that the backward pass is a correlation too), zero past C_in. */
 int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S,
-                const nst_tuning *tuning) {
+                const nst_tuning *tuning, nst_precision precision) {
     const int mf = block_for(C_out), mb = block_for(C_in);
     const size_t KK = (size_t)K * K;
     size_t nf = (size_t)((C_out + mf - 1) / mf) * mf * C_in * KK;
@@ -158,7 +158,7 @@ int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int 
     conv3x3_packed_free(&p->c3);
     p->use3 = 0;
     if (K == 3 && S == 1 && cpu_best_tier() == CPU_AVX512) {
-        if (conv3x3_pack(&p->c3, weight, C_in, C_out, tuning)) {
+        if (conv3x3_pack(&p->c3, weight, C_in, C_out, tuning, precision)) {
             conv2d_packed_free(p);
             return -1;
         }

@@ -56,9 +56,10 @@ typedef struct {
 void conv2d_workspace_free(conv2d_workspace *ws);
 
 /* 0 or -1 (no memory). weight is (C_out,C_in,K,K). tuning: its kernel and conv_direct
- * choose the kernels of every call on p (NULL: the best). */
+ * choose the kernels of every call on p (NULL: the best). precision: NST_PRECISION_FP32,
+ * or NST_PRECISION_BF16 (resolved) for the bf16 kernels the tuning allows. */
 int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int K, int S,
-                const nst_tuning *tuning);
+                const nst_tuning *tuning, nst_precision precision);
 void conv2d_packed_free(conv2d_packed *p);
 
 /* Same contracts as the _ref versions; 0, or -1 (no memory for the scratch). */

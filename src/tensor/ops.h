@@ -9,6 +9,7 @@
 #define NST_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nst.h"
 
@@ -22,6 +23,19 @@ cpu_tier cpu_best_tier(void);
 cpu_tier cpu_kernel_tier(nst_kernel cap);
 /* "avx512", "avx2" or "portable". */
 const char *cpu_tier_name(cpu_tier tier);
+
+/* The bf16 kernels (bf16 inputs, fp32 sums), a tier of their own beside the fp32 one:
+ * AMX tile multiplies (AMX-BF16, with the kernel's permission for tile data), or
+ * AVX512-BF16's VDPBF16PS (with the AVX-512 tier above). */
+typedef enum { BF16_NONE = 0, BF16_AVX512 = 1, BF16_AMX = 2 } cpu_bf16_tier;
+/* What this CPU (and the kernel) allows. The first call asks Linux for AMX state
+ * (arch_prctl ARCH_REQ_XCOMP_PERM); it is granted once for the whole process. */
+cpu_bf16_tier cpu_bf16_best(void);
+/* The best, capped by the tuning's kernel: avx512bf16 keeps AMX out, avx512 and below
+ * leave no bf16 kernel (BF16_NONE). */
+cpu_bf16_tier cpu_bf16_kernel(nst_kernel cap);
+/* "amx", "avx512bf16" or "none". */
+const char *cpu_bf16_name(cpu_bf16_tier t);
 
 /* ---- 3x3 convolution, stride 1, zero padding 1 ("same") ------------------------ */
 
@@ -49,6 +63,13 @@ typedef struct {
                             pack's fallback when a direct pack was not kept */
     cpu_tier tier;       /* the kernels every call on these weights runs (from the tuning) */
     int winograd;        /* 1: Winograd where it was built (not NST_CONV=direct) */
+    /* Precision NST_PRECISION_BF16: where Winograd is built, both passes run it with bf16
+     * GEMMs on these kernels, from wino16_fwd / wino16_bwd, (16, ceil(n_out/8),
+     * ceil(n_in/2), 8) words each holding the bf16 transforms of input channels 2p (low
+     * half) and 2p+1; the lean pack then keeps no fp32 pack of this layer. Elsewhere (fewer
+     * than 64 channels) the layer runs in fp32. BF16_NONE: fp32 throughout. */
+    cpu_bf16_tier bf16;
+    uint32_t *wino16_fwd, *wino16_bwd;
 } conv3x3_packed;
 
 /* Scratch memory of the fast path (the Winograd transforms), kept by the caller from
@@ -61,8 +82,11 @@ typedef struct {
 void conv3x3_workspace_free(conv3x3_workspace *ws);
 
 /* Returns 0, or -1 if out of memory. weight is (C_out,C_in,3,3). tuning: its kernel and
- * conv_direct choose the kernels of every call on p (NULL: the best, Winograd). */
-int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning);
+ * conv_direct choose the kernels of every call on p (NULL: the best, Winograd). precision:
+ * NST_PRECISION_FP32, or NST_PRECISION_BF16 (resolved: nst_precision_resolve_cpu) for the
+ * bf16 kernels the tuning allows (fp32 where it allows none). */
+int conv3x3_pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
+                 nst_precision precision);
 void conv3x3_packed_free(conv3x3_packed *p);
 /* The same, but without the direct-kernel packs that the Winograd kernels make useless
  * (the forward one where Winograd runs the forward pass, the backward one where it runs
@@ -70,7 +94,8 @@ void conv3x3_packed_free(conv3x3_packed *p);
  * AVX-512 with Winograd (the tuning asks for no other); if a direct pass is needed
  * anyway (no memory for Winograd's scratch), the reference convolution of the borrowed
  * weights runs instead: slow, the same results. weight must outlive the pack. */
-int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning);
+int conv3x3_pack_lean(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
+                      nst_precision precision);
 /* Same contracts as the _ref versions. */
 void conv3x3_forward(float *out, const float *inp, const conv3x3_packed *w, const float *bias,
                      int H, int W, conv3x3_workspace *ws);
@@ -85,7 +110,8 @@ void conv3x3_forward_relu(float *out, const float *inp, const conv3x3_packed *w,
  * without a second pass over memory. mask is that ReLU's output, (C_in,H,W). */
 void conv3x3_backward_input_relu(float *dinp, const float *dout, const conv3x3_packed *w,
                                  const float *mask, int H, int W, conv3x3_workspace *ws);
-/* Which kernel the fast path dispatches to for w: "avx512", "avx2" or "portable". */
+/* Which kernel the fast path dispatches to for w: "avx512", "avx2" or "portable", or for
+ * a layer that runs in bf16 "amx" or "avx512bf16". */
 const char *conv3x3_kernel_name(const conv3x3_packed *w);
 
 /* ---- Gram matrix ---------------------------------------------------------------- */

@@ -19,6 +19,7 @@ typedef struct {
     size_t n;              /* 3*H*W */
     vgg19_acts acts;
     perceptual_cpu targets;
+    conv3x3_packed *packs; /* the run's own VGG19 packs (bf16), or NULL: the network's */
 } gatys_cpu;
 
 static gatys_cpu *cpu_of(gatys_device *d) { return (gatys_cpu *)d; }
@@ -66,6 +67,7 @@ static nst_status style_targets(gatys_cpu *c, nst_error *err) {
         }
         memcpy(sa.input, xs, (size_t)3 * W * H * sizeof(float));
         free(xs);
+        sa.packs = c->packs;
         for (int l = 0; l < p->depth && !s; l++) {
             vgg19_forward_layer(su->net, &sa, l);
             if (p->layer[l].style) s = perceptual_cpu_style_add(&c->targets, p, &sa, l, su->blend[i], err);
@@ -80,6 +82,7 @@ static void cpu_free(gatys_device *d) {
     gatys_cpu *c = cpu_of(d);
     if (!c) return;
     vgg19_acts_free(&c->acts);
+    vgg19_packs_free(c->packs);
     perceptual_cpu_free(&c->targets);
     optim_host_free(&c->host);
     free(c);
@@ -111,7 +114,7 @@ static nst_status cpu_bench(gatys_device *d, const nst_bench_config *cfg, nst_be
     memcpy(x, c->setup.content_input, n * sizeof(float));
     objective(c, x, grad, &f, err); /* fills the Grams that the backward timing reuses */
     res->activation_bytes = a->bytes;
-    res->kernel = cpu_tier_name(c->setup.net->tier);
+    res->kernel = vgg19_kernel_name(c->setup.net, c->packs);
     for (int l = 0; l < a->depth; l++)
         if (vgg19_layer_kind(l) == VGG_CONV) {
             int hi = l == 0 ? a->H : a->Hl[l - 1], wi = l == 0 ? a->W : a->Wl[l - 1];
@@ -158,12 +161,17 @@ static nst_status cpu_build(gatys_device **out, const gatys_setup *su, nst_error
     const perceptual_plan *p = su->plan;
     const nst_transfer_config *cfg = su->cfg;
     c->targets.tier = su->net->tier; /* the network's kernels, for the Grams too */
-    nst_status s = style_targets(c, err);
+    /* bf16 (a run's choice; the network is loaded once): this run's own packs */
+    nst_precision prec;
+    nst_status s = nst_precision_resolve_cpu(cfg->precision, &cfg->tuning, &prec, err);
+    if (!s) s = vgg19_packs_build(&c->packs, su->net, p->depth, &cfg->tuning, prec, err);
+    if (!s) s = style_targets(c, err);
     if (!s) {
         /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */
         unsigned char keep[NST_NUM_LAYERS] = {0};
         for (int l = 0; l < p->depth; l++) keep[l] = p->tap[l] && vgg19_layer_kind(l) == VGG_CONV;
         s = gatys_blame(err, vgg19_acts_build(&c->acts, p->depth, su->H, su->W, keep, err), cfg, -1, su->W, su->H);
+        c->acts.packs = c->packs;
     }
     if (!s) {
         vgg19_acts_fuse_relus(&c->acts); /* the losses read kept convs only */

@@ -24,7 +24,11 @@ nst_status nst_tuning_from_env(nst_tuning *t, nst_error *err) {
     (void)err;
     memset(t, 0, sizeof *t);
     const char *k = env("NST_KERNEL");
-    t->kernel = !strcmp(k, "portable") ? NST_KERNEL_PORTABLE : !strcmp(k, "avx2") ? NST_KERNEL_AVX2 : NST_KERNEL_BEST;
+    t->kernel = !strcmp(k, "portable")     ? NST_KERNEL_PORTABLE
+                : !strcmp(k, "avx2")       ? NST_KERNEL_AVX2
+                : !strcmp(k, "avx512")     ? NST_KERNEL_AVX512
+                : !strcmp(k, "avx512bf16") ? NST_KERNEL_AVX512_BF16
+                                           : NST_KERNEL_BEST;
     t->conv_direct = !strcmp(env("NST_CONV"), "direct");
 
     const char *s = env("NST_CUDNN_SEARCH");
