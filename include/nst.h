@@ -230,6 +230,13 @@ nst_status nst_tuning_from_env(nst_tuning *t, nst_error *err);
  * (CUDA's: on the CPU those runs compute in fp32). */
 nst_status nst_precision_resolve_cpu(nst_precision p, const nst_tuning *tuning, nst_precision *resolved,
                                      nst_error *err);
+/* The bf16 kernels a CPU run would use under the tuning's kernel cap (NULL: the defaults):
+ * "amx", "avx512bf16", or NULL where there are none. */
+const char *nst_cpu_bf16_kernel(const nst_tuning *tuning);
+/* The same for a resolved device: the CPU as above; CUDA keeps FP32, TF32 and FP16, takes
+ * AUTO as FP32, and refuses BF16 (not on CUDA yet). */
+nst_status nst_precision_resolve(nst_device device, nst_precision p, const nst_tuning *tuning,
+                                 nst_precision *resolved, nst_error *err);
 
 /* Allocates width*height RGB pixels, zero-filled. */
 nst_status nst_image_alloc(nst_image *img, int width, int height, nst_error *err);
@@ -375,8 +382,9 @@ typedef struct {
     int save_every;        /* snapshot period in steps (0: none); used by the caller's callback */
     nst_limits limits;     /* for --init FILE (zero: the defaults) */
     nst_device device;     /* AUTO (the presets' default): CUDA if there is a GPU, else the CPU */
-    nst_precision precision; /* CUDA only */
-    nst_tuning tuning;       /* CUDA's settings (the CPU kernels are the network's) */
+    nst_precision precision; /* FP32 (the default), BF16 or AUTO on the CPU; FP32 or TF32 on CUDA */
+    nst_tuning tuning;       /* CUDA's settings; the CPU's kernel cap for a bf16 run's own packs
+                                (the fp32 ones are the network's) */
 } nst_transfer_config;
 
 /* Layers a transfer with this configuration runs: the deepest tap + 1. */
@@ -457,10 +465,11 @@ nst_status nst_style_net_apply(nst_style_net *net, const nst_image *img, nst_ima
  * (refused with the reason when this build or machine has no GPU) or NST_DEVICE_AUTO (CUDA
  * when there is a GPU, else the CPU). On CUDA the parameters are copied to the GPU once;
  * each image is one upload, the network, one download, and the GPU buffers are kept for
- * the last image size. precision (CUDA only): NST_PRECISION_FP32 computes what the CPU
- * does (to ~1e-5); NST_PRECISION_TF32 runs the convolutions on TF32 tensor cores;
- * NST_PRECISION_FP16 runs the network in fp16 (NHWC, tensor cores, float statistics;
- * ~1e-3 relative, under 1 of 255 on the shipped styles). */
+ * the last image size. precision: on the CPU, FP32, BF16 or AUTO (nst_precision_resolve;
+ * the weights are repacked when it changes); on CUDA, NST_PRECISION_FP32 computes what the
+ * CPU does in fp32 (to ~1e-5); NST_PRECISION_TF32 runs the convolutions on TF32 tensor
+ * cores; NST_PRECISION_FP16 runs the network in fp16 (NHWC, tensor cores, float
+ * statistics; ~1e-3 relative, under 1 of 255 on the shipped styles). */
 nst_status nst_style_net_set_device(nst_style_net *net, nst_device device, nst_precision precision,
                                     nst_error *err);
 /* The tuning of the network's kernels (NULL: the defaults, as after loading): the CPU
@@ -491,7 +500,8 @@ typedef struct {
     int holdout;                 /* photos held out of training: previews and evaluation */
     nst_limits limits;           /* for the painting, the photos and --resume (zero: defaults) */
     nst_device device;           /* AUTO (the default): CUDA if there is a GPU, else the CPU */
-    nst_precision precision;     /* CUDA only: FP32 (the default) or TF32 convolutions and Grams */
+    nst_precision precision;     /* FP32 (the default), BF16 or AUTO on the CPU (the style network
+                                    and the loss network); FP32 or TF32 on CUDA */
     nst_tuning tuning;           /* the style network's CPU kernels, CUDA's settings, tmp_dir */
 } nst_train_config;
 
@@ -531,8 +541,8 @@ typedef struct {
     int n_taps;  /* layers used as content and style taps (the seed preset's by default) */
     nst_tap taps[NST_MAX_TAPS];
     nst_device device;       /* CPU by default (a measurement names its device); AUTO or CUDA */
-    nst_precision precision; /* CUDA only */
-    nst_tuning tuning;       /* CUDA's settings (the CPU kernels are the network's) */
+    nst_precision precision; /* as in nst_transfer_config */
+    nst_tuning tuning;       /* as in nst_transfer_config */
 } nst_bench_config;
 
 typedef struct {

@@ -29,9 +29,10 @@ static const cli_opt APPLY_OPTS[] = {
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where the network runs (default auto: CUDA when this nst\n"
                                                "has it and a GPU is there, else the CPU)", 0},
-    {OPT_PRECISION, "precision", 0, "P", "CUDA arithmetic: fp32 (default, as the CPU), tf32 (TF32\n"
-                                         "tensor cores: faster, ~1e-3 relative) or fp16 (fp16\n"
-                                         "activations and tensor cores: fastest, ~1e-3 relative)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic: fp32 (default), bf16 (CPUs with AMX or\n"
+                                         "AVX512-BF16: faster), auto (bf16 where the CPU has it);\n"
+                                         "on CUDA tf32 (TF32 tensor cores: faster, ~1e-3 relative)\n"
+                                         "or fp16 (fp16 activations and tensor cores: fastest)", 0},
     CLI_LIMIT_OPTS,
     {A_LIST, "list", 0, NULL, "list the styles that ship with nst", 0},
     CLI_QUIET_OPT,
@@ -360,6 +361,18 @@ int cmd_apply(int argc, char **argv) {
     rc = EXIT_FAIL;
     /* the nst command owns its process: apply's thread count is process-wide */
     if (threads > 0) omp_set_num_threads(threads);
+    char prec_label[64] = "";
+    {
+        nst_device dev;
+        if (nst_device_resolve(device, &dev, &err) != NST_OK) {
+            fprintf(stderr, "nst: %s\n", err.msg);
+            goto done;
+        }
+        if (!cli_precision(dev, &precision, &tuning, prec_label, sizeof prec_label)) {
+            rc = EXIT_USAGE;
+            goto done;
+        }
+    }
     if (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
         nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
         fprintf(stderr, "nst: %s\n", err.msg);
@@ -369,9 +382,9 @@ int cmd_apply(int argc, char **argv) {
         const char *style = nst_style_net_meta(sn, "style");
         char about[512] = "the CPU";
         if (nst_style_net_device(sn) == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
-        fprintf(stderr, "nst: %s (style %s, width %d) on %d photo%s -> %s; %d thread%s on %s\n", mstem,
+        fprintf(stderr, "nst: %s (style %s, width %d) on %d photo%s -> %s; %d thread%s on %s%s\n", mstem,
                 style ? style : "?", nst_style_net_width(sn), todo, todo == 1 ? "" : "s", output ? output : out_dir,
-                threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s", about);
+                threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s", about, prec_label);
     }
     stop_signals_install();
     rc = EXIT_OK;

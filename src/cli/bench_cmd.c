@@ -14,7 +14,8 @@ static const cli_opt BENCH_OPTS[] = {
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "D", "cpu (default), cuda, or auto; on CUDA the times come from CUDA events\n"
                                    "and a line gives the GPU and the memory the run took", 0},
-    {OPT_PRECISION, "precision", 0, "P", "fp32 (default) or tf32 (CUDA: TF32 tensor cores)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "fp32 (default), bf16 or auto (CPU: bf16 convolutions where\n"
+                                         "the CPU has AMX or AVX512-BF16), tf32 (CUDA: TF32 tensor cores)", 0},
     {B_LAYERS, "layers", 0, "LIST", "taps (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)", 0},
     CLI_WEIGHTS_OPT,
     CLI_COMMON_OPTS,
@@ -24,7 +25,7 @@ static const cli_opt BENCH_OPTS[] = {
 static const cli_cmd BENCH_CMD = {
     "bench",
     "[--size N] [--iters N] [--warmup N] [--threads N] [--layers LIST] [--weights DIR]\n"
-    "                 [--device cpu|cuda|auto] [--precision fp32|tf32]",
+    "                 [--device cpu|cuda|auto] [--precision fp32|bf16|auto|tf32]",
     "Times, on synthetic size x size images (best of --iters runs after --warmup):\n"
     "  forward           VGG19 up to the deepest layer of LIST\n"
     "  forward+backward  the same and the backward pass to the image\n"

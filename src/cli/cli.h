@@ -20,6 +20,10 @@ int parse_layers(const char *flag, const char *s, nst_tap *taps, int *n);
  * success, else 0 after printing "nst: FLAG: ...". */
 int parse_device(const char *flag, const char *s, nst_device *out);
 int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precision *out);
+/* Resolves *p for the resolved device dev (nst_precision_resolve), before anything is
+ * loaded; label gets what the summary line says of it (" in bf16 (avx512bf16)", or "" for
+ * fp32). 0 after printing why it cannot run (a usage error). */
+int cli_precision(nst_device dev, nst_precision *p, const nst_tuning *tuning, char *label, size_t n);
 /* Comma-separated floats into out[max]; returns the count, or -1 on error. */
 int parse_float_list(const char *flag, const char *s, float *out, int max);
 

@@ -138,6 +138,18 @@ int parse_precision(const char *flag, const char *s, int allow_fp16, nst_precisi
     return 1;
 }
 
+int cli_precision(nst_device dev, nst_precision *p, const nst_tuning *tuning, char *label, size_t n) {
+    nst_error err;
+    if (nst_precision_resolve(dev, *p, tuning, p, &err) != NST_OK) {
+        fprintf(stderr, "nst: --precision: %s\n", err.msg);
+        return 0;
+    }
+    if (dev == NST_DEVICE_CPU && *p == NST_PRECISION_BF16) snprintf(label, n, " in bf16 (%s)", nst_cpu_bf16_kernel(tuning));
+    else if (dev == NST_DEVICE_CUDA && *p == NST_PRECISION_TF32) snprintf(label, n, " in tf32");
+    else if (dev == NST_DEVICE_CUDA && *p == NST_PRECISION_FP16) snprintf(label, n, " in fp16");
+    else snprintf(label, n, "%s", "");
+    return 1;
+}
 
 int limits_item(const char *spelled, int id, const char *value, nst_limits *lim) {
     nst_limit_kind which;

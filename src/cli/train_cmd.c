@@ -38,7 +38,9 @@ static const cli_opt TRAIN_OPTS[] = {
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where to train (default auto: CUDA when this nst has it and\n"
                                                "a GPU is there, else the CPU; on CUDA the whole batch runs at once)", 0},
-    {OPT_PRECISION, "precision", 0, "fp32|tf32", "CUDA arithmetic: fp32 (default) or TF32 tensor cores (faster)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: fp32 (default), bf16 (CPUs with\n"
+                                         "AMX or AVX512-BF16: faster; fp32 master weights and Adam),\n"
+                                         "auto (bf16 where the CPU has it), tf32 (CUDA tensor cores)", 0},
     CLI_WEIGHTS_OPT,
     CLI_LIMIT_OPTS,
     CLI_QUIET_OPT,
@@ -273,13 +275,15 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto usage;
     }
+    char prec_label[64];
+    if (!cli_precision(dev, &cfg.precision, &cfg.tuning, prec_label, sizeof prec_label)) goto usage;
     char summary[2048];
     {
         char about[512] = "the CPU";
         if (dev == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
-        snprintf(summary, sizeof summary, "nst: train %s on %s -> %s: %d steps, batch %d, %d px, width %d; %d thread%s on %s%s%s",
+        snprintf(summary, sizeof summary, "nst: train %s on %s -> %s: %d steps, batch %d, %d px, width %d; %d thread%s on %s%s%s%s",
                  cfg.style_path, cfg.data_dir, cfg.output_path, cfg.steps, cfg.batch, cfg.size, cfg.width,
-                 threads_in_use(cfg.threads), threads_in_use(cfg.threads) == 1 ? "" : "s", about,
+                 threads_in_use(cfg.threads), threads_in_use(cfg.threads) == 1 ? "" : "s", about, prec_label,
                  cfg.resume_path ? "; resuming from " : "", cfg.resume_path ? cfg.resume_path : "");
     }
     nst_vgg19 *vgg = NULL;

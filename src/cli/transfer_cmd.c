@@ -50,8 +50,9 @@ static const cli_opt TRANSFER_OPTS[] = {
     CLI_LIMIT_OPTS,
     {OPT_DEVICE, "device", 0, "cpu|cuda|auto", "where to run (default auto: CUDA if this nst has it and a GPU\n"
                                                "is there, else the CPU)", 0},
-    {OPT_PRECISION, "precision", 0, "fp32|tf32", "CUDA arithmetic (default fp32; tf32: TF32 tensor cores, faster,\n"
-                                                 "final losses within 1% of fp32)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: fp32 (default), bf16 (CPUs with\n"
+                                         "AMX or AVX512-BF16: faster, final losses within 1% of fp32),\n"
+                                         "auto (bf16 where the CPU has it), tf32 (CUDA tensor cores)", 0},
     CLI_QUIET_OPT,
     CLI_COMMON_OPTS,
     /* jcjohnson/neural-style's names */
@@ -395,6 +396,11 @@ int cmd_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }
+    char prec_label[64];
+    if (!cli_precision(cfg.device, &cfg.precision, &cfg.tuning, prec_label, sizeof prec_label)) {
+        rc = EXIT_USAGE;
+        goto done;
+    }
 
     /* load everything before the long run, so that bad input fails fast */
     nst_vgg19 *net = NULL;
@@ -438,11 +444,11 @@ int cmd_transfer(int argc, char **argv) {
     if (!quiet) {
         int w = cfg.size, h = cfg.size;
         if (!cfg.squash) nst_image_fit_size(content.width, content.height, cfg.size, &w, &h);
-        fprintf(stderr, "nst: %s (%dx%d) -> %s %dx%d; style %s%s; preset %s: %s, %d steps; %d thread%s on the %s\n",
+        fprintf(stderr, "nst: %s (%dx%d) -> %s %dx%d; style %s%s; preset %s: %s, %d steps; %d thread%s on the %s%s\n",
                 content_path, content.width, content.height, output, w, h, styles[0],
                 n_styles > 1 ? " and more" : "", preset, optimizer_name(cfg.optimizer), cfg.steps,
                 threads_in_use(cfg.threads), threads_in_use(cfg.threads) == 1 ? "" : "s",
-                cfg.device == NST_DEVICE_CUDA ? "GPU" : "CPU");
+                cfg.device == NST_DEVICE_CUDA ? "GPU" : "CPU", prec_label);
     }
 
     nst_status s = nst_transfer_run(&cfg, net, &content, style_imgs, n_blend > 0 ? blend : NULL, n_styles,

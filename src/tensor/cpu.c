@@ -123,3 +123,17 @@ nst_status nst_precision_resolve_cpu(nst_precision p, const nst_tuning *tuning, 
         return NST_OK;
     }
 }
+
+nst_status nst_precision_resolve(nst_device device, nst_precision p, const nst_tuning *tuning,
+                                 nst_precision *resolved, nst_error *err) {
+    if (device != NST_DEVICE_CUDA) return nst_precision_resolve_cpu(p, tuning, resolved, err);
+    if (p == NST_PRECISION_BF16)
+        return nst_fail(err, NST_ERR_ARG, "bf16 runs on the CPU only (CUDA computes in fp32, tf32 or fp16)");
+    *resolved = p == NST_PRECISION_AUTO ? NST_PRECISION_FP32 : p;
+    return NST_OK;
+}
+
+const char *nst_cpu_bf16_kernel(const nst_tuning *tuning) {
+    cpu_bf16_tier t = cpu_bf16_kernel(tuning ? tuning->kernel : NST_KERNEL_BEST);
+    return t ? cpu_bf16_name(t) : NULL;
+}

@@ -305,7 +305,9 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     nst_status s = blend_weights(blend, n_styles, bw, err);
     if (s) return s;
     nst_device device;
+    nst_precision precision;
     if ((s = nst_device_resolve(cfg->device, &device, err))) return s;
+    if ((s = nst_precision_resolve(device, cfg->precision, &cfg->tuning, &precision, err))) return s;
 
     size_t n = (size_t)3 * t->H * t->W;
     t->x = nst_alloc_array(n, sizeof(float));
@@ -316,7 +318,7 @@ static nst_status transfer_build(nst_transfer *t, const nst_transfer_config *cfg
     memcpy(t->x, t->content_input, n * sizeof(float)); /* the default initial image */
     if ((s = init_image(t, err))) return s;
 
-    gatys_setup setup = {cfg, net, &t->plan, t->W, t->H, t->content_input, styles, bw, n_styles, 0, 0};
+    gatys_setup setup = {cfg, net, &t->plan, t->W, t->H, t->content_input, styles, bw, n_styles, 0, 0, precision};
     if (cfg->optimizer == NST_OPT_ADAM) {
         t->adam.lr = cfg->lr;
         setup.n_vectors = ADAM_VECTORS;

@@ -162,9 +162,7 @@ static nst_status cpu_build(gatys_device **out, const gatys_setup *su, nst_error
     const nst_transfer_config *cfg = su->cfg;
     c->targets.tier = su->net->tier; /* the network's kernels, for the Grams too */
     /* bf16 (a run's choice; the network is loaded once): this run's own packs */
-    nst_precision prec;
-    nst_status s = nst_precision_resolve_cpu(cfg->precision, &cfg->tuning, &prec, err);
-    if (!s) s = vgg19_packs_build(&c->packs, su->net, p->depth, &cfg->tuning, prec, err);
+    nst_status s = vgg19_packs_build(&c->packs, su->net, p->depth, &cfg->tuning, su->precision, err);
     if (!s) s = style_targets(c, err);
     if (!s) {
         /* a conv whose output a loss reads keeps it: the ReLU after it gets its own buffer */

@@ -31,6 +31,7 @@ typedef struct {
     const float *blend;          /* (n_styles) their weights, summing to 1 */
     int n_styles;
     int n_vectors, n_scalars;    /* what the optimizer needs (optim.h): OPTIM_X, OPTIM_G, its own */
+    nst_precision precision;     /* cfg's, resolved for the device (nst_precision_resolve) */
 } gatys_setup;
 
 typedef struct gatys_device gatys_device;

@@ -108,6 +108,15 @@ nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_pr
     nst_device dev;
     nst_status s = nst_device_resolve(device, &dev, err);
     if (s) return s;
+    nst_precision prec;
+    if ((s = nst_precision_resolve(dev, precision, &sn->net.tuning, &prec, err))) return s;
+    /* the CPU's packs in the CPU's precision (on CUDA they serve a fallback: fp32) */
+    nst_precision cpu_prec = dev == NST_DEVICE_CPU ? prec : NST_PRECISION_FP32;
+    if (sn->net.precision != cpu_prec) {
+        sn->net.precision = cpu_prec;
+        if ((s = stylenet_pack(&sn->net, err))) return s;
+    }
+    precision = prec;
     /* the old runner goes first: the new one may need the device memory it holds */
     runner_free(sn->runner);
     sn->runner = NULL;
@@ -186,7 +195,7 @@ typedef struct {
 } cpu_runner;
 
 static nst_status cpu_create(stylenet_runner **out, const stylenet *net, nst_precision precision, nst_error *err) {
-    (void)precision; /* the CPU computes in fp32 */
+    (void)precision; /* (the network's packs carry the CPU's precision: set_device) */
     *out = NULL;
     cpu_runner *r = calloc(1, sizeof *r);
     if (!r) return nst_fail(err, NST_ERR_NOMEM, "out of memory");

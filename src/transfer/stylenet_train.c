@@ -73,6 +73,8 @@ struct stylenet_trainer {
     stylenet net;
     stylenet_acts acts;
     vgg19_acts vacts;
+    conv3x3_packed *vpacks; /* the run's own VGG19 packs (bf16), or NULL: the network's */
+    nst_precision precision; /* the CPU convolutions' (resolved) */
     perceptual_plan plan;    /* the taps, their weights, the last photo's losses */
     perceptual_cpu targets;  /* the painting's Grams; P: the current photo's features */
     adam_state adam;
@@ -106,6 +108,7 @@ static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
     if (s) { nst_image_free(&resized); return s; }
     vgg19_preprocess(sa.input, &resized);
     nst_image_free(&resized);
+    sa.packs = t->vpacks;
     for (int l = 0; l < t->plan.depth && !s; l++) {
         vgg19_forward_layer(t->vgg, &sa, l);
         if (t->plan.layer[l].style) s = perceptual_cpu_style_add(&t->targets, &t->plan, &sa, l, 1.0f, err);
@@ -120,6 +123,7 @@ void stylenet_trainer_free(stylenet_trainer *t) {
     stylenet_free(&t->net);
     stylenet_acts_free(&t->acts);
     vgg19_acts_free(&t->vacts);
+    vgg19_packs_free(t->vpacks);
     perceptual_cpu_free(&t->targets);
     adam_free(&t->adam);
     if (t->data) dataset_free(t->data);
@@ -183,14 +187,22 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
 
     int S = cfg->size;
     size_t n = (size_t)3 * S * S;
+    nst_device dev;
+    if ((s = nst_device_resolve(cfg->device, &dev, err))) goto fail;
+    if ((s = nst_precision_resolve(dev, cfg->precision, &cfg->tuning, &t->precision, err))) goto fail;
+    /* bf16: the loss network's packs for this run (the network is loaded once, in fp32) */
+    if ((s = vgg19_packs_build(&t->vpacks, vgg, t->plan.depth, &cfg->tuning, dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32, err)))
+        goto fail;
     if ((s = style_targets(t, err))) goto fail;
     unsigned char keep[NST_NUM_LAYERS] = {0};
     for (int l = 0; l < t->plan.depth; l++) keep[l] = t->plan.tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     if ((s = vgg19_acts_build(&t->vacts, t->plan.depth, S, S, keep, err))) goto fail;
     vgg19_acts_fuse_relus(&t->vacts); /* the losses read kept convs only */
+    t->vacts.packs = t->vpacks;
     if ((s = perceptual_cpu_content_alloc(&t->targets, &t->plan, &t->vacts, err))) goto fail;
     if ((s = stylenet_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
     t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
+    t->net.precision = dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32;
     nst_rng rng;
     nst_rng_seed(&rng, cfg->seed);
     if ((s = stylenet_init_params(&t->net, &rng, err))) goto fail;
