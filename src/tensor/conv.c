@@ -34,6 +34,8 @@ void conv3x3_run_avx2(float *out, const float *inp, const float *wpack, const fl
 int conv3x3_run_winograd_avx512bf16(float *out, const float *inp, const uint32_t *U16, const float *bias,
                                     const float *mask, int relu, int C_in, int C_out, int H, int W,
                                     conv3x3_workspace *ws);
+int conv3x3_run_winograd_amx(float *out, const float *inp, const uint32_t *U16, const float *bias, const float *mask,
+                             int relu, int C_in, int C_out, int H, int W, conv3x3_workspace *ws);
 int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, const float *bias,
                                 const float *mask, int relu, int u_transposed, int C_in, int C_out, int H,
                                 int W, conv3x3_workspace *ws);
@@ -172,9 +174,71 @@ static void pack_winograd_bf16(uint32_t *dst, float *tmp, const float *weight, i
             }
 }
 
+/* The same for the AMX kernels: (16, ceil(n_out/16), P/16, 16, 16) words, P = ceil(n_in/2)
+ * rounded up to 16 pairs: per transform point and block of 16 output channels, one 1 KB A
+ * tile per 16 channel pairs (row = output channel), zero past n_out and n_in. */
+static size_t amx_words(int n_out, int n_in) {
+    return (size_t)16 * ((n_out + 15) / 16) * 16 * (((n_in + 1) / 2 + 15) / 16 * 16);
+}
+static void pack_winograd_amx(uint32_t *dst, float *tmp, const float *weight, int C_in, int n_out, int n_in,
+                              int transpose_flip) {
+    pack_winograd(tmp, weight, C_in, n_out, n_in, transpose_flip);
+    int nb8 = (n_out + WINO_KB - 1) / WINO_KB, nb16 = (n_out + 15) / 16, np = ((n_in + 1) / 2 + 15) / 16 * 16;
+    for (int xi = 0; xi < 16; xi++)
+        for (int b = 0; b < nb16; b++)
+            for (int kb = 0; kb < np / 16; kb++)
+                for (int r = 0; r < 16; r++)
+                    for (int k = 0; k < 16; k++) {
+                        int co = b * 16 + r, i = 2 * (kb * 16 + k);
+                        float v[2] = {0.0f, 0.0f};
+                        for (int h = 0; h < 2; h++)
+                            if (co < n_out && i + h < n_in)
+                                v[h] = tmp[(((size_t)xi * nb8 + co / WINO_KB) * n_in + i + h) * WINO_KB + co % WINO_KB];
+                        dst[((((size_t)xi * nb16 + b) * (np / 16) + kb) * 16 + r) * 16 + k] = bf16_pair(v[0], v[1]);
+                    }
+}
+
 static int winograd_forward_ok(const conv3x3_packed *w);
 
 static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
+/* p->wino16_fwd, p->wino16_bwd in the layout of p->bf16's kernels. 0, or -1 (p freed). */
+static int pack_bf16(conv3x3_packed *p, const float *weight) {
+    int C_in = p->C_in, C_out = p->C_out, amx = p->bf16 == BF16_AMX;
+    size_t wf = amx ? amx_words(C_out, C_in) : (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_in + 1) / 2);
+    size_t wb = amx ? amx_words(C_in, C_out) : (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_out + 1) / 2);
+    size_t nt = (size_t)16 * ((C_in > C_out ? C_in : C_out) + WINO_KB) * (C_in > C_out ? C_in : C_out);
+    float *tmp = malloc(nt * sizeof(float));
+    p->wino16_fwd = alloc64(wf * sizeof(uint32_t));
+    p->wino16_bwd = alloc64(wb * sizeof(uint32_t));
+    if (!tmp || !p->wino16_fwd || !p->wino16_bwd) {
+        free(tmp);
+        conv3x3_packed_free(p);
+        return -1;
+    }
+    if (amx) {
+        pack_winograd_amx(p->wino16_fwd, tmp, weight, C_in, C_out, C_in, 0);
+        pack_winograd_amx(p->wino16_bwd, tmp, weight, C_in, C_in, C_out, 1);
+    } else {
+        pack_winograd_bf16(p->wino16_fwd, tmp, weight, C_in, C_out, C_in, 0);
+        pack_winograd_bf16(p->wino16_bwd, tmp, weight, C_in, C_in, C_out, 1);
+    }
+    free(tmp);
+    return 0;
+}
+
+/* For the tests (not in ops.h): a lean bf16 pack in the layout of tier t's kernels
+ * whatever this CPU runs (the AMX layout is checked under an emulator elsewhere). */
+int conv3x3_pack_bf16_as(conv3x3_packed *p, const float *weight, int C_in, int C_out, cpu_bf16_tier t) {
+    memset(p, 0, sizeof(*p));
+    p->C_in = C_in;
+    p->C_out = C_out;
+    p->weight = weight;
+    p->tier = CPU_AVX512;
+    p->winograd = 1;
+    p->bf16 = t;
+    return pack_bf16(p, weight);
+}
 
 /* lean: leave out the direct packs that Winograd makes useless (conv3x3_pack_lean). */
 static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, const nst_tuning *tuning,
@@ -190,20 +254,7 @@ static int pack(conv3x3_packed *p, const float *weight, int C_in, int C_out, con
     if (precision == NST_PRECISION_BF16 && wino && p->tier == CPU_AVX512 && p->winograd)
         p->bf16 = cpu_bf16_kernel(tuning ? tuning->kernel : NST_KERNEL_BEST);
     if (p->bf16) {
-        size_t wf = (size_t)16 * ((C_out + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_in + 1) / 2);
-        size_t wb = (size_t)16 * ((C_in + WINO_KB - 1) / WINO_KB) * WINO_KB * ((C_out + 1) / 2);
-        size_t nt = (size_t)16 * ((C_in > C_out ? C_in : C_out) + WINO_KB) * (C_in > C_out ? C_in : C_out);
-        float *tmp = malloc(nt * sizeof(float));
-        p->wino16_fwd = alloc64(wf * sizeof(uint32_t));
-        p->wino16_bwd = alloc64(wb * sizeof(uint32_t));
-        if (!tmp || !p->wino16_fwd || !p->wino16_bwd) {
-            free(tmp);
-            conv3x3_packed_free(p);
-            return -1;
-        }
-        pack_winograd_bf16(p->wino16_fwd, tmp, weight, C_in, C_out, C_in, 0);
-        pack_winograd_bf16(p->wino16_bwd, tmp, weight, C_in, C_in, C_out, 1);
-        free(tmp);
+        if (pack_bf16(p, weight)) return -1;
         if (lean) return 0; /* both passes in bf16: no fp32 pack (the reference is the fallback) */
     }
     /* (the Winograd packs are built whatever the tuning: the tests compare the paths) */
@@ -325,7 +376,7 @@ const char *conv3x3_kernel_name(const conv3x3_packed *w) {
 static int conv_run_bf16(float *out, const float *inp, const uint32_t *wino16, const float *bias, const float *mask,
                          int relu, int C_in, int C_out, int H, int W, conv3x3_workspace *ws, cpu_bf16_tier t) {
 #ifdef NST_X86
-    (void)t; /* (AMX: the same kernel until its own lands) */
+    if (t == BF16_AMX) return conv3x3_run_winograd_amx(out, inp, wino16, bias, mask, relu, C_in, C_out, H, W, ws);
     return conv3x3_run_winograd_avx512bf16(out, inp, wino16, bias, mask, relu, C_in, C_out, H, W, ws);
 #else
     (void)out, (void)inp, (void)wino16, (void)bias, (void)mask, (void)relu, (void)C_in, (void)C_out, (void)H, (void)W,

@@ -42,8 +42,17 @@
 #ifndef WINO_BF16
 #define WINO_BF16 0
 #endif
+#ifndef WINO_AMX /* (implies WINO_BF16) */
+#define WINO_AMX 0
+#endif
 
+#if WINO_AMX
+#define WINO_KB 16 /* output channels per C tile (rows); conv.c packs U with the same value */
+#define WINO_KP 16 /* channel pairs per A/B tile: CK is padded to a multiple (zero pairs) */
+#else
 #define WINO_KB 8  /* output channels per register tile; conv.c packs U with the same value */
+#define WINO_KP 1
+#endif
 #define WINO_NV 3  /* 16-tile vectors per register tile */
 #define WINO_NG (16 * WINO_NV) /* tiles per packed group of V */
 #define WINO_BT 96 /* tiles per block, when there are enough to keep all threads busy */
@@ -149,7 +158,7 @@ __attribute__((noinline)) static void wino_input(float *V, const float *inp, con
                        int nvec, int ngroups, int C_in, int H, int W) {
     const size_t HW = (size_t)H * W;
 #if WINO_BF16
-    const int CK = (C_in + 1) / 2;
+    const int CK = ((C_in + 1) / 2 + WINO_KP - 1) / WINO_KP * WINO_KP;
     /* bf16 elements (a0..a15, b0..b15) -> (a0, b0, a1, b1, ..) */
     const __m512i ipair = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                            23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -158,7 +167,9 @@ __attribute__((noinline)) static void wino_input(float *V, const float *inp, con
         const int c0 = 2 * cp, c1 = c0 + 1;
         for (int v = 0; v < nvec; v++) {
             __m512 r0[16], r1[16];
-            wino_input_vec(r0, inp + (size_t)c0 * HW, seg[v], nseg[v], c0 + WINO_PF < C_in, HW, H, W);
+            if (c0 < C_in) wino_input_vec(r0, inp + (size_t)c0 * HW, seg[v], nseg[v], c0 + WINO_PF < C_in, HW, H, W);
+            else
+                for (int xi = 0; xi < 16; xi++) r0[xi] = _mm512_setzero_ps();
             if (c1 < C_in) wino_input_vec(r1, inp + (size_t)c1 * HW, seg[v], nseg[v], c1 + WINO_PF < C_in, HW, H, W);
             else
                 for (int xi = 0; xi < 16; xi++) r1[xi] = _mm512_setzero_ps();
@@ -227,6 +238,53 @@ wino_kernel(float *m, size_t ms, const float *v, const float *u, int C_in, int n
         for (int j = 0; j < nv; j++) _mm512_store_ps(m + r * ms + 16 * j, acc[r][j]);
 }
 
+#if WINO_AMX
+/* The same product on AMX tiles: C tiles 0..nv-1 are 16 output channels x 16 tiles (fp32),
+ * A (tile 3) 16 channels x 16 pairs of U (one contiguous KB), B (tiles 4..6) 16 pairs x 16
+ * tiles of V in the pair-interleaved layout AMX wants (rows 48 words apart). u is
+ * (CK/16, 16, 16) words, v (CK, 48) words; the tile configuration is the caller's
+ * (amx_configure). */
+__attribute__((noinline)) static void wino_kernel_nv(float *m, size_t ms, const float *v, const float *u, int CK, int nv,
+                                                     size_t bstride) {
+    (void)bstride;
+    const char *vb = (const char *)v, *ub = (const char *)u;
+    const size_t vrow = (size_t)WINO_NG * 4, vkb = (size_t)WINO_KP * WINO_NG * 4, ukb = (size_t)WINO_KP * WINO_KB * 4;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    for (int kb = 0; kb < CK / WINO_KP; kb++) {
+        _tile_loadd(3, ub + kb * ukb, 64);
+        _tile_loadd(4, vb + kb * vkb, vrow);
+        _tile_dpbf16ps(0, 3, 4);
+        if (nv > 1) {
+            _tile_loadd(5, vb + kb * vkb + 64, vrow);
+            _tile_dpbf16ps(1, 3, 5);
+        }
+        if (nv > 2) {
+            _tile_loadd(6, vb + kb * vkb + 128, vrow);
+            _tile_dpbf16ps(2, 3, 6);
+        }
+    }
+    _tile_stored(0, m, ms * 4);
+    if (nv > 1) _tile_stored(1, m + 16, ms * 4);
+    if (nv > 2) _tile_stored(2, m + 32, ms * 4);
+}
+
+/* Palette 1, every tile used as 16 rows of 64 bytes. */
+static void amx_configure(void) {
+    struct {
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } __attribute__((aligned(64))) cfg = {0};
+    cfg.palette = 1;
+    for (int t = 0; t < 7; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+#else
 __attribute__((noinline)) static void wino_kernel_nv(float *m, size_t ms, const float *v, const float *u, int C_in, int nv,
                                                      size_t bstride) {
     if (bstride) {
@@ -243,6 +301,8 @@ __attribute__((noinline)) static void wino_kernel_nv(float *m, size_t ms, const 
     default: wino_kernel(m, ms, v, u, C_in, 1, 0, 0); break;
     }
 }
+
+#endif
 
 /* M[cob - cb0] = U[xi][cob] V[xi] for xi in [x0, x1) and channel blocks [cb0, cb1): M is
  * ((cb1-cb0)*8, 16, mt) (channels m_cstride(mt) apart), V is (16, ngroups, C_in, 48) (xi
@@ -389,7 +449,12 @@ static void scratch_put(conv3x3_workspace *ws, float *p) {
  * weights, zero past C_out; CK as in wino_input: bf16 holds channel pairs), bias is (C_out)
  * or NULL, mask is (C_out,H,W) or NULL (then out is zeroed where mask <= 0); relu: out =
  * max(out, 0). Returns 0, or -1 (out untouched) if out of memory. */
-#if WINO_BF16
+#if WINO_AMX
+int conv3x3_run_winograd_amx(float *out, const float *inp, const uint32_t *U16, const float *bias, const float *mask,
+                             int relu, int C_in, int C_out, int H, int W, conv3x3_workspace *ws) {
+    const float *U = (const float *)U16; /* (words, read as such by the kernel) */
+    const int u_transposed = 0, CK = ((C_in + 1) / 2 + WINO_KP - 1) / WINO_KP * WINO_KP;
+#elif WINO_BF16
 int conv3x3_run_winograd_avx512bf16(float *out, const float *inp, const uint32_t *U16, const float *bias,
                                     const float *mask, int relu, int C_in, int C_out, int H, int W,
                                     conv3x3_workspace *ws) {
@@ -438,6 +503,9 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
     {
         float *V = scratch + (vsize + msize) * omp_get_thread_num();
         float *M = V + vsize;
+#if WINO_AMX
+        amx_configure(); /* (per thread: the tile configuration is thread state) */
+#endif
         wino_seg seg[WINO_MAXV][16]; /* per vector of the block, its segments */
         int nseg[WINO_MAXV];
         long vlast = -1; /* block whose V is in this thread's buffer */
@@ -479,6 +547,9 @@ int conv3x3_run_winograd_avx512(float *out, const float *inp, const float *U, co
                 wino_output(out, M, mt, bias, mask, relu, (const wino_seg(*)[16])seg, nseg, nvec, co0, co1 - co0, H, W);
             }
         }
+#if WINO_AMX
+        _tile_release();
+#endif
     }
     scratch_put(ws, scratch);
     return 0;
