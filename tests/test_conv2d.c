@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include "tensor/bf16.h"
 #include "tensor/conv2d.h"
 #include "test_util.h"
 
@@ -134,7 +135,7 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
     } else {
         rc = conv2d_forward(out_f, inp, &p, bias, H, W, ws);
         rc |= conv2d_backward_input(di_f, dout, &p, H, W, ws);
-        rc |= conv2d_backward_weight(dw_f, db_f, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
+        rc |= conv2d_backward_weight(dw_f, db_f, dout, inp, &p, H, W, ws);
     }
     CHECK(rc == 0, "fast passes return 0");
     double ef = rel_l2(out_f, out_r, no), ei = rel_l2(di_f, di_r, ni);
@@ -159,15 +160,15 @@ static void test_fast(int Ci, int Co, int H, int W, int K, int S, int portable, 
         conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
         conv2d_backward_weight_portable(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
     } else {
-        conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
-        conv2d_backward_weight(dw_f, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
+        conv2d_backward_weight(tmp, NULL, dout, inp, &p, H, W, ws);
+        conv2d_backward_weight(dw_f, NULL, dout, inp, &p, H, W, ws);
     }
     same &= memcmp(tmp, dw_f, nw * sizeof(float)) == 0;
     CHECK(same, "%s Ci=%d Co=%d H=%d W=%d K=%d S=%d: deterministic", tag, Ci, Co, H, W, K, S);
     memset(tmp, 0, nw * sizeof(float));
     for (int rep = 0; rep < 2; rep++) {
         if (portable) conv2d_backward_weight_portable(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws);
-        else conv2d_backward_weight(tmp, NULL, dout, inp, Ci, Co, H, W, K, S, ws, p.tier);
+        else conv2d_backward_weight(tmp, NULL, dout, inp, &p, H, W, ws);
     }
     for (size_t i = 0; i < nw; i++) dw_r[i] *= 2.0f;
     CHECK(rel_l2(tmp, dw_r, nw) <= FAST_TOL, "%s: backward_weight accumulates", tag);
@@ -186,12 +187,15 @@ static void test_threads(int Ci, int Co, int H, int W, int K, int S) {
     float *inp = rand_array(ni, &st), *dout = rand_array(no, &st);
     float *a = calloc(nw, sizeof(float)), *b = calloc(nw, sizeof(float));
     float *ba = calloc(Co, sizeof(float)), *bb = calloc(Co, sizeof(float));
+    conv2d_packed p = {0}; /* the gradient reads the shape and kernels only: zero weights */
+    CHECK(conv2d_pack(&p, a, Ci, Co, K, S, &tuning, NST_PRECISION_FP32) == 0, "pack");
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);
-    conv2d_backward_weight(a, ba, dout, inp, Ci, Co, H, W, K, S, NULL, cpu_kernel_tier(tuning.kernel));
+    conv2d_backward_weight(a, ba, dout, inp, &p, H, W, NULL);
     omp_set_num_threads(2);
-    conv2d_backward_weight(b, bb, dout, inp, Ci, Co, H, W, K, S, NULL, cpu_kernel_tier(tuning.kernel));
+    conv2d_backward_weight(b, bb, dout, inp, &p, H, W, NULL);
     omp_set_num_threads(nt);
+    conv2d_packed_free(&p);
     CHECK(memcmp(a, b, nw * sizeof(float)) == 0 && memcmp(ba, bb, Co * sizeof(float)) == 0,
           "backward_weight: 1 and 2 threads give the same bits (Ci=%d Co=%d H=%d K=%d S=%d)", Ci, Co, H, K, S);
     free(inp); free(dout); free(a); free(b); free(ba); free(bb);
@@ -224,6 +228,113 @@ static void test_repack(void) {
     conv2d_packed_free(&p);
     conv2d_workspace_free(&ws);
     free(w1); free(w2); free(inp); free(o_r); free(o_f); free(o2_r); free(o2_f); free(inp2);
+}
+
+/* ---- bf16 ---------------------------------------------------------------------------- */
+
+#define BF16_MODEL_TOL 1e-5 /* relative L2 against the double model of the same bf16 rounding */
+#define BF16_TOL 1e-2       /* relative L2 against the fp32 reference (measured: see main) */
+static double bf16_worst[3]; /* the worst relative L2 against fp32: forward, bwd-input, bwd-weight */
+
+static double rel_l2_d(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static double *bf16_copy(const float *a, size_t n) {
+    double *d = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) d[i] = bf16_round(a[i]);
+    return d;
+}
+
+/* The three passes of a bf16 pack: against a double model that rounds inputs and weights
+ * to bf16 as the kernels do (the bias and dbias in fp32, unrounded), against the fp32
+ * reference, and the same bits on 1 and 2 threads. Where the layer runs on conv3x3
+ * (use3: K=3, S=1) its forward and backward to the input are conv3x3's (test_conv.c
+ * checks their bf16 against a model of Winograd's rounding): fp32 reference only. */
+static void test_bf16(int Ci, int Co, int H, int W, int K, int S) {
+    const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    unsigned long long st = 3 + Ci * 17 + Co * 7 + H * 5 + W + K * 13 + S;
+    size_t ni = (size_t)Ci * H * W, no = (size_t)Co * Ho * Wo, nw = (size_t)Co * Ci * K * K;
+    float *inp = rand_array(ni, &st), *weight = rand_array(nw, &st), *bias = rand_array(Co, &st);
+    float *dout = rand_array(no, &st);
+    float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float)), *got1 = malloc(no * sizeof(float));
+    float *dref = malloc(ni * sizeof(float)), *dgot = malloc(ni * sizeof(float)), *dgot1 = malloc(ni * sizeof(float));
+    float *wref = calloc(nw, sizeof(float)), *wgot = calloc(nw, sizeof(float)), *wgot1 = calloc(nw, sizeof(float));
+    float *bref = calloc(Co, sizeof(float)), *bgot = calloc(Co, sizeof(float)), *bgot1 = calloc(Co, sizeof(float));
+    double *mo = calloc(no, sizeof(double)), *mi = calloc(ni, sizeof(double)), *mw = calloc(nw, sizeof(double));
+    double *xi = bf16_copy(inp, ni), *xw = bf16_copy(weight, nw), *xd = bf16_copy(dout, no);
+    conv2d_packed p = {0};
+    conv2d_workspace ws = {0};
+    CHECK(conv2d_pack(&p, weight, Ci, Co, K, S, &tuning, NST_PRECISION_BF16) == 0, "pack bf16");
+    CHECK(p.bf16 == BF16_AVX512 && (p.use3 || (p.fwd16 && p.bwd16)) && strcmp(conv2d_kernel_name(&p), "avx512bf16") == 0,
+          "bf16 pack %d->%d K=%d S=%d: %s", Ci, Co, K, S, conv2d_kernel_name(&p));
+
+    /* the model: the three sums in double on the rounded values */
+    for (int co = 0; co < Co; co++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                size_t o = ((size_t)co * Ho + i) * Wo + j;
+                double s = bias[co];
+                for (int ci = 0; ci < Ci; ci++)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            size_t x = ((size_t)ci * H + i * S + kh) * W + j * S + kw;
+                            size_t t = (((size_t)co * Ci + ci) * K + kh) * K + kw;
+                            s += xi[x] * xw[t];
+                            mi[x] += xd[o] * xw[t];
+                            mw[t] += xd[o] * xi[x];
+                        }
+                mo[o] = s;
+            }
+    conv2d_forward_ref(ref, inp, weight, bias, Ci, Co, H, W, K, S);
+    conv2d_backward_input_ref(dref, dout, weight, Ci, Co, H, W, K, S);
+    conv2d_backward_weight_ref(wref, bref, dout, inp, Ci, Co, H, W, K, S);
+    for (size_t i = 0; i < no; i++) got[i] = NAN;
+    for (size_t i = 0; i < ni; i++) dgot[i] = NAN;
+    int rc = conv2d_forward(got, inp, &p, bias, H, W, &ws);
+    rc |= conv2d_backward_input(dgot, dout, &p, H, W, &ws);
+    rc |= conv2d_backward_weight(wgot, bgot, dout, inp, &p, H, W, &ws);
+    CHECK(rc == 0, "bf16 passes return 0");
+    double em[3] = {rel_l2_d(got, mo, no), rel_l2_d(dgot, mi, ni), rel_l2_d(wgot, mw, nw)};
+    double er[3] = {rel_l2(got, ref, no), rel_l2(dgot, dref, ni), rel_l2(wgot, wref, nw)};
+    static const char *pass[3] = {"forward", "backward-input", "backward-weight"};
+    for (int k = 0; k < 3; k++) {
+        if (!(er[k] <= bf16_worst[k])) bf16_worst[k] = er[k];
+        if (k == 2 || !p.use3)
+            CHECK(em[k] < BF16_MODEL_TOL, "bf16 %s %d->%d %dx%d K=%d S=%d against its model: %g", pass[k], Ci, Co, H, W,
+                  K, S, em[k]);
+        CHECK(er[k] < BF16_TOL, "bf16 %s %d->%d %dx%d K=%d S=%d against fp32: %g", pass[k], Ci, Co, H, W, K, S, er[k]);
+    }
+    CHECK(rel_l2(bgot, bref, Co) <= FAST_TOL, "bf16 %d->%d K=%d S=%d: dbias in fp32", Ci, Co, K, S);
+
+    /* the same bits on 1 thread as on 2 (no workspace: a fresh scratch each time) */
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    conv2d_forward(got1, inp, &p, bias, H, W, NULL);
+    conv2d_backward_input(dgot1, dout, &p, H, W, NULL);
+    conv2d_backward_weight(wgot1, bgot1, dout, inp, &p, H, W, NULL);
+    omp_set_num_threads(2);
+    memset(wgot, 0, nw * sizeof(float));
+    memset(bgot, 0, Co * sizeof(float));
+    conv2d_forward(got, inp, &p, bias, H, W, NULL);
+    conv2d_backward_input(dgot, dout, &p, H, W, NULL);
+    conv2d_backward_weight(wgot, bgot, dout, inp, &p, H, W, NULL);
+    omp_set_num_threads(nt);
+    CHECK(memcmp(got, got1, no * sizeof(float)) == 0 && memcmp(dgot, dgot1, ni * sizeof(float)) == 0 &&
+              memcmp(wgot, wgot1, nw * sizeof(float)) == 0 && memcmp(bgot, bgot1, Co * sizeof(float)) == 0,
+          "bf16 %d->%d K=%d S=%d: the same bits on 1 and 2 threads", Ci, Co, K, S);
+
+    conv2d_packed_free(&p);
+    conv2d_workspace_free(&ws);
+    free(inp); free(weight); free(bias); free(dout); free(ref); free(got); free(got1); free(dref); free(dgot);
+    free(dgot1); free(wref); free(wgot); free(wgot1); free(bref); free(bgot); free(bgot1); free(mo); free(mi);
+    free(mw); free(xi); free(xw); free(xd);
 }
 
 typedef struct { int Ci, Co, H, W, K, S; } shape;
@@ -286,6 +397,37 @@ int main(void) {
     test_threads(3, 32, 60, 70, 9, 1);
     test_threads(128, 128, 40, 40, 3, 1);
     test_repack();
+
+    /* fp32 packs carry no bf16; neither do bf16 packs where the tuning allows no bf16 kernel */
+    {
+        conv2d_packed p = {0};
+        float *w = calloc(32 * 3 * 81, sizeof(float));
+        CHECK(conv2d_pack(&p, w, 3, 32, 9, 1, &tuning, NST_PRECISION_FP32) == 0 && p.bf16 == BF16_NONE && !p.fwd16 &&
+                  !p.bwd16, "fp32 pack: no bf16");
+        nst_tuning t = tuning;
+        t.kernel = NST_KERNEL_AVX512;
+        CHECK(conv2d_pack(&p, w, 3, 32, 9, 1, &t, NST_PRECISION_BF16) == 0 && p.bf16 == BF16_NONE && !p.fwd16,
+              "bf16 pack under NST_KERNEL=avx512: fp32");
+        conv2d_packed_free(&p);
+        free(w);
+    }
+    if (cpu_bf16_kernel(tuning.kernel) != BF16_NONE && cpu_kernel_tier(tuning.kernel) == CPU_AVX512) {
+        /* K = 9/3/1, S = 1/2, 3 channels, odd counts, 32..128, odd sizes, rows past 32 pixels */
+        static const shape bshapes[] = {
+            {3, 32, 28, 31, 9, 1},   {32, 3, 30, 27, 9, 1},  {32, 64, 23, 21, 3, 2},  {64, 128, 13, 15, 3, 2},
+            {128, 128, 12, 11, 3, 1}, {64, 32, 19, 18, 3, 1}, {5, 7, 11, 13, 1, 1},    {7, 9, 12, 9, 1, 2},
+            {3, 5, 9, 10, 3, 2},     {17, 9, 13, 40, 5, 2},  {33, 20, 8, 70, 1, 2},   {9, 6, 3, 4, 3, 2},
+            {3, 3, 9, 75, 3, 1},     {1, 1, 6, 37, 7, 1},    {2, 17, 11, 80, 3, 2},
+        };
+        for (size_t i = 0; i < sizeof(bshapes) / sizeof(bshapes[0]); i++) {
+            const shape *s = &bshapes[i];
+            test_bf16(s->Ci, s->Co, s->H, s->W, s->K, s->S);
+        }
+        printf("bf16: worst relative L2 error vs the fp32 reference: forward %.3g, backward-input %.3g, "
+               "backward-weight %.3g (tolerance %g)\n", bf16_worst[0], bf16_worst[1], bf16_worst[2], BF16_TOL);
+    } else {
+        printf("note: no AVX512-BF16 here (or NST_KERNEL rules it out): bf16 kernels not tested\n");
+    }
     printf("conv2d kernel: %s\n", cpu_kernel_tier(tuning.kernel) == CPU_AVX512 ? "avx512" : "portable");
     TEST_DONE();
 }

@@ -300,8 +300,8 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
         }
         if (use_ref) {
             conv2d_backward_weight_ref(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
-        } else if (conv2d_backward_weight(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l],
-                                          a->Wp[l], L->K, L->S, &a->ws, L->packed.tier)) {
+        } else if (conv2d_backward_weight(L->dweight, L->dbias, a->g_z, a->pad[l], &L->packed, a->Hp[l],
+                                          a->Wp[l], &a->ws)) {
             return nst_fail(err, NST_ERR_NOMEM, "out of memory in the style network's layer %s", L->name);
         }
         if (l == 0 && !dinput) break; /* nobody needs the gradient of the photo */

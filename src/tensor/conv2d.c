@@ -12,6 +12,9 @@
  *   backward weight: dW (C_out, C_in*K*K) = dout (C_out, P) x taps (P, C_in*K*K), summed
  *                    over the P output pixels in fixed chunks of rows, chunk after chunk:
  *                    the same result for any thread count (conv2d_dweight_*).
+ * In bf16 (conv2d_pack with NST_PRECISION_BF16) the same passes run on the bf16 kernels of
+ * conv2d_avx512bf16.c: the correlations on weights packed in channel pairs (fwd16, bwd16),
+ * the weight gradient on bf16 copies of dout and the input.
  * K=3, S=1 goes instead to conv3x3 of ops.h where AVX-512 runs (its Winograd F(2x2,3x3)
  * for both channel counts >= 64 is 2x faster than any direct kernel; its direct kernel
  * reuses each input vector for 3 output rows): its "same" convolution of the padded (H,W) input is, in
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/bf16.h"
 #include "tensor/conv2d.h"
 
 /* ---- reference ------------------------------------------------------------------ */
@@ -112,6 +116,53 @@ static int grow(float **buf, size_t *cap, size_t n) {
     return *buf ? 0 : -1;
 }
 
+/* The same for 32-bit words. */
+static int grow_words(uint32_t **buf, size_t *cap, size_t n) {
+    if (*buf && *cap >= n) return 0;
+    free(*buf);
+    *buf = aligned_alloc(64, (n * sizeof(uint32_t) + 63) / 64 * 64);
+    *cap = *buf ? n : 0;
+    return *buf ? 0 : -1;
+}
+
+/* Words of the bf16 phase kernels: bwd_floats with the C_out channels in pairs. */
+static size_t bwd16_words(int C_in, int C_out, int K, int S, int mr) {
+    return bwd_floats(C_in, (C_out + 1) / 2, K, S, mr);
+}
+
+/* The bf16 pairs of fwd and bwd (conv2d.h): the word of channel pair cp holds the
+ * weights of reduction channels 2cp and 2cp+1 (0 past the count) at one place. */
+static void pack_bf16(conv2d_packed *p, const float *weight) {
+    const int C_in = p->C_in, C_out = p->C_out, K = p->K, S = p->S, mf = p->mr_f, mb = p->mr_b;
+    const size_t KK = (size_t)K * K;
+    const int Cip = (C_in + 1) / 2, Cop = (C_out + 1) / 2;
+    const int nbf = (C_out + mf - 1) / mf, nbb = (C_in + mb - 1) / mb;
+#define W_AT(co, ci, t) ((co) < C_out && (ci) < C_in ? weight[((size_t)(co) * C_in + (ci)) * KK + (t)] : 0.0f)
+    for (int b = 0; b < nbf; b++)
+        for (int cp = 0; cp < Cip; cp++)
+            for (size_t t = 0; t < KK; t++)
+                for (int m = 0; m < mf; m++) {
+                    int co = b * mf + m;
+                    p->fwd16[(((size_t)b * Cip + cp) * KK + t) * mf + m] =
+                        bf16_pair(W_AT(co, 2 * cp, t), W_AT(co, 2 * cp + 1, t));
+                }
+    uint32_t *dst = p->bwd16;
+    for (int py = 0; py < S; py++)
+        for (int px = 0; px < S; px++) {
+            const int Ka = phase_taps(K, S, py), Kb = phase_taps(K, S, px);
+            for (int b = 0; b < nbb; b++)
+                for (int cp = 0; cp < Cop; cp++)
+                    for (int a = 0; a < Ka; a++)
+                        for (int c = 0; c < Kb; c++)
+                            for (int m = 0; m < mb; m++) {
+                                int ci = b * mb + m;
+                                size_t t = (size_t)(py + S * (Ka - 1 - a)) * K + px + S * (Kb - 1 - c);
+                                *dst++ = bf16_pair(W_AT(2 * cp, ci, t), W_AT(2 * cp + 1, ci, t));
+                            }
+        }
+#undef W_AT
+}
+
 /* p->fwd = (ceil(C_out/mr_f), C_in, K, K, mr_f), zero past C_out;
  * p->bwd = phase (py,px) after phase: (ceil(C_in/mr_b), C_out, Ka, Kb, mr_b) holding at
  * (a', b') the tap kh = py + S*(Ka-1-a'), kw = px + S*(Kb-1-b') of W[co][ci] (flipped, so
@@ -157,12 +208,38 @@ int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int 
     /* conv3x3 for K=3, S=1 where AVX-512 runs; conv3x3_pack allocates afresh */
     conv3x3_packed_free(&p->c3);
     p->use3 = 0;
+    /* bf16: the kernels of conv2d_avx512bf16.c, where the tuning allows them */
+    p->bf16 = BF16_NONE;
+#ifdef NST_X86
+    if (precision == NST_PRECISION_BF16 && p->tier == CPU_AVX512 && S <= 2 &&
+        cpu_bf16_kernel(tuning ? tuning->kernel : NST_KERNEL_BEST) != BF16_NONE)
+        p->bf16 = BF16_AVX512;
+#endif
     if (K == 3 && S == 1 && cpu_best_tier() == CPU_AVX512) {
         if (conv3x3_pack(&p->c3, weight, C_in, C_out, tuning, precision)) {
             conv2d_packed_free(p);
             return -1;
         }
         p->use3 = 1;
+        /* in bf16, conv3x3 only where it runs bf16 Winograd: where it would run fp32
+         * (fewer than 64 channels) the bf16 correlation is ~1.5x faster (bench_conv2d) */
+        if (p->bf16 && p->c3.bf16 == BF16_NONE) {
+            conv3x3_packed_free(&p->c3);
+            p->use3 = 0;
+        }
+    }
+    if (p->bf16 && !p->use3) {
+        if (grow_words(&p->fwd16, &p->fwd16_cap, nf / C_in * ((C_in + 1) / 2)) ||
+            grow_words(&p->bwd16, &p->bwd16_cap, bwd16_words(C_in, C_out, K, S, mb))) {
+            conv2d_packed_free(p);
+            return -1;
+        }
+        pack_bf16(p, weight);
+    } else { /* none kept from an earlier pack */
+        free(p->fwd16);
+        free(p->bwd16);
+        p->fwd16 = p->bwd16 = NULL;
+        p->fwd16_cap = p->bwd16_cap = 0;
     }
     return 0;
 }
@@ -171,9 +248,13 @@ void conv2d_packed_free(conv2d_packed *p) {
     free(p->fwd);
     free(p->bwd);
     conv3x3_packed_free(&p->c3);
+    free(p->fwd16);
+    free(p->bwd16);
     p->fwd = p->bwd = NULL;
-    p->fwd_cap = p->bwd_cap = 0;
+    p->fwd16 = p->bwd16 = NULL;
+    p->fwd_cap = p->bwd_cap = p->fwd16_cap = p->bwd16_cap = 0;
     p->use3 = 0;
+    p->bf16 = BF16_NONE;
 }
 
 /* ---- scratch ---------------------------------------------------------------------- */
@@ -254,25 +335,40 @@ void conv2d_dweight_portable(float *part, const float *dout, const float *inp, i
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 const char *conv2d_kernel_name(const conv2d_packed *w) {
-    return w->tier == CPU_AVX512 ? "avx512" : "portable";
+    return w->bf16 == BF16_AVX512 ? "avx512bf16" : w->tier == CPU_AVX512 ? "avx512" : "portable";
 }
 
-/* The correlation on the kernels of this tier (AVX-512 only for S <= 2). */
-static void run(float *out, const conv2d_view *v, const float *wp, const float *bias, cpu_tier tier) {
+size_t conv2d_dweight_bf16_words(int Ci, int Co, int H, int W, int K, int S) {
+    const size_t Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+    const size_t nx = (size_t)Ci * H * (S == 1 ? W : 2 * ((W + 1) / 2));
+    return (nx + 31) / 32 * 32 + Co * Ho * Wo;
+}
+
+/* The correlation on the kernels of this tier (AVX-512 only for S <= 2): in bf16 on wp16
+ * if it is not NULL (fp32 on wp if that fails: no memory). */
+static void run(float *out, const conv2d_view *v, const float *wp, const uint32_t *wp16, const float *bias,
+                cpu_tier tier) {
 #ifdef NST_X86
+    if (tier == CPU_AVX512 && wp16 && conv2d_run_avx512bf16(out, v, wp16, bias) == 0) return;
     if (tier == CPU_AVX512 && conv2d_run_avx512(out, v, wp, bias) == 0) return;
 #endif
     (void)tier;
+    (void)wp16;
     conv2d_run_portable(out, v, wp, bias);
 }
 
+/* The weight gradient on the kernels of this tier: in bf16 if scratch16 is not NULL. */
 static void dweight_run(float *part, const float *dout, const float *inp, int Ci, int Co, int H, int W,
-                    int K, int S, int R, cpu_tier tier) {
+                    int K, int S, int R, cpu_tier tier, uint16_t *scratch16) {
 #ifdef NST_X86
+    if (tier == CPU_AVX512 && scratch16 &&
+        conv2d_dweight_avx512bf16(part, dout, inp, Ci, Co, H, W, K, S, R, scratch16) == 0)
+        return;
     if (tier == CPU_AVX512 && conv2d_dweight_avx512(part, dout, inp, Ci, Co, H, W, K, S, R) == 0)
         return;
 #endif
     (void)tier;
+    (void)scratch16;
     conv2d_dweight_portable(part, dout, inp, Ci, Co, H, W, K, S, R);
 }
 
@@ -295,7 +391,7 @@ static int forward_tier(float *out, const float *inp, const conv2d_packed *w, co
         return 0;
     }
     conv2d_view v = {inp, (size_t)H * W, W, W, w->C_in, Co, Ho, Wo, K, K, S, w->mr_f};
-    run(out, &v, w->fwd, bias, tier);
+    run(out, &v, w->fwd, w->bf16 ? w->fwd16 : NULL, bias, tier);
     return 0;
 }
 
@@ -348,6 +444,7 @@ static int backward_input_tier(float *dinp, const float *dout, const conv2d_pack
         if (y >= 0 && y < Ho) memcpy(row + Pt, dout + ((size_t)co * Ho + y) * Wo, Wo * sizeof(float));
     }
     const float *wb = w->bwd;
+    const uint32_t *wb16 = w->bf16 ? w->bwd16 : NULL;
     for (int py = 0; py < S; py++)
         for (int px = 0; px < S; px++) {
             const int Ka = phase_taps(K, S, py), Kb = phase_taps(K, S, px);
@@ -357,8 +454,9 @@ static int backward_input_tier(float *dinp, const float *dout, const conv2d_pack
                 const int oy = Pt - (Ka - 1), ox = Pt - (Kb - 1);
                 conv2d_view v = {dp + (size_t)oy * Wd + ox, (size_t)Hd * Wd, Wd, Wd - ox, Co, Ci,
                                  Hp, Wp, Ka, Kb, 1, w->mr_b};
-                run(dst, &v, wb, NULL, tier);
+                run(dst, &v, wb, wb16, NULL, tier);
                 wb += (size_t)Ka * Kb * Co * ((Ci + w->mr_b - 1) / w->mr_b) * w->mr_b;
+                if (wb16) wb16 += (size_t)Ka * Kb * ((Co + 1) / 2) * ((Ci + w->mr_b - 1) / w->mr_b) * w->mr_b;
             } else {
                 memset(dst, 0, (size_t)Ci * Hp * Wp * sizeof(float));
             }
@@ -378,21 +476,27 @@ static int backward_input_tier(float *dinp, const float *dout, const conv2d_pack
 /* accumulates: dweight is (C_out,C_in,K,K), dbias is (C_out) or NULL */
 static int backward_weight_tier(float *dweight, float *dbias, const float *dout, const float *inp,
                                 int C_in, int C_out, int H, int W, int K, int S,
-                                conv2d_workspace *ws, cpu_tier tier) {
+                                conv2d_workspace *ws, cpu_tier tier, cpu_bf16_tier bf16) {
     const int Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
     const size_t T = (size_t)C_in * K * K, n = (size_t)C_out * T;
-    float *part = scratch_get(ws, n);
+    const int use16 = bf16 == BF16_AVX512 && tier == CPU_AVX512;
+    /* part, then in bf16 the copies of dout and inp (64-byte aligned) */
+    const size_t n_part = (n + 15) / 16 * 16;
+    const size_t n16 = use16 ? (conv2d_dweight_bf16_words(C_in, C_out, H, W, K, S) + 1) / 2 : 0;
+    float *part = scratch_get(ws, n_part + n16);
     if (!part) return -1;
     memset(part, 0, n * sizeof(float));
     /* Chunks of R output rows: ~1024 pixels (a channel block's dout rows stay in L1),
      * and the chunk's input rows within ~512 KB of L2 (every channel block reads them
-     * all). R depends on the shape only, never on the threads. */
-    int R = 1024 / Wo;
-    long in_rows = (512L << 10) / ((long)sizeof(float) * C_in * W); /* input rows that fit */
+     * all). In bf16 (2-byte copies) the same bytes hold twice the pixels: fewer of each
+     * sum's horizontal additions. R depends on the shape only, never on the threads. */
+    const long esz = use16 ? 2 : (long)sizeof(float);
+    int R = (int)(4096 / esz / Wo);
+    long in_rows = (512L << 10) / (esz * C_in * W); /* input rows that fit */
     if ((in_rows - K) / S + 1 < R) R = (int)((in_rows - K) / S + 1);
     if (R < 1) R = 1;
     if (R > Ho) R = Ho;
-    dweight_run(part, dout, inp, C_in, C_out, H, W, K, S, R, tier);
+    dweight_run(part, dout, inp, C_in, C_out, H, W, K, S, R, tier, use16 ? (uint16_t *)(part + n_part) : NULL);
 #pragma omp parallel for schedule(static)
     for (size_t e = 0; e < n; e++) dweight[e] += part[e];
     if (dbias) {
@@ -424,9 +528,9 @@ int conv2d_backward_input(float *dinp, const float *dout, const conv2d_packed *w
     return backward_input_tier(dinp, dout, w, H, W, ws, w->tier);
 }
 int conv2d_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws,
-                           cpu_tier tier) {
-    return backward_weight_tier(dweight, dbias, dout, inp, C_in, C_out, H, W, K, S, ws, tier);
+                           const conv2d_packed *w, int H, int W, conv2d_workspace *ws) {
+    return backward_weight_tier(dweight, dbias, dout, inp, w->C_in, w->C_out, H, W, w->K, w->S, ws, w->tier,
+                                w->bf16);
 }
 
 /* The portable path whatever the CPU, for the tests. */
@@ -441,5 +545,6 @@ int conv2d_backward_input_portable(float *dinp, const float *dout, const conv2d_
 int conv2d_backward_weight_portable(float *dweight, float *dbias, const float *dout,
                                     const float *inp, int C_in, int C_out, int H, int W, int K,
                                     int S, conv2d_workspace *ws) {
-    return backward_weight_tier(dweight, dbias, dout, inp, C_in, C_out, H, W, K, S, ws, CPU_PORTABLE);
+    return backward_weight_tier(dweight, dbias, dout, inp, C_in, C_out, H, W, K, S, ws, CPU_PORTABLE,
+                                BF16_NONE);
 }

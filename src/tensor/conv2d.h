@@ -13,6 +13,7 @@
 #define NST_CONV2D_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tensor/ops.h"
 
@@ -44,6 +45,16 @@ typedef struct {
     int use3;          /* 1: K=3, S=1 runs on conv3x3 of ops.h (AVX-512 CPUs), packed in c3 */
     cpu_tier tier;     /* the kernels every call on these weights runs (from the tuning) */
     conv3x3_packed c3;
+    /* Precision NST_PRECISION_BF16 where the tuning allows AVX512-BF16 (and S <= 2):
+     * BF16_AVX512, and every pass runs in bf16 (conv2d_avx512bf16.c) but for use3's
+     * forward and backward to the input, which are c3's bf16 Winograd (in bf16, use3 is
+     * kept only where conv3x3 builds that: >= 64 channels each). fwd16/bwd16 are fwd/bwd with the reduction's
+     * channels in pairs, one word (bf16 of channel 2p low, 2p+1 high, zero past the
+     * count): (ceil(C_out/mr_f), ceil(C_in/2), K, K, mr_f) and per phase
+     * (ceil(C_in/mr_b), ceil(C_out/2), Ka, Kb, mr_b); NULL where use3. BF16_NONE: fp32. */
+    cpu_bf16_tier bf16;
+    uint32_t *fwd16, *bwd16;
+    size_t fwd16_cap, bwd16_cap; /* words allocated */
 } conv2d_packed;
 
 /* Caller-owned scratch, zero-initialised, grown on demand, one call at a time; NULL =>
@@ -67,11 +78,12 @@ int conv2d_forward(float *out, const float *inp, const conv2d_packed *w, const f
                    int H, int W, conv2d_workspace *ws);
 int conv2d_backward_input(float *dinp, const float *dout, const conv2d_packed *w, int H, int W,
                           conv2d_workspace *ws);
+/* The shape (C_in, C_out, K, S) and the kernels are w's, the layer's packed weights (the
+ * gradient does not depend on their values). dbias is summed in fp32 at any precision. */
 int conv2d_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                           int C_in, int C_out, int H, int W, int K, int S, conv2d_workspace *ws,
-                           cpu_tier tier); /* tier: the layer's packed weights' */
+                           const conv2d_packed *w, int H, int W, conv2d_workspace *ws);
 
-/* Which kernel the fast path dispatches to for w: "avx512" or "portable". */
+/* Which kernel the fast path dispatches to for w: "avx512bf16", "avx512" or "portable". */
 const char *conv2d_kernel_name(const conv2d_packed *w);
 
 /* ---- internals shared by conv2d.c and conv2d_avx512.c (and the tests) ------------- */
@@ -97,6 +109,16 @@ void conv2d_dweight_portable(float *part, const float *dout, const float *inp, i
                              int H, int W, int K, int S, int R);
 int conv2d_dweight_avx512(float *part, const float *dout, const float *inp, int Ci, int Co, int H,
                           int W, int K, int S, int R);
+
+/* The same two kernels in bf16 (conv2d_avx512bf16.c, x86 builds only): inputs and weights
+ * rounded to bf16 (nearest even), sums in fp32. The correlation's wp are the pairs of
+ * conv2d_packed's fwd16/bwd16 ((ceil(Co/mr), ceil(Ci/2), Kh, Kw, mr) words); the weight
+ * gradient copies dout and inp to bf16 in scratch, conv2d_dweight_bf16_words(..) uint16
+ * (64-byte aligned). -1 (nothing done) where the fp32 kernel would return -1. */
+int conv2d_run_avx512bf16(float *out, const conv2d_view *v, const uint32_t *wp, const float *bias);
+int conv2d_dweight_avx512bf16(float *part, const float *dout, const float *inp, int Ci, int Co, int H,
+                              int W, int K, int S, int R, uint16_t *scratch);
+size_t conv2d_dweight_bf16_words(int Ci, int Co, int H, int W, int K, int S);
 
 /* The portable path whatever the CPU (for the tests): as conv2d_forward etc. */
 int conv2d_forward_portable(float *out, const float *inp, const conv2d_packed *w, const float *bias,
