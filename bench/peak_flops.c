@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 #define ACC 12          /* independent accumulators: more than latency x throughput (4 x 2) */
-#define INNER 10000000L /* iterations of the ACC instructions per run (about 15 ms) */
+#define INNER 10000000L /* iterations of the ACC instructions per run */
 
 static float fp32_run(void) {
     __m512 acc[ACC];
