@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "tensor/layers.h"
+#include "tensor/ops.h"
 #include "test_util.h"
 
 static unsigned long long rng = 7;
@@ -365,7 +366,50 @@ static void test_upsample_pad_fused(void) {
     }
 }
 
+#ifdef NST_X86
+void instance_norm_forward_portable(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+                                    const float *beta, int C, int N, int relu);
+void instance_norm_backward_portable(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
+                                     const float *inp, const float *mean, const float *rstd, const float *gamma, int C,
+                                     int N, int relu);
+/* The AVX-512 build of instance normalisation gives the portable build's bits. */
+static void test_instance_norm_builds_agree(void) {
+    if (cpu_best_tier() != CPU_AVX512) {
+        printf("note: no AVX-512: one build of instance normalisation only\n");
+        return;
+    }
+    const int C = 5, N = 1000 + 37;
+    unsigned long long st = 12;
+    size_t n = (size_t)C * N;
+    float *x = malloc(n * 4), *g = malloc(n * 4), *y1 = malloc(n * 4), *y2 = malloc(n * 4), *d1 = malloc(n * 4),
+          *d2 = malloc(n * 4), gamma[5], beta[5], m1[5], m2[5], r1[5], r2[5];
+    float dg1[5] = {0}, dg2[5] = {0}, db1[5] = {0}, db2[5] = {0};
+    for (size_t i = 0; i < n; i++) {
+        x[i] = 3.0f + test_rand(&st);
+        g[i] = test_rand(&st);
+    }
+    for (int c = 0; c < C; c++) {
+        gamma[c] = 1.0f + 0.1f * c;
+        beta[c] = 0.05f * c;
+    }
+    for (int relu = 0; relu < 2; relu++) {
+        instance_norm_forward(y1, m1, r1, x, gamma, beta, C, N, relu);
+        instance_norm_forward_portable(y2, m2, r2, x, gamma, beta, C, N, relu);
+        CHECK(!memcmp(y1, y2, n * 4) && !memcmp(m1, m2, sizeof m1) && !memcmp(r1, r2, sizeof r1),
+              "instance norm forward relu=%d: AVX-512 and portable builds agree bit for bit", relu);
+        instance_norm_backward(d1, dg1, db1, g, y1, x, m1, r1, gamma, C, N, relu);
+        instance_norm_backward_portable(d2, dg2, db2, g, y2, x, m2, r2, gamma, C, N, relu);
+        CHECK(!memcmp(d1, d2, n * 4) && !memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1),
+              "instance norm backward relu=%d: the builds agree bit for bit", relu);
+    }
+    free(x); free(g); free(y1); free(y2); free(d1); free(d2);
+}
+#endif
+
 int main(void) {
+#ifdef NST_X86
+    test_instance_norm_builds_agree();
+#endif
     test_upsample_pad_fused();
     test_reflect_pad();
     test_instance_norm_grad(0);

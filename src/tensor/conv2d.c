@@ -216,7 +216,11 @@ int conv2d_pack(conv2d_packed *p, const float *weight, int C_in, int C_out, int 
         p->bf16 = BF16_AVX512;
 #endif
     if (K == 3 && S == 1 && cpu_best_tier() == CPU_AVX512) {
-        if (conv3x3_pack(&p->c3, weight, C_in, C_out, tuning, precision)) {
+        /* (bf16: the lean pack, no fp32 transforms that its bf16 ones make useless; the
+         * trainer repacks every step) */
+        int e = precision == NST_PRECISION_BF16 ? conv3x3_pack_lean(&p->c3, weight, C_in, C_out, tuning, precision)
+                                                : conv3x3_pack(&p->c3, weight, C_in, C_out, tuning, precision);
+        if (e) {
             conv2d_packed_free(p);
             return -1;
         }
