@@ -29,9 +29,9 @@ static const cli_opt APPLY_OPTS[] = {
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where the network runs (default auto: CUDA when this nst\n"
                                                "has it and a GPU is there, else the CPU)", 0},
-    {OPT_PRECISION, "precision", 0, "P", "arithmetic: fp32 (default), bf16 (CPUs with AMX or\n"
-                                         "AVX512-BF16: faster), auto (bf16 where the CPU has it);\n"
-                                         "on CUDA tf32 (TF32 tensor cores: faster, ~1e-3 relative)\n"
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic: auto (default) is bf16 on CPUs with AMX or\n"
+                                         "AVX512-BF16, else fp32 (on CUDA: fp32); fp32; bf16; on\n"
+                                         "CUDA tf32 (TF32 tensor cores: faster, ~1e-3 relative)\n"
                                          "or fp16 (fp16 activations and tensor cores: fastest)", 0},
     CLI_LIMIT_OPTS,
     {A_LIST, "list", 0, NULL, "list the styles that ship with nst", 0},
@@ -207,7 +207,7 @@ int cmd_apply(int argc, char **argv) {
     nst_style_net *sn = NULL;
     int rc = EXIT_USAGE;
     nst_device device = NST_DEVICE_AUTO;
-    nst_precision precision = NST_PRECISION_FP32;
+    nst_precision precision = NST_PRECISION_AUTO; /* bf16 where the CPU has it */
     nst_save_options save = {0};
     nst_limits limits;
     if (!limits_init(&limits)) goto done;

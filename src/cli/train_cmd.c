@@ -38,9 +38,9 @@ static const cli_opt TRAIN_OPTS[] = {
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where to train (default auto: CUDA when this nst has it and\n"
                                                "a GPU is there, else the CPU; on CUDA the whole batch runs at once)", 0},
-    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: fp32 (default), bf16 (CPUs with\n"
-                                         "AMX or AVX512-BF16: faster; fp32 master weights and Adam),\n"
-                                         "auto (bf16 where the CPU has it), tf32 (CUDA tensor cores)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: auto (default) is bf16 on CPUs\n"
+                                         "with AMX or AVX512-BF16 (fp32 master weights and Adam), else\n"
+                                         "fp32; fp32; bf16; tf32 (CUDA tensor cores)", 0},
     CLI_WEIGHTS_OPT,
     CLI_LIMIT_OPTS,
     CLI_QUIET_OPT,
@@ -123,6 +123,7 @@ int cmd_train(int argc, char **argv) {
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     nst_train_config cfg;
     nst_train_defaults(&cfg);
+    cfg.precision = NST_PRECISION_AUTO; /* the command's default: bf16 where the CPU has it */
     const char *weights = NULL, *log_path = NULL;
     int quiet = 0, rc = EXIT_USAGE;
     input_set inputs = {0};

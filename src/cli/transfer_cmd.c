@@ -50,9 +50,9 @@ static const cli_opt TRANSFER_OPTS[] = {
     CLI_LIMIT_OPTS,
     {OPT_DEVICE, "device", 0, "cpu|cuda|auto", "where to run (default auto: CUDA if this nst has it and a GPU\n"
                                                "is there, else the CPU)", 0},
-    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: fp32 (default), bf16 (CPUs with\n"
-                                         "AMX or AVX512-BF16: faster, final losses within 1% of fp32),\n"
-                                         "auto (bf16 where the CPU has it), tf32 (CUDA tensor cores)", 0},
+    {OPT_PRECISION, "precision", 0, "P", "arithmetic of the convolutions: auto (default; seed: fp32) is\n"
+                                         "bf16 on CPUs with AMX or AVX512-BF16 (faster; final losses\n"
+                                         "within 1% of fp32), else fp32; or fp32, bf16, tf32 (CUDA)", 0},
     CLI_QUIET_OPT,
     CLI_COMMON_OPTS,
     /* jcjohnson/neural-style's names */
@@ -190,6 +190,9 @@ int cmd_transfer(int argc, char **argv) {
     }
     if (!limits_init(&cfg.limits)) goto done;
     tuning_init(&cfg.tuning);
+    /* the command's default: bf16 where the CPU has it (docs/precision.md), except for the
+     * preset that reproduces the original notebook */
+    if (strcmp(preset, "seed") != 0) cfg.precision = NST_PRECISION_AUTO;
 
     if (args.n_positional > 0) {
         fprintf(stderr, "nst: unexpected argument '%s' (the photo is --content FILE; try nst transfer --help)\n",
