@@ -42,9 +42,11 @@ for src in src/*/*.c; do
         case "$src" in
         *_avx512.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma -mavx2" ;;
         *_avx2.c) flags="$flags -mavx2 -mfma" ;;
+        *_avx512bf16.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx512bf16 -mfma -mavx2" ;;
+        *_amx.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx512bf16 -mamx-tile -mamx-bf16 -mfma -mavx2" ;;
         esac
     else
-        case "$src" in *_avx512.c|*_avx2.c) continue ;; esac
+        case "$src" in *_avx512.c|*_avx2.c|*_avx512bf16.c|*_amx.c) continue ;; esac
     fi
     obj="$OUT/obj/$(echo "${src#src/}" | tr / _).o"
     if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
