@@ -423,6 +423,11 @@ nst_status nst_transfer_snapshot(const nst_transfer *t, nst_image *img, nst_erro
  * chroma (YIQ). The original is resampled to the stylized image's size if needed. */
 nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *original, nst_error *err);
 
+/* The style's strength: stylized = strength * stylized + (1 - strength) * original, pixel
+ * by pixel (strength in 0..1: 0 gives the original, 1 leaves stylized as it is). The
+ * original is resampled to the stylized image's size if needed. */
+nst_status nst_image_mix(nst_image *stylized, const nst_image *original, float strength, nst_error *err);
+
 /* ------------------------------------------------------------------------- */
 /* Fast (feed-forward) style transfer (Johnson et al.)                       */
 /* ------------------------------------------------------------------------- */
@@ -488,6 +493,8 @@ typedef struct {
     const char *command;         /* the command line, recorded in the model file */
     int steps, batch, size;      /* optimizer steps, photos per step, training crop size */
     int style_size;              /* longer side of the painting for its Gram targets */
+    int photo_size;              /* the photos' scale: each random crop is resized to this and a
+                                    size x size window cut from it (0: size, the whole crop) */
     int width, n_res;            /* network width (32 standard, 16 slim) and residual blocks */
     float lr;
     int n_content_taps, n_style_taps;

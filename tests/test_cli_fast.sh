@@ -33,6 +33,13 @@ expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/a.png"
 [ "$(size_of "$T/a.png")" = "$(size_of "$CONTENT")" ] && ok || bad "apply changed the size"
 expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/b.jpg" --size 50 --preserve-colors
 [ "$(size_of "$T/b.jpg")" = "50x50" ] && ok || bad "--size 50 gave $(size_of "$T/b.jpg")"
+# --strength: 1 is the plain result; less mixes in the photo; out of range is a usage error
+$NST apply --model "$M" "$CONTENT" -o "$T/s1.png" --strength 1 -q && cmp -s "$T/a.png" "$T/s1.png" && ok ||
+    bad "--strength 1 differs from the plain result"
+$NST apply --model "$M" "$CONTENT" -o "$T/s3.png" --strength 0.3 -q && ! cmp -s "$T/a.png" "$T/s3.png" && ok ||
+    bad "--strength 0.3 gave the plain result"
+expect 2 "strength" -- $NST apply --model "$M" "$CONTENT" -o "$T/s9.png" --strength 1.2
+[ ! -e "$T/s9.png" ] && ok || bad "--strength 1.2 wrote an output"
 # odd and tiny sizes come back at their own size (tubingen.jpg is 1024x768)
 PHOTO=$SHARED/images/content/tubingen.jpg
 for want in 1x1 7x5 33x25 61x46; do

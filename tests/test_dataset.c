@@ -298,6 +298,49 @@ static void test_photos256(void) {
     dataset_free(ds);
 }
 
+/* --photo-size: windows of a photo scaled to 4x the batch's size span a quarter of its
+ * crop (the green ramp rises a quarter as much across one), differ in place, and come out
+ * the same on a second run; a photo size up to the batch's size is the whole crop. */
+static void test_photo_size(void) {
+    char dir[160];
+    make_dir(dir, sizeof dir, "one");
+    write_png(dir, "d.png", 64, 48, 160, 0);
+    enum { N = 8 };
+    size_t img = (size_t)3 * S * S;
+    float *whole = malloc(N * img * sizeof(float)), *same = malloc(N * img * sizeof(float));
+    float *win = malloc(N * img * sizeof(float)), *again = malloc(N * img * sizeof(float));
+    nst_error err;
+    nst_dataset *ds[4] = {0};
+    float *out[4] = {whole, same, win, again};
+    int sizes[4] = {0, S, 4 * S, 4 * S};
+    for (int k = 0; k < 4; k++) {
+        CHECK(dataset_open(&ds[k], dir, &err) == NST_OK, "%s", err.msg);
+        if (!ds[k]) return;
+        dataset_set_seed(ds[k], 7);
+        dataset_set_photo_size(ds[k], sizes[k]);
+        CHECK(dataset_next_batch(ds[k], out[k], N, S, &err) == NST_OK, "%s", err.msg);
+        dataset_free(ds[k]);
+    }
+    CHECK(memcmp(whole, same, N * img * sizeof(float)) == 0, "photo size = size: the default's samples");
+    CHECK(memcmp(win, again, N * img * sizeof(float)) == 0, "photo size: the same windows on a second run");
+    double span_whole = 0, span_win = 0;
+    int distinct = 0;
+    for (int b = 0; b < N; b++) {
+        const float *g0 = whole + b * img + S * S, *g1 = win + b * img + S * S; /* the green planes */
+        span_whole += fabs(g0[S - 1] - g0[0]) / N;
+        span_win += fabs(g1[S - 1] - g1[0]) / N;
+        CHECK(sample_id(win + b * img) == 3 && all_in_unit(win + b * img, img), "window %d: the photo's", b);
+        if (b && fabs(g1[0] - (win + (b - 1) * img + S * S)[0]) > 1e-3) distinct++;
+    }
+    double ratio = span_win / span_whole;
+    CHECK(ratio > 0.2 && ratio < 0.3, "a window spans a quarter of the crop: %.3f", ratio);
+    CHECK(distinct >= N / 2, "windows at different places: %d of %d differ from the last", distinct, N - 1);
+    free(whole);
+    free(same);
+    free(win);
+    free(again);
+}
+
 /* removes the temporary tree (two levels, which is all the tests make) */
 static void remove_tree(const char *dir) {
     char cmd[256];
@@ -329,6 +372,7 @@ int main(void) {
     test_epochs(dir);
     test_determinism_and_resume(dir);
     test_errors();
+    test_photo_size();
     test_photos256();
     remove_tree(tmp_root);
     TEST_DONE();

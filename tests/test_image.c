@@ -2391,6 +2391,34 @@ static void test_list_new_extensions(void) {
     rmdir(dir);
 }
 
+/* nst_image_mix (--strength): 0 gives the original bit for bit, 1 the stylised image,
+ * 0.25 the pixel-wise mix; an original of another size is resampled; out of range refused. */
+static void test_mix(void) {
+    nst_image a = {0}, b = {0}, keep = {0}, c = {0};
+    nst_error err;
+    CHECK(nst_image_alloc(&a, 5, 3, &err) == NST_OK && nst_image_alloc(&b, 5, 3, &err) == NST_OK &&
+          nst_image_alloc(&keep, 5, 3, &err) == NST_OK, "alloc");
+    for (int i = 0; i < 45; i++) a.pixels[i] = keep.pixels[i] = (float)(i * 5), b.pixels[i] = (float)(250 - i * 3);
+    CHECK(nst_image_mix(&a, &b, 1.0f, &err) == NST_OK && memcmp(a.pixels, keep.pixels, 45 * sizeof(float)) == 0,
+          "strength 1: unchanged");
+    CHECK(nst_image_mix(&a, &b, 0.25f, &err) == NST_OK, "%s", err.msg);
+    double worst = 0;
+    for (int i = 0; i < 45; i++) worst = fmax(worst, fabs(a.pixels[i] - (0.25 * i * 5 + 0.75 * (250 - i * 3))));
+    CHECK(worst < 1e-4, "strength 0.25: the mix, worst %g", worst);
+    CHECK(nst_image_mix(&a, &b, 0.0f, &err) == NST_OK && memcmp(a.pixels, b.pixels, 45 * sizeof(float)) == 0,
+          "strength 0: the original");
+    CHECK(nst_image_mix(&a, &b, 1.5f, &err) == NST_ERR_ARG && !strchr(err.msg, '\n') &&
+          nst_image_mix(&a, &b, NAN, &err) == NST_ERR_ARG, "out of range refused: %s", err.msg);
+    CHECK(nst_image_alloc(&c, 10, 6, &err) == NST_OK, "alloc");
+    for (int i = 0; i < 180; i++) c.pixels[i] = 100.0f;
+    CHECK(nst_image_mix(&a, &c, 0.0f, &err) == NST_OK && fabs(a.pixels[7] - 100.0f) < 1e-3 && a.width == 5,
+          "another size: resampled (%g)", a.pixels[7]);
+    nst_image_free(&a);
+    nst_image_free(&b);
+    nst_image_free(&c);
+    nst_image_free(&keep);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nst_test_image_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
@@ -2406,6 +2434,7 @@ int main(void) {
     test_bad_input();
     test_save_errors();
     test_resize();
+    test_mix();
     test_limits();
     test_format_names();
     test_webp();

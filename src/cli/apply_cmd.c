@@ -13,7 +13,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
-enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_LIST };
+enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_LIST };
 
 static const cli_opt APPLY_OPTS[] = {
     {A_MODEL, "model", 'm', "MODEL|NAME", "a model file (.nstm), or the name of a style that ships\n"
@@ -25,6 +25,8 @@ static const cli_opt APPLY_OPTS[] = {
     {A_SIZE, "size", 0, "N", "rescale so that the longer side is N pixels first\n"
                              "(default: the photo's own size)", 0},
     {A_PRESERVE, "preserve-colors", 0, NULL, "keep the photo's colours (style in luminance only)", 0},
+    {A_STRENGTH, "strength", 0, "S", "how much of the style, 0..1: the result mixed with the photo\n"
+                                     "(default 1: all of it)", 0},
     CLI_OUTPUT_OPTS,
     CLI_THREADS_OPT,
     {OPT_DEVICE, "device", 0, "auto|cpu|cuda", "where the network runs (default auto: CUDA when this nst\n"
@@ -202,6 +204,7 @@ int cmd_apply(int argc, char **argv) {
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char *model = NULL, *output = NULL, *out_dir = NULL;
     int quiet = 0, preserve = 0, size = 0, threads = 0;
+    float strength = 1.0f;
     job_list jobs = {0};
     input_set inputs = {0};
     nst_style_net *sn = NULL;
@@ -217,6 +220,7 @@ int cmd_apply(int argc, char **argv) {
         const cli_item *it = &args.items[i];
         const char *a = it->spelled, *v = it->value;
         long iv;
+        double fv;
         int r = limits_item(a, it->opt->id, v, &limits);
         if (!r) r = output_item(a, it->opt->id, v, &save);
         if (r < 0) goto done;
@@ -225,6 +229,10 @@ int cmd_apply(int argc, char **argv) {
         case OPT_QUIET: quiet = 1; break;
         case A_LIST: break; /* below, once the limits are known */
         case A_PRESERVE: preserve = 1; break;
+        case A_STRENGTH:
+            if (!parse_float(a, v, 0.0, 1.0, &fv)) goto done;
+            strength = (float)fv;
+            break;
         case A_MODEL: model = v; break;
         case A_OUTPUT: output = v; break;
         case A_OUT_DIR: out_dir = v; break;
@@ -412,6 +420,7 @@ int cmd_apply(int argc, char **argv) {
         if (!s) s = nst_style_net_apply(sn, src, &res, &err);
         double t2 = omp_get_wtime();
         if (!s && preserve) s = nst_image_preserve_colors(&res, src, &err);
+        if (!s && strength < 1.0f) s = nst_image_mix(&res, src, strength, &err);
         if (!s && nst_image_copy_extras(&res, &img, &err) != NST_OK && !quiet)
             fprintf(stderr, "nst: warning: %s (written without the photo's alpha and profile)\n", err.msg);
         if (!s) s = image_write(&res, j->out, &save, &err);

@@ -7,7 +7,7 @@
 #include "cli/options.h"
 
 enum {
-    R_STYLE = OPT_FIRST_OWN, R_DATA, R_OUTPUT, R_STEPS, R_BATCH, R_SIZE, R_STYLE_SIZE, R_WIDTH, R_RES_BLOCKS, R_LR,
+    R_STYLE = OPT_FIRST_OWN, R_DATA, R_OUTPUT, R_STEPS, R_BATCH, R_SIZE, R_PHOTO_SIZE, R_STYLE_SIZE, R_WIDTH, R_RES_BLOCKS, R_LR,
     R_CONTENT_WEIGHT, R_CONTENT_LAYERS, R_STYLE_WEIGHT, R_STYLE_LAYERS, R_TV_WEIGHT, R_SEED, R_CHECKPOINT_EVERY,
     R_CHECKPOINT, R_RESUME, R_HOLDOUT, R_LOG
 };
@@ -19,6 +19,8 @@ static const cli_opt TRAIN_OPTS[] = {
     {R_STEPS, "steps", 0, "N", "optimizer steps (default 2000)", 0},
     {R_BATCH, "batch", 0, "N", "photos per step (default 4)", 0},
     {R_SIZE, "size", 0, "N", "training crop size, a multiple of 4 (default 256)", 0},
+    {R_PHOTO_SIZE, "photo-size", 0, "N", "scale the photos to N px and train on --size windows of them\n"
+                                         "(default: the --size, whole photos)", 0},
     {R_STYLE_SIZE, "style-size", 0, "N", "longer side of the painting for its Grams (default 512)", 0},
     {R_WIDTH, "width", 0, "N", "network width: 32 standard, 16 slim (default 32)", 0},
     {R_RES_BLOCKS, "res-blocks", 0, "N", "residual blocks (default 5)", 0},
@@ -165,6 +167,10 @@ int cmd_train(int argc, char **argv) {
                 goto usage;
             }
             cfg.size = (int)iv;
+            break;
+        case R_PHOTO_SIZE:
+            if (!parse_int(a, v, 32, 8192, &iv)) goto usage;
+            cfg.photo_size = (int)iv;
             break;
         case R_STYLE_SIZE:
             if (!parse_int(a, v, 16, 8192, &iv)) goto usage;

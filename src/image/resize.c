@@ -248,6 +248,24 @@ nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *origi
     return NST_OK;
 }
 
+nst_status nst_image_mix(nst_image *stylized, const nst_image *original, float strength, nst_error *err) {
+    if (!(strength >= 0.0f && strength <= 1.0f))
+        return nst_fail(err, NST_ERR_ARG, "strength %g is out of range (0..1)", strength);
+    if (strength == 1.0f) return NST_OK;
+    nst_image c = {0};
+    const nst_image *o = original;
+    if (original->width != stylized->width || original->height != stylized->height) {
+        nst_status s = nst_image_resize(&c, original, stylized->width, stylized->height, err);
+        if (s) return s;
+        o = &c;
+    }
+    size_t n = (size_t)3 * stylized->width * stylized->height;
+    for (size_t i = 0; i < n; i++)
+        stylized->pixels[i] = strength * stylized->pixels[i] + (1.0f - strength) * o->pixels[i];
+    nst_image_free(&c);
+    return NST_OK;
+}
+
 void nst_image_fit_size(int w, int h, int side, int *out_w, int *out_h) {
     if (w >= h) {
         *out_w = side;

@@ -23,6 +23,7 @@ struct nst_dataset {
     int count;
     int n_holdout;
     nst_limits limits; /* for decoding the photos */
+    int photo_size;    /* the crops' scale before the window (0: the batch's size) */
     /* the position (dataset_position) */
     uint64_t seed;
     int64_t epoch, index, failures;
@@ -141,6 +142,8 @@ void dataset_set_limits(nst_dataset *ds, const nst_limits *limits) {
     if (limits) ds->limits = *limits;
 }
 
+void dataset_set_photo_size(nst_dataset *ds, int photo_size) { ds->photo_size = photo_size > 0 ? photo_size : 0; }
+
 void dataset_free(nst_dataset *ds) {
     if (!ds) return;
     nst_free_paths(ds->paths, ds->count);
@@ -235,12 +238,16 @@ static void make_order(nst_dataset *ds, int n_train) {
 }
 
 /* One photo: decode, random square crop (80..100% of the shorter side), resize to
- * size x size, random flip, into out (3,size,size) as 0..1 RGB planes. */
-static nst_status load_sample(float *out, const char *path, const nst_limits *limits, int size, nst_rng *r,
-                              nst_error *err) {
-    /* all four numbers are drawn whatever the image, so the stream has one layout */
+ * scale x scale, a size x size window at a random position (all of it when scale is
+ * size), random flip, into out (3,size,size) as 0..1 RGB planes. */
+static nst_status load_sample(float *out, const char *path, const nst_limits *limits, int size, int scale,
+                              nst_rng *r, nst_error *err) {
+    /* all six numbers are drawn whatever the image, so the stream has one layout (the
+     * window's two come last: runs from before they existed draw the same crops) */
     double u_side = nst_rng_uniform(r), u_x = nst_rng_uniform(r), u_y = nst_rng_uniform(r);
     int flip = (int)(nst_rng_next(r) >> 63);
+    double u_wx = nst_rng_uniform(r), u_wy = nst_rng_uniform(r);
+    int wx = (int)(u_wx * (scale - size + 1)), wy = (int)(u_wy * (scale - size + 1));
 
     nst_image img = {0}, crop = {0}, res = {0};
     nst_status st = nst_image_load(&img, path, limits, err);
@@ -255,7 +262,7 @@ static nst_status load_sample(float *out, const char *path, const nst_limits *li
         for (int y = 0; y < side; y++)
             memcpy(crop.pixels + (size_t)y * side * 3, img.pixels + ((size_t)(y0 + y) * W + x0) * 3,
                    (size_t)side * 3 * sizeof(float));
-        st = nst_image_resize(&res, &crop, size, size, err);
+        st = nst_image_resize(&res, &crop, scale, scale, err);
     }
     nst_image_free(&img);
     nst_image_free(&crop);
@@ -264,7 +271,7 @@ static nst_status load_sample(float *out, const char *path, const nst_limits *li
     size_t plane = (size_t)size * size;
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
-            const float *px = res.pixels + ((size_t)y * size + (flip ? size - 1 - x : x)) * 3;
+            const float *px = res.pixels + ((size_t)(wy + y) * scale + wx + (flip ? size - 1 - x : x)) * 3;
             for (int c = 0; c < 3; c++) {
                 float v = px[c] * (1.0f / 255.0f);
                 out[c * plane + (size_t)y * size + x] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
@@ -292,7 +299,8 @@ nst_status dataset_next_batch(nst_dataset *ds, float *batch, int B, int size, ns
             nst_rng r;
             stream_seed(&r, ds->seed, STREAM_AUGMENT, ds->epoch, i);
             nst_error lerr;
-            nst_status st = load_sample(batch + (size_t)b * 3 * size * size, path, &ds->limits, size, &r, &lerr);
+            int scale = ds->photo_size > size ? ds->photo_size : size;
+            nst_status st = load_sample(batch + (size_t)b * 3 * size * size, path, &ds->limits, size, scale, &r, &lerr);
             if (st == NST_OK) break;
             if (st == NST_ERR_NOMEM) return nst_fail(err, st, "%s", lerr.msg); /* not the file's fault */
             ds->skipped++;

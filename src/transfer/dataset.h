@@ -40,6 +40,12 @@ void dataset_free(nst_dataset *ds);
  * photo that fails to decode). */
 void dataset_set_limits(nst_dataset *ds, const nst_limits *limits);
 
+/* The scale of the photos: each random crop is resized to photo_size x photo_size and a
+ * window of the batch's size is cut from it at a random position, so that a network can
+ * train on small windows of photos at the scale it will see them (0, the default, or any
+ * value up to the batch's size: the whole crop, resized to that size). */
+void dataset_set_photo_size(nst_dataset *ds, int photo_size);
+
 /* Number of image files, and the path of file i (0 <= i < count; NULL otherwise). */
 int dataset_count(const nst_dataset *ds);
 const char *dataset_path(const nst_dataset *ds, int i);
@@ -65,7 +71,8 @@ nst_status dataset_set_position(nst_dataset *ds, const dataset_position *pos, ns
 /* Fills batch (B,3,size,size) with the next B photos in the network's input layout: RGB
  * planes, values 0..1 (pixel/255). Each photo: decoded with nst_image_load, a random
  * square crop whose side is 80..100% of its shorter side at a random position, resized to
- * size x size with nst_image_resize, flipped left-right with probability 1/2.
+ * size x size with nst_image_resize (or to the photo size, then a size x size window cut
+ * at a random position), flipped left-right with probability 1/2.
  * The photos are the training files in a new shuffled order each epoch, consumed in
  * sequence (a batch may straddle two epochs).
  * A file that cannot be decoded is skipped (the next file takes its place) and counted:

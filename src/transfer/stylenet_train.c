@@ -138,6 +138,8 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     if (cfg->batch < 1 || cfg->batch > 256) return nst_fail(err, NST_ERR_ARG, "batch %d is out of range (1..256)", cfg->batch);
     if (cfg->size < 32 || cfg->size > 2048 || cfg->size % 4)
         return nst_fail(err, NST_ERR_ARG, "training size %d must be a multiple of 4 in 32..2048", cfg->size);
+    if (cfg->photo_size && (cfg->photo_size < cfg->size || cfg->photo_size > 8192))
+        return nst_fail(err, NST_ERR_ARG, "photo size %d is out of range (the training size %d..8192)", cfg->photo_size, cfg->size);
     if (cfg->style_size < 16 || cfg->style_size > 8192)
         return nst_fail(err, NST_ERR_ARG, "style size %d is out of range (16..8192)", cfg->style_size);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr)) return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
@@ -417,8 +419,10 @@ static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst
     /* rounded up to the millisecond, so that a resumed run's clock never goes back */
     snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
     if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
-    snprintf(buf, sizeof buf, "batch %d, size %d, style size %d, lr %g, content weight %g, style weight %g, tv weight %g, seed %llu",
-             cfg->batch, cfg->size, cfg->style_size, cfg->lr, cfg->content_weight, cfg->style_weight, cfg->tv_weight,
+    char photo[48] = "";
+    if (cfg->photo_size > cfg->size) snprintf(photo, sizeof photo, " (windows of photos at %d)", cfg->photo_size);
+    snprintf(buf, sizeof buf, "batch %d, size %d%s, style size %d, lr %g, content weight %g, style weight %g, tv weight %g, seed %llu",
+             cfg->batch, cfg->size, photo, cfg->style_size, cfg->lr, cfg->content_weight, cfg->style_weight, cfg->tv_weight,
              (unsigned long long)cfg->seed);
     if (!s) s = nstm_add_string(m, "training", buf, err);
     taps_string(buf, sizeof buf, cfg->content_taps, cfg->n_content_taps);
@@ -596,6 +600,7 @@ static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, n
     dataset_set_limits(data, &cfg->limits);
     dataset_set_seed(data, cfg->seed);
     dataset_set_holdout(data, cfg->holdout);
+    dataset_set_photo_size(data, cfg->photo_size);
     if (dataset_train_count(data) < 1) {
         s = nst_fail(err, NST_ERR_ARG, "%s: %d photos, all held out (--holdout %d)", cfg->data_dir,
                      dataset_count(data), cfg->holdout);
