@@ -481,11 +481,27 @@ nst_status nst_style_net_set_device(nst_style_net *net, nst_device device, nst_p
  * kernels (repacked now) and the CUDA settings, which nst_style_net_set_device takes, so
  * call this first. */
 nst_status nst_style_net_set_tuning(nst_style_net *net, const nst_tuning *tuning, nst_error *err);
+/* A model file may hold several styles (nst train with several paintings: the
+ * convolutions shared, a scale and shift per style in every norm). Loading it selects
+ * the first, or the one named as FILE.nstm:NAME. nst_style_net_styles: how many (1 for
+ * a network of one style); nst_style_net_style_name: style i's name (NULL for one style
+ * or i out of range); nst_style_net_set_mix: runs the mix sum_i weights[i] style_i of the
+ * norms' scales and shifts (nst_style_net_styles weights, >= 0, not all 0; divided by
+ * their sum): a one-hot weight selects a style, others blend them (Dumoulin et al.);
+ * the network stays on its device. */
+int nst_style_net_styles(const nst_style_net *net);
+const char *nst_style_net_style_name(const nst_style_net *net, int i);
+nst_status nst_style_net_set_mix(nst_style_net *net, const float *weights, nst_error *err);
 /* The device nst_style_net_apply runs on: NST_DEVICE_CPU or NST_DEVICE_CUDA. */
 nst_device nst_style_net_device(const nst_style_net *net);
 
 typedef struct {
     const char *style_path;      /* the painting */
+    const char *const *style_paths; /* or, n_styles > 1 of them: one network for all (its
+                                    convolutions shared, a norm's scale and shift per style:
+                                    conditional instance norm); a photo's style in a batch
+                                    goes round robin. CPU only. */
+    int n_styles;
     const char *data_dir;        /* folder of training photos */
     const char *output_path;     /* the model file (.nstm); also rewritten at each checkpoint */
     const char *checkpoint_path; /* training state for --resume (default: OUTPUT.ckpt) */

@@ -28,6 +28,30 @@ grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line: $(cat "$
 $NST info "$M" >"$T/info.txt" && grep -q "style network" "$T/info.txt" && grep -Eq "^  width +4$" "$T/info.txt" &&
     grep -Eq "^  steps +30$" "$T/info.txt" && grep -Eq "^  style +style_64.png$" "$T/info.txt" && ok || bad "info: $(cat "$T/info.txt")"
 
+# --- one network for several paintings (conditional instance norm) ---
+S2=$T/style2.png
+$NST apply --model "$M" "$STYLE" -o "$S2" -q || bad "a second painting"
+MM=$T/multi.nstm
+expect 0 "wrote" -- $NST train --style "$STYLE,$S2" --data "$T/data" -o "$MM" --size 32 --style-size 64 --width 4 \
+    --res-blocks 1 --batch 2 --holdout 1 --steps 4 --checkpoint-every 2 --device cpu
+$NST info "$MM" | grep -Eq "^  styles +style_64,style2$" && ok || bad "multi-style info: $($NST info "$MM")"
+expect 0 "wrote" -- $NST train --style "$STYLE,$S2" --data "$T/data" -o "$MM" --size 32 --style-size 64 --width 4 \
+    --res-blocks 1 --batch 2 --holdout 1 --steps 6 --resume "$MM.ckpt" --device cpu
+expect 1 "2 styles, not 1" -- $NST train --style "$STYLE" --data "$T/data" -o "$T/one.nstm" --size 32 --style-size 64 \
+    --width 4 --res-blocks 1 --batch 2 --holdout 1 --steps 8 --resume "$MM.ckpt" --device cpu
+$NST apply --model "$MM:style_64" "$CONTENT" -o "$T/m1.png" -q && $NST apply --model "$MM:style2" "$CONTENT" -o "$T/m2.png" -q &&
+    ! cmp -s "$T/m1.png" "$T/m2.png" && ok || bad "the styles of a multi-style model"
+$NST apply --model "$MM" "$CONTENT" -o "$T/m0.png" -q && cmp -s "$T/m0.png" "$T/m1.png" && ok || bad "the first style by default"
+$NST apply --model "$MM:style2,style_64" --blend 1,0 "$CONTENT" -o "$T/mb.png" -q && cmp -s "$T/mb.png" "$T/m2.png" && ok ||
+    bad "--blend 1,0 is the first style named"
+$NST apply --model "$MM:style2,style_64" --blend 0.5,0.5 "$CONTENT" -o "$T/mh.png" -q && ! cmp -s "$T/mh.png" "$T/m1.png" &&
+    ! cmp -s "$T/mh.png" "$T/m2.png" && ok || bad "--blend 0.5,0.5 is neither style"
+expect 1 "no style 'nope'" -- $NST apply --model "$MM:nope" "$CONTENT" -o "$T/mx.png"
+expect 2 "weights" -- $NST apply --model "$MM:style2,style_64" "$CONTENT" -o "$T/mx.png"
+expect 2 "1 weights for 2" -- $NST apply --model "$MM:style2,style_64" --blend 1 "$CONTENT" -o "$T/mx.png"
+expect 2 "holds one style" -- $NST apply --model "$M,$M" --blend 1,1 "$CONTENT" -o "$T/mx.png"
+[ ! -e "$T/mx.png" ] && ok || bad "a refused blend wrote an output"
+
 # --- apply ---
 expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/a.png"
 [ "$(size_of "$T/a.png")" = "$(size_of "$CONTENT")" ] && ok || bad "apply changed the size"

@@ -423,10 +423,131 @@ static void test_backends(void) {
     stylenet_free(&net);
 }
 
+/* Conditional instance norm (stylenet_build_styles): each style's rows give their own
+ * output; the gradient of a selected style goes to its rows only and matches finite
+ * differences; a one-hot mix is that style bit for bit, a half-half mix the mean of two
+ * rows; a model file keeps the tables; bad weights are refused. */
+static void test_styles(void) {
+    enum { NS = 3, H = 16, W = 12 };
+    stylenet net, mix;
+    stylenet_acts a;
+    nst_error err;
+    nst_rng r;
+    nst_rng_seed(&r, 11);
+    CHECK(stylenet_build_styles(&net, 2, 1, NS, 1, &err) == NST_OK && net.n_styles == NS, "%s", err.msg);
+    stylenet_init_params(&net, &r, &err);
+    for (int l = 0; l < net.n_layers; l++)
+        if (net.layer[l].norm) {
+            fill(net.layer[l].gammas, (size_t)NS * net.layer[l].C_out, 0.5f, 1.5f);
+            fill(net.layer[l].betas, (size_t)NS * net.layer[l].C_out, -0.3f, 0.3f);
+        }
+    for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0; /* smooth: no kinks in the differences */
+    CHECK(stylenet_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    size_t n = (size_t)3 * H * W;
+    float *y[NS], *R = malloc(n * 4), *dout = malloc(n * 4);
+    fill(a.input, n, 0.0f, 1.0f);
+    fill(R, n, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i++) dout[i] = R[i] / 255.0f;
+    for (int k = 0; k < NS; k++) {
+        y[k] = malloc(n * 4);
+        stylenet_select_style(&net, k);
+        stylenet_forward(&net, &a, 1, &err);
+        memcpy(y[k], stylenet_output(&net, &a), n * 4);
+    }
+    CHECK(rel_l2(y[0], y[1], n) > 1e-3 && rel_l2(y[1], y[2], n) > 1e-3, "the styles' outputs differ");
+
+    /* style 1's gradient: its rows only, and right */
+    stylenet_select_style(&net, 1);
+    net_loss(&net, &a, R);
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(stylenet_backward(&net, &a, dout, NULL, 1, &err) == NST_OK, "%s", err.msg);
+    int stray = 0, own = 0;
+    fd_stats st = {0};
+    for (int l = 0; l < net.n_layers; l++) {
+        stylenet_layer *L = &net.layer[l];
+        if (!L->norm) continue;
+        for (int k = 0; k < NS; k++)
+            for (int c = 0; c < L->C_out; c++) {
+                float g = L->dgammas[k * L->C_out + c], b = L->dbetas[k * L->C_out + c];
+                if (k != 1) stray += g != 0.0f || b != 0.0f;
+                else own += g != 0.0f;
+            }
+        /* (a beta before a conv and another norm has no effect: its gradient is 0, and the
+         * differences are rounding noise; those are checked for being small) */
+        for (int c = 0; c < L->C_out; c++) {
+            float *p[2] = {&L->gammas[L->C_out + c], &L->betas[L->C_out + c]};
+            double g[2] = {L->dgammas[L->C_out + c], L->dbetas[L->C_out + c]};
+            for (int k = 0; k < 2; k++) {
+                if (fabs(g[k]) > 1e-4) {
+                    fd_check(&st, &net, &a, R, p[k], g[k]);
+                    continue;
+                }
+                float save = *p[k];
+                *p[k] = save + 1e-3f; double lp = net_loss(&net, &a, R);
+                *p[k] = save - 1e-3f; double lm = net_loss(&net, &a, R);
+                *p[k] = save;
+                CHECK(fabs(lp - lm) / 2e-3 < 5e-3, "a zero gradient where the difference is %g", (lp - lm) / 2e-3);
+            }
+        }
+    }
+    CHECK(stray == 0 && own > 0, "style 1's gradient in its rows only: %d stray, %d own", stray, own);
+    fd_report(&st, 0, "a selected style's norm gradients");
+
+    /* mixes */
+    stylenet_acts b;
+    for (int k = 0; k < NS; k++) {
+        float w[NS] = {0};
+        w[k] = 2.0f; /* (normalised: any scale) */
+        CHECK(stylenet_mix_styles(&mix, &net, w, &err) == NST_OK && mix.n_styles == 1, "%s", err.msg);
+        for (int l = 0; l < mix.n_layers; l++) mix.layer[l].relu = 0;
+        CHECK(stylenet_acts_build(&b, &mix, H, W, 0, &err) == NST_OK, "%s", err.msg);
+        memcpy(b.input, a.input, n * 4);
+        stylenet_forward(&mix, &b, 1, &err);
+        CHECK(memcmp(stylenet_output(&mix, &b), y[k], n * 4) == 0, "a one-hot mix is style %d bit for bit", k);
+        stylenet_acts_free(&b);
+        stylenet_free(&mix);
+    }
+    float half[NS] = {0.5f, 0.0f, 0.5f};
+    CHECK(stylenet_mix_styles(&mix, &net, half, &err) == NST_OK, "%s", err.msg);
+    double worst = 0;
+    for (int l = 0; l < net.n_layers; l++) {
+        const stylenet_layer *L = &net.layer[l];
+        for (int c = 0; L->norm && c < L->C_out; c++)
+            worst = fmax(worst, fabs(mix.layer[l].beta[c] - 0.5 * (L->betas[c] + L->betas[2 * L->C_out + c])) +
+                                    fabs(mix.layer[l].gamma[c] - 0.5 * (L->gammas[c] + L->gammas[2 * L->C_out + c])));
+    }
+    CHECK(worst < 1e-6, "a half-half mix is the rows' mean (worst %g)", worst);
+    stylenet_free(&mix);
+    float neg[NS] = {1.0f, -0.5f, 0.5f}, zero[NS] = {0};
+    CHECK(stylenet_mix_styles(&mix, &net, neg, &err) == NST_ERR_ARG && stylenet_mix_styles(&mix, &net, zero, &err) == NST_ERR_ARG,
+          "negative or all-zero weights refused: %s", err.msg);
+
+    /* the model file's tensors keep every style */
+    nstm_model m = {0};
+    stylenet back;
+    CHECK(stylenet_model_add(&m, &net, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_model_read(&back, &m, "mem", 0, &err) == NST_OK && back.n_styles == NS, "read: %s", err.msg);
+    stylenet_select_style(&back, 2);
+    for (int l = 0; l < back.n_layers; l++) back.layer[l].relu = 0;
+    CHECK(stylenet_acts_build(&b, &back, H, W, 0, &err) == NST_OK, "%s", err.msg);
+    memcpy(b.input, a.input, n * 4);
+    stylenet_forward(&back, &b, 1, &err);
+    CHECK(memcmp(stylenet_output(&back, &b), y[2], n * 4) == 0, "the file's style 2 is style 2");
+    stylenet_acts_free(&b);
+    stylenet_free(&back);
+    nstm_free(&m);
+    for (int k = 0; k < NS; k++) free(y[k]);
+    free(R);
+    free(dout);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
+}
+
 int main(void) {
     test_gradcheck(0);
     test_gradcheck(1);
     test_fast_vs_ref();
+    test_styles();
     nst_vgg19 *vgg = NULL;
     nst_error err;
     nst_train_config cfg = tiny_config("x");

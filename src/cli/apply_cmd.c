@@ -13,11 +13,17 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
-enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_LIST };
+enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_LIST };
+
+#define MAX_BLEND 64
 
 static const cli_opt APPLY_OPTS[] = {
     {A_MODEL, "model", 'm', "MODEL|NAME", "a model file (.nstm), or the name of a style that ships\n"
-                                          "with nst (nst apply --list shows them)", 0},
+                                          "with nst (nst apply --list shows them); of a file of\n"
+                                          "several styles, FILE.nstm:NAME, or FILE.nstm:A,B,... with\n"
+                                          "--blend", 0},
+    {A_BLEND, "blend", 0, "W,W,...", "weights of the styles named in --model: their mix (of one\n"
+                                      "network of several styles: its norms' scales and shifts)", 0},
     {A_OUTPUT, "output", 'o', "FILE", "the result (one photo): .png, .jpg, .webp or .tif; a folder\n"
                                       "gets PHOTO_STYLE.png inside; - for standard output", 0},
     {A_OUT_DIR, "out-dir", 0, "DIR", "results go to DIR/<photo name> (several photos, or folders:\n"
@@ -198,13 +204,59 @@ static void list_styles(const nst_limits *limits) {
     styles_free(names, paths, n);
 }
 
+/* --model FILE:A,B,... --blend WA,WB,...: the mix of those styles of one network of
+ * several (first is FILE:A, rest "B,..."). Separate networks are not mixed: their
+ * convolutions differ, so there is no one network to run (mix their results instead). */
+static int blend_styles(nst_style_net *sn, const char *first, const char *rest, const float *w, int n_w) {
+    int n = nst_style_net_styles(sn);
+    if (n < 2) {
+        fprintf(stderr, "nst: --blend: %s holds one style; a blend mixes the styles of one network trained on several\n",
+                nst_style_net_path(sn));
+        return 0;
+    }
+    char **items;
+    char *list = malloc(strlen(first) + strlen(rest) + 2);
+    if (!list) return 0;
+    const char *colon = strrchr(first, ':');
+    sprintf(list, "%s,%s", colon ? colon + 1 : first, rest);
+    int count = cli_split_list("--model", list, &items, MAX_BLEND);
+    free(list);
+    if (count < 0) return 0;
+    float *mix = calloc((size_t)n, sizeof *mix);
+    int ok = mix != NULL;
+    if (ok && count != n_w) {
+        fprintf(stderr, "nst: --blend: %d weights for %d styles\n", n_w, count);
+        ok = 0;
+    }
+    for (int i = 0; i < count && ok; i++) {
+        int k = 0;
+        while (k < n && strcmp(nst_style_net_style_name(sn, k), items[i]) != 0) k++;
+        if (k == n) {
+            fprintf(stderr, "nst: --model: %s has no style '%s'\n", nst_style_net_path(sn), items[i]);
+            ok = 0;
+        } else {
+            mix[k] += w[i];
+        }
+    }
+    nst_error err;
+    if (ok && nst_style_net_set_mix(sn, mix, &err) != NST_OK) {
+        fprintf(stderr, "nst: --blend: %s\n", err.msg);
+        ok = 0;
+    }
+    free(items);
+    free(mix);
+    return ok;
+}
+
 int cmd_apply(int argc, char **argv) {
     cli_args args;
     int pr = cli_parse(&APPLY_CMD, argc, argv, &args);
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char *model = NULL, *output = NULL, *out_dir = NULL;
     int quiet = 0, preserve = 0, size = 0, threads = 0;
-    float strength = 1.0f;
+    float strength = 1.0f, blend[MAX_BLEND];
+    int n_blend = 0;
+    char *model_names = NULL; /* --model FILE:A,B,...: B,... (A is loaded) */
     job_list jobs = {0};
     input_set inputs = {0};
     nst_style_net *sn = NULL;
@@ -229,6 +281,9 @@ int cmd_apply(int argc, char **argv) {
         case OPT_QUIET: quiet = 1; break;
         case A_LIST: break; /* below, once the limits are known */
         case A_PRESERVE: preserve = 1; break;
+        case A_BLEND:
+            if ((n_blend = parse_float_list(a, v, blend, MAX_BLEND)) < 0) goto done;
+            break;
         case A_STRENGTH:
             if (!parse_float(a, v, 0.0, 1.0, &fv)) goto done;
             strength = (float)fv;
@@ -262,6 +317,19 @@ int cmd_apply(int argc, char **argv) {
                 !model ? "--model MODEL|NAME" : args.n_positional == 0 ? "one or more photos or folders"
                 : output && out_dir ? "one of -o FILE or --out-dir DIR, not both" : "-o FILE or --out-dir DIR");
         goto done;
+    }
+
+    /* --model FILE:A,B,... --blend WA,WB,...: FILE:A is loaded, the weights go to the names */
+    const char *comma = strchr(model, ',');
+    if (comma || n_blend) {
+        if (!comma || !n_blend) {
+            fprintf(stderr, "nst: %s\n", comma ? "--model names several styles: give their weights with --blend W,W,..."
+                                                : "--blend needs several styles in --model (FILE.nstm:A,B,...)");
+            goto done;
+        }
+        if (!(model_names = strdup(model))) goto done;
+        model_names[comma - model] = '\0';
+        model = model_names; /* FILE:A; the rest after its terminator */
     }
 
     /* the photos: files as given, folders by content; the same file twice is done once */
@@ -318,6 +386,7 @@ int cmd_apply(int argc, char **argv) {
         goto done;
     }
     if (!inputs_add(&inputs, nst_style_net_path(sn), "the model file")) { rc = EXIT_FAIL; goto done; }
+    if (model_names && !blend_styles(sn, model, model + strlen(model) + 1, blend, n_blend)) goto done;
     char mstem[256];
     path_stem(model, mstem, sizeof mstem);
 
@@ -442,6 +511,7 @@ int cmd_apply(int argc, char **argv) {
         fprintf(stderr, "nst: %d written, %d skipped, %d failed%s\n", written, skipped, failed,
                 stop_requested() ? " (stopped by a signal)" : "");
 done:
+    free(model_names);
     nst_style_net_free(sn);
     jobs_free(&jobs);
     inputs_free(&inputs);

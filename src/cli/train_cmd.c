@@ -2,6 +2,7 @@
  * bar, checkpoints and Ctrl-C handling. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -13,7 +14,8 @@ enum {
 };
 
 static const cli_opt TRAIN_OPTS[] = {
-    {R_STYLE, "style", 0, "FILE", "the painting (any format nst reads)", 0},
+    {R_STYLE, "style", 0, "FILE|LIST|DIR", "the painting (any format nst reads); several (a,b,... or a\n"
+                                           "folder of them): one network for all, a style each", 0},
     {R_DATA, "data", 0, "DIR", "folder of training photos", 0},
     {R_OUTPUT, "output", 'o', "MODEL.nstm", "the model file; rewritten at every checkpoint", 0},
     {R_STEPS, "steps", 0, "N", "optimizer steps (default 2000)", 0},
@@ -53,8 +55,9 @@ static const cli_opt TRAIN_OPTS[] = {
 static const cli_cmd TRAIN_CMD = {
     "train",
     "--style FILE --data DIR -o MODEL.nstm [options]",
-    "Trains a feed-forward style network (Johnson et al.) for one painting; then\n"
-    "nst apply --model MODEL.nstm stylises any photo in one pass.",
+    "Trains a feed-forward style network (Johnson et al.) for one painting, or one for\n"
+    "several (conditional instance norm, Dumoulin et al.); then nst apply --model\n"
+    "MODEL.nstm stylises any photo in one pass.",
     TRAIN_OPTS,
     "Each checkpoint writes the model, OUTPUT.ckpt and a preview of a held-out photo\n"
     "(OUTPUT_stepNNNNNN.jpg). Ctrl-C stops after the current step and writes them too.\n"
@@ -119,6 +122,35 @@ static int model_name_ok(const char *flag, const char *path) {
     return 0;
 }
 
+#define STYLES_MAX 256 /* (STYLENET_MAX_STYLES) */
+
+/* --style: one painting, a comma-separated list, or a folder (every image in it, sorted);
+ * *out gets n paths (free with nst_free_paths). */
+static int style_list(const char *v, char ***out, int *n) {
+    struct stat st;
+    nst_error err;
+    if (stat(v, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (nst_list_images(v, out, n, &err) == NST_OK) return 1;
+        fprintf(stderr, "nst: --style %s\n", err.msg);
+        return 0;
+    }
+    char **items;
+    int count = cli_split_list("--style", v, &items, STYLES_MAX);
+    if (count < 0) return 0;
+    char **paths = calloc((size_t)count, sizeof *paths);
+    int ok = paths != NULL;
+    for (int k = 0; k < count && ok; k++) ok = (paths[k] = strdup(items[k])) != NULL;
+    free(items);
+    if (!ok) {
+        fprintf(stderr, "nst: --style: out of memory\n");
+        nst_free_paths(paths, count);
+        return 0;
+    }
+    *out = paths;
+    *n = count;
+    return 1;
+}
+
 int cmd_train(int argc, char **argv) {
     cli_args args;
     int pr = cli_parse(&TRAIN_CMD, argc, argv, &args);
@@ -127,6 +159,8 @@ int cmd_train(int argc, char **argv) {
     nst_train_defaults(&cfg);
     cfg.precision = NST_PRECISION_AUTO; /* the command's default: bf16 where the CPU has it */
     const char *weights = NULL, *log_path = NULL;
+    char **styles = NULL;
+    int n_styles = 0;
     int quiet = 0, rc = EXIT_USAGE;
     input_set inputs = {0};
     if (!limits_init(&cfg.limits)) goto usage;
@@ -230,6 +264,12 @@ int cmd_train(int argc, char **argv) {
             break;
         }
     }
+    if (cfg.style_path && !style_list(cfg.style_path, &styles, &n_styles)) goto usage;
+    if (n_styles == 1) cfg.style_path = styles[0];
+    if (n_styles > 1) {
+        cfg.style_paths = (const char *const *)styles;
+        cfg.n_styles = n_styles;
+    }
     if (!cfg.style_path || !cfg.data_dir || !cfg.output_path) {
         fprintf(stderr, "nst: train needs %s (try nst train --help)\n",
                 !cfg.style_path ? "--style FILE" : !cfg.data_dir ? "--data DIR" : "-o MODEL.nstm");
@@ -241,7 +281,9 @@ int cmd_train(int argc, char **argv) {
     }
     /* every output checked before the weights are read: the model, the checkpoint (which
      * may be the one resumed from) and the log */
-    if (!inputs_add(&inputs, cfg.style_path, "the style image") || !inputs_add(&inputs, cfg.data_dir, "the data folder")) {
+    int styles_ok = 1;
+    for (int k = 0; k < n_styles; k++) styles_ok &= inputs_add(&inputs, styles[k], "a style image") != 0;
+    if (!styles_ok || !inputs_add(&inputs, cfg.data_dir, "the data folder")) {
         rc = EXIT_FAIL;
         goto usage;
     }
@@ -288,8 +330,11 @@ int cmd_train(int argc, char **argv) {
     {
         char about[512] = "the CPU";
         if (dev == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
+        char what[600];
+        if (n_styles > 1) snprintf(what, sizeof what, "%d paintings (%.200s, ...)", n_styles, styles[0]);
+        else snprintf(what, sizeof what, "%.590s", cfg.style_path);
         snprintf(summary, sizeof summary, "nst: train %s on %s -> %s: %d steps, batch %d, %d px, width %d; %d thread%s on %s%s%s%s",
-                 cfg.style_path, cfg.data_dir, cfg.output_path, cfg.steps, cfg.batch, cfg.size, cfg.width,
+                 what, cfg.data_dir, cfg.output_path, cfg.steps, cfg.batch, cfg.size, cfg.width,
                  threads_in_use(cfg.threads), threads_in_use(cfg.threads) == 1 ? "" : "s", about, prec_label,
                  cfg.resume_path ? "; resuming from " : "", cfg.resume_path ? cfg.resume_path : "");
     }
@@ -327,6 +372,7 @@ done:
     nst_vgg19_free(vgg);
     free(command);
 usage:
+    nst_free_paths(styles, n_styles);
     inputs_free(&inputs);
     cli_args_free(&args);
     return rc;

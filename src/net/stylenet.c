@@ -57,40 +57,62 @@ static void add_layer(stylenet *net, const layer_spec *r, int w, int block_no) {
 
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
 
-/* Number of floats of layer L's parameters: weight, then gamma+beta or bias. */
-static size_t layer_params(const stylenet_layer *L) {
-    return (size_t)L->C_out * L->C_in * L->K * L->K + (size_t)L->C_out * (L->norm ? 2 : 1);
+/* Number of floats of layer L's parameters: weight, then the gammas and betas of S styles
+ * or the bias. */
+static size_t layer_params(const stylenet_layer *L, int S) {
+    return (size_t)L->C_out * L->C_in * L->K * L->K + (size_t)L->C_out * (L->norm ? 2 * S : 1);
 }
 
 /* Points the layer's parameter (and gradient) pointers at base (and gbase). */
-static void layer_bind(stylenet_layer *L, float *base, float *gbase) {
-    size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
+static void layer_bind(stylenet_layer *L, float *base, float *gbase, int S) {
+    size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K, tab = (size_t)S * L->C_out;
     L->weight = base;
     L->dweight = gbase;
     if (L->norm) {
-        L->gamma = base + nw;
-        L->beta = base + nw + L->C_out;
-        L->dgamma = gbase ? gbase + nw : NULL;
-        L->dbeta = gbase ? gbase + nw + L->C_out : NULL;
+        L->gammas = base + nw;
+        L->betas = base + nw + tab;
+        L->dgammas = gbase ? gbase + nw : NULL;
+        L->dbetas = gbase ? gbase + nw + tab : NULL;
     } else {
         L->bias = base + nw;
         L->dbias = gbase ? gbase + nw : NULL;
     }
 }
 
+void stylenet_select_style(stylenet *net, int s) {
+    if (s < 0 || s >= net->n_styles) s = 0;
+    net->style = s;
+    for (int l = 0; l < net->n_layers; l++) {
+        stylenet_layer *L = &net->layer[l];
+        if (!L->norm) continue;
+        size_t off = (size_t)s * L->C_out;
+        L->gamma = L->gammas + off;
+        L->beta = L->betas + off;
+        L->dgamma = L->dgammas ? L->dgammas + off : NULL;
+        L->dbeta = L->dbetas ? L->dbetas + off : NULL;
+    }
+}
+
 nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_error *err) {
+    return stylenet_build_styles(net, width, n_res, 1, train, err);
+}
+
+nst_status stylenet_build_styles(stylenet *net, int width, int n_res, int n_styles, int train, nst_error *err) {
     memset(net, 0, sizeof *net);
+    if (n_styles < 1 || n_styles > STYLENET_MAX_STYLES)
+        return nst_fail(err, NST_ERR_ARG, "%d styles is out of range (1..%d)", n_styles, STYLENET_MAX_STYLES);
     if (width < 1 || width > 256) return nst_fail(err, NST_ERR_ARG, "network width %d is out of range (1..256)", width);
     if (n_res < 0 || n_res > STYLENET_MAX_RES) return nst_fail(err, NST_ERR_ARG, "residual blocks %d out of range (0..%d)", n_res, STYLENET_MAX_RES);
     int w = width;
     net->width = width;
     net->n_res = n_res;
+    net->n_styles = n_styles;
     for (int i = 0; i < COUNT(head); i++) add_layer(net, &head[i], w, 0);
     for (int r = 1; r <= n_res; r++)
         for (int i = 0; i < COUNT(block); i++) add_layer(net, &block[i], w, r);
     for (int i = 0; i < COUNT(tail); i++) add_layer(net, &tail[i], w, 0);
 
-    for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l]);
+    for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l], n_styles);
     net->params = nst_calloc_array(net->n_params, sizeof(float));
     if (train) net->grads = nst_calloc_array(net->n_params, sizeof(float));
     if (!net->params || (train && !net->grads)) {
@@ -100,12 +122,47 @@ nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_er
     size_t off = 0;
     for (int l = 0; l < net->n_layers; l++) {
         stylenet_layer *L = &net->layer[l];
-        layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL);
+        layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL, n_styles);
         if (L->norm)
-            for (int c = 0; c < L->C_out; c++) L->gamma[c] = 1.0f;
-        off += layer_params(L);
+            for (size_t c = 0; c < (size_t)n_styles * L->C_out; c++) L->gammas[c] = 1.0f;
+        off += layer_params(L, n_styles);
     }
+    stylenet_select_style(net, 0);
     return NST_OK;
+}
+
+nst_status stylenet_mix_styles(stylenet *dst, const stylenet *src, const float *w, nst_error *err) {
+    double sum = 0.0;
+    for (int s = 0; s < src->n_styles; s++) {
+        if (!(w[s] >= 0.0f) || !isfinite(w[s]))
+            return nst_fail(err, NST_ERR_ARG, "style weight %d is %g: the weights must be >= 0", s, w[s]);
+        sum += w[s];
+    }
+    if (!(sum > 0.0)) return nst_fail(err, NST_ERR_ARG, "the style weights sum to 0");
+    nst_status st = stylenet_build(dst, src->width, src->n_res, 0, err);
+    if (st) return st;
+    dst->tuning = src->tuning;
+    dst->precision = src->precision;
+    for (int l = 0; l < src->n_layers; l++) {
+        const stylenet_layer *S = &src->layer[l];
+        stylenet_layer *D = &dst->layer[l];
+        memcpy(D->weight, S->weight, (size_t)S->C_out * S->C_in * S->K * S->K * sizeof(float));
+        if (!S->norm) {
+            memcpy(D->bias, S->bias, (size_t)S->C_out * sizeof(float));
+            continue;
+        }
+        for (int c = 0; c < S->C_out; c++) {
+            double g = 0.0, b = 0.0;
+            for (int s = 0; s < src->n_styles; s++) {
+                g += w[s] / sum * S->gammas[(size_t)s * S->C_out + c];
+                b += w[s] / sum * S->betas[(size_t)s * S->C_out + c];
+            }
+            D->gamma[c] = (float)g;
+            D->beta[c] = (float)b;
+        }
+    }
+    if ((st = stylenet_pack(dst, err))) stylenet_free(dst);
+    return st;
 }
 
 void stylenet_free(stylenet *net) {
@@ -121,10 +178,10 @@ nst_status stylenet_init_params(stylenet *net, nst_rng *rng, nst_error *err) {
         size_t nw = (size_t)L->C_out * L->C_in * L->K * L->K;
         double bound = 1.0 / sqrt((double)L->C_in * L->K * L->K);
         for (size_t i = 0; i < nw; i++) L->weight[i] = (float)((2.0 * nst_rng_uniform(rng) - 1.0) * bound);
-        for (int c = 0; c < L->C_out; c++) {
+        for (size_t c = 0; c < (size_t)L->C_out * (L->norm ? net->n_styles : 1); c++) {
             if (L->norm) {
-                L->gamma[c] = 1.0f;
-                L->beta[c] = 0.0f;
+                L->gammas[c] = 1.0f;
+                L->betas[c] = 0.0f;
             } else {
                 L->bias[c] = (float)((2.0 * nst_rng_uniform(rng) - 1.0) * bound);
             }
@@ -162,9 +219,14 @@ float *stylenet_tensor(const stylenet *net, int i, char name[64], int *ndim, int
             dims[0] = L->C_out, dims[1] = L->C_in, dims[2] = L->K, dims[3] = L->K;
             return L->weight;
         }
+        snprintf(name, 64, "%s.%s", L->name, !L->norm ? "bias" : i == 1 ? "gamma" : "beta");
+        if (L->norm && net->n_styles > 1) { /* the tables, (n_styles,C) */
+            *ndim = 2;
+            dims[0] = net->n_styles, dims[1] = L->C_out;
+            return i == 1 ? L->gammas : L->betas;
+        }
         *ndim = 1;
         dims[0] = L->C_out;
-        snprintf(name, 64, "%s.%s", L->name, !L->norm ? "bias" : i == 1 ? "gamma" : "beta");
         return !L->norm ? L->bias : i == 1 ? L->gamma : L->beta;
     }
     return NULL;

@@ -36,6 +36,7 @@
 
 #define STYLENET_MAX_LAYERS 32
 #define STYLENET_MAX_RES 8
+#define STYLENET_MAX_STYLES 256
 
 typedef struct {
     char name[8];      /* c1, c2, c3, r1a, r1b, ..., u1, u2, out */
@@ -47,11 +48,16 @@ typedef struct {
     int residual;      /* adds the input of the previous layer (the block's input) */
     float *weight, *bias, *gamma, *beta;     /* (C_out,C_in,K,K), (C_out)...; into params */
     float *dweight, *dbias, *dgamma, *dbeta; /* the same shapes, into grads */
+    float *gammas, *betas;   /* a norm's tables (n_styles,C_out): gamma and beta are the */
+    float *dgammas, *dbetas; /* selected style's rows (stylenet_select_style) */
     conv2d_packed packed;
 } stylenet_layer;
 
 typedef struct {
     int width, n_res;
+    int n_styles;      /* styles the norms hold (conditional instance norm, Dumoulin et al.
+                          2017: the convolutions shared, a gamma and beta per style); 1 */
+    int style;         /* the selected one, 0..n_styles-1 */
     int n_layers;
     stylenet_layer layer[STYLENET_MAX_LAYERS];
     float *params;     /* every parameter, one allocation (the optimizer's vector) */
@@ -64,6 +70,18 @@ typedef struct {
 /* width: channels of c1 (32 is the standard network, 16 a slim one); n_res: residual
  * blocks (5). train: also allocate gradients. */
 nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_error *err);
+/* The same with n_styles (1..STYLENET_MAX_STYLES) rows in every norm's tables: the
+ * parameters are each layer's weight, then its gammas (n_styles,C) and betas (n_styles,C)
+ * (so that one style is the layout of stylenet_build); style 0 selected. */
+nst_status stylenet_build_styles(stylenet *net, int width, int n_res, int n_styles, int train, nst_error *err);
+/* Points every norm's gamma, beta (and their gradients) at style s's rows: forward and
+ * backward then run that style (its gradients go to its rows only). */
+void stylenet_select_style(stylenet *net, int s);
+/* dst = a one-style network with src's convolutions and, in each norm, the mix
+ * sum_s w[s] gamma_s and sum_s w[s] beta_s (w: src->n_styles weights, summing to 1 after
+ * they are divided by their sum; none negative) - Dumoulin et al.'s blend of styles. Packed,
+ * in src's tuning and precision; for applying (no gradients). */
+nst_status stylenet_mix_styles(stylenet *dst, const stylenet *src, const float *w, nst_error *err);
 void stylenet_free(stylenet *net);
 /* PyTorch's default initialisation (uniform +-1/sqrt(fan_in)); norms start at gamma 1, beta 0. */
 nst_status stylenet_init_params(stylenet *net, nst_rng *rng, nst_error *err);

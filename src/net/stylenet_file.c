@@ -13,6 +13,8 @@ nst_status stylenet_model_add(nstm_model *m, const stylenet *net, nst_error *err
     if ((s = nstm_add_string(m, "arch", ARCH_NAME, err))) return s;
     if ((s = nstm_add_int(m, "width", net->width, err))) return s;
     if ((s = nstm_add_int(m, "res_blocks", net->n_res, err))) return s;
+    /* several styles (the norms' tables are (n_styles,C) tensors); absent: one */
+    if (net->n_styles > 1 && (s = nstm_add_int(m, "n_styles", net->n_styles, err))) return s;
     for (int i = 0; i < stylenet_n_tensors(net); i++) {
         char name[64];
         int ndim, dims[4];
@@ -29,11 +31,14 @@ nst_status stylenet_model_read(stylenet *net, const nstm_model *m, const char *p
     if (!arch || strcmp(arch, ARCH_NAME) != 0)
         return nst_fail(err, NST_ERR_FORMAT, "%s: not a style network of a kind this nst knows (arch '%s')", path,
                         arch ? arch : "missing");
-    int32_t width, n_res;
+    int32_t width, n_res, n_styles = 1;
     nst_status s;
     if ((s = nstm_expect_int(m, path, "width", 1, 256, &width, err))) return s;
     if ((s = nstm_expect_int(m, path, "res_blocks", 0, STYLENET_MAX_RES, &n_res, err))) return s;
-    if ((s = stylenet_build(net, width, n_res, train, err))) return s;
+    int32_t present;
+    if (nstm_get_int(m, "n_styles", &present) && (s = nstm_expect_int(m, path, "n_styles", 2, STYLENET_MAX_STYLES, &n_styles, err)))
+        return s;
+    if ((s = stylenet_build_styles(net, width, n_res, n_styles, train, err))) return s;
     for (int i = 0; i < stylenet_n_tensors(net); i++) {
         char name[64];
         int ndim, dims[4];

@@ -12,7 +12,11 @@
 #include "util/util.h"
 
 struct nst_style_net {
-    stylenet net;
+    stylenet net;            /* what runs: one style (of several: their mix, stylenet_mix_styles) */
+    stylenet all;            /* a file of several styles: all of them (else unused, zero) */
+    char **names;            /* all's style names (its "styles" string), n = all.n_styles */
+    nst_device device;       /* as last asked by nst_style_net_set_device */
+    nst_precision precision;
     nstm_model meta;         /* the file's strings (tensors dropped after loading) */
     char path[4096];
     stylenet_runner *runner; /* the network on its device (the CPU after loading); NULL only
@@ -54,11 +58,32 @@ static int find_named_model(char *out, size_t len, const char *name) {
     return 0;
 }
 
+/* The index of name in a comma-separated list, or -1. */
+static int list_index(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; list && *list; i++) {
+        const char *e = strchr(list, ',');
+        size_t len = e ? (size_t)(e - list) : strlen(list);
+        if (len == n && strncmp(list, name, n) == 0) return i;
+        if (!e) break;
+        list = e + 1;
+    }
+    return -1;
+}
+
 nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, const nst_limits *limits,
                               nst_error *err) {
     *out = NULL;
     nst_style_net *sn = calloc(1, sizeof *sn);
     if (!sn) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    /* FILE.nstm:NAME names one style of a file of several */
+    char file[NST_PATH_MAX];
+    const char *style = NULL, *colon = strrchr(path_or_name, ':');
+    if (colon && colon > path_or_name && !file_exists(path_or_name) && (size_t)(colon - path_or_name) < sizeof file) {
+        snprintf(file, sizeof file, "%.*s", (int)(colon - path_or_name), path_or_name);
+        style = colon + 1;
+        path_or_name = file;
+    }
     const char *path = path_or_name;
     if (is_style_name(path_or_name) && !file_exists(path_or_name)) {
         if (!find_named_model(sn->path, sizeof sn->path, path_or_name)) {
@@ -74,12 +99,44 @@ nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, con
     }
     nstm_model m = {0};
     nst_status s = nstm_load(&m, path, limits, err);
-    if (!s) s = stylenet_model_read(&sn->net, &m, path, 0, err);
+    if (!s) s = stylenet_model_read(&sn->all, &m, path, 0, err);
     if (s) {
         nstm_free(&m);
         free(sn);
         return s;
     }
+    int k = 0, n = sn->all.n_styles;
+    const char *names = nstm_get_string(&m, "styles");
+    if (style && (k = list_index(names, style)) < 0) {
+        s = nst_fail(err, NST_ERR_ARG, "%s: no style '%.64s' in it (its styles: %.300s)", path, style,
+                     names ? names : "one, unnamed");
+    } else if (n == 1) { /* one style: it runs as it is */
+        sn->net = sn->all;
+        memset(&sn->all, 0, sizeof sn->all);
+    } else {
+        float *w = calloc((size_t)n, sizeof *w);
+        if (!(sn->names = calloc((size_t)n, sizeof *sn->names)) || !w) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n && !s; i++) { /* names: "styles", else style1, style2, ... */
+            char buf[128];
+            const char *p = names;
+            for (int j = 0; p && j < i; j++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+            if (p && *p) snprintf(buf, sizeof buf, "%.*s", (int)(strchr(p, ',') ? strchr(p, ',') - p : (long)strlen(p)), p);
+            else snprintf(buf, sizeof buf, "style%d", i + 1);
+            if (!(sn->names[i] = strdup(buf))) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
+        }
+        if (!s) {
+            w[k] = 1.0f;
+            s = stylenet_mix_styles(&sn->net, &sn->all, w, err);
+        }
+        free(w);
+    }
+    if (s) {
+        nstm_free(&m);
+        nst_style_net_free(sn);
+        return s;
+    }
+    sn->device = NST_DEVICE_CPU;
+    sn->precision = NST_PRECISION_FP32;
     s = stylenet_cpu_backend.create(&sn->runner, &sn->net, NST_PRECISION_FP32, err);
     /* keep the metadata only */
     for (int i = 0; i < m.n_strings && !s; i++) s = nstm_add_string(&sn->meta, m.strings[i].name, m.strings[i].value, err);
@@ -100,6 +157,10 @@ void nst_style_net_free(nst_style_net *sn) {
     if (!sn) return;
     runner_free(sn->runner);
     stylenet_free(&sn->net);
+    if (sn->names)
+        for (int i = 0; i < sn->all.n_styles; i++) free(sn->names[i]);
+    free(sn->names);
+    stylenet_free(&sn->all);
     nstm_free(&sn->meta);
     free(sn);
 }
@@ -116,6 +177,8 @@ nst_status nst_style_net_set_device(nst_style_net *sn, nst_device device, nst_pr
         sn->net.precision = cpu_prec;
         if ((s = stylenet_pack(&sn->net, err))) return s;
     }
+    sn->device = device;
+    sn->precision = precision;
     precision = prec;
     /* the old runner goes first: the new one may need the device memory it holds */
     runner_free(sn->runner);
@@ -132,6 +195,31 @@ nst_status nst_style_net_set_tuning(nst_style_net *sn, const nst_tuning *tuning,
     nst_tuning zero = {0};
     sn->net.tuning = tuning ? *tuning : zero; /* kept for set_device's CUDA settings too */
     return stylenet_pack(&sn->net, err);
+}
+
+int nst_style_net_styles(const nst_style_net *sn) { return sn->names ? sn->all.n_styles : 1; }
+
+const char *nst_style_net_style_name(const nst_style_net *sn, int i) {
+    return sn->names && i >= 0 && i < sn->all.n_styles ? sn->names[i] : NULL;
+}
+
+nst_status nst_style_net_set_mix(nst_style_net *sn, const float *weights, nst_error *err) {
+    if (!sn->names) return nst_fail(err, NST_ERR_ARG, "%s: a network of one style has nothing to mix", sn->path);
+    stylenet mixed;
+    sn->all.tuning = sn->net.tuning;
+    sn->all.precision = sn->net.precision;
+    nst_status s = stylenet_mix_styles(&mixed, &sn->all, weights, err);
+    if (s) return s;
+    runner_free(sn->runner); /* it holds the old network */
+    sn->runner = NULL;
+    stylenet_free(&sn->net);
+    sn->net = mixed;
+    s = nst_style_net_set_device(sn, sn->device, sn->precision, err);
+    if (s && !sn->runner) {
+        nst_error ignored;
+        stylenet_cpu_backend.create(&sn->runner, &sn->net, NST_PRECISION_FP32, &ignored);
+    }
+    return s;
 }
 
 nst_device nst_style_net_device(const nst_style_net *sn) { return sn->runner ? sn->runner->ops->device : NST_DEVICE_CPU; }

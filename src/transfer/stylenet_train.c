@@ -73,6 +73,9 @@ struct stylenet_trainer {
     stylenet net;
     stylenet_acts acts;
     vgg19_acts vacts;
+    int n_styles;             /* the paintings: cfg->style_paths, or cfg->style_path */
+    float *styleA[NST_NUM_LAYERS];   /* each style's Grams at the style layers (n_styles,C,C) */
+    size_t style_cc[NST_NUM_LAYERS]; /* C*C of each */
     conv3x3_packed *vpacks; /* the run's own VGG19 packs (bf16), or NULL: the network's */
     nst_precision precision; /* the CPU convolutions' (resolved) */
     perceptual_plan plan;    /* the taps, their weights, the last photo's losses */
@@ -90,11 +93,25 @@ struct stylenet_trainer {
                                  * refreshed (a table with own_state only) */
 };
 
-/* Style targets: the painting's normalised Grams at the style layers. */
-static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
+static int config_styles(const nst_train_config *cfg) {
+    return cfg->style_paths && cfg->n_styles > 1 ? cfg->n_styles : 1;
+}
+
+static const char *config_style_path(const nst_train_config *cfg, int i) {
+    return cfg->style_paths && cfg->n_styles > 1 ? cfg->style_paths[i] : cfg->style_path;
+}
+
+/* The style targets of painting k into t->targets' A: its Grams (copied from styleA). */
+static void style_use(stylenet_trainer *t, int k) {
+    for (int l = 0; l < t->plan.depth; l++)
+        if (t->styleA[l]) memcpy(t->targets.layer[l].A, t->styleA[l] + k * t->style_cc[l], t->style_cc[l] * sizeof(float));
+}
+
+/* Style targets: painting k's normalised Grams at the style layers, into styleA. */
+static nst_status style_targets(stylenet_trainer *t, int k, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
     nst_image style = {0}, resized = {0};
-    nst_status s = nst_image_load(&style, cfg->style_path, &cfg->limits, err);
+    nst_status s = nst_image_load(&style, config_style_path(cfg, k), &cfg->limits, err);
     if (s) return s;
     int w, h;
     nst_image_fit_size(style.width, style.height, cfg->style_size, &w, &h);
@@ -111,7 +128,14 @@ static nst_status style_targets(stylenet_trainer *t, nst_error *err) {
     sa.packs = t->vpacks;
     for (int l = 0; l < t->plan.depth && !s; l++) {
         vgg19_forward_layer(t->vgg, &sa, l);
-        if (t->plan.layer[l].style) s = perceptual_cpu_style_add(&t->targets, &t->plan, &sa, l, 1.0f, err);
+        if (!t->plan.layer[l].style) continue;
+        size_t cc = (size_t)sa.C[l] * sa.C[l];
+        if (t->targets.layer[l].A) memset(t->targets.layer[l].A, 0, cc * sizeof(float));
+        if ((s = perceptual_cpu_style_add(&t->targets, &t->plan, &sa, l, 1.0f, err))) break;
+        if (!t->styleA[l] && !(t->styleA[l] = nst_alloc_array((size_t)t->n_styles * cc, sizeof(float))))
+            s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the style targets");
+        else memcpy(t->styleA[l] + k * cc, t->targets.layer[l].A, cc * sizeof(float));
+        t->style_cc[l] = cc;
     }
     vgg19_acts_free(&sa);
     return s;
@@ -125,6 +149,7 @@ void stylenet_trainer_free(stylenet_trainer *t) {
     vgg19_acts_free(&t->vacts);
     vgg19_packs_free(t->vpacks);
     perceptual_cpu_free(&t->targets);
+    for (int l = 0; l < NST_NUM_LAYERS; l++) free(t->styleA[l]);
     adam_free(&t->adam);
     if (t->data) dataset_free(t->data);
     free(t->batch);
@@ -143,6 +168,10 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     if (cfg->style_size < 16 || cfg->style_size > 8192)
         return nst_fail(err, NST_ERR_ARG, "style size %d is out of range (16..8192)", cfg->style_size);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr)) return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
+    if (cfg->style_paths && (cfg->n_styles < 1 || cfg->n_styles > STYLENET_MAX_STYLES))
+        return nst_fail(err, NST_ERR_ARG, "%d styles is out of range (1..%d)", cfg->n_styles, STYLENET_MAX_STYLES);
+    for (int k = 0; k < config_styles(cfg); k++)
+        if (!config_style_path(cfg, k)) return nst_fail(err, NST_ERR_ARG, "style %d has no painting", k + 1);
     return perceptual_check(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps, vgg->depth,
                             err);
 }
@@ -153,6 +182,8 @@ static nst_status trainer_use_device(stylenet_trainer *t, nst_error *err) {
     nst_device dev;
     nst_status s = nst_device_resolve(t->cfg->device, &dev, err);
     if (s) return s;
+    if (t->n_styles > 1 && dev != NST_DEVICE_CPU)
+        return nst_fail(err, NST_ERR_ARG, "a network of %d styles trains on the CPU only (--device cpu)", t->n_styles);
     const float *A[NST_NUM_LAYERS];
     for (int l = 0; l < NST_NUM_LAYERS; l++) A[l] = t->targets.layer[l].A;
     stylenet_train_setup setup = {.cfg = t->cfg,
@@ -195,14 +226,17 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
     /* bf16: the loss network's packs for this run (the network is loaded once, in fp32) */
     if ((s = vgg19_packs_build(&t->vpacks, vgg, t->plan.depth, &cfg->tuning, dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32, err)))
         goto fail;
-    if ((s = style_targets(t, err))) goto fail;
+    t->n_styles = config_styles(cfg);
+    for (int k = 0; k < t->n_styles && !s; k++) s = style_targets(t, k, err);
+    if (s) goto fail;
+    style_use(t, 0);
     unsigned char keep[NST_NUM_LAYERS] = {0};
     for (int l = 0; l < t->plan.depth; l++) keep[l] = t->plan.tap[l] && vgg19_layer_kind(l) == VGG_CONV;
     if ((s = vgg19_acts_build(&t->vacts, t->plan.depth, S, S, keep, err))) goto fail;
     vgg19_acts_fuse_relus(&t->vacts); /* the losses read kept convs only */
     t->vacts.packs = t->vpacks;
     if ((s = perceptual_cpu_content_alloc(&t->targets, &t->plan, &t->vacts, err))) goto fail;
-    if ((s = stylenet_build(&t->net, cfg->width, cfg->n_res, 1, err))) goto fail;
+    if ((s = stylenet_build_styles(&t->net, cfg->width, cfg->n_res, t->n_styles, 1, err))) goto fail;
     t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
     t->net.precision = dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32;
     nst_rng rng;
@@ -307,6 +341,11 @@ static nst_status cpu_step(stylenet_train_runner *r, const float *batch, int ada
     memset(t->net.grads, 0, t->net.n_params * sizeof(float));
     t->content_loss = t->style_loss = t->tv_loss = 0.0;
     for (int b = 0; b < cfg->batch; b++) {
+        if (t->n_styles > 1) { /* round robin over the paintings, photo by photo */
+            int k = (int)(((int64_t)t->step * cfg->batch + b) % t->n_styles);
+            stylenet_select_style(&t->net, k);
+            style_use(t, k);
+        }
         nst_status s = stylenet_trainer_image_loss(t, batch + b * n, 1, err);
         if (s) return s;
     }
@@ -412,7 +451,19 @@ static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst
     const nst_train_config *cfg = t->cfg;
     char buf[1024];
     nst_status s = stylenet_model_add(m, &t->net, err);
-    if (!s) s = nstm_add_string(m, "style", base_name(cfg->style_path), err);
+    if (t->n_styles > 1) { /* "styles": the paintings' names, in the order of the norms' rows */
+        char names[4096] = "", files[4096] = "";
+        for (int k = 0; k < t->n_styles; k++) {
+            const char *b = base_name(config_style_path(cfg, k)), *dot = strrchr(b, '.');
+            size_t u = strlen(names), v = strlen(files);
+            snprintf(names + u, sizeof names - u, "%s%.*s", k ? "," : "", dot ? (int)(dot - b) : (int)strlen(b), b);
+            snprintf(files + v, sizeof files - v, "%s%s", k ? "," : "", b);
+        }
+        if (!s) s = nstm_add_string(m, "styles", names, err);
+        if (!s) s = nstm_add_string(m, "style", files, err);
+    } else if (!s) {
+        s = nstm_add_string(m, "style", base_name(cfg->style_path), err);
+    }
     if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
     snprintf(buf, sizeof buf, "%d", t->step);
     if (!s) s = nstm_add_string(m, "steps", buf, err);
@@ -485,6 +536,11 @@ static nst_status load_checkpoint(stylenet_trainer *t, nst_dataset *data, const 
                      path, saved.width, saved.n_res, t->net.width, t->net.n_res);
         goto done;
     }
+    if (saved.n_styles != t->net.n_styles) {
+        s = nst_fail(err, NST_ERR_ARG, "%s: the checkpoint is of a network of %d style%s, not %d", path, saved.n_styles,
+                     saved.n_styles == 1 ? "" : "s", t->net.n_styles);
+        goto done;
+    }
     memcpy(t->net.params, saved.params, t->net.n_params * sizeof(float));
     int n = (int)t->net.n_params;
     const float *am, *av;
@@ -540,7 +596,9 @@ static nst_status save_preview(stylenet_trainer *t, const nst_dataset *data, con
         nst_image_free(&img);
         img = small;
     }
-    /* on the CPU whatever the device (the host's packed weights are current) */
+    /* on the CPU whatever the device (the host's packed weights are current); of several
+     * styles, the first */
+    stylenet_select_style(&t->net, 0);
     stylenet_runner *r = NULL;
     s = stylenet_cpu_backend.create(&r, &t->net, NST_PRECISION_FP32, err);
     if (!s) s = stylenet_apply_image(r, &img, &out, err);
