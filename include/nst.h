@@ -428,6 +428,13 @@ nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *origi
  * original is resampled to the stylized image's size if needed. */
 nst_status nst_image_mix(nst_image *stylized, const nst_image *original, float strength, nst_error *err);
 
+/* Captions (a contact sheet's): text in a 5x7 pixel font (letters, upper case for both
+ * cases; digits; - _ . : , ( ) and space; '?' for anything else), each pixel scale x
+ * scale, the top-left corner at (x, y), in the colour rgb (0..255); clipped to the image.
+ * nst_text_width: the width that text takes (its height is 7 x scale). */
+void nst_image_draw_text(nst_image *img, int x, int y, const char *text, int scale, const float rgb[3]);
+int nst_text_width(const char *text, int scale);
+
 /* ------------------------------------------------------------------------- */
 /* Fast (feed-forward) style transfer (Johnson et al.)                       */
 /* ------------------------------------------------------------------------- */

@@ -15,6 +15,8 @@
 # MODEL is whatever nst apply --model takes (a .nstm file or a shipped style's name).
 # Options:  --size N (256)  --steps LIST (50,100,300)  --ref N (100)  --out DIR (keep the
 # pictures: DIR/NAME_network.png, DIR/NAME_lbfgs300.png)  --csv FILE (append the rows)
+#           --cache DIR (keep each L-BFGS run's log there and reuse it: it depends on the
+#           painting, the photo, the size and the steps, not on the network)
 # Environment: NST (build/nst), NST_EVAL_PRECISION (auto; fp32 for exact fp32 numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ STEPS=50,100,300
 REF=100
 OUT=
 CSV=
+CACHE=
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --ref) REF=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --csv) CSV=$2; shift 2 ;;
+    --cache) CACHE=$2; shift 2 ;;
     -h|--help) usage ;;
     --) shift; break ;;
     -*) echo "eval-style.sh: unknown option $1" >&2; usage ;;
@@ -50,6 +54,7 @@ PREC=${NST_EVAL_PRECISION:-auto}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 [ -z "$OUT" ] || mkdir -p "$OUT"
+[ -z "$CACHE" ] || mkdir -p "$CACHE"
 
 LOSS=(--size "$SIZE" --style-scale 2 --content-layers relu4_2 --content-weight 7.5
       --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 --style-weight 100 --tv-weight 200
@@ -68,9 +73,18 @@ for photo in "$@"; do
     "$NST" transfer --content "$photo" --style "$PAINTING" "${LOSS[@]}" --init "$T/network.png" \
         --optimizer adam --steps 1 -o "$T/scored.png" --log "$T/network.csv"
     start=$(date +%s.%N)
-    "$NST" transfer --content "$photo" --style "$PAINTING" "${LOSS[@]}" --optimizer lbfgs --steps "$MAX" \
-        -o "$T/lbfgs.png" --log "$T/lbfgs.csv"
-    secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')
+    key=$CACHE/$(basename "${PAINTING%.*}")_${name}_${SIZE}_${MAX}_$PREC
+    if [ -n "$CACHE" ] && [ -s "$key.csv" ]; then
+        cp "$key.csv" "$T/lbfgs.csv"
+        rm -f "$T/lbfgs.png"
+        [ ! -s "$key.png" ] || cp "$key.png" "$T/lbfgs.png"
+        secs=cached
+    else
+        "$NST" transfer --content "$photo" --style "$PAINTING" "${LOSS[@]}" --optimizer lbfgs --steps "$MAX" \
+            -o "$T/lbfgs.png" --log "$T/lbfgs.csv"
+        secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')
+        [ -z "$CACHE" ] || { cp "$T/lbfgs.csv" "$key.tmp" && mv "$key.tmp" "$key.csv"; cp "$T/lbfgs.png" "$key.png"; }
+    fi
     net=$(awk -F, 'NR==2{print $6}' "$T/network.csv")
     row=("$name" "$net")
     ref=
@@ -87,7 +101,7 @@ for photo in "$@"; do
     printf '%10s %8s\n' "$ratio" "$secs"
     if [ -n "$OUT" ]; then
         cp "$T/network.png" "$OUT/${name}_network.png"
-        cp "$T/lbfgs.png" "$OUT/${name}_lbfgs$MAX.png"
+        [ -e "$T/lbfgs.png" ] && cp "$T/lbfgs.png" "$OUT/${name}_lbfgs$MAX.png"
     fi
     if [ -n "$CSV" ]; then
         [ -s "$CSV" ] || echo "model,painting,photo,size,network,$(sed 's/[0-9]\+/lbfgs&/g' <<<"$STEPS"),ratio_$REF" > "$CSV"

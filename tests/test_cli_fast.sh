@@ -87,6 +87,15 @@ for s in $(ls "$(dirname "$0")/../models/"*.nstm 2>/dev/null); do
 done
 if ls "$(dirname "$0")/../models/"*.nstm >/dev/null 2>&1; then
     $NST apply --list | grep -q "width" && ok || bad "apply --list: $($NST apply --list)"
+    # the contact sheet: the photo and every shipped style, a 3 x 2 tile grid for 4 or 5 tiles
+    n=$(ls "$(dirname "$0")/../models/"*.nstm | wc -l)
+    expect 0 "$n styles" -- $NST apply --sheet "$CONTENT" -o "$T/sheet.png" --size 40
+    [ -s "$T/sheet.png" ] && ok || bad "no sheet"
+    expect 2 "--sheet takes one photo" -- $NST apply --sheet --model "$M" "$CONTENT" -o "$T/sheet2.png"
+    expect 2 "--sheet takes one photo" -- $NST apply --sheet "$CONTENT" "$CONTENT" -o "$T/sheet2.png"
+    cp "$CONTENT" "$T/photo.png"
+    expect 2 "replace" -- $NST apply --sheet "$T/photo.png" -o "$T/photo.png"
+    [ ! -e "$T/sheet2.png" ] && cmp -s "$CONTENT" "$T/photo.png" && ok || bad "a refused sheet wrote something"
 fi
 
 # --- bad input ---

@@ -2419,6 +2419,33 @@ static void test_mix(void) {
     nst_image_free(&keep);
 }
 
+/* Captions: the width of a string, pixels drawn only inside its box and only in the ink,
+ * clipping at the borders, a scale that doubles the box. */
+static void test_text(void) {
+    nst_image img = {0};
+    nst_error err;
+    CHECK(nst_image_alloc(&img, 40, 20, &err) == NST_OK, "alloc");
+    CHECK(nst_text_width("AB", 1) == 11 && nst_text_width("AB", 2) == 22 && nst_text_width("", 3) == 0, "widths");
+    const float ink[3] = {255.0f, 0.0f, 0.0f};
+    nst_image_draw_text(&img, 3, 2, "Hi.", 1, ink);
+    int inside = 0, outside = 0, wrong = 0;
+    for (int y = 0; y < 20; y++)
+        for (int x = 0; x < 40; x++) {
+            const float *p = img.pixels + ((size_t)y * 40 + x) * 3;
+            if (p[0] == 0.0f) continue;
+            wrong += p[0] != 255.0f || p[1] != 0.0f;
+            if (x >= 3 && x < 3 + nst_text_width("Hi.", 1) && y >= 2 && y < 9) inside++;
+            else outside++;
+        }
+    CHECK(inside > 20 && outside == 0 && wrong == 0, "drawn in its box: %d in, %d out, %d off colour", inside, outside, wrong);
+    /* clipped at every edge (a write past them is AddressSanitizer's to catch) */
+    nst_image_draw_text(&img, 36, 13, "LWW", 1, ink);  /* L's foot on the last row, cut at x = 40 */
+    nst_image_draw_text(&img, -2, 0, "T", 1, ink);      /* T's bar from x = -2 */
+    nst_image_draw_text(&img, 30, 15, "#?", 3, ink);
+    CHECK(img.pixels[((size_t)19 * 40 + 39) * 3] == 255.0f && img.pixels[0] == 255.0f, "drawn up to the corners");
+    nst_image_free(&img);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nst_test_image_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
@@ -2435,6 +2462,7 @@ int main(void) {
     test_save_errors();
     test_resize();
     test_mix();
+    test_text();
     test_limits();
     test_format_names();
     test_webp();

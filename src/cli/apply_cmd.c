@@ -13,7 +13,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
-enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_LIST };
+enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_SHEET, A_LIST };
 
 #define MAX_BLEND 64
 
@@ -43,6 +43,8 @@ static const cli_opt APPLY_OPTS[] = {
                                          "or fp16 (fp16 activations and tensor cores: fastest)", 0},
     CLI_LIMIT_OPTS,
     {A_LIST, "list", 0, NULL, "list the styles that ship with nst", 0},
+    {A_SHEET, "sheet", 0, NULL, "every style that ships, on one photo: a tile each, named,\n"
+                                "into -o FILE (tiles --size px, default 320)", 0},
     CLI_QUIET_OPT,
     CLI_COMMON_OPTS,
     {0},
@@ -196,12 +198,97 @@ static void list_styles(const nst_limits *limits) {
             continue;
         }
         const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
-        printf("%-16s width %-3d %s steps on %-28s %s\n", names[i], nst_style_net_width(sn), steps ? steps : "?",
-               style ? style : "?", paths[i]);
+        int ns = nst_style_net_styles(sn);
+        if (ns > 1) { /* one network of several styles: each by its FILE:NAME */
+            printf("%-16s width %-3d %s steps on %d paintings, %s\n", names[i], nst_style_net_width(sn),
+                   steps ? steps : "?", ns, paths[i]);
+            for (int k = 0; k < ns; k++) printf("  %s:%s\n", names[i], nst_style_net_style_name(sn, k));
+        } else {
+            printf("%-16s width %-3d %s steps on %-28s %s\n", names[i], nst_style_net_width(sn), steps ? steps : "?",
+                   style ? style : "?", paths[i]);
+        }
         nst_style_net_free(sn);
     }
     if (n == 0) fprintf(stderr, "nst: no styles found in $" NST_MODELS_ENV " or models/\n");
     styles_free(names, paths, n);
+}
+
+/* --sheet: every shipped style (each style of a file of several) on one photo, scaled
+ * to size px, a tile each with its name under it, the photo first; into out. */
+static int make_sheet(const char *photo, const char *out, int size, const nst_limits *limits,
+                      const nst_save_options *save, nst_device device, nst_precision precision,
+                      const nst_tuning *tuning, int quiet) {
+    enum { MAX_TILES = 257 };
+    char **names, **paths;
+    int n = styles_find(&names, &paths), n_tiles = 0, ok = 0, bad = 0;
+    nst_image img = {0}, small = {0}, sheet = {0}, tiles[MAX_TILES] = {{0}};
+    char labels[MAX_TILES][96];
+    nst_error err;
+    if (n == 0) {
+        fprintf(stderr, "nst: --sheet: no styles found in $" NST_MODELS_ENV " or models/\n");
+        goto done;
+    }
+    if (image_read(&img, photo, limits, &err) != NST_OK) goto fail;
+    int w, h;
+    nst_image_fit_size(img.width, img.height, size, &w, &h);
+    if (nst_image_resize(&small, &img, w, h, &err) != NST_OK) goto fail;
+    if (nst_image_alloc(&tiles[0], w, h, &err) != NST_OK) goto fail;
+    memcpy(tiles[0].pixels, small.pixels, (size_t)3 * w * h * sizeof(float));
+    snprintf(labels[0], sizeof labels[0], "photo");
+    n_tiles = 1;
+    for (int i = 0; i < n && n_tiles < MAX_TILES; i++) {
+        nst_style_net *sn = NULL;
+        if (nst_style_net_load(&sn, paths[i], limits, &err) != NST_OK || nst_style_net_set_tuning(sn, tuning, &err) ||
+            nst_style_net_set_device(sn, device, precision, &err)) {
+            nst_style_net_free(sn);
+            goto fail;
+        }
+        int ns = nst_style_net_styles(sn);
+        for (int k = 0; k < ns && n_tiles < MAX_TILES; k++) {
+            if (ns > 1) {
+                float one[256] = {0};
+                one[k] = 1.0f;
+                if ((bad = nst_style_net_set_mix(sn, one, &err) != NST_OK)) break;
+            }
+            double t0 = omp_get_wtime();
+            if ((bad = nst_style_net_apply(sn, &small, &tiles[n_tiles], &err) != NST_OK)) break;
+            snprintf(labels[n_tiles], sizeof labels[n_tiles], "%s", ns > 1 ? nst_style_net_style_name(sn, k) : names[i]);
+            if (!quiet)
+                fprintf(stderr, "nst: [%d] %s (%.3f s)\n", n_tiles, labels[n_tiles], omp_get_wtime() - t0);
+            n_tiles++;
+        }
+        nst_style_net_free(sn);
+        if (bad) goto fail;
+    }
+    /* a grid as square as the tiles allow, a caption under each */
+    int cols = 1;
+    while (cols * cols < n_tiles) cols++;
+    int rows = (n_tiles + cols - 1) / cols, scale = w >= 200 ? 2 : 1, gap = 4 * scale, cap = 7 * scale + 2 * gap;
+    if (nst_image_alloc(&sheet, cols * (w + gap) + gap, rows * (h + cap) + gap, &err) != NST_OK) goto fail;
+    for (size_t i = 0; i < (size_t)3 * sheet.width * sheet.height; i++) sheet.pixels[i] = 255.0f;
+    const float ink[3] = {20.0f, 20.0f, 20.0f};
+    for (int t = 0; t < n_tiles; t++) {
+        int x0 = gap + (t % cols) * (w + gap), y0 = gap + (t / cols) * (h + cap);
+        for (int y = 0; y < h; y++)
+            memcpy(sheet.pixels + ((size_t)(y0 + y) * sheet.width + x0) * 3, tiles[t].pixels + (size_t)y * w * 3,
+                   (size_t)w * 3 * sizeof(float));
+        char *label = labels[t];
+        while (strlen(label) > 1 && nst_text_width(label, scale) > w) label[strlen(label) - 1] = '\0';
+        nst_image_draw_text(&sheet, x0 + (w - nst_text_width(label, scale)) / 2, y0 + h + gap, label, scale, ink);
+    }
+    if (image_write(&sheet, out, save, &err) != NST_OK) goto fail;
+    if (!quiet) fprintf(stderr, "nst: wrote %s (%d styles on %s, %dx%d)\n", out, n_tiles - 1, photo, sheet.width, sheet.height);
+    ok = 1;
+    goto done;
+fail:
+    fprintf(stderr, "nst: %s\n", err.msg);
+done:
+    for (int t = 0; t < n_tiles; t++) nst_image_free(&tiles[t]);
+    nst_image_free(&img);
+    nst_image_free(&small);
+    nst_image_free(&sheet);
+    styles_free(names, paths, n);
+    return ok;
 }
 
 /* --model FILE:A,B,... --blend WA,WB,...: the mix of those styles of one network of
@@ -280,6 +367,7 @@ int cmd_apply(int argc, char **argv) {
         switch (it->opt->id) {
         case OPT_QUIET: quiet = 1; break;
         case A_LIST: break; /* below, once the limits are known */
+        case A_SHEET: break;
         case A_PRESERVE: preserve = 1; break;
         case A_BLEND:
             if ((n_blend = parse_float_list(a, v, blend, MAX_BLEND)) < 0) goto done;
@@ -310,6 +398,31 @@ int cmd_apply(int argc, char **argv) {
     if (cli_flag(&args, A_LIST)) {
         list_styles(&limits);
         rc = EXIT_OK;
+        goto done;
+    }
+    if (cli_flag(&args, A_SHEET)) {
+        if (args.n_positional != 1 || !output || out_dir || model) {
+            fprintf(stderr, "nst: --sheet takes one photo and -o FILE (and no --model: it shows every style)\n");
+            goto done;
+        }
+        const char *photo = args.positional[0];
+        char buf[8448], stem[256], name[300];
+        path_stem(photo, stem, sizeof stem);
+        snprintf(name, sizeof name, "%s_sheet%s", stem, format_extension(save.format));
+        if (strcmp(photo, "-") != 0 && !inputs_add(&inputs, photo, "the photo")) { rc = EXIT_FAIL; goto done; }
+        if ((rc = output_prepare("-o", output, name, &save, &inputs, buf, sizeof buf))) goto done;
+        rc = EXIT_USAGE;
+        nst_device dev;
+        nst_error err;
+        if (nst_device_resolve(device, &dev, &err) != NST_OK) {
+            fprintf(stderr, "nst: %s\n", err.msg);
+            goto done;
+        }
+        char label[64];
+        if (!cli_precision(dev, &precision, &tuning, label, sizeof label)) goto done;
+        if (threads > 0) omp_set_num_threads(threads);
+        rc = make_sheet(photo, buf, size > 0 ? size : 320, &limits, &save, device, precision, &tuning, quiet) ? EXIT_OK
+                                                                                                       : EXIT_FAIL;
         goto done;
     }
     if (!model || args.n_positional == 0 || (!output && !out_dir) || (output && out_dir)) {
