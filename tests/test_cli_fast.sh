@@ -34,6 +34,9 @@ $NST apply --model "$M" "$STYLE" -o "$S2" -q || bad "a second painting"
 MM=$T/multi.nstm
 expect 0 "wrote" -- $NST train --style "$STYLE,$S2" --data "$T/data" -o "$MM" --size 32 --style-size 64 --width 4 \
     --res-blocks 1 --batch 2 --holdout 1 --steps 4 --checkpoint-every 2 --device cpu
+cp "$S2" "$T/s2keep.png"
+expect 2 "that is a style image" -- $NST train --style "$STYLE,$S2" --data "$T/data" -o "$S2" --steps 1
+cmp -s "$S2" "$T/s2keep.png" && ok || bad "a painting of several was replaced"
 $NST info "$MM" | grep -Eq "^  styles +style_64,style2$" && ok || bad "multi-style info: $($NST info "$MM")"
 expect 0 "wrote" -- $NST train --style "$STYLE,$S2" --data "$T/data" -o "$MM" --size 32 --style-size 64 --width 4 \
     --res-blocks 1 --batch 2 --holdout 1 --steps 6 --resume "$MM.ckpt" --device cpu

@@ -282,7 +282,7 @@ int cmd_train(int argc, char **argv) {
     /* every output checked before the weights are read: the model, the checkpoint (which
      * may be the one resumed from) and the log */
     int styles_ok = 1;
-    for (int k = 0; k < n_styles; k++) styles_ok &= inputs_add(&inputs, styles[k], "a style image") != 0;
+    for (int k = 0; k < n_styles; k++) styles_ok &= inputs_add(&inputs, styles[k], n_styles == 1 ? "the style image" : "a style image") != 0;
     if (!styles_ok || !inputs_add(&inputs, cfg.data_dir, "the data folder")) {
         rc = EXIT_FAIL;
         goto usage;
