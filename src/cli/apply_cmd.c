@@ -221,7 +221,7 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
     enum { MAX_TILES = 257 };
     char **names, **paths;
     int n = styles_find(&names, &paths), n_tiles = 0, ok = 0, bad = 0;
-    nst_image img = {0}, small = {0}, sheet = {0}, tiles[MAX_TILES] = {{0}};
+    nst_image img = {0}, sheet = {0}, tiles[MAX_TILES] = {{0}}; /* tiles[0]: the photo, scaled */
     char labels[MAX_TILES][96];
     nst_error err;
     if (n == 0) {
@@ -231,9 +231,7 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
     if (image_read(&img, photo, limits, &err) != NST_OK) goto fail;
     int w, h;
     nst_image_fit_size(img.width, img.height, size, &w, &h);
-    if (nst_image_resize(&small, &img, w, h, &err) != NST_OK) goto fail;
-    if (nst_image_alloc(&tiles[0], w, h, &err) != NST_OK) goto fail;
-    memcpy(tiles[0].pixels, small.pixels, (size_t)3 * w * h * sizeof(float));
+    if (nst_image_resize(&tiles[0], &img, w, h, &err) != NST_OK) goto fail;
     snprintf(labels[0], sizeof labels[0], "photo");
     n_tiles = 1;
     for (int i = 0; i < n && n_tiles < MAX_TILES; i++) {
@@ -251,7 +249,7 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
                 if ((bad = nst_style_net_set_mix(sn, one, &err) != NST_OK)) break;
             }
             double t0 = omp_get_wtime();
-            if ((bad = nst_style_net_apply(sn, &small, &tiles[n_tiles], &err) != NST_OK)) break;
+            if ((bad = nst_style_net_apply(sn, &tiles[0], &tiles[n_tiles], &err) != NST_OK)) break;
             snprintf(labels[n_tiles], sizeof labels[n_tiles], "%s", ns > 1 ? nst_style_net_style_name(sn, k) : names[i]);
             if (!quiet)
                 fprintf(stderr, "nst: [%d] %s (%.3f s)\n", n_tiles, labels[n_tiles], omp_get_wtime() - t0);
@@ -285,30 +283,23 @@ fail:
 done:
     for (int t = 0; t < n_tiles; t++) nst_image_free(&tiles[t]);
     nst_image_free(&img);
-    nst_image_free(&small);
     nst_image_free(&sheet);
     styles_free(names, paths, n);
     return ok;
 }
 
 /* --model FILE:A,B,... --blend WA,WB,...: the mix of those styles of one network of
- * several (first is FILE:A, rest "B,..."). Separate networks are not mixed: their
- * convolutions differ, so there is no one network to run (mix their results instead). */
-static int blend_styles(nst_style_net *sn, const char *first, const char *rest, const float *w, int n_w) {
+ * several (items: "FILE:A", "B", ...; FILE:A is loaded). Separate networks are not mixed:
+ * their convolutions differ, so there is no one network to run (mix their results instead). */
+static int blend_styles(nst_style_net *sn, char **items, int count, const float *w, int n_w) {
     int n = nst_style_net_styles(sn);
     if (n < 2) {
         fprintf(stderr, "nst: --blend: %s holds one style; a blend mixes the styles of one network trained on several\n",
                 nst_style_net_path(sn));
         return 0;
     }
-    char **items;
-    char *list = malloc(strlen(first) + strlen(rest) + 2);
-    if (!list) return 0;
-    const char *colon = strrchr(first, ':');
-    sprintf(list, "%s,%s", colon ? colon + 1 : first, rest);
-    int count = cli_split_list("--model", list, &items, MAX_BLEND);
-    free(list);
-    if (count < 0) return 0;
+    const char *colon = strrchr(items[0], ':');
+    if (colon) items[0] = (char *)colon + 1; /* FILE:A -> A */
     float *mix = calloc((size_t)n, sizeof *mix);
     int ok = mix != NULL;
     if (ok && count != n_w) {
@@ -330,7 +321,6 @@ static int blend_styles(nst_style_net *sn, const char *first, const char *rest, 
         fprintf(stderr, "nst: --blend: %s\n", err.msg);
         ok = 0;
     }
-    free(items);
     free(mix);
     return ok;
 }
@@ -343,7 +333,8 @@ int cmd_apply(int argc, char **argv) {
     int quiet = 0, preserve = 0, size = 0, threads = 0;
     float strength = 1.0f, blend[MAX_BLEND];
     int n_blend = 0;
-    char *model_names = NULL; /* --model FILE:A,B,...: B,... (A is loaded) */
+    char **model_items = NULL; /* --model FILE:A,B,...: "FILE:A", "B", ... (FILE:A is loaded) */
+    int n_model_items = 0;
     job_list jobs = {0};
     input_set inputs = {0};
     nst_style_net *sn = NULL;
@@ -440,9 +431,8 @@ int cmd_apply(int argc, char **argv) {
                                                 : "--blend needs several styles in --model (FILE.nstm:A,B,...)");
             goto done;
         }
-        if (!(model_names = strdup(model))) goto done;
-        model_names[comma - model] = '\0';
-        model = model_names; /* FILE:A; the rest after its terminator */
+        if ((n_model_items = cli_split_list("--model", model, &model_items, MAX_BLEND)) < 0) goto done;
+        model = model_items[0];
     }
 
     /* the photos: files as given, folders by content; the same file twice is done once */
@@ -499,7 +489,7 @@ int cmd_apply(int argc, char **argv) {
         goto done;
     }
     if (!inputs_add(&inputs, nst_style_net_path(sn), "the model file")) { rc = EXIT_FAIL; goto done; }
-    if (model_names && !blend_styles(sn, model, model + strlen(model) + 1, blend, n_blend)) goto done;
+    if (model_items && !blend_styles(sn, model_items, n_model_items, blend, n_blend)) goto done;
     char mstem[256];
     path_stem(model, mstem, sizeof mstem);
 
@@ -624,7 +614,7 @@ int cmd_apply(int argc, char **argv) {
         fprintf(stderr, "nst: %d written, %d skipped, %d failed%s\n", written, skipped, failed,
                 stop_requested() ? " (stopped by a signal)" : "");
 done:
-    free(model_names);
+    free(model_items);
     nst_style_net_free(sn);
     jobs_free(&jobs);
     inputs_free(&inputs);

@@ -81,7 +81,6 @@ static void layer_bind(stylenet_layer *L, float *base, float *gbase, int S) {
 
 void stylenet_select_style(stylenet *net, int s) {
     if (s < 0 || s >= net->n_styles) s = 0;
-    net->style = s;
     for (int l = 0; l < net->n_layers; l++) {
         stylenet_layer *L = &net->layer[l];
         if (!L->norm) continue;

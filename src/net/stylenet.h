@@ -57,7 +57,6 @@ typedef struct {
     int width, n_res;
     int n_styles;      /* styles the norms hold (conditional instance norm, Dumoulin et al.
                           2017: the convolutions shared, a gamma and beta per style); 1 */
-    int style;         /* the selected one, 0..n_styles-1 */
     int n_layers;
     stylenet_layer layer[STYLENET_MAX_LAYERS];
     float *params;     /* every parameter, one allocation (the optimizer's vector) */

@@ -58,17 +58,24 @@ static int find_named_model(char *out, size_t len, const char *name) {
     return 0;
 }
 
-/* The index of name in a comma-separated list, or -1. */
-static int list_index(const char *list, const char *name) {
-    size_t n = strlen(name);
-    for (int i = 0; list && *list; i++) {
-        const char *e = strchr(list, ',');
-        size_t len = e ? (size_t)(e - list) : strlen(list);
-        if (len == n && strncmp(list, name, n) == 0) return i;
-        if (!e) break;
-        list = e + 1;
+/* The n names of a file's styles, from its comma-separated "styles" (list; a missing or
+ * empty entry: styleN); NULL if out of memory. */
+static char **style_names(const char *list, int n) {
+    char **v = calloc((size_t)n, sizeof *v);
+    for (int i = 0; v && i < n; i++) {
+        const char *e = list ? strchr(list, ',') : NULL;
+        int len = list ? (e ? (int)(e - list) : (int)strlen(list)) : 0;
+        char buf[128];
+        if (len > 0) snprintf(buf, sizeof buf, "%.*s", len, list);
+        else snprintf(buf, sizeof buf, "style%d", i + 1);
+        list = e ? e + 1 : NULL;
+        if (!(v[i] = strdup(buf))) {
+            while (i--) free(v[i]);
+            free(v);
+            v = NULL;
+        }
     }
-    return -1;
+    return v;
 }
 
 nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, const nst_limits *limits,
@@ -107,27 +114,21 @@ nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, con
     }
     int k = 0, n = sn->all.n_styles;
     const char *names = nstm_get_string(&m, "styles");
-    if (style && (k = list_index(names, style)) < 0) {
-        s = nst_fail(err, NST_ERR_ARG, "%s: no style '%.64s' in it (its styles: %.300s)", path, style,
-                     names ? names : "one, unnamed");
-    } else if (n == 1) { /* one style: it runs as it is */
+    if (n > 1 && !(sn->names = style_names(names, n))) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    if (!s && style) { /* FILE:NAME: a style of a file of several */
+        while (sn->names && k < n && strcmp(sn->names[k], style) != 0) k++;
+        if (!sn->names || k == n)
+            s = nst_fail(err, NST_ERR_ARG, "%s: no style '%.64s' in it (its styles: %.300s)", path, style,
+                         names ? names : "one, unnamed");
+    }
+    if (!s && n == 1) { /* one style: it runs as it is */
         sn->net = sn->all;
         memset(&sn->all, 0, sizeof sn->all);
-    } else {
+    } else if (!s) {
         float *w = calloc((size_t)n, sizeof *w);
-        if (!(sn->names = calloc((size_t)n, sizeof *sn->names)) || !w) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
-        for (int i = 0; i < n && !s; i++) { /* names: "styles", else style1, style2, ... */
-            char buf[128];
-            const char *p = names;
-            for (int j = 0; p && j < i; j++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
-            if (p && *p) snprintf(buf, sizeof buf, "%.*s", (int)(strchr(p, ',') ? strchr(p, ',') - p : (long)strlen(p)), p);
-            else snprintf(buf, sizeof buf, "style%d", i + 1);
-            if (!(sn->names[i] = strdup(buf))) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
-        }
-        if (!s) {
-            w[k] = 1.0f;
-            s = stylenet_mix_styles(&sn->net, &sn->all, w, err);
-        }
+        if (!w) s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
+        else w[k] = 1.0f;
+        if (!s) s = stylenet_mix_styles(&sn->net, &sn->all, w, err);
         free(w);
     }
     if (s) {
