@@ -450,9 +450,23 @@ typedef struct nst_style_net nst_style_net;
  * them into dirs and returns how many. */
 int nst_style_dirs(char dirs[][NST_PATH_MAX], int max);
 
-/* Loads a model file, or a style by name: NAME.nstm in $NST_MODELS, in the models/
- * folder of the checkout the library was built from, and in models/ beside the
- * executable. A name contains no '/' and no '.'. limits: NULL for the defaults. */
+/* The styles nst_style_net_load finds by name, sorted by name: each NAME.nstm in the
+ * folders of nst_style_dirs (an earlier folder's hides a later one's), and each style of
+ * a file of several by its own name (unless a file of that name, or an earlier file,
+ * has it). Returns their count, *list a malloc'd array (free() it; NULL when 0), or -1
+ * with err when out of memory. Reads every model file of those folders. */
+typedef struct {
+    char name[128];          /* what nst_style_net_load takes */
+    char path[NST_PATH_MAX]; /* the model file */
+    int style;               /* the style in that file; -1: a file of several itself */
+    int n_styles;            /* the file's styles (1: a network of one style) */
+} nst_style_entry;
+int nst_style_list(nst_style_entry **list, const nst_limits *limits, nst_error *err);
+
+/* Loads a model file, or a style by name (a name contains no '/' and no '.'): as
+ * nst_style_list finds it, NAME.nstm in $NST_MODELS, in the models/ folder of the
+ * checkout the library was built from and in models/ beside the executable, or a style
+ * of a file of several there. limits: NULL for the defaults. */
 nst_status nst_style_net_load(nst_style_net **net, const char *path_or_name, const nst_limits *limits,
                               nst_error *err);
 void nst_style_net_free(nst_style_net *net);

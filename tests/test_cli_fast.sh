@@ -54,6 +54,21 @@ expect 2 "weights" -- $NST apply --model "$MM:style2,style_64" "$CONTENT" -o "$T
 expect 2 "1 weights for 2" -- $NST apply --model "$MM:style2,style_64" --blend 1 "$CONTENT" -o "$T/mx.png"
 expect 2 "holds one style" -- $NST apply --model "$M,$M" --blend 1,1 "$CONTENT" -o "$T/mx.png"
 [ ! -e "$T/mx.png" ] && ok || bad "a refused blend wrote an output"
+# a style of a file of several, by its own name, from a style folder; a file's own name
+# comes first; a mistyped name is suggested
+mkdir -p "$T/styles"
+cp "$MM" "$T/styles/pair.nstm"
+cp "$M" "$T/styles/style2.nstm" # hides pair's style2
+$NST apply --model "$M" "$CONTENT" -o "$T/a0.png" -q || bad "apply"
+NST_MODELS=$T/styles $NST apply --model style_64 "$CONTENT" -o "$T/n1.png" -q && cmp -s "$T/n1.png" "$T/m1.png" && ok ||
+    bad "a style of a file of several by its name"
+NST_MODELS=$T/styles $NST apply --model style2 "$CONTENT" -o "$T/n2.png" -q && cmp -s "$T/n2.png" "$T/a0.png" && ok ||
+    bad "a file of a style's name comes first"
+NST_MODELS=$T/styles $NST apply --model pair "$CONTENT" -o "$T/n0.png" -q && cmp -s "$T/n0.png" "$T/m1.png" && ok ||
+    bad "a file of several by its name"
+NST_MODELS=$T/styles $NST apply --list >"$T/list.txt" && grep -Eq "^  style_64$" "$T/list.txt" &&
+    grep -Eq "^  pair:style2$" "$T/list.txt" && grep -q "^style2 " "$T/list.txt" && ok || bad "--list: $(cat "$T/list.txt")"
+NST_MODELS=$T/styles expect 2 "did you mean 'style_64'" -- $NST apply --model style_46 "$CONTENT" -o "$T/mx.png"
 
 # --- apply ---
 expect 0 "wrote" -- $NST apply --model "$M" "$CONTENT" -o "$T/a.png"

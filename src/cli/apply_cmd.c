@@ -19,9 +19,9 @@ enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STREN
 
 static const cli_opt APPLY_OPTS[] = {
     {A_MODEL, "model", 'm', "MODEL|NAME", "a model file (.nstm), or the name of a style that ships\n"
-                                          "with nst (nst apply --list shows them); of a file of\n"
-                                          "several styles, FILE.nstm:NAME, or FILE.nstm:A,B,... with\n"
-                                          "--blend", 0},
+                                          "with nst (nst apply --list shows them: a style inside a\n"
+                                          "file of several too); of a file of several styles,\n"
+                                          "FILE.nstm:NAME, or A,B,... with --blend", 0},
     {A_BLEND, "blend", 0, "W,W,...", "weights of the styles named in --model: their mix (of one\n"
                                       "network of several styles: its norms' scales and shifts)", 0},
     {A_OUTPUT, "output", 'o', "FILE", "the result (one photo): .png, .jpg, .webp or .tif; a folder\n"
@@ -187,30 +187,40 @@ static int plan_out_dir(job_list *l, const char *dir, nst_format forced, int qui
     return 1;
 }
 
+/* The files first (their styles under each of several), a style that a name hides
+ * shown as FILE:NAME. */
 static void list_styles(const nst_limits *limits) {
-    char **names, **paths;
-    int n = styles_find(&names, &paths);
+    nst_style_entry *v;
+    int n = styles_find(&v);
     for (int i = 0; i < n; i++) {
+        if (v[i].n_styles > 1 && v[i].style >= 0) continue; /* under its file */
         nst_style_net *sn;
         nst_error err;
-        if (nst_style_net_load(&sn, paths[i], limits, &err) != NST_OK) {
-            printf("%-16s (cannot be loaded: %s)\n", names[i], err.msg);
+        if (nst_style_net_load(&sn, v[i].path, limits, &err) != NST_OK) {
+            printf("%-16s (cannot be loaded: %s)\n", v[i].name, err.msg);
             continue;
         }
         const char *style = nst_style_net_meta(sn, "style"), *steps = nst_style_net_meta(sn, "steps");
         int ns = nst_style_net_styles(sn);
-        if (ns > 1) { /* one network of several styles: each by its FILE:NAME */
-            printf("%-16s width %-3d %s steps on %d paintings, %s\n", names[i], nst_style_net_width(sn),
-                   steps ? steps : "?", ns, paths[i]);
-            for (int k = 0; k < ns; k++) printf("  %s:%s\n", names[i], nst_style_net_style_name(sn, k));
+        if (ns > 1) {
+            printf("%-16s width %-3d %s steps on %d paintings, %s\n", v[i].name, nst_style_net_width(sn),
+                   steps ? steps : "?", ns, v[i].path);
+            for (int k = 0; k < ns; k++) {
+                const char *name = nst_style_net_style_name(sn, k);
+                int bare = 0; /* does the name alone find this style? */
+                for (int j = 0; j < n; j++)
+                    bare |= strcmp(v[j].name, name) == 0 && v[j].style == k && strcmp(v[j].path, v[i].path) == 0;
+                if (bare) printf("  %s\n", name);
+                else printf("  %s:%s\n", v[i].name, name);
+            }
         } else {
-            printf("%-16s width %-3d %s steps on %-28s %s\n", names[i], nst_style_net_width(sn), steps ? steps : "?",
-                   style ? style : "?", paths[i]);
+            printf("%-16s width %-3d %s steps on %-28s %s\n", v[i].name, nst_style_net_width(sn), steps ? steps : "?",
+                   style ? style : "?", v[i].path);
         }
         nst_style_net_free(sn);
     }
     if (n == 0) fprintf(stderr, "nst: no styles found in $" NST_MODELS_ENV " or models/\n");
-    styles_free(names, paths, n);
+    free(v);
 }
 
 /* --sheet: every shipped style (each style of a file of several) on one photo, scaled
@@ -219,10 +229,10 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
                       const nst_save_options *save, nst_device device, nst_precision precision,
                       const nst_tuning *tuning, int quiet) {
     enum { MAX_TILES = 257 };
-    char **names, **paths;
-    int n = styles_find(&names, &paths), n_tiles = 0, ok = 0, bad = 0;
+    nst_style_entry *v;
+    int n = styles_find(&v), n_tiles = 0, ok = 0, bad = 0;
     nst_image img = {0}, sheet = {0}, tiles[MAX_TILES] = {{0}}; /* tiles[0]: the photo, scaled */
-    char labels[MAX_TILES][96];
+    char labels[MAX_TILES][128];
     nst_error err;
     if (n == 0) {
         fprintf(stderr, "nst: --sheet: no styles found in $" NST_MODELS_ENV " or models/\n");
@@ -235,8 +245,9 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
     snprintf(labels[0], sizeof labels[0], "photo");
     n_tiles = 1;
     for (int i = 0; i < n && n_tiles < MAX_TILES; i++) {
+        if (v[i].n_styles > 1 && v[i].style >= 0) continue; /* with its file */
         nst_style_net *sn = NULL;
-        if (nst_style_net_load(&sn, paths[i], limits, &err) != NST_OK || nst_style_net_set_tuning(sn, tuning, &err) ||
+        if (nst_style_net_load(&sn, v[i].path, limits, &err) != NST_OK || nst_style_net_set_tuning(sn, tuning, &err) ||
             nst_style_net_set_device(sn, device, precision, &err)) {
             nst_style_net_free(sn);
             goto fail;
@@ -250,7 +261,7 @@ static int make_sheet(const char *photo, const char *out, int size, const nst_li
             }
             double t0 = omp_get_wtime();
             if ((bad = nst_style_net_apply(sn, &tiles[0], &tiles[n_tiles], &err) != NST_OK)) break;
-            snprintf(labels[n_tiles], sizeof labels[n_tiles], "%s", ns > 1 ? nst_style_net_style_name(sn, k) : names[i]);
+            snprintf(labels[n_tiles], sizeof labels[n_tiles], "%s", ns > 1 ? nst_style_net_style_name(sn, k) : v[i].name);
             if (!quiet)
                 fprintf(stderr, "nst: [%d] %s (%.3f s)\n", n_tiles, labels[n_tiles], omp_get_wtime() - t0);
             n_tiles++;
@@ -284,7 +295,7 @@ done:
     for (int t = 0; t < n_tiles; t++) nst_image_free(&tiles[t]);
     nst_image_free(&img);
     nst_image_free(&sheet);
-    styles_free(names, paths, n);
+    free(v);
     return ok;
 }
 

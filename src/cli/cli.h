@@ -123,10 +123,10 @@ int stop_requested(void);
 /* "2 threads" for the start summary: cfg_threads, or OpenMP's default. */
 int threads_in_use(int cfg_threads);
 
-/* The shipped styles (styles.c): names sorted, each with its model file's path; 0 if
- * none. styles_unknown prints "FLAG NAME: no such file or style (did you mean ...)". */
-int styles_find(char ***names, char ***paths);
-void styles_free(char **names, char **paths, int n);
+/* The shipped styles (styles.c): nst_style_list's, in *v (free() it); 0 if none (an
+ * error printed). styles_unknown prints "FLAG NAME: no such file or style (did you
+ * mean ...)". */
+int styles_find(nst_style_entry **v);
 int is_bare_name(const char *s);
 /* s is a bare name that is neither a file nor a shipped style (a likely typo). */
 int is_unknown_style(const char *s);

@@ -8,6 +8,7 @@
 
 #include "net/model_file.h"
 #include "net/stylenet.h"
+#include "transfer/style_catalog.h"
 #include "transfer/stylenet_backend.h"
 #include "util/util.h"
 
@@ -30,54 +31,6 @@ static int is_style_name(const char *s) {
 
 static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
-int nst_style_dirs(char dirs[][NST_PATH_MAX], int max) {
-    int n = 0;
-    const char *env = getenv(NST_MODELS_ENV);
-    if (n < max && env && *env && strlen(env) < NST_PATH_MAX) snprintf(dirs[n++], NST_PATH_MAX, "%s", env);
-#ifdef NST_SOURCE_DIR
-    if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%.4000s/models", NST_SOURCE_DIR);
-#endif
-    char exe[NST_PATH_MAX - 16];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/models", exe);
-        if (n < max) snprintf(dirs[n++], NST_PATH_MAX, "%s/../models", exe);
-    }
-    return n;
-}
-
-/* Finds NAME.nstm in the places nst_style_net_load documents; 0 if nowhere. */
-static int find_named_model(char *out, size_t len, const char *name) {
-    char dirs[4][NST_PATH_MAX];
-    int n = nst_style_dirs(dirs, 4);
-    for (int i = 0; i < n; i++)
-        if (snprintf(out, len, "%s/%.64s.nstm", dirs[i], name) < (int)len && file_exists(out)) return 1;
-    return 0;
-}
-
-/* The n names of a file's styles, from its comma-separated "styles" (list; a missing or
- * empty entry: styleN); NULL if out of memory. */
-static char **style_names(const char *list, int n) {
-    char **v = calloc((size_t)n, sizeof *v);
-    for (int i = 0; v && i < n; i++) {
-        const char *e = list ? strchr(list, ',') : NULL;
-        int len = list ? (e ? (int)(e - list) : (int)strlen(list)) : 0;
-        char buf[128];
-        if (len > 0) snprintf(buf, sizeof buf, "%.*s", len, list);
-        else snprintf(buf, sizeof buf, "style%d", i + 1);
-        list = e ? e + 1 : NULL;
-        if (!(v[i] = strdup(buf))) {
-            while (i--) free(v[i]);
-            free(v);
-            v = NULL;
-        }
-    }
-    return v;
-}
-
 nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, const nst_limits *limits,
                               nst_error *err) {
     *out = NULL;
@@ -93,13 +46,15 @@ nst_status nst_style_net_load(nst_style_net **out, const char *path_or_name, con
     }
     const char *path = path_or_name;
     if (is_style_name(path_or_name) && !file_exists(path_or_name)) {
-        if (!find_named_model(sn->path, sizeof sn->path, path_or_name)) {
+        int k;
+        if (!style_catalog_find(path_or_name, sn->path, sizeof sn->path, &k, limits)) {
             free(sn);
             return nst_fail(err, NST_ERR_IO,
                             "%s: no such model file, and no style of that name in $" NST_MODELS_ENV
                             " or the models/ folder",
                             path_or_name);
         }
+        if (k >= 0) style = path_or_name; /* a style of a file of several */
         path = sn->path;
     } else {
         snprintf(sn->path, sizeof sn->path, "%s", path_or_name);
@@ -158,9 +113,7 @@ void nst_style_net_free(nst_style_net *sn) {
     if (!sn) return;
     runner_free(sn->runner);
     stylenet_free(&sn->net);
-    if (sn->names)
-        for (int i = 0; i < sn->all.n_styles; i++) free(sn->names[i]);
-    free(sn->names);
+    style_names_free(sn->names, sn->all.n_styles);
     stylenet_free(&sn->all);
     nstm_free(&sn->meta);
     free(sn);
