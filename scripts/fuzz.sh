@@ -33,23 +33,24 @@ if ! printf '%s\n' '#include <omp.h>' '#include <stddef.h>' '#include <stdint.h>
 fi
 
 # The library (every src/*/*.c but the command line), instrumented for coverage. Kernels
-# for one instruction set get that set's flags, as in CMakeLists.txt.
+# for one instruction set get that set's flags from cmake/kernel-flags.txt, as in CMake.
+declare -A KFLAGS
+while read -r suffix kflags; do
+    case "$suffix" in ''|'#'*) continue ;; esac
+    KFLAGS[$suffix]=$kflags
+done <cmake/kernel-flags.txt
 objs=()
 for src in src/*/*.c; do
     case "$src" in src/cli/*) continue ;; esac
     flags="$ARCH_FLAGS"
-    if [ -n "$ARCH_FLAGS" ]; then
-        case "$src" in
-        *_avx512.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma -mavx2" ;;
-        *_avx2.c) flags="$flags -mavx2 -mfma" ;;
-        *_avx512bf16.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx512bf16 -mfma -mavx2" ;;
-        *_amx.c) flags="$flags -mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx512bf16 -mamx-tile -mamx-bf16 -mfma -mavx2" ;;
-        esac
-    else
-        case "$src" in *_avx512.c|*_avx2.c|*_avx512bf16.c|*_amx.c) continue ;; esac
-    fi
+    base=${src%.c}
+    for suffix in "${!KFLAGS[@]}"; do
+        [ "${base%_"$suffix"}" != "$base" ] || continue
+        [ -n "$ARCH_FLAGS" ] || continue 2 # not x86-64: left out, as in CMake
+        flags="$flags ${KFLAGS[$suffix]}"
+    done
     obj="$OUT/obj/$(echo "${src#src/}" | tr / _).o"
-    if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
+    if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] || [ cmake/kernel-flags.txt -nt "$obj" ] ||
        [ -n "$(find include src -name '*.h' -newer "$obj" -print -quit)" ]; then
         # shellcheck disable=SC2086
         $CC $CFLAGS -fsanitize=fuzzer-no-link $flags -c "$src" -o "$obj"
