@@ -17,7 +17,7 @@ mkdir -p "$OUT/obj" "$OUT/crashes" "$OUT/corpus"
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fopenmp -Iinclude -Isrc -Wno-pass-failed $SAN"
-LIBS="-lpng -ljpeg -lwebpmux -lwebpdemux -lwebp -ltiff -lgif -lcjson -lm"
+LIBS="-lpng -ljpeg -lwebpmux -lwebpdemux -lwebp -ltiff -lgif -lcjson -llapack -lm"
 ARCH_FLAGS=""
 case "$(uname -m)" in x86_64|amd64) ARCH_FLAGS="-DNST_X86=1" ;; esac
 
@@ -28,7 +28,7 @@ if ! printf '%s\n' '#include <omp.h>' '#include <stddef.h>' '#include <stdint.h>
         $CC $CFLAGS -fsanitize=fuzzer -x c - -o "$OUT/preflight" $LIBS 2>"$OUT/preflight.log"; then
     cat "$OUT/preflight.log" >&2
     echo "fuzz.sh: $CC cannot build a libFuzzer + OpenMP program; install the packages with" >&2
-    echo "  bash scripts/install-deps.sh clang libclang-rt-14-dev libomp-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev libgif-dev libcjson-dev" >&2
+    echo "  bash scripts/install-deps.sh clang libclang-rt-14-dev libomp-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev libgif-dev libcjson-dev liblapack-dev" >&2
     exit 2
 fi
 

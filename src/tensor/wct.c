@@ -1,0 +1,258 @@
+/* wct.c - whitening and colouring (WCT) and AdaIN feature transforms (see wct.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/wct.h"
+#include "util/util.h"
+
+/* LAPACK (Fortran): the symmetric eigensolver, divide and conquer. The two trailing
+ * arguments are gfortran's hidden lengths of the character arguments. */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                    double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t len_jobz,
+                    size_t len_uplo);
+
+enum { CHUNK = 512 }; /* positions per pass of the covariance: (C_pad, CHUNK) doubles */
+
+void channel_stats(double *mean, double *std, const float *f, int C, size_t N) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *x = f + (size_t)c * N;
+        double s = 0.0;
+        for (size_t i = 0; i < N; i++) s += x[i];
+        double m = s / (double)N, v = 0.0;
+        for (size_t i = 0; i < N; i++) {
+            double d = x[i] - m;
+            v += d * d;
+        }
+        mean[c] = m;
+        if (std) std[c] = sqrt(v / (double)N);
+    }
+}
+
+/* cov (P,P) += X X^T over L positions of X (P rows, ld apart), P a multiple of 4; only
+ * the blocks on and above the diagonal. Each thread owns block rows: deterministic. */
+static void covariance_accumulate(double *cov, const double *X, int P, size_t ld, int L) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bi = 0; bi < P / 4; bi++) {
+        int i = 4 * bi;
+        const double *a0 = X + (size_t)i * ld, *a1 = a0 + ld, *a2 = a1 + ld, *a3 = a2 + ld;
+        for (int j = i; j < P; j += 4) {
+            const double *b0 = X + (size_t)j * ld, *b1 = b0 + ld, *b2 = b1 + ld, *b3 = b2 + ld;
+            double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+            double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
+            for (int n = 0; n < L; n++) {
+                double x0 = a0[n], x1 = a1[n], x2 = a2[n], x3 = a3[n];
+                double y0 = b0[n], y1 = b1[n], y2 = b2[n], y3 = b3[n];
+                s00 += x0 * y0, s01 += x0 * y1, s02 += x0 * y2, s03 += x0 * y3;
+                s10 += x1 * y0, s11 += x1 * y1, s12 += x1 * y2, s13 += x1 * y3;
+                s20 += x2 * y0, s21 += x2 * y1, s22 += x2 * y2, s23 += x2 * y3;
+                s30 += x3 * y0, s31 += x3 * y1, s32 += x3 * y2, s33 += x3 * y3;
+            }
+            double *c0 = cov + (size_t)i * P + j, *c1 = c0 + P, *c2 = c1 + P, *c3 = c2 + P;
+            c0[0] += s00, c0[1] += s01, c0[2] += s02, c0[3] += s03;
+            c1[0] += s10, c1[1] += s11, c1[2] += s12, c1[3] += s13;
+            c2[0] += s20, c2[1] += s21, c2[2] += s22, c2[3] += s23;
+            c3[0] += s30, c3[1] += s31, c3[2] += s32, c3[3] += s33;
+        }
+    }
+}
+
+nst_status wct_stats_compute(wct_stats *s, const float *f, int C, size_t N, nst_error *err) {
+    memset(s, 0, sizeof *s);
+    if (C < 1 || N < 1) return nst_fail(err, NST_ERR_ARG, "feature statistics of an empty map (%d x %zu)", C, N);
+    int P = (C + 3) / 4 * 4;
+    double *mem = malloc(((size_t)2 * C + (size_t)C * C) * sizeof *mem);
+    double *cov = calloc((size_t)P * P, sizeof *cov), *X = malloc((size_t)P * CHUNK * sizeof *X);
+    if (!mem || !cov || !X) {
+        free(mem), free(cov), free(X);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the feature covariance (%d channels)", C);
+    }
+    s->C = C, s->n = N, s->mean = mem, s->val = mem + C, s->vec = mem + 2 * C;
+    channel_stats(s->mean, NULL, f, C, N);
+    memset(X, 0, (size_t)P * CHUNK * sizeof *X); /* the padding rows stay zero */
+    for (size_t n0 = 0; n0 < N; n0 += CHUNK) {
+        int L = N - n0 < CHUNK ? (int)(N - n0) : CHUNK;
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++)
+            for (int n = 0; n < L; n++) X[(size_t)c * CHUNK + n] = (double)f[(size_t)c * N + n0 + n] - s->mean[c];
+        covariance_accumulate(cov, X, P, CHUNK, L);
+    }
+    free(X);
+    double div = N > 1 ? (double)(N - 1) : 1.0;
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) s->vec[(size_t)i * C + j] = s->vec[(size_t)j * C + i] = cov[(size_t)i * P + j] / div;
+    free(cov);
+
+    /* the workspace query, then the decomposition (in place: vec's columns in Fortran's
+     * order are its rows in ours) */
+    int n = C, lwork = -1, liwork = -1, info = 0, iq = 0;
+    double wq = 0.0;
+    dsyevd_("V", "U", &n, s->vec, &n, s->val, &wq, &lwork, &iq, &liwork, &info, 1, 1);
+    lwork = (int)wq + 1, liwork = iq + 1;
+    double *work = info == 0 ? malloc((size_t)lwork * sizeof *work) : NULL;
+    int *iwork = work ? malloc((size_t)liwork * sizeof *iwork) : NULL;
+    if (!iwork) {
+        free(work);
+        wct_stats_free(s);
+        return info ? nst_fail(err, NST_ERR_ARG, "LAPACK dsyevd refused %d channels (info %d)", C, info)
+                    : nst_fail(err, NST_ERR_NOMEM, "out of memory for the eigendecomposition (%d channels)", C);
+    }
+    dsyevd_("V", "U", &n, s->vec, &n, s->val, work, &lwork, iwork, &liwork, &info, 1, 1);
+    free(work);
+    free(iwork);
+    if (info != 0) {
+        wct_stats_free(s);
+        return nst_fail(err, NST_ERR_ARG, "the feature covariance (%d channels) did not decompose (LAPACK info %d)", C, info);
+    }
+    double floor = WCT_EIG_FLOOR * (s->val[C - 1] > 0.0 ? s->val[C - 1] : 0.0);
+    for (int j = 0; j < C; j++) s->rank += s->val[j] > floor && s->val[j] > 0.0;
+    return NST_OK;
+}
+
+void wct_stats_free(wct_stats *s) {
+    free(s->mean);
+    memset(s, 0, sizeof *s);
+}
+
+/* M (C,C) = A^T B and M = A B, A and B (C,C), in double: rows of M in parallel, the inner
+ * loop along rows of B */
+static void matmul_tn(double *M, const double *A, const double *B, int C) {
+#pragma omp parallel for schedule(static)
+    for (int a = 0; a < C; a++) {
+        double *m = M + (size_t)a * C;
+        memset(m, 0, (size_t)C * sizeof *m);
+        for (int j = 0; j < C; j++) {
+            double t = A[(size_t)j * C + a];
+            const double *b = B + (size_t)j * C;
+#pragma omp simd
+            for (int k = 0; k < C; k++) m[k] += t * b[k];
+        }
+    }
+}
+
+static void matmul_nn(double *M, const double *A, const double *B, int C) {
+#pragma omp parallel for schedule(static)
+    for (int a = 0; a < C; a++) {
+        double *m = M + (size_t)a * C;
+        memset(m, 0, (size_t)C * sizeof *m);
+        for (int j = 0; j < C; j++) {
+            double t = A[(size_t)a * C + j];
+            const double *b = B + (size_t)j * C;
+#pragma omp simd
+            for (int k = 0; k < C; k++) m[k] += t * b[k];
+        }
+    }
+}
+
+/* M (C,C) = sum over kept eigenpairs of val^p v v^T (p = -1/2: whitening, 1/2:
+ * colouring); U: (C,C) doubles of scratch */
+static void eigen_power(double *M, const wct_stats *s, double p, double *U) {
+    int C = s->C;
+    double floor = WCT_EIG_FLOOR * s->val[C - 1];
+    for (int j = 0; j < C; j++) {
+        double d = s->val[j] > floor && s->val[j] > 0.0 ? pow(s->val[j], p) : 0.0;
+        for (int b = 0; b < C; b++) U[(size_t)j * C + b] = d * s->vec[(size_t)j * C + b];
+    }
+    matmul_tn(M, s->vec, U, C);
+}
+
+/* Td (C,C) = sum_k w_k K_k W_c and sd (C) = sum_k w_k m_k, in double; 0 if out of memory. */
+static int wct_matrices(double *Td, double *sd, const wct_stats *content, const wct_stats *const *styles,
+                        const float *w, int n) {
+    size_t CC = (size_t)content->C * content->C;
+    int C = content->C;
+    double *W = malloc(CC * sizeof *W), *K = calloc(CC, sizeof *K), *Kk = malloc(CC * sizeof *Kk),
+           *U = malloc(CC * sizeof *U);
+    int ok = W && K && Kk && U;
+    if (ok) {
+        eigen_power(W, content, -0.5, U);
+        memset(sd, 0, (size_t)C * sizeof *sd);
+        for (int k = 0; k < n; k++) {
+            eigen_power(Kk, styles[k], 0.5, U);
+            for (size_t i = 0; i < CC; i++) K[i] += w[k] * Kk[i];
+            for (int c = 0; c < C; c++) sd[c] += w[k] * styles[k]->mean[c];
+        }
+        matmul_nn(Td, K, W, C);
+    }
+    free(W), free(K), free(Kk), free(U);
+    return ok;
+}
+
+nst_status wct_transform_build(float *T, float *shift, const wct_stats *content, const wct_stats *const *styles,
+                               const float *w, int n, nst_error *err) {
+    int C = content->C;
+    for (int k = 0; k < n; k++)
+        if (styles[k]->C != C)
+            return nst_fail(err, NST_ERR_ARG, "a painting's features have %d channels, the photo's %d", styles[k]->C, C);
+    double *Td = malloc((size_t)C * C * sizeof *Td), *sd = malloc((size_t)C * sizeof *sd);
+    if (!Td || !sd || !wct_matrices(Td, sd, content, styles, w, n)) {
+        free(Td), free(sd);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the feature transform (%d channels)", C);
+    }
+    for (int a = 0; a < C; a++) {
+        double m = sd[a];
+        for (int b = 0; b < C; b++) m -= Td[(size_t)a * C + b] * content->mean[b];
+        shift[a] = (float)m;
+        for (int b = 0; b < C; b++) T[(size_t)a * C + b] = (float)Td[(size_t)a * C + b];
+    }
+    free(Td), free(sd);
+    return NST_OK;
+}
+
+enum { APPLY_CHUNK = 256 }; /* positions per block: (C, APPLY_CHUNK) of f stays in cache */
+
+void wct_transform_apply(float *out, const float *f, const float *T, const float *shift, int C, size_t N,
+                         float alpha) {
+    size_t nb = (N + APPLY_CHUNK - 1) / APPLY_CHUNK;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (size_t b = 0; b < nb; b++)
+        for (int a = 0; a < C; a++) {
+            size_t n0 = b * APPLY_CHUNK;
+            int L = N - n0 < APPLY_CHUNK ? (int)(N - n0) : APPLY_CHUNK;
+            float acc[APPLY_CHUNK];
+            for (int i = 0; i < L; i++) acc[i] = shift[a];
+            for (int k = 0; k < C; k++) {
+                float t = T[(size_t)a * C + k];
+                const float *x = f + (size_t)k * N + n0;
+#pragma omp simd
+                for (int i = 0; i < L; i++) acc[i] += t * x[i];
+            }
+            const float *x = f + (size_t)a * N + n0;
+            float *y = out + (size_t)a * N + n0;
+            for (int i = 0; i < L; i++) y[i] = alpha * acc[i] + (1.0f - alpha) * x[i];
+        }
+}
+
+void wct_forward_ref(double *out, const float *f, int C, size_t N, const wct_stats *content,
+                     const wct_stats *const *styles, const float *w, int n, float alpha) {
+    double *Td = malloc((size_t)C * C * sizeof *Td), *sd = malloc((size_t)C * sizeof *sd);
+    if (Td && sd && wct_matrices(Td, sd, content, styles, w, n)) {
+        for (int a = 0; a < C; a++)
+            for (size_t i = 0; i < N; i++) {
+                double y = sd[a];
+                for (int b = 0; b < C; b++) y += Td[(size_t)a * C + b] * ((double)f[(size_t)b * N + i] - content->mean[b]);
+                out[(size_t)a * N + i] = alpha * y + (1.0 - alpha) * f[(size_t)a * N + i];
+            }
+    }
+    free(Td), free(sd);
+}
+
+void adain_forward(float *out, const float *f, int C, size_t N, const double *mean_s, const double *std_s,
+                   const float *w, int n, float alpha) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *x = f + (size_t)c * N;
+        double s = 0.0, v = 0.0;
+        for (size_t i = 0; i < N; i++) s += x[i];
+        double m = s / (double)N;
+        for (size_t i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
+        double sd = sqrt(v / (double)N), ms = 0.0, ss = 0.0;
+        for (int k = 0; k < n; k++) ms += w[k] * mean_s[(size_t)k * C + c], ss += w[k] * std_s[(size_t)k * C + c];
+        double g = ss / (sd > 1e-12 ? sd : 1.0);
+        float a = (float)(alpha * g + (1.0 - alpha)), b = (float)(alpha * (ms - g * m));
+        float *y = out + (size_t)c * N;
+        for (size_t i = 0; i < N; i++) y[i] = a * x[i] + b;
+    }
+}
