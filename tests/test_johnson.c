@@ -3,6 +3,8 @@
  *     differences, on the reference convolutions;
  *   - the fast path against the reference, forward and backward;
  *   - a model saved and loaded gives bit-identical outputs; bad model files are refused;
+ *   - the decoders of universal style transfer (the same layers): backward, fast path,
+ *     file round trip;
  *   - a tiny training run lowers the loss by a stated margin, and a run stopped and
  *     resumed from its checkpoint ends with bit-identical parameters. */
 #include <unistd.h>
@@ -30,7 +32,7 @@ static double dotd(const float *a, const float *b, size_t n) {
 static double net_loss(stylenet *net, stylenet_acts *a, const float *R) {
     nst_error err;
     stylenet_forward(net, a, 1, &err);
-    return dotd(R, stylenet_output(net, a), (size_t)3 * a->H * a->W) / 255.0;
+    return dotd(R, stylenet_output(net, a), (size_t)3 * a->H_out * a->W_out) / 255.0;
 }
 
 typedef struct {
@@ -148,6 +150,88 @@ static void test_fast_vs_ref(void) {
     CHECK(memcmp(stylenet_output(&net, &a), stylenet_output(&net, &b), n * 4) == 0, "inference mode == training mode");
     stylenet_acts_free(&b);
     free(dout); free(dx_ref); free(dx); free(y_ref); free(g_ref);
+    stylenet_acts_free(&a);
+    stylenet_free(&net);
+}
+
+/* A decoder of universal style transfer (the same layers, another table): its backward
+ * against finite differences (its input: the features), the fast path against the
+ * reference, its output's size, a file round trip bit for bit, and each kind of file
+ * refused where the other is expected. */
+static void test_decoder(int level, int width, int relu, const char *dir) {
+    stylenet net;
+    stylenet_acts a;
+    nst_error err;
+    nst_rng r;
+    nst_rng_seed(&r, 11 + level);
+    CHECK(stylenet_build_decoder(&net, level, width, 1, &err) == NST_OK, "%s", err.msg);
+    stylenet_init_params(&net, &r, &err);
+    if (!relu)
+        for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0;
+    int H = 3, W = 2, f = 1 << (level - 1);
+    CHECK(stylenet_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
+    static const int vgg_channels[6] = {0, 64, 128, 256, 512, 512};
+    CHECK(a.C_in == vgg_channels[level] && a.H_out == f * H && a.W_out == f * W,
+          "level %d: input %d channels, output %dx%d", level, a.C_in, a.W_out, a.H_out);
+    size_t n_in = (size_t)a.C_in * H * W, n_out = (size_t)3 * a.H_out * a.W_out;
+    float *R = malloc(n_out * 4), *dout = malloc(n_out * 4), *dx = malloc(n_in * 4), *y_ref = malloc(n_out * 4);
+    float *g_ref = malloc(net.n_params * 4), *dx_ref = malloc(n_in * 4);
+    fill(a.input, n_in, 0.0f, 4.0f); /* post-ReLU features */
+    fill(R, n_out, -1.0f, 1.0f);
+    for (size_t i = 0; i < n_out; i++) dout[i] = R[i] / 255.0f;
+    net_loss(&net, &a, R);
+    memcpy(y_ref, stylenet_output(&net, &a), n_out * 4);
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(stylenet_backward(&net, &a, dout, dx_ref, 1, &err) == NST_OK, "%s", err.msg);
+    memcpy(g_ref, net.grads, net.n_params * 4);
+    fd_stats ps = {0}, xs = {0};
+    double gmax = 0;
+    for (size_t i = 0; i < net.n_params; i++) gmax = fmax(gmax, fabs(g_ref[i]));
+    CHECK(gmax > 1e-3, "decoder %d: no gradient to check (%g): dead ReLUs?", level, gmax);
+    for (size_t i = 0; i < net.n_params; i += 1 + net.n_params / 80) fd_check(&ps, &net, &a, R, &net.params[i], g_ref[i]);
+    for (size_t i = 0; i < n_in; i += 1 + n_in / 60) fd_check(&xs, &net, &a, R, &a.input[i], dx_ref[i]);
+    char what[64];
+    snprintf(what, sizeof what, "decoder %d (width %d) parameters", level, width);
+    fd_report(&ps, relu, what);
+    snprintf(what, sizeof what, "decoder %d (width %d) input", level, width);
+    fd_report(&xs, relu, what);
+    /* the fast path */
+    net_loss(&net, &a, R);
+    memcpy(y_ref, stylenet_output(&net, &a), n_out * 4);
+    CHECK(stylenet_forward(&net, &a, 0, &err) == NST_OK, "%s", err.msg);
+    double ey = rel_l2(stylenet_output(&net, &a), y_ref, n_out);
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(stylenet_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
+    double eg = rel_l2(net.grads, g_ref, net.n_params), ex = rel_l2(dx, dx_ref, n_in);
+    CHECK(ey < 1e-5 && eg < 1e-4 && ex < 1e-4, "decoder %d fast vs reference: output %.3g, grads %.3g, input %.3g", level,
+          ey, eg, ex);
+    /* a file round trip; the wrong kind refused, saying what the file is */
+    char path[512];
+    snprintf(path, sizeof path, "%s/decoder%d.nstm", dir, level);
+    nstm_model m = {0}, back = {0};
+    CHECK(stylenet_model_add(&m, &net, &err) == NST_OK && nstm_save(&m, path, &err) == NST_OK, "%s", err.msg);
+    stylenet net2, wrong;
+    CHECK(nstm_load(&back, path, NULL, &err) == NST_OK && stylenet_decoder_read(&net2, &back, path, 0, &err) == NST_OK,
+          "%s", err.msg);
+    CHECK(net2.kind == STYLENET_DECODER && net2.level == level && net2.width == width && net2.n_params == net.n_params &&
+              memcmp(net2.params, net.params, net.n_params * 4) == 0,
+          "decoder %d: the file round trip changed it", level);
+    CHECK(stylenet_model_read(&wrong, &back, path, 0, &err) == NST_ERR_FORMAT && strstr(err.msg, "a decoder"),
+          "a decoder read as a style network: %s", err.msg);
+    stylenet sn;
+    nstm_model ms = {0};
+    CHECK(stylenet_build(&sn, 2, 1, 0, &err) == NST_OK && stylenet_model_add(&ms, &sn, &err) == NST_OK, "%s", err.msg);
+    CHECK(stylenet_decoder_read(&wrong, &ms, "style.nstm", 0, &err) == NST_ERR_FORMAT && strstr(err.msg, "a style network"),
+          "a style network read as a decoder: %s", err.msg);
+    CHECK(stylenet_build_decoder(&wrong, 6, 8, 0, &err) == NST_ERR_ARG, "level 6 built");
+    stylenet_acts tiny;
+    CHECK(stylenet_acts_build(&tiny, &net2, 1, 4, 0, &err) == NST_ERR_ARG, "a 4x1 input accepted");
+    stylenet_free(&sn);
+    nstm_free(&ms);
+    stylenet_free(&net2);
+    nstm_free(&m);
+    nstm_free(&back);
+    free(R); free(dout); free(dx); free(y_ref); free(g_ref); free(dx_ref);
     stylenet_acts_free(&a);
     stylenet_free(&net);
 }
@@ -557,6 +641,7 @@ int main(void) {
     }
     char dir[] = "/tmp/nst_test_johnson_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    for (int level = 1; level <= 5; level++) test_decoder(level, 2, level <= 2, dir);
     test_training(vgg, dir);
     nst_vgg19_free(vgg);
     test_backends(); /* (last: it draws from the test's random numbers) */

@@ -15,7 +15,7 @@ typedef struct {
     const char *name; /* in a residual block: the suffix after "r<block>" */
     int c_in, c_out;  /* x w, or RGB */
     int k, stride;
-    int upsample, norm, relu, residual; /* as in stylenet_layer */
+    int upsample, norm, relu, sigmoid, residual; /* as in stylenet_layer */
 } layer_spec;
 
 /* the layers before the residual blocks, one block (repeated n_res times), the layers after */
@@ -31,8 +31,27 @@ static const layer_spec block[] = {
 static const layer_spec tail[] = {
     {.name = "u1", .c_in = 4, .c_out = 2, .k = 3, .stride = 1, .upsample = 1, .norm = 1, .relu = 1},
     {.name = "u2", .c_in = 2, .c_out = 1, .k = 3, .stride = 1, .upsample = 1, .norm = 1, .relu = 1},
-    {.name = "out", .c_in = 1, .c_out = RGB, .k = 9, .stride = 1}, /* bias, then 255 * sigmoid */
+    {.name = "out", .c_in = 1, .c_out = RGB, .k = 9, .stride = 1, .sigmoid = 1},
 };
+
+/* The decoders (stylenet.h): the full one, a level's entered at its d<level>_1 row */
+static const layer_spec decoder[] = {
+    {.name = "d5_1", .c_in = 8, .c_out = 8, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d4_4", .c_in = 8, .c_out = 8, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
+    {.name = "d4_3", .c_in = 8, .c_out = 8, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d4_2", .c_in = 8, .c_out = 8, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d4_1", .c_in = 8, .c_out = 4, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d3_4", .c_in = 4, .c_out = 4, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
+    {.name = "d3_3", .c_in = 4, .c_out = 4, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d3_2", .c_in = 4, .c_out = 4, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d3_1", .c_in = 4, .c_out = 2, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d2_2", .c_in = 2, .c_out = 2, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
+    {.name = "d2_1", .c_in = 2, .c_out = 1, .k = 3, .stride = 1, .relu = 1},
+    {.name = "d1_2", .c_in = 1, .c_out = 1, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
+    {.name = "d1_1", .c_in = 1, .c_out = RGB, .k = 3, .stride = 1},
+};
+static const int decoder_entry[6] = {0, 12, 10, 8, 4, 0};       /* level -> its first row */
+static const int vgg_channels[6] = {0, 64, 128, 256, 512, 512}; /* relu<level>_1's */
 
 static int channels(int mult, int w) { return mult == RGB ? 3 : mult * w; }
 
@@ -52,6 +71,7 @@ static void add_layer(stylenet *net, const layer_spec *r, int w, int block_no) {
     L->upsample = r->upsample;
     L->norm = r->norm;
     L->relu = r->relu;
+    L->sigmoid = r->sigmoid;
     L->residual = r->residual;
 }
 
@@ -96,6 +116,40 @@ nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_er
     return stylenet_build_styles(net, width, n_res, 1, train, err);
 }
 
+/* The parameters of the layers added: one allocation each (and style 0 selected). */
+static nst_status allocate_params(stylenet *net, int train, nst_error *err) {
+    for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l], net->n_styles);
+    net->params = nst_calloc_array(net->n_params, sizeof(float));
+    if (train) net->grads = nst_calloc_array(net->n_params, sizeof(float));
+    if (!net->params || (train && !net->grads)) {
+        stylenet_free(net);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the network's parameters");
+    }
+    size_t off = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        stylenet_layer *L = &net->layer[l];
+        layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL, net->n_styles);
+        if (L->norm)
+            for (size_t c = 0; c < (size_t)net->n_styles * L->C_out; c++) L->gammas[c] = 1.0f;
+        off += layer_params(L, net->n_styles);
+    }
+    stylenet_select_style(net, 0);
+    return NST_OK;
+}
+
+nst_status stylenet_build_decoder(stylenet *net, int level, int width, int train, nst_error *err) {
+    memset(net, 0, sizeof *net);
+    if (level < 1 || level > 5) return nst_fail(err, NST_ERR_ARG, "decoder level %d is out of range (1..5)", level);
+    if (width < 1 || width > 64) return nst_fail(err, NST_ERR_ARG, "decoder width %d is out of range (1..64)", width);
+    net->kind = STYLENET_DECODER;
+    net->level = level;
+    net->width = width;
+    net->n_styles = 1;
+    for (int i = decoder_entry[level]; i < COUNT(decoder); i++) add_layer(net, &decoder[i], width, 0);
+    net->layer[0].C_in = vgg_channels[level]; /* the features it inverts */
+    return allocate_params(net, train, err);
+}
+
 nst_status stylenet_build_styles(stylenet *net, int width, int n_res, int n_styles, int train, nst_error *err) {
     memset(net, 0, sizeof *net);
     if (n_styles < 1 || n_styles > STYLENET_MAX_STYLES)
@@ -110,24 +164,7 @@ nst_status stylenet_build_styles(stylenet *net, int width, int n_res, int n_styl
     for (int r = 1; r <= n_res; r++)
         for (int i = 0; i < COUNT(block); i++) add_layer(net, &block[i], w, r);
     for (int i = 0; i < COUNT(tail); i++) add_layer(net, &tail[i], w, 0);
-
-    for (int l = 0; l < net->n_layers; l++) net->n_params += layer_params(&net->layer[l], n_styles);
-    net->params = nst_calloc_array(net->n_params, sizeof(float));
-    if (train) net->grads = nst_calloc_array(net->n_params, sizeof(float));
-    if (!net->params || (train && !net->grads)) {
-        stylenet_free(net);
-        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the style network's parameters");
-    }
-    size_t off = 0;
-    for (int l = 0; l < net->n_layers; l++) {
-        stylenet_layer *L = &net->layer[l];
-        layer_bind(L, net->params + off, net->grads ? net->grads + off : NULL, n_styles);
-        if (L->norm)
-            for (size_t c = 0; c < (size_t)n_styles * L->C_out; c++) L->gammas[c] = 1.0f;
-        off += layer_params(L, n_styles);
-    }
-    stylenet_select_style(net, 0);
-    return NST_OK;
+    return allocate_params(net, train, err);
 }
 
 nst_status stylenet_mix_styles(stylenet *dst, const stylenet *src, const float *w, nst_error *err) {
@@ -236,13 +273,16 @@ float *stylenet_tensor(const stylenet *net, int i, char name[64], int *ndim, int
 nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
                               nst_error *err) {
     memset(a, 0, sizeof *a);
-    if (H < 8 || W < 8 || H % 4 || W % 4)
+    if (net->kind == STYLENET_DECODER && (H < 2 || W < 2))
+        return nst_fail(err, NST_ERR_ARG, "decoder input %dx%d: sides must be at least 2", W, H);
+    if (net->kind == STYLENET_TRANSFORM && (H < 8 || W < 8 || H % 4 || W % 4))
         return nst_fail(err, NST_ERR_ARG, "style network input %dx%d: sides must be multiples of 4, at least 8", W, H);
     a->H = H;
     a->W = W;
+    a->C_in = net->layer[0].C_in;
     a->train = train;
     /* shapes, and the largest buffer of each kind */
-    size_t n_in = (size_t)3 * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in, total = n_in;
+    size_t n_in = (size_t)a->C_in * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in, total = n_in;
     int h = H, w = W;
     for (int l = 0; l < net->n_layers; l++) {
         const stylenet_layer *L = &net->layer[l];
@@ -266,6 +306,8 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
         h = a->Ho[l];
         w = a->Wo[l];
     }
+    a->H_out = h;
+    a->W_out = w;
     if (max_up > max_g) max_g = max_up;
     if (train) total += 3 * max_g + max_z + max_pad;
     else {
@@ -335,8 +377,12 @@ nst_status stylenet_forward(const stylenet *net, stylenet_acts *a, int use_ref, 
         if (L->norm) {
             instance_norm_forward(a->y[l], a->mean[l], a->rstd[l], a->z[l], L->gamma, L->beta, L->C_out, (int)N, L->relu);
             if (L->residual) add_forward(a->y[l], a->y[l], a->y[l - 2], L->C_out * N);
-        } else {
+        } else if (L->sigmoid) {
             sigmoid255_forward(a->y[l], a->z[l], L->C_out * N);
+        } else if (L->relu) {
+            relu_forward(a->y[l], a->z[l], L->C_out * N);
+        } else {
+            memcpy(a->y[l], a->z[l], L->C_out * N * sizeof(float));
         }
     }
     return NST_OK;
@@ -347,7 +393,7 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
     if (!a->train || !net->grads)
         return nst_fail(err, NST_ERR_ARG, "style network backward needs training buffers");
     float *g = a->g_a; /* d(loss)/d(output of layer l), then of its input */
-    memcpy(g, dout, (size_t)3 * a->H * a->W * sizeof(float));
+    memcpy(g, dout, (size_t)3 * a->H_out * a->W_out * sizeof(float));
     for (int l = net->n_layers - 1; l >= 0; l--) {
         stylenet_layer *L = &net->layer[l];
         size_t N = (size_t)a->Ho[l] * a->Wo[l];
@@ -356,8 +402,12 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
             if (L->residual) memcpy(a->g_skip, g, L->C_out * N * sizeof(float));
             instance_norm_backward(a->g_z, L->dgamma, L->dbeta, g, a->y[l], a->z[l], a->mean[l], a->rstd[l],
                                    L->gamma, L->C_out, (int)N, L->relu);
-        } else {
+        } else if (L->sigmoid) {
             sigmoid255_backward(a->g_z, g, a->y[l], L->C_out * N);
+        } else if (L->relu) {
+            relu_backward(a->g_z, g, a->y[l], L->C_out * N);
+        } else {
+            memcpy(a->g_z, g, L->C_out * N * sizeof(float));
         }
         if (use_ref) {
             conv2d_backward_weight_ref(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
@@ -381,6 +431,6 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
         if (l + 1 < net->n_layers && net->layer[l + 1].residual)
             add_forward(g, g, a->g_skip, (size_t)L->C_in * h * w); /* the block's skip path */
     }
-    if (dinput) memcpy(dinput, g, (size_t)3 * a->H * a->W * sizeof(float));
+    if (dinput) memcpy(dinput, g, (size_t)a->C_in * a->H * a->W * sizeof(float));
     return NST_OK;
 }
