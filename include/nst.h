@@ -547,6 +547,12 @@ typedef struct {
     nst_precision precision;     /* FP32 (the default), BF16 or AUTO on the CPU (the style network
                                     and the loss network); FP32 or TF32 on CUDA */
     nst_tuning tuning;           /* the style network's CPU kernels, CUDA's settings, tmp_dir */
+    /* 1..5: train instead the decoder of universal style transfer that inverts VGG19's
+     * relu<level>_1 (no painting; width: 64 is the full decoder): the loss is pixel_weight
+     * x the mean squared pixel error (0..255) + content_weight x the mean squared error of
+     * the reconstruction's relu<level>_1 features (tv_weight as above). CPU only. */
+    int decoder_level;
+    float pixel_weight;
 } nst_train_config;
 
 /* Fills cfg with the defaults (documented in the README). */

@@ -28,6 +28,22 @@ grep -q "^step 30/30" "$T/stderr" && ok || bad "no plain progress line: $(cat "$
 $NST info "$M" >"$T/info.txt" && grep -q "style network" "$T/info.txt" && grep -Eq "^  width +4$" "$T/info.txt" &&
     grep -Eq "^  steps +30$" "$T/info.txt" && grep -Eq "^  style +style_64.png$" "$T/info.txt" && ok || bad "info: $(cat "$T/info.txt")"
 
+# --- a decoder of universal style transfer: photos alone, its own losses, resumable ---
+D=$T/dec3.nstm
+expect 0 "the decoder of relu3_1" -- $NST train --decoder relu3_1 --data "$T/data" -o "$D" --size 32 --width 4 --batch 2 \
+    --holdout 1 --steps 6 --checkpoint-every 3 --lr 0.001 --log "$T/dec.csv"
+head -1 "$T/dec.csv" | grep -qx "step,elapsed_s,feature_loss,pixel_loss,tv_loss,total_loss" && ok || bad "decoder csv header"
+[ -s "$T/dec3_step000003.jpg" ] && ok || bad "no decoder preview: $(ls "$T")"
+expect 0 "resuming" -- $NST train --decoder relu3_1 --data "$T/data" -o "$D" --size 32 --width 4 --batch 2 \
+    --holdout 1 --steps 8 --lr 0.001 --resume "$D.ckpt"
+expect 1 "relu2_1, not width 4 of relu3_1|of relu2_1" -- $NST train --decoder relu2_1 --data "$T/data" -o "$T/dec2.nstm" \
+    --size 32 --width 4 --batch 2 --holdout 1 --steps 10 --resume "$D.ckpt"
+expect 2 "no --style" -- $NST train --decoder relu3_1 --style "$STYLE" --data "$T/data" -o "$T/decx.nstm"
+expect 2 "relu1_1, relu2_1" -- $NST train --decoder relu4_2 --data "$T/data" -o "$T/decx.nstm"
+expect 2 "multiples of 16" -- $NST train --decoder relu5_1 --size 72 --data "$T/data" -o "$T/decx.nstm"
+expect 1 "a decoder of universal style transfer, not a style network" -- $NST apply --model "$D" "$CONTENT" -o "$T/decx.png"
+[ ! -e "$T/decx.nstm" ] && [ ! -e "$T/decx.png" ] && ok || bad "a refused decoder command wrote a file"
+
 # --- one network for several paintings (conditional instance norm) ---
 S2=$T/style2.png
 $NST apply --model "$M" "$STYLE" -o "$S2" -q || bad "a second painting"

@@ -97,6 +97,7 @@ typedef struct {
     double elapsed_s;       /* in all runs */
     double start_elapsed_s; /* elapsed_s at start_step */
     double content_loss, style_loss, tv_loss, total_loss;
+    const char *content_name, *style_name; /* the first two losses' names (NULL: content, style) */
 } progress_info;
 
 /* A bar redrawn in place on a terminal, fitted to its width (and to a resize); plain

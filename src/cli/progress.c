@@ -88,13 +88,15 @@ static double rate_of(const progress_info *p) {
 
 void progress_update(progress_bar *pb, const progress_info *p) {
     double rate = rate_of(p);
+    const char *cname = p->content_name ? p->content_name : "content", *sname = p->style_name ? p->style_name : "style";
     char eta[32], el[32];
     format_time(eta, sizeof eta, rate > 0.0 ? (p->steps - p->step) / rate : -1.0);
     format_time(el, sizeof el, p->elapsed_s);
     if (!pb->tty) {
         if (p->step % pb->every == 0 || p->step == p->steps) {
-            fprintf(pb->out, "step %d/%d elapsed %s %.3f step/s ETA %s loss %.6g content %.6g style %.6g tv %.6g\n",
-                    p->step, p->steps, el, rate, eta, p->total_loss, p->content_loss, p->style_loss, p->tv_loss);
+            fprintf(pb->out, "step %d/%d elapsed %s %.3f step/s ETA %s loss %.6g %s %.6g %s %.6g tv %.6g\n",
+                    p->step, p->steps, el, rate, eta, p->total_loss, cname, p->content_loss, sname, p->style_loss,
+                    p->tv_loss);
             fflush(pb->out);
         }
         return;
@@ -105,8 +107,8 @@ void progress_update(progress_bar *pb, const progress_info *p) {
     int width = terminal_width(pb) - 1; /* the last column would wrap on some terminals */
     char counts[96], losses[160], line[512];
     snprintf(counts, sizeof counts, " %d/%d %.2f step/s ETA %s", p->step, p->steps, rate, eta);
-    snprintf(losses, sizeof losses, " loss %.4g (content %.3g style %.3g tv %.3g)", p->total_loss, p->content_loss,
-             p->style_loss, p->tv_loss);
+    snprintf(losses, sizeof losses, " loss %.4g (%s %.3g %s %.3g tv %.3g)", p->total_loss, cname, p->content_loss,
+             sname, p->style_loss, p->tv_loss);
     size_t lc = strlen(counts), ll = strlen(losses);
     if ((int)(lc + ll) + 12 > width) {
         snprintf(losses, sizeof losses, " loss %.4g", p->total_loss);

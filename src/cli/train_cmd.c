@@ -10,12 +10,18 @@
 enum {
     R_STYLE = OPT_FIRST_OWN, R_DATA, R_OUTPUT, R_STEPS, R_BATCH, R_SIZE, R_PHOTO_SIZE, R_STYLE_SIZE, R_WIDTH, R_RES_BLOCKS, R_LR,
     R_CONTENT_WEIGHT, R_CONTENT_LAYERS, R_STYLE_WEIGHT, R_STYLE_LAYERS, R_TV_WEIGHT, R_SEED, R_CHECKPOINT_EVERY,
-    R_CHECKPOINT, R_RESUME, R_HOLDOUT, R_LOG
+    R_CHECKPOINT, R_RESUME, R_HOLDOUT, R_LOG, R_DECODER, R_PIXEL_WEIGHT, R_FEATURE_WEIGHT
 };
 
 static const cli_opt TRAIN_OPTS[] = {
     {R_STYLE, "style", 0, "FILE|LIST|DIR", "the painting (any format nst reads); several (a,b,... or a\n"
                                            "folder of them): one network for all, a style each", 0},
+    {R_DECODER, "decoder", 0, "LAYER", "instead, the decoder of universal style transfer that inverts\n"
+                                       "VGG19's LAYER (relu1_1 .. relu5_1; nst apply --style uses\n"
+                                       "them): no painting; --width 64 is the full decoder (default 32),\n"
+                                       "--lr default 0.0001, --tv-weight default 0", 0},
+    {R_PIXEL_WEIGHT, "pixel-weight", 0, "X", "a decoder's pixel loss (mean squared, 0..255; default 1)", 0},
+    {R_FEATURE_WEIGHT, "feature-weight", 0, "X", "a decoder's feature loss at its LAYER (mean squared; default 1)", 0},
     {R_DATA, "data", 0, "DIR", "folder of training photos", 0},
     {R_OUTPUT, "output", 'o', "MODEL.nstm", "the model file; rewritten at every checkpoint", 0},
     {R_STEPS, "steps", 0, "N", "optimizer steps (default 2000)", 0},
@@ -71,6 +77,7 @@ typedef struct {
     int quiet;
     int warned;
     const char *summary; /* printed with the first step: a bad input before it stays one line */
+    int decoder;         /* its losses are feature, pixel (not content, style) */
 } train_state;
 
 static int on_train_progress(const nst_train_progress *p, void *user) {
@@ -92,7 +99,9 @@ static int on_train_progress(const nst_train_progress *p, void *user) {
         progress_info q = {.step = p->step, .steps = p->steps, .start_step = p->start_step,
                            .elapsed_s = p->elapsed_s, .start_elapsed_s = p->start_elapsed_s,
                            .content_loss = p->content_loss, .style_loss = p->style_loss, .tv_loss = p->tv_loss,
-                           .total_loss = p->total_loss};
+                           .total_loss = p->total_loss,
+                           .content_name = ts->decoder ? "feature" : NULL,
+                           .style_name = ts->decoder ? "pixel" : NULL};
         progress_update(&ts->bar, &q);
     }
     return stop_requested();
@@ -161,7 +170,9 @@ int cmd_train(int argc, char **argv) {
     const char *weights = NULL, *log_path = NULL;
     char **styles = NULL;
     int n_styles = 0;
-    int quiet = 0, rc = EXIT_USAGE;
+    int quiet = 0, rc = EXIT_USAGE, set_width = 0, set_lr = 0, set_tv = 0;
+    cfg.pixel_weight = 1.0f;
+    float feature_weight = 1.0f;
     input_set inputs = {0};
     if (!limits_init(&cfg.limits)) goto usage;
     tuning_init(&cfg.tuning);
@@ -213,6 +224,29 @@ int cmd_train(int argc, char **argv) {
         case R_WIDTH:
             if (!parse_int(a, v, 1, 256, &iv)) goto usage;
             cfg.width = (int)iv;
+            set_width = 1;
+            break;
+        case R_DECODER: {
+            int level = 0;
+            for (int k = 1; k <= 5; k++) {
+                char name[16];
+                snprintf(name, sizeof name, "relu%d_1", k);
+                if (strcmp(v, name) == 0) level = k;
+            }
+            if (!level) {
+                fprintf(stderr, "nst: %s %s: a decoder inverts relu1_1, relu2_1, relu3_1, relu4_1 or relu5_1\n", a, v);
+                goto usage;
+            }
+            cfg.decoder_level = level;
+            break;
+        }
+        case R_PIXEL_WEIGHT:
+            if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
+            cfg.pixel_weight = (float)fv;
+            break;
+        case R_FEATURE_WEIGHT:
+            if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
+            feature_weight = (float)fv;
             break;
         case R_RES_BLOCKS:
             if (!parse_int(a, v, 0, 8, &iv)) goto usage;
@@ -221,6 +255,7 @@ int cmd_train(int argc, char **argv) {
         case R_LR:
             if (!parse_float(a, v, 1e-12, 10.0, &fv)) goto usage;
             cfg.lr = (float)fv;
+            set_lr = 1;
             break;
         case R_CONTENT_WEIGHT:
             if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
@@ -233,6 +268,7 @@ int cmd_train(int argc, char **argv) {
         case R_TV_WEIGHT:
             if (!parse_float(a, v, 0.0, 1e30, &fv)) goto usage;
             cfg.tv_weight = (float)fv;
+            set_tv = 1;
             break;
         case R_CONTENT_LAYERS:
             if (!parse_layers(a, v, cfg.content_taps, &cfg.n_content_taps)) goto usage;
@@ -264,15 +300,37 @@ int cmd_train(int argc, char **argv) {
             break;
         }
     }
+    if (cfg.decoder_level) {
+        if (cfg.style_path) {
+            fprintf(stderr, "nst: --decoder trains on photos alone: no --style (any painting is given to nst apply --style)\n");
+            goto usage;
+        }
+        if (!set_width) cfg.width = 32;
+        if (cfg.width > 64) {
+            fprintf(stderr, "nst: --width %d: a decoder is at most 64 wide (VGG19's own channels)\n", cfg.width);
+            goto usage;
+        }
+        if (!set_lr) cfg.lr = 1e-4f;
+        if (!set_tv) cfg.tv_weight = 0.0f;
+        cfg.content_weight = feature_weight;
+        int m = 1 << (cfg.decoder_level - 1);
+        if (cfg.size % m || cfg.size < 4 * m) {
+            fprintf(stderr, "nst: --size %d: the decoder of relu%d_1 trains on multiples of %d, at least %d\n", cfg.size,
+                    cfg.decoder_level, m, 4 * m);
+            goto usage;
+        }
+    }
     if (cfg.style_path && !style_list(cfg.style_path, &styles, &n_styles)) goto usage;
     if (n_styles == 1) cfg.style_path = styles[0];
     if (n_styles > 1) {
         cfg.style_paths = (const char *const *)styles;
         cfg.n_styles = n_styles;
     }
-    if (!cfg.style_path || !cfg.data_dir || !cfg.output_path) {
+    if ((!cfg.style_path && !cfg.decoder_level) || !cfg.data_dir || !cfg.output_path) {
         fprintf(stderr, "nst: train needs %s (try nst train --help)\n",
-                !cfg.style_path ? "--style FILE" : !cfg.data_dir ? "--data DIR" : "-o MODEL.nstm");
+                !cfg.style_path && !cfg.decoder_level ? "--style FILE (or --decoder LAYER)"
+                : !cfg.data_dir                       ? "--data DIR"
+                                                      : "-o MODEL.nstm");
         goto usage;
     }
     if (cfg.n_content_taps + cfg.n_style_taps == 0) {
@@ -331,7 +389,8 @@ int cmd_train(int argc, char **argv) {
         char about[512] = "the CPU";
         if (dev == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
         char what[600];
-        if (n_styles > 1) snprintf(what, sizeof what, "%d paintings (%.200s, ...)", n_styles, styles[0]);
+        if (cfg.decoder_level) snprintf(what, sizeof what, "the decoder of relu%d_1", cfg.decoder_level);
+        else if (n_styles > 1) snprintf(what, sizeof what, "%d paintings (%.200s, ...)", n_styles, styles[0]);
         else snprintf(what, sizeof what, "%.590s", cfg.style_path);
         snprintf(summary, sizeof summary, "nst: train %s on %s -> %s: %d steps, batch %d, %d px, width %d; %d thread%s on %s%s%s%s",
                  what, cfg.data_dir, cfg.output_path, cfg.steps, cfg.batch, cfg.size, cfg.width,
@@ -349,9 +408,12 @@ int cmd_train(int argc, char **argv) {
             snprintf(err.msg, sizeof err.msg, "%s: cannot write the log", log_path);
             goto fail;
         }
-        if (!cfg.resume_path) fprintf(ts.log, "step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n");
+        if (!cfg.resume_path)
+            fprintf(ts.log, cfg.decoder_level ? "step,elapsed_s,feature_loss,pixel_loss,tv_loss,total_loss\n"
+                                              : "step,elapsed_s,content_loss,style_loss,tv_loss,total_loss\n");
     }
     ts.quiet = quiet;
+    ts.decoder = cfg.decoder_level != 0;
     ts.summary = summary;
     progress_init(&ts.bar, stderr, cfg.checkpoint_every > 0 ? cfg.checkpoint_every / 4 + 1 : (cfg.steps >= 20 ? cfg.steps / 20 : 1));
     stop_signals_install();

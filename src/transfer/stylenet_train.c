@@ -31,6 +31,7 @@
 #include "transfer/stylenet_train.h"
 #include "util/util.h"
 #include "transfer/stylenet_backend.h"
+#include "transfer/universal.h"
 
 /* ---- the trainer ---------------------------------------------------------------------- */
 
@@ -64,6 +65,12 @@ void nst_train_defaults(nst_train_config *cfg) {
 }
 
 int nst_train_depth(const nst_train_config *cfg) {
+    if (cfg->decoder_level >= 1 && cfg->decoder_level <= 5) {
+        char name[16];
+        snprintf(name, sizeof name, "relu%d_1", cfg->decoder_level);
+        nst_tap feature = {.layer = nst_layer_index(name), .weight = 1.0f};
+        return vgg19_taps_depth(&feature, 1, NULL, 0);
+    }
     return vgg19_taps_depth(cfg->content_taps, cfg->n_content_taps, cfg->style_taps, cfg->n_style_taps);
 }
 
@@ -85,6 +92,7 @@ struct stylenet_trainer {
     float *batch;      /* (B,3,S,S) photos, 0..1 */
     float *dy;         /* (3,S,S) d(loss)/d(network output) */
     float *vgrad;      /* (3,S,S) d(loss)/d(VGG input) */
+    float *x255;       /* a decoder's: (3,S,S) the photo, 0..255 (the pixel loss's target) */
     int step;          /* steps completed */
     double elapsed_s;  /* training time of all runs up to the last step (seconds) */
     double content_loss, style_loss, tv_loss; /* weighted, mean over the last batch */
@@ -155,6 +163,7 @@ void stylenet_trainer_free(stylenet_trainer *t) {
     free(t->batch);
     free(t->dy);
     free(t->vgrad);
+    free(t->x255);
     free(t);
 }
 
@@ -168,6 +177,16 @@ static nst_status check_train_config(const nst_train_config *cfg, const nst_vgg1
     if (cfg->style_size < 16 || cfg->style_size > 8192)
         return nst_fail(err, NST_ERR_ARG, "style size %d is out of range (16..8192)", cfg->style_size);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr)) return nst_fail(err, NST_ERR_ARG, "learning rate must be > 0");
+    if (cfg->decoder_level) {
+        if (cfg->decoder_level < 1 || cfg->decoder_level > 5)
+            return nst_fail(err, NST_ERR_ARG, "decoder level %d is out of range (1..5)", cfg->decoder_level);
+        if (cfg->size % (1 << (cfg->decoder_level - 1)) || cfg->size < 4 << cfg->decoder_level)
+            return nst_fail(err, NST_ERR_ARG, "the decoder of relu%d_1 trains on sizes that are multiples of %d, at least %d",
+                            cfg->decoder_level, 1 << (cfg->decoder_level - 1), 4 << cfg->decoder_level);
+        if (!(cfg->pixel_weight >= 0.0f) || !(cfg->content_weight >= 0.0f) || !(cfg->pixel_weight + cfg->content_weight > 0.0f))
+            return nst_fail(err, NST_ERR_ARG, "the decoder's pixel and feature weights must be >= 0, not both 0");
+        return NST_OK;
+    }
     if (cfg->style_paths && (cfg->n_styles < 1 || cfg->n_styles > STYLENET_MAX_STYLES))
         return nst_fail(err, NST_ERR_ARG, "%d styles is out of range (1..%d)", cfg->n_styles, STYLENET_MAX_STYLES);
     for (int k = 0; k < config_styles(cfg); k++)
@@ -184,6 +203,8 @@ static nst_status trainer_use_device(stylenet_trainer *t, nst_error *err) {
     if (s) return s;
     if (t->n_styles > 1 && dev != NST_DEVICE_CPU)
         return nst_fail(err, NST_ERR_ARG, "a network of %d styles trains on the CPU only (--device cpu)", t->n_styles);
+    if (t->cfg->decoder_level && dev != NST_DEVICE_CPU)
+        return nst_fail(err, NST_ERR_ARG, "decoders train on the CPU only (--device cpu)");
     const float *A[NST_NUM_LAYERS];
     for (int l = 0; l < NST_NUM_LAYERS; l++) A[l] = t->targets.layer[l].A;
     stylenet_train_setup setup = {.cfg = t->cfg,
@@ -214,8 +235,23 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
     if (!t) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     t->cfg = cfg;
     t->vgg = vgg;
-    perceptual_plan_init(&t->plan, cfg->content_taps, cfg->n_content_taps, cfg->content_weight, cfg->style_taps,
-                         cfg->n_style_taps, cfg->style_weight, NST_GRAM_NORMALIZED, cfg->tv_weight);
+    int level = cfg->decoder_level;
+    if (level) { /* the feature loss: the content term at relu<level>_1 */
+        char name[16];
+        snprintf(name, sizeof name, "relu%d_1", level);
+        nst_tap feature = {.layer = nst_layer_index(name), .weight = 1.0f};
+        perceptual_plan_init(&t->plan, &feature, 1, cfg->content_weight, NULL, 0, 0.0f, NST_GRAM_NORMALIZED,
+                             cfg->tv_weight);
+        if (t->plan.depth > vgg->depth) {
+            s = nst_fail(err, NST_ERR_ARG, "the loss network has %d layers; the decoder of %s needs %d", vgg->depth, name,
+                         t->plan.depth);
+            free(t);
+            return s;
+        }
+    } else {
+        perceptual_plan_init(&t->plan, cfg->content_taps, cfg->n_content_taps, cfg->content_weight, cfg->style_taps,
+                             cfg->n_style_taps, cfg->style_weight, NST_GRAM_NORMALIZED, cfg->tv_weight);
+    }
     t->targets.tier = vgg->tier; /* the network's kernels, for the Grams too */
 
     int S = cfg->size;
@@ -226,8 +262,8 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
     /* bf16: the loss network's packs for this run (the network is loaded once, in fp32) */
     if ((s = vgg19_packs_build(&t->vpacks, vgg, t->plan.depth, &cfg->tuning, dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32, err)))
         goto fail;
-    t->n_styles = config_styles(cfg);
-    for (int k = 0; k < t->n_styles && !s; k++) s = style_targets(t, k, err);
+    t->n_styles = level ? 1 : config_styles(cfg);
+    for (int k = 0; k < t->n_styles && !level && !s; k++) s = style_targets(t, k, err);
     if (s) goto fail;
     style_use(t, 0);
     unsigned char keep[NST_NUM_LAYERS] = {0};
@@ -236,18 +272,25 @@ nst_status stylenet_trainer_build(stylenet_trainer **out, const nst_train_config
     vgg19_acts_fuse_relus(&t->vacts); /* the losses read kept convs only */
     t->vacts.packs = t->vpacks;
     if ((s = perceptual_cpu_content_alloc(&t->targets, &t->plan, &t->vacts, err))) goto fail;
-    if ((s = stylenet_build_styles(&t->net, cfg->width, cfg->n_res, t->n_styles, 1, err))) goto fail;
+    if (level) s = stylenet_build_decoder(&t->net, level, cfg->width, 1, err);
+    else s = stylenet_build_styles(&t->net, cfg->width, cfg->n_res, t->n_styles, 1, err);
+    if (s) goto fail;
     t->net.tuning = cfg->tuning; /* the CPU kernels of its packs */
     t->net.precision = dev == NST_DEVICE_CPU ? t->precision : NST_PRECISION_FP32;
     nst_rng rng;
     nst_rng_seed(&rng, cfg->seed);
     if ((s = stylenet_init_params(&t->net, &rng, err))) goto fail;
-    if ((s = stylenet_acts_build(&t->acts, &t->net, S, S, 1, err))) goto fail;
+    int fs = level ? S >> (level - 1) : S; /* a decoder's input: the features' size */
+    if ((s = stylenet_acts_build(&t->acts, &t->net, fs, fs, 1, err))) goto fail;
     if ((s = adam_build(&t->adam, t->net.n_params, cfg->lr, err))) goto fail;
     t->batch = nst_alloc_array((size_t)cfg->batch * n, sizeof(float));
     t->dy = nst_alloc_array(n, sizeof(float));
     t->vgrad = nst_alloc_array(n, sizeof(float));
-    if (!t->batch || !t->dy || !t->vgrad) { s = nst_fail(err, NST_ERR_NOMEM, "out of memory"); goto fail; }
+    if (level) t->x255 = nst_alloc_array(n, sizeof(float));
+    if (!t->batch || !t->dy || !t->vgrad || (level && !t->x255)) {
+        s = nst_fail(err, NST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if ((s = trainer_use_device(t, err))) goto fail;
     *out = t;
     return NST_OK;
@@ -273,9 +316,53 @@ static void tap_backward(void *ctx, const vgg19_acts *a, int l, float *g) {
     perceptual_cpu_backward(&t->targets, &t->plan, a, l, g, inv_b);
 }
 
+/* A decoder's loss on one photo x: F = VGG(x) at relu<level>_1 (the decoder's input and
+ * the feature target), y = decoder(F), loss = pixel_weight mean((y - 255 x)^2) +
+ * content_weight mean((VGG(y) - F)^2) at that layer (+ TV). Reported as content: the
+ * feature term, style: the pixel term. */
+static nst_status decoder_image_loss(stylenet_trainer *t, const float *photo, int backward, nst_error *err) {
+    const nst_train_config *cfg = t->cfg;
+    int S = cfg->size;
+    size_t hw = (size_t)S * S, n = 3 * hw;
+    vgg19_acts *va = &t->vacts;
+    perceptual_plan *p = &t->plan;
+    for (size_t i = 0; i < n; i++) t->x255[i] = photo[i] * 255.0f;
+    vgg19_preprocess_planes(va->input, t->x255, hw);
+    const float *F = NULL;
+    for (int l = 0; l < p->content_depth; l++) {
+        vgg19_forward_layer(t->vgg, va, l);
+        if (p->layer[l].content) {
+            perceptual_cpu_content_set(&t->targets, va, l);
+            F = t->targets.layer[l].P;
+        }
+    }
+    memcpy(t->acts.input, F, (size_t)t->acts.C_in * t->acts.H * t->acts.W * sizeof(float));
+    nst_status s = stylenet_forward(&t->net, &t->acts, 0, err);
+    if (s) return s;
+    const float *y = stylenet_output(&t->net, &t->acts);
+    vgg19_preprocess_planes(va->input, y, hw);
+    for (int l = 0; l < p->depth; l++) {
+        vgg19_forward_layer(t->vgg, va, l);
+        if (p->tap[l]) perceptual_cpu_forward(&t->targets, p, va, l);
+    }
+    p->tv_value = cfg->tv_weight > 0.0f ? tv_loss_forward(y, 3, S, S) : 0.0;
+    perceptual_finish(p);
+    double pixel = cfg->pixel_weight * content_loss_forward(y, t->x255, n);
+    t->content_loss += p->content_loss / cfg->batch;
+    t->style_loss += pixel / cfg->batch;
+    t->tv_loss += p->tv_loss / cfg->batch;
+    if (!backward) return NST_OK;
+    vgg19_backward(t->vgg, va, p->tap, tap_backward, t, t->vgrad, 0);
+    for (int c = 0; c < 3; c++) memcpy(t->dy + (2 - c) * hw, t->vgrad + c * hw, hw * sizeof(float));
+    content_loss_backward(t->dy, y, t->x255, n, cfg->pixel_weight / cfg->batch);
+    if (cfg->tv_weight > 0.0f) tv_loss_backward(t->dy, y, 3, S, S, cfg->tv_weight / cfg->batch);
+    return stylenet_backward(&t->net, &t->acts, t->dy, NULL, 0, err);
+}
+
 nst_status stylenet_trainer_image_loss(stylenet_trainer *t, const float *photo, int backward, nst_error *err) {
     nst_status s0 = trainer_sync(t, err); /* (evaluation after GPU steps runs on the CPU) */
     if (s0) return s0;
+    if (t->cfg->decoder_level) return decoder_image_loss(t, photo, backward, err);
     const nst_train_config *cfg = t->cfg;
     int S = cfg->size;
     size_t hw = (size_t)S * S, n = 3 * hw;
@@ -451,6 +538,20 @@ static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst
     const nst_train_config *cfg = t->cfg;
     char buf[1024];
     nst_status s = stylenet_model_add(m, &t->net, err);
+    if (cfg->decoder_level) {
+        if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
+        snprintf(buf, sizeof buf, "%d", t->step);
+        if (!s) s = nstm_add_string(m, "steps", buf, err);
+        snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
+        if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
+        snprintf(buf, sizeof buf, "relu%d_1", cfg->decoder_level);
+        if (!s) s = nstm_add_string(m, "decodes", buf, err);
+        snprintf(buf, sizeof buf, "batch %d, size %d, lr %g, pixel weight %g, feature weight %g, tv weight %g, seed %llu",
+                 cfg->batch, cfg->size, cfg->lr, cfg->pixel_weight, cfg->content_weight, cfg->tv_weight,
+                 (unsigned long long)cfg->seed);
+        if (!s) s = nstm_add_string(m, "training", buf, err);
+        return s;
+    }
     if (t->n_styles > 1) { /* "styles": the paintings' names, in the order of the norms' rows */
         char names[4096] = "", files[4096] = "";
         for (int k = 0; k < t->n_styles; k++) {
@@ -530,7 +631,14 @@ static nst_status load_checkpoint(stylenet_trainer *t, nst_dataset *data, const 
         s = nst_fail(err, NST_ERR_FORMAT, "%s: a model file, not a training checkpoint (use the .ckpt file)", path);
         goto done;
     }
-    if ((s = stylenet_model_read(&saved, &m, path, 0, err))) goto done;
+    if ((s = t->net.kind == STYLENET_DECODER ? stylenet_decoder_read(&saved, &m, path, 0, err)
+                                             : stylenet_model_read(&saved, &m, path, 0, err)))
+        goto done;
+    if (t->net.kind == STYLENET_DECODER && (saved.level != t->net.level || saved.width != t->net.width)) {
+        s = nst_fail(err, NST_ERR_ARG, "%s: the checkpoint is of a width %d decoder of relu%d_1, not width %d of relu%d_1",
+                     path, saved.width, saved.level, t->net.width, t->net.level);
+        goto done;
+    }
     if (saved.width != t->net.width || saved.n_res != t->net.n_res) {
         s = nst_fail(err, NST_ERR_ARG, "%s: the checkpoint is of a width %d network with %d residual blocks, not %d and %d",
                      path, saved.width, saved.n_res, t->net.width, t->net.n_res);
@@ -597,12 +705,16 @@ static nst_status save_preview(stylenet_trainer *t, const nst_dataset *data, con
         img = small;
     }
     /* on the CPU whatever the device (the host's packed weights are current); of several
-     * styles, the first */
+     * styles, the first; a decoder: the photo reconstructed */
     stylenet_select_style(&t->net, 0);
     stylenet_runner *r = NULL;
-    s = stylenet_cpu_backend.create(&r, &t->net, NST_PRECISION_FP32, err);
-    if (!s) s = stylenet_apply_image(r, &img, &out, err);
-    if (r) r->ops->free(r);
+    if (t->net.kind == STYLENET_DECODER) {
+        s = universal_reconstruct(t->vgg, t->vpacks, &t->net, &img, &out, err);
+    } else {
+        s = stylenet_cpu_backend.create(&r, &t->net, NST_PRECISION_FP32, err);
+        if (!s) s = stylenet_apply_image(r, &img, &out, err);
+        if (r) r->ops->free(r);
+    }
     if (!s) s = nst_image_save(&out, path, err);
 done:
     nst_image_free(&img);
@@ -644,7 +756,7 @@ nst_status nst_train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_
 
 static nst_status train_run(const nst_train_config *cfg, const nst_vgg19 *vgg, nst_train_progress_fn progress,
                          void *user, nst_error *err) {
-    if (!cfg->style_path || !cfg->data_dir || !cfg->output_path)
+    if ((!cfg->style_path && !cfg->decoder_level) || !cfg->data_dir || !cfg->output_path)
         return nst_fail(err, NST_ERR_ARG, "training needs a style image, a data folder and an output file");
     char ckpt[4096], preview[4200];
     if (snprintf(ckpt, sizeof ckpt, "%s", cfg->checkpoint_path ? cfg->checkpoint_path : cfg->output_path) >= (int)sizeof ckpt - 6)
