@@ -516,6 +516,36 @@ nst_status nst_style_net_set_mix(nst_style_net *net, const float *weights, nst_e
 /* The device nst_style_net_apply runs on: NST_DEVICE_CPU or NST_DEVICE_CUDA. */
 nst_device nst_style_net_device(const nst_style_net *net);
 
+/* ---- any painting in one pass: universal style transfer (Li et al. 2017) ------------ */
+
+/* The decoders (nst train --decoder) with the VGG19 they invert. The photo's features are
+ * whitened and coloured with the painting's (WCT) at each level a decoder is there for,
+ * relu5_1 down to relu1_1, or only at relu4_1 by AdaIN (Huang & Belongie 2017), and each
+ * level's image is decoded and re-encoded for the next. */
+typedef struct nst_universal nst_universal;
+typedef enum { NST_UNIVERSAL_WCT = 0, NST_UNIVERSAL_ADAIN = 1 } nst_universal_method;
+
+/* The folder of decoders a bare nst_universal_load finds: universal/ in the style folders
+ * of nst_style_dirs (the first that has relu1_1.nstm ... relu5_1.nstm, any of them). */
+#define NST_DECODERS_DIR "universal"
+
+/* Loads the decoders relu1_1.nstm .. relu5_1.nstm found in dir (NULL: the first style
+ * folder's universal/ that has any). vgg: loaded to relu5_1's depth (nst_layer_index +
+ * 1) or deeper than the deepest decoder; borrowed. NST_ERR_IO when there is none. */
+nst_status nst_universal_load(nst_universal **u, const nst_vgg19 *vgg, const char *dir, const nst_limits *limits,
+                              nst_error *err);
+void nst_universal_free(nst_universal *u);
+/* The folder the decoders came from; which levels (bit k: relu<k>_1's decoder) it has. */
+const char *nst_universal_dir(const nst_universal *u);
+int nst_universal_levels(const nst_universal *u);
+/* The paintings and their mix (weights >= 0, not all 0; divided by their sum), encoded
+ * now, once, for every photo after. n: 1..16. AdaIN needs relu4_1's decoder. */
+nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,
+                                    nst_universal_method method, nst_error *err);
+/* photo -> out (the photo's size), at strength 0..1 (0: the photo through the decoders). */
+nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float strength, nst_image *out,
+                               nst_error *err);
+
 typedef struct {
     const char *style_path;      /* the painting */
     const char *const *style_paths; /* or, n_styles > 1 of them: one network for all (its

@@ -43,6 +43,31 @@ expect 2 "relu1_1, relu2_1" -- $NST train --decoder relu4_2 --data "$T/data" -o 
 expect 2 "multiples of 16" -- $NST train --decoder relu5_1 --size 72 --data "$T/data" -o "$T/decx.nstm"
 expect 1 "a decoder of universal style transfer, not a style network" -- $NST apply --model "$D" "$CONTENT" -o "$T/decx.png"
 [ ! -e "$T/decx.nstm" ] && [ ! -e "$T/decx.png" ] && ok || bad "a refused decoder command wrote a file"
+# any painting in one pass with that decoder (WCT at relu3_1)
+mkdir -p "$T/decoders"
+cp "$D" "$T/decoders/relu3_1.nstm"
+U=(--decoders "$T/decoders" --style-size 64)
+expect 0 "wrote" -- $NST apply --style "$STYLE" "${U[@]}" "$CONTENT" -o "$T/u1.png"
+[ "$(size_of "$T/u1.png")" = "$(size_of "$CONTENT")" ] && ok || bad "universal apply changed the size"
+$NST apply --style "$STYLE" "${U[@]}" "$CONTENT" -o "$T/u0.png" --strength 0 -q && ! cmp -s "$T/u0.png" "$T/u1.png" && ok ||
+    bad "--strength 0 gave the full style"
+$NST apply --style "$STYLE,$SHARED/images/style/udnie.jpg" --blend 1,1 "${U[@]}" "$CONTENT" -o "$T/u2.png" -q && [ -s "$T/u2.png" ] && ok ||
+    bad "a blend of two paintings"
+for want in 1x1 7x5 33x25; do
+    $NST apply --style "$STYLE" "${U[@]}" "$SHARED/images/content/tubingen.jpg" --size "${want%x*}" -o "$T/uodd.png" -q &&
+        [ "$(size_of "$T/uodd.png")" = "$want" ] && ok || bad "universal apply at $want: $(size_of "$T/uodd.png")"
+done
+expect 1 "AdaIN needs the decoder of relu4_1" -- $NST apply --style "$STYLE" --method adain "${U[@]}" "$CONTENT" -o "$T/ux.png"
+expect 1 "no decoders in it" -- $NST apply --style "$STYLE" --decoders "$T/data" "$CONTENT" -o "$T/ux.png"
+expect 2 "one or the other" -- $NST apply --style "$STYLE" --model "$D" "$CONTENT" -o "$T/ux.png"
+expect 2 "give their weights" -- $NST apply --style "$STYLE,$CONTENT" "${U[@]}" "$CONTENT" -o "$T/ux.png"
+expect 2 "go with --style" -- $NST apply --model "$D" --method adain "$CONTENT" -o "$T/ux.png"
+expect 2 "wct and adain" -- $NST apply --style "$STYLE" --method gatys "$CONTENT" -o "$T/ux.png"
+echo "not an image" >"$T/notapainting.png"
+expect 1 "notapainting.png" -- $NST apply --style "$T/notapainting.png" "${U[@]}" "$CONTENT" -o "$T/ux.png"
+cp "$STYLE" "$T/painting.png"
+expect 2 "replace" -- $NST apply --style "$T/painting.png" "${U[@]}" "$CONTENT" -o "$T/painting.png"
+cmp -s "$STYLE" "$T/painting.png" && [ ! -e "$T/ux.png" ] && ok || bad "a refused universal apply wrote a file"
 
 # --- one network for several paintings (conditional instance norm) ---
 S2=$T/style2.png

@@ -13,7 +13,10 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
-enum { A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_SHEET, A_LIST };
+enum {
+    A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_SHEET, A_LIST, A_STYLE,
+    A_METHOD, A_DECODERS, A_STYLE_SIZE
+};
 
 #define MAX_BLEND 64
 
@@ -22,6 +25,14 @@ static const cli_opt APPLY_OPTS[] = {
                                           "with nst (nst apply --list shows them: a style inside a\n"
                                           "file of several too); of a file of several styles,\n"
                                           "FILE.nstm:NAME, or A,B,... with --blend", 0},
+    {A_STYLE, "style", 's', "PAINTING[,...]", "instead of --model: any painting, in one pass (universal style\n"
+                                                 "transfer with the decoders nst train --decoder makes); several\n"
+                                                 "with --blend", 0},
+    {A_METHOD, "method", 0, "wct|adain", "with --style: WCT at every level a decoder is there for\n"
+                                         "(default), or AdaIN at relu4_1 only (faster, plainer)", 0},
+    {A_DECODERS, "decoders", 0, "DIR", "with --style: the decoders' folder (relu1_1.nstm ..\n"
+                                       "relu5_1.nstm; default: models/" NST_DECODERS_DIR "/)", 0},
+    {A_STYLE_SIZE, "style-size", 0, "N", "with --style: the painting's longer side, in px (default 512)", 0},
     {A_BLEND, "blend", 0, "W,W,...", "weights of the styles named in --model: their mix (of one\n"
                                       "network of several styles: its norms' scales and shifts)", 0},
     {A_OUTPUT, "output", 'o', "FILE", "the result (one photo): .png, .jpg, .webp or .tif; a folder\n"
@@ -41,6 +52,7 @@ static const cli_opt APPLY_OPTS[] = {
                                          "AVX512-BF16, else fp32 (on CUDA: fp32); fp32; bf16; on\n"
                                          "CUDA tf32 (TF32 tensor cores: faster, ~1e-3 relative)\n"
                                          "or fp16 (fp16 activations and tensor cores: fastest)", 0},
+    CLI_WEIGHTS_OPT,
     CLI_LIMIT_OPTS,
     {A_LIST, "list", 0, NULL, "list the styles that ship with nst", 0},
     {A_SHEET, "sheet", 0, NULL, "every style that ships, on one photo: a tile each, named,\n"
@@ -52,8 +64,9 @@ static const cli_opt APPLY_OPTS[] = {
 
 static const cli_cmd APPLY_CMD = {
     "apply",
-    "--model MODEL|NAME [-o FILE | --out-dir DIR] [options] FILE|DIR...",
-    "Stylises photos with a style network trained by nst train (one forward pass each).",
+    "--model MODEL|NAME | --style PAINTING [-o FILE | --out-dir DIR] [options] FILE|DIR...",
+    "Stylises photos with a style network trained by nst train (one forward pass each),\n"
+    "or with any painting (--style: universal style transfer, Li et al. 2017).",
     APPLY_OPTS,
     "Photos of the same name from different folders get distinct outputs (photo.jpg,\n"
     "photo_2.jpg, ...); an output that would replace an input stops the run before it starts.\n"
@@ -223,6 +236,41 @@ static void list_styles(const nst_limits *limits) {
     free(v);
 }
 
+/* --style: the VGG19, the decoders, the paintings (scaled to style_size) encoded once;
+ * 0 after printing the one-line error. */
+static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weights, const char *decoders,
+                          const char *const *paintings, int n, const float *blend, nst_universal_method method,
+                          int style_size, const nst_limits *limits, const nst_tuning *tuning, int quiet) {
+    nst_error err;
+    nst_image img[16] = {{0}};
+    const nst_image *ptr[16];
+    int ok = 0;
+    double t0 = omp_get_wtime();
+    if (nst_vgg19_load_tuned(vgg, weights, nst_layer_index("relu5_1") + 1, tuning, &err) != NST_OK) goto fail;
+    if (nst_universal_load(uni, *vgg, decoders, limits, &err) != NST_OK) goto fail;
+    for (int k = 0; k < n; k++) {
+        nst_image raw = {0};
+        int w, h;
+        if (image_read(&raw, paintings[k], limits, &err) != NST_OK) goto fail;
+        nst_image_fit_size(raw.width, raw.height, style_size, &w, &h);
+        nst_status s = nst_image_resize(&img[k], &raw, w, h, &err);
+        nst_image_free(&raw);
+        if (s) goto fail;
+        ptr[k] = &img[k];
+    }
+    if (nst_universal_set_styles(*uni, ptr, blend, n, method, &err) != NST_OK) goto fail;
+    if (!quiet)
+        fprintf(stderr, "nst: %d painting%s encoded at %d px with the decoders of %s (%.2f s)\n", n, n == 1 ? "" : "s",
+                style_size, nst_universal_dir(*uni), omp_get_wtime() - t0);
+    ok = 1;
+    goto done;
+fail:
+    fprintf(stderr, "nst: %s\n", err.msg);
+done:
+    for (int k = 0; k < n; k++) nst_image_free(&img[k]);
+    return ok;
+}
+
 /* --sheet: every shipped style (each style of a file of several) on one photo, scaled
  * to size px, a tile each with its name under it, the photo first; into out. */
 static int make_sheet(const char *photo, const char *out, int size, const nst_limits *limits,
@@ -340,7 +388,13 @@ int cmd_apply(int argc, char **argv) {
     cli_args args;
     int pr = cli_parse(&APPLY_CMD, argc, argv, &args);
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
-    const char *model = NULL, *output = NULL, *out_dir = NULL;
+    const char *model = NULL, *output = NULL, *out_dir = NULL, *style = NULL, *decoders = NULL, *weights = NULL;
+    int style_size = 512;
+    nst_universal_method method = NST_UNIVERSAL_WCT;
+    nst_universal *uni = NULL;
+    nst_vgg19 *vgg = NULL;
+    char **paintings = NULL;
+    int n_paintings = 0;
     int quiet = 0, preserve = 0, size = 0, threads = 0;
     float strength = 1.0f, blend[MAX_BLEND];
     int n_blend = 0;
@@ -379,6 +433,21 @@ int cmd_apply(int argc, char **argv) {
             strength = (float)fv;
             break;
         case A_MODEL: model = v; break;
+        case A_STYLE: style = v; break;
+        case A_DECODERS: decoders = v; break;
+        case OPT_WEIGHTS: weights = v; break;
+        case A_METHOD:
+            if (strcmp(v, "wct") == 0) method = NST_UNIVERSAL_WCT;
+            else if (strcmp(v, "adain") == 0) method = NST_UNIVERSAL_ADAIN;
+            else {
+                fprintf(stderr, "nst: %s %s: the methods are wct and adain\n", a, v);
+                goto done;
+            }
+            break;
+        case A_STYLE_SIZE:
+            if (!parse_int(a, v, 16, 8192, &iv)) goto done;
+            style_size = (int)iv;
+            break;
         case A_OUTPUT: output = v; break;
         case A_OUT_DIR: out_dir = v; break;
         case A_SIZE:
@@ -427,16 +496,40 @@ int cmd_apply(int argc, char **argv) {
                                                                                                        : EXIT_FAIL;
         goto done;
     }
-    if (!model || args.n_positional == 0 || (!output && !out_dir) || (output && out_dir)) {
+    if (model && style) {
+        fprintf(stderr, "nst: --model and --style: one or the other (a trained network, or any painting)\n");
+        goto done;
+    }
+    if (!style && (decoders || cli_flag(&args, A_METHOD) || cli_flag(&args, A_STYLE_SIZE))) {
+        fprintf(stderr, "nst: --method, --decoders and --style-size go with --style PAINTING\n");
+        goto done;
+    }
+    if ((!model && !style) || args.n_positional == 0 || (!output && !out_dir) || (output && out_dir)) {
         fprintf(stderr, "nst: apply needs %s (try nst apply --help)\n",
-                !model ? "--model MODEL|NAME" : args.n_positional == 0 ? "one or more photos or folders"
+                !model && !style ? "--model MODEL|NAME or --style PAINTING" : args.n_positional == 0 ? "one or more photos or folders"
                 : output && out_dir ? "one of -o FILE or --out-dir DIR, not both" : "-o FILE or --out-dir DIR");
         goto done;
     }
 
+    /* --style A,B --blend WA,WB: the paintings and their weights */
+    if (style) {
+        if ((n_paintings = cli_split_list("--style", style, &paintings, 16)) < 0) goto done;
+        if (n_paintings > 1 && n_blend != n_paintings) {
+            fprintf(stderr, "nst: --style names %d paintings: give %s weights with --blend W,W,...\n", n_paintings,
+                    n_blend ? "as many" : "their");
+            goto done;
+        }
+        if (n_paintings == 1 && n_blend) {
+            fprintf(stderr, "nst: --blend needs several paintings in --style (A,B,...)\n");
+            goto done;
+        }
+        if (n_blend == 0) blend[0] = 1.0f;
+        for (int k = 0; k < n_paintings; k++)
+            if (!inputs_add(&inputs, paintings[k], "a style image")) { rc = EXIT_FAIL; goto done; }
+    }
     /* --model FILE:A,B,... --blend WA,WB,...: FILE:A is loaded, the weights go to the names */
-    const char *comma = strchr(model, ',');
-    if (comma || n_blend) {
+    const char *comma = model ? strchr(model, ',') : NULL;
+    if (model && (comma || n_blend)) {
         if (!comma || !n_blend) {
             fprintf(stderr, "nst: %s\n", comma ? "--model names several styles: give their weights with --blend W,W,..."
                                                 : "--blend needs several styles in --model (FILE.nstm:A,B,...)");
@@ -489,7 +582,10 @@ int cmd_apply(int argc, char **argv) {
 
     /* the model before the outputs: a mistyped style name is the likelier mistake */
     nst_error err;
-    if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
+    char mstem[256];
+    if (style) {
+        path_stem(paintings[0], mstem, sizeof mstem); /* (loaded once the outputs are checked) */
+    } else if (nst_style_net_load(&sn, model, &limits, &err) != NST_OK) {
         if (is_unknown_style(model)) {
             styles_unknown("--model", model);
             rc = EXIT_USAGE;
@@ -499,10 +595,9 @@ int cmd_apply(int argc, char **argv) {
         }
         goto done;
     }
-    if (!inputs_add(&inputs, nst_style_net_path(sn), "the model file")) { rc = EXIT_FAIL; goto done; }
+    if (sn && !inputs_add(&inputs, nst_style_net_path(sn), "the model file")) { rc = EXIT_FAIL; goto done; }
     if (model_items && !blend_styles(sn, model_items, n_model_items, blend, n_blend)) goto done;
-    char mstem[256];
-    path_stem(model, mstem, sizeof mstem);
+    if (model) path_stem(model, mstem, sizeof mstem);
 
     /* every output settled and checked before the first photo */
     if (output) {
@@ -552,6 +647,9 @@ int cmd_apply(int argc, char **argv) {
     rc = EXIT_FAIL;
     /* the nst command owns its process: apply's thread count is process-wide */
     if (threads > 0) omp_set_num_threads(threads);
+    if (style && !load_universal(&uni, &vgg, weights, decoders, (const char *const *)paintings, n_paintings, blend,
+                                 method, style_size, &limits, &tuning, quiet))
+        goto done;
     char prec_label[64] = "";
     {
         nst_device dev;
@@ -564,12 +662,16 @@ int cmd_apply(int argc, char **argv) {
             goto done;
         }
     }
-    if (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
-        nst_style_net_set_device(sn, device, precision, &err) != NST_OK) {
+    if (sn && (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
+               nst_style_net_set_device(sn, device, precision, &err) != NST_OK)) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }
-    if (!quiet && todo > 1) { /* a batch says what it will do; one photo says what it did */
+    if (!quiet && todo > 1 && uni) {
+        fprintf(stderr, "nst: %s (universal, %s, decoders of %d levels) on %d photos -> %s; %d thread%s\n", style,
+                method == NST_UNIVERSAL_ADAIN ? "AdaIN" : "WCT", __builtin_popcount(nst_universal_levels(uni)), todo,
+                output ? output : out_dir, threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s");
+    } else if (!quiet && todo > 1) { /* a batch says what it will do; one photo says what it did */
         const char *style = nst_style_net_meta(sn, "style");
         char about[512] = "the CPU";
         if (nst_style_net_device(sn) == NST_DEVICE_CUDA) nst_cuda_describe(about, sizeof about);
@@ -600,10 +702,10 @@ int cmd_apply(int argc, char **argv) {
             src = &scaled;
         }
         double t1 = omp_get_wtime();
-        if (!s) s = nst_style_net_apply(sn, src, &res, &err);
+        if (!s) s = uni ? nst_universal_apply(uni, src, strength, &res, &err) : nst_style_net_apply(sn, src, &res, &err);
         double t2 = omp_get_wtime();
         if (!s && preserve) s = nst_image_preserve_colors(&res, src, &err);
-        if (!s && strength < 1.0f) s = nst_image_mix(&res, src, strength, &err);
+        if (!s && !uni && strength < 1.0f) s = nst_image_mix(&res, src, strength, &err);
         if (!s && nst_image_copy_extras(&res, &img, &err) != NST_OK && !quiet)
             fprintf(stderr, "nst: warning: %s (written without the photo's alpha and profile)\n", err.msg);
         if (!s) s = image_write(&res, j->out, &save, &err);
@@ -626,6 +728,9 @@ int cmd_apply(int argc, char **argv) {
                 stop_requested() ? " (stopped by a signal)" : "");
 done:
     free(model_items);
+    free(paintings);
+    nst_universal_free(uni);
+    nst_vgg19_free(vgg);
     nst_style_net_free(sn);
     jobs_free(&jobs);
     inputs_free(&inputs);

@@ -1,8 +1,12 @@
 /* universal.c - universal style transfer: encoding, decoding, WCT level by level (see
  * universal.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "net/model_file.h"
 
 #include "transfer/universal.h"
 #include "util/util.h"
@@ -108,6 +112,14 @@ nst_status universal_style_compute(universal_style *st, const nst_vgg19 *vgg, co
         s = pad_to(&padded, painting, 1 << (k - 1), err);
         if (!s) s = universal_encode(vgg, packs, &padded, k, &F, &C, &h, &w, err);
         if (!s) s = wct_stats_compute(&st->level[k], F, C, (size_t)h * w, err);
+        if (!s && !(st->std[k] = malloc((size_t)C * sizeof(double))))
+            s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the painting's statistics");
+        if (!s) {
+            double *mean = malloc((size_t)C * sizeof *mean);
+            if (!mean) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the painting's statistics");
+            else channel_stats(mean, st->std[k], F, C, (size_t)h * w);
+            free(mean);
+        }
         free(F);
         nst_image_free(&padded);
     }
@@ -116,7 +128,42 @@ nst_status universal_style_compute(universal_style *st, const nst_vgg19 *vgg, co
 }
 
 void universal_style_free(universal_style *st) {
-    for (int k = 0; k < 6; k++) wct_stats_free(&st->level[k]);
+    for (int k = 0; k < 6; k++) {
+        wct_stats_free(&st->level[k]);
+        free(st->std[k]);
+        st->std[k] = NULL;
+    }
+}
+
+nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, const stylenet *dec4,
+                           const universal_style *const *styles, const float *w, int n, float alpha,
+                           const nst_image *img, nst_image *out, nst_error *err) {
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > 16) return nst_fail(err, NST_ERR_ARG, "%d paintings to blend (1..16)", n);
+    nst_image padded = {0};
+    float *F = NULL, *G = NULL;
+    int C, h, wd;
+    double mean[16 * 512], sd[16 * 512];
+    nst_status s = pad_to(&padded, img, 8, err);
+    if (!s) s = universal_encode(vgg, packs, &padded, 4, &F, &C, &h, &wd, err);
+    if (!s && C > 512) s = nst_fail(err, NST_ERR_ARG, "relu4_1 of %d channels", C);
+    for (int i = 0; i < n && !s; i++) {
+        if (styles[i]->level[4].C != C || !styles[i]->std[4])
+            s = nst_fail(err, NST_ERR_ARG, "painting %d has no relu4_1 statistics", i + 1);
+        else {
+            memcpy(mean + (size_t)i * C, styles[i]->level[4].mean, (size_t)C * sizeof(double));
+            memcpy(sd + (size_t)i * C, styles[i]->std[4], (size_t)C * sizeof(double));
+        }
+    }
+    if (!s && !(G = nst_alloc_array((size_t)C * h * wd, sizeof *G)))
+        s = nst_fail(err, NST_ERR_NOMEM, "out of memory for relu4_1's transform");
+    if (!s) {
+        adain_forward(G, F, C, (size_t)h * wd, mean, sd, w, n, alpha);
+        s = decode(dec4, G, h, wd, img->width, img->height, out, err);
+    }
+    free(F), free(G);
+    nst_image_free(&padded);
+    return s;
 }
 
 nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, const stylenet *const dec[6],
@@ -161,4 +208,136 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
     if (s) nst_image_free(&cur);
     else *out = cur;
     return s;
+}
+
+/* ---- the public interface (nst.h) ---------------------------------------------------- */
+
+struct nst_universal {
+    const nst_vgg19 *vgg;
+    stylenet dec[6];          /* [k]: relu<k>_1's decoder, where have & 1 << k */
+    int have;
+    char dir[NST_PATH_MAX];
+    universal_style style[16];
+    float w[16];
+    int n_styles;
+    nst_universal_method method;
+};
+
+/* The decoders in dir; 0 with none there (or an error, in err: the status). */
+static nst_status load_dir(nst_universal *u, const char *dir, const nst_limits *limits, nst_error *err) {
+    for (int k = 1; k <= 5; k++) {
+        char path[NST_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%.4000s/relu%d_1.nstm", dir, k);
+        if (access(path, F_OK) != 0) continue;
+        nstm_model m = {0};
+        nst_status s = nstm_load(&m, path, limits, err);
+        if (!s) s = stylenet_decoder_read(&u->dec[k], &m, path, 0, err);
+        nstm_free(&m);
+        if (s) return s;
+        if (u->dec[k].level != k)
+            return nst_fail(err, NST_ERR_FORMAT, "%s: a decoder of relu%d_1 under the name of relu%d_1", path,
+                            u->dec[k].level, k);
+        u->have |= 1 << k;
+    }
+    snprintf(u->dir, sizeof u->dir, "%s", dir);
+    return NST_OK;
+}
+
+nst_status nst_universal_load(nst_universal **out, const nst_vgg19 *vgg, const char *dir, const nst_limits *limits,
+                              nst_error *err) {
+    *out = NULL;
+    nst_universal *u = calloc(1, sizeof *u);
+    if (!u) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    u->vgg = vgg;
+    nst_status s = NST_OK;
+    if (dir) {
+        s = load_dir(u, dir, limits, err);
+        if (!s && !u->have)
+            s = nst_fail(err, NST_ERR_IO, "%s: no decoders in it (relu1_1.nstm .. relu5_1.nstm; nst train --decoder)", dir);
+    } else {
+        char dirs[4][NST_PATH_MAX];
+        int nd = nst_style_dirs(dirs, 4);
+        for (int i = 0; i < nd && !s && !u->have; i++) {
+            char d[NST_PATH_MAX + 16];
+            snprintf(d, sizeof d, "%.4000s/" NST_DECODERS_DIR, dirs[i]);
+            s = load_dir(u, d, limits, err);
+        }
+        if (!s && !u->have)
+            s = nst_fail(err, NST_ERR_IO, "no decoders for universal style transfer found (models/" NST_DECODERS_DIR
+                         "/relu<k>_1.nstm; train them with nst train --decoder, or give --decoders DIR)");
+    }
+    for (int k = 1; k <= 5 && !s; k++)
+        if (u->have & 1 << k) {
+            char name[16];
+            snprintf(name, sizeof name, "relu%d_1", k);
+            if (nst_layer_index(name) >= vgg->depth)
+                s = nst_fail(err, NST_ERR_ARG, "the VGG19 was loaded to %d layers; the decoder of %s needs %d", vgg->depth,
+                             name, nst_layer_index(name) + 1);
+        }
+    if (s) {
+        nst_universal_free(u);
+        return s;
+    }
+    *out = u;
+    return NST_OK;
+}
+
+void nst_universal_free(nst_universal *u) {
+    if (!u) return;
+    for (int k = 0; k < 6; k++) stylenet_free(&u->dec[k]);
+    for (int i = 0; i < 16; i++) universal_style_free(&u->style[i]);
+    free(u);
+}
+
+const char *nst_universal_dir(const nst_universal *u) { return u->dir; }
+int nst_universal_levels(const nst_universal *u) { return u->have; }
+
+/* the decoders a method runs: all (WCT), relu4_1's (AdaIN) */
+static void method_decoders(const nst_universal *u, nst_universal_method method, const stylenet *dec[6]) {
+    for (int k = 0; k < 6; k++)
+        dec[k] = u->have & 1 << k && (method == NST_UNIVERSAL_WCT || k == 4) ? &u->dec[k] : NULL;
+}
+
+nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,
+                                    nst_universal_method method, nst_error *err) {
+    if (n < 1 || n > 16) return nst_fail(err, NST_ERR_ARG, "%d paintings (1..16)", n);
+    if (method == NST_UNIVERSAL_ADAIN && !(u->have & 1 << 4))
+        return nst_fail(err, NST_ERR_ARG, "%s: AdaIN needs the decoder of relu4_1 (relu4_1.nstm)", u->dir);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (!(weights[i] >= 0.0f) || !isfinite(weights[i]))
+            return nst_fail(err, NST_ERR_ARG, "blend weight %d is %g: the weights must be >= 0", i + 1, weights[i]);
+        sum += weights[i];
+    }
+    if (!(sum > 0.0)) return nst_fail(err, NST_ERR_ARG, "the blend weights sum to 0");
+    for (int i = 0; i < 16; i++) universal_style_free(&u->style[i]);
+    u->n_styles = 0;
+    const stylenet *dec[6];
+    method_decoders(u, method, dec);
+    for (int i = 0; i < n; i++) {
+        nst_status s = universal_style_compute(&u->style[i], u->vgg, NULL, dec, paintings[i], err);
+        if (s) {
+            for (int j = 0; j < i; j++) universal_style_free(&u->style[j]);
+            return s;
+        }
+        u->w[i] = (float)(weights[i] / sum);
+    }
+    u->n_styles = n;
+    u->method = method;
+    return NST_OK;
+}
+
+nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float strength, nst_image *out,
+                               nst_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!u->n_styles) return nst_fail(err, NST_ERR_ARG, "no painting given (nst_universal_set_styles)");
+    if (!(strength >= 0.0f && strength <= 1.0f)) return nst_fail(err, NST_ERR_ARG, "strength %g is not in 0..1", strength);
+    if (photo->width < 1 || photo->height < 1) return nst_fail(err, NST_ERR_ARG, "an empty photo");
+    const universal_style *st[16];
+    for (int i = 0; i < u->n_styles; i++) st[i] = &u->style[i];
+    const stylenet *dec[6];
+    method_decoders(u, u->method, dec);
+    if (u->method == NST_UNIVERSAL_ADAIN)
+        return universal_adain(u->vgg, NULL, dec[4], st, u->w, u->n_styles, strength, photo, out, err);
+    return universal_stylize(u->vgg, NULL, dec, st, u->w, u->n_styles, strength, photo, out, err);
 }

@@ -27,11 +27,17 @@ nst_status universal_reconstruct(const nst_vgg19 *vgg, const conv3x3_packed *pac
 /* One painting's feature statistics at every level a decoder is given for. */
 typedef struct {
     wct_stats level[6]; /* [k]: relu<k>_1's (C 0 where not computed) */
+    double *std[6];     /* [k]: each channel's standard deviation (AdaIN), or NULL */
 } universal_style;
 
 nst_status universal_style_compute(universal_style *st, const nst_vgg19 *vgg, const conv3x3_packed *packs,
                                    const stylenet *const dec[6], const nst_image *painting, nst_error *err);
 void universal_style_free(universal_style *st);
+
+/* The AdaIN pass: img -> relu4_1 -> AdaIN with the mix -> dec[4] -> out. */
+nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, const stylenet *dec4,
+                           const universal_style *const *styles, const float *w, int n, float alpha,
+                           const nst_image *img, nst_image *out, nst_error *err);
 
 /* The WCT pass: for k = 5 .. 1 where dec[k] is given, img -> relu<k>_1 -> WCT with the
  * mix of n styles (weights w) at strength alpha -> dec[k] -> the next level's input.
