@@ -542,6 +542,9 @@ int nst_universal_levels(const nst_universal *u);
  * now, once, for every photo after. n: 1..16. AdaIN needs relu4_1's decoder. */
 nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,
                                     nst_universal_method method, nst_error *err);
+/* After nst_universal_set_styles: NULL, or what the caller should tell the user (a
+ * painting too small for a level's covariance). */
+const char *nst_universal_note(const nst_universal *u);
 /* photo -> out (the photo's size), at strength 0..1 (0: the photo through the decoders). */
 nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float strength, nst_image *out,
                                nst_error *err);

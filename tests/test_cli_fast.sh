@@ -57,6 +57,8 @@ for want in 1x1 7x5 33x25; do
     $NST apply --style "$STYLE" "${U[@]}" "$SHARED/images/content/tubingen.jpg" --size "${want%x*}" -o "$T/uodd.png" -q &&
         [ "$(size_of "$T/uodd.png")" = "$want" ] && ok || bad "universal apply at $want: $(size_of "$T/uodd.png")"
 done
+$NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" -o "$T/us.png" 2>"$T/stderr" &&
+    grep -q "small for relu3_1: 16 positions for 256 channels" "$T/stderr" && ok || bad "a tiny painting: $(cat "$T/stderr")"
 expect 1 "AdaIN needs the decoder of relu4_1" -- $NST apply --style "$STYLE" --method adain "${U[@]}" "$CONTENT" -o "$T/ux.png"
 expect 1 "no decoders in it" -- $NST apply --style "$STYLE" --decoders "$T/data" "$CONTENT" -o "$T/ux.png"
 expect 2 "one or the other" -- $NST apply --style "$STYLE" --model "$D" "$CONTENT" -o "$T/ux.png"

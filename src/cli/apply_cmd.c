@@ -259,6 +259,7 @@ static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weig
         ptr[k] = &img[k];
     }
     if (nst_universal_set_styles(*uni, ptr, blend, n, method, &err) != NST_OK) goto fail;
+    if (nst_universal_note(*uni) && !quiet) fprintf(stderr, "nst: note: %s\n", nst_universal_note(*uni));
     if (!quiet)
         fprintf(stderr, "nst: %d painting%s encoded at %d px with the decoders of %s (%.2f s)\n", n, n == 1 ? "" : "s",
                 style_size, nst_universal_dir(*uni), omp_get_wtime() - t0);

@@ -221,6 +221,7 @@ struct nst_universal {
     float w[16];
     int n_styles;
     nst_universal_method method;
+    char note[256]; /* nst_universal_note */
 };
 
 /* The decoders in dir; 0 with none there (or an error, in err: the status). */
@@ -290,6 +291,7 @@ void nst_universal_free(nst_universal *u) {
 }
 
 const char *nst_universal_dir(const nst_universal *u) { return u->dir; }
+const char *nst_universal_note(const nst_universal *u) { return u->note[0] ? u->note : NULL; }
 int nst_universal_levels(const nst_universal *u) { return u->have; }
 
 /* the decoders a method runs: all (WCT), relu4_1's (AdaIN) */
@@ -322,6 +324,19 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
         }
         u->w[i] = (float)(weights[i] / sum);
     }
+    /* a painting with fewer positions than channels at a level colours in fewer directions */
+    u->note[0] = '\0';
+    for (int i = 0; i < n && !u->note[0]; i++)
+        for (int k = 5; k >= 1; k--) {
+            const wct_stats *st = &u->style[i].level[k];
+            if (st->C && st->n <= (size_t)st->C) {
+                snprintf(u->note, sizeof u->note,
+                         "painting %d is small for relu%d_1: %zu positions for %d channels (its colouring keeps "
+                         "rank %d; a larger --style-size gives more)",
+                         i + 1, k, st->n, st->C, st->rank);
+                break;
+            }
+        }
     u->n_styles = n;
     u->method = method;
     return NST_OK;
