@@ -116,29 +116,15 @@ void wct_stats_free(wct_stats *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* M (C,C) = A^T B and M = A B, A and B (C,C), in double: rows of M in parallel, the inner
- * loop along rows of B */
-static void matmul_tn(double *M, const double *A, const double *B, int C) {
+/* M (C,C) = A^T B (ta = 1) or A B (ta = 0), A and B (C,C), in double: rows of M in
+ * parallel, the inner loop along rows of B */
+static void matmul(double *M, const double *A, int ta, const double *B, int C) {
 #pragma omp parallel for schedule(static)
     for (int a = 0; a < C; a++) {
         double *m = M + (size_t)a * C;
         memset(m, 0, (size_t)C * sizeof *m);
         for (int j = 0; j < C; j++) {
-            double t = A[(size_t)j * C + a];
-            const double *b = B + (size_t)j * C;
-#pragma omp simd
-            for (int k = 0; k < C; k++) m[k] += t * b[k];
-        }
-    }
-}
-
-static void matmul_nn(double *M, const double *A, const double *B, int C) {
-#pragma omp parallel for schedule(static)
-    for (int a = 0; a < C; a++) {
-        double *m = M + (size_t)a * C;
-        memset(m, 0, (size_t)C * sizeof *m);
-        for (int j = 0; j < C; j++) {
-            double t = A[(size_t)a * C + j];
+            double t = ta ? A[(size_t)j * C + a] : A[(size_t)a * C + j];
             const double *b = B + (size_t)j * C;
 #pragma omp simd
             for (int k = 0; k < C; k++) m[k] += t * b[k];
@@ -155,7 +141,7 @@ static void eigen_power(double *M, const wct_stats *s, double p, double *U) {
         double d = s->val[j] > floor && s->val[j] > 0.0 ? pow(s->val[j], p) : 0.0;
         for (int b = 0; b < C; b++) U[(size_t)j * C + b] = d * s->vec[(size_t)j * C + b];
     }
-    matmul_tn(M, s->vec, U, C);
+    matmul(M, s->vec, 1, U, C);
 }
 
 /* Td (C,C) = sum_k w_k K_k W_c and sd (C) = sum_k w_k m_k, in double; 0 if out of memory. */
@@ -174,7 +160,7 @@ static int wct_matrices(double *Td, double *sd, const wct_stats *content, const 
             for (size_t i = 0; i < CC; i++) K[i] += w[k] * Kk[i];
             for (int c = 0; c < C; c++) sd[c] += w[k] * styles[k]->mean[c];
         }
-        matmul_nn(Td, K, W, C);
+        matmul(Td, K, 0, W, C);
     }
     free(W), free(K), free(Kk), free(U);
     return ok;
