@@ -427,6 +427,12 @@ nst_status nst_image_preserve_colors(nst_image *stylized, const nst_image *origi
  * by pixel (strength in 0..1: 0 gives the original, 1 leaves stylized as it is). The
  * original is resampled to the stylized image's size if needed. */
 nst_status nst_image_mix(nst_image *stylized, const nst_image *original, float strength, nst_error *err);
+/* How close two images of one size are: PSNR in dB over the RGB values (0..255; +inf
+ * when identical), and SSIM (Wang et al. 2004) of their luma with the paper's 11-tap
+ * Gaussian window (sigma 1.5; renormalised at the borders), C1 = (0.01 x 255)^2,
+ * C2 = (0.03 x 255)^2, the map's mean (1 when identical). */
+nst_status nst_image_psnr(const nst_image *a, const nst_image *b, double *psnr, nst_error *err);
+nst_status nst_image_ssim(const nst_image *a, const nst_image *b, double *ssim, nst_error *err);
 
 /* Captions (a contact sheet's): text in a 5x7 pixel font (letters, upper case for both
  * cases; digits; - _ . : , ( ) and space; '?' for anything else), each pixel scale x

@@ -59,6 +59,11 @@ for want in 1x1 7x5 33x25; do
 done
 $NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" -o "$T/us.png" 2>"$T/stderr" &&
     grep -q "small for relu3_1: 16 positions for 256 channels" "$T/stderr" && ok || bad "a tiny painting: $(cat "$T/stderr")"
+# nst compare: an image against itself, a reconstruction, a size mismatch
+$NST compare "$CONTENT" "$CONTENT" "$T/u0.png" >"$T/cmp.txt" && grep -q "content_64.png psnr inf ssim 1.00000" "$T/cmp.txt" &&
+    grep -Eq "u0.png psnr [0-9.]+ ssim 0\.[0-9]+" "$T/cmp.txt" && ok || bad "compare: $(cat "$T/cmp.txt")"
+expect 1 "cannot be compared" -- $NST compare "$CONTENT" "$T/uodd.png"
+expect 2 "a reference and at least one image" -- $NST compare "$CONTENT"
 expect 1 "AdaIN needs the decoder of relu4_1" -- $NST apply --style "$STYLE" --method adain "${U[@]}" "$CONTENT" -o "$T/ux.png"
 expect 1 "no decoders in it" -- $NST apply --style "$STYLE" --decoders "$T/data" "$CONTENT" -o "$T/ux.png"
 expect 2 "one or the other" -- $NST apply --style "$STYLE" --model "$D" "$CONTENT" -o "$T/ux.png"

@@ -2419,6 +2419,66 @@ static void test_mix(void) {
     nst_image_free(&keep);
 }
 
+/* SSIM by its definition, in double, the 2-D window summed directly (the reference for
+ * nst_image_ssim's separable one) */
+static double ssim_ref(const nst_image *a, const nst_image *b) {
+    int W = a->width, H = a->height;
+    double g[11], sum = 0.0, C1 = 6.5025, C2 = 58.5225;
+    for (int k = -5; k <= 5; k++) g[k + 5] = exp(-(double)(k * k) / 4.5);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double w = 0, mx = 0, my = 0, xx = 0, yy = 0, xy = 0;
+            for (int dy = -5; dy <= 5; dy++)
+                for (int dx = -5; dx <= 5; dx++) {
+                    int u = x + dx, v = y + dy;
+                    if (u < 0 || u >= W || v < 0 || v >= H) continue;
+                    const float *p = a->pixels + ((size_t)v * W + u) * 3, *q = b->pixels + ((size_t)v * W + u) * 3;
+                    double lx = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2], ly = 0.299 * q[0] + 0.587 * q[1] + 0.114 * q[2];
+                    double k = g[dx + 5] * g[dy + 5];
+                    w += k, mx += k * lx, my += k * ly, xx += k * lx * lx, yy += k * ly * ly, xy += k * lx * ly;
+                }
+            mx /= w, my /= w, xx = xx / w - mx * mx, yy = yy / w - my * my, xy = xy / w - mx * my;
+            sum += (2 * mx * my + C1) * (2 * xy + C2) / ((mx * mx + my * my + C1) * (xx + yy + C2));
+        }
+    return sum / ((double)W * H);
+}
+
+/* PSNR and SSIM: identical images, flat ones (closed forms), the reference, symmetry,
+ * more noise scoring lower, a size mismatch refused. */
+static void test_compare(void) {
+    nst_image a = {0}, b = {0}, c = {0};
+    nst_error err;
+    double p, q, r;
+    CHECK(nst_image_alloc(&a, 23, 17, &err) == NST_OK && nst_image_alloc(&b, 23, 17, &err) == NST_OK &&
+          nst_image_alloc(&c, 23, 17, &err) == NST_OK, "alloc");
+    size_t n = (size_t)3 * 23 * 17;
+    for (size_t i = 0; i < n; i++) a.pixels[i] = 100.0f, b.pixels[i] = 110.0f;
+    CHECK(nst_image_psnr(&a, &b, &p, &err) == NST_OK && fabs(p - 10 * log10(255.0 * 255.0 / 100.0)) < 1e-9, "flat PSNR %g", p);
+    double want = (2 * 100.0 * 110.0 + 6.5025) / (100.0 * 100.0 + 110.0 * 110.0 + 6.5025);
+    CHECK(nst_image_ssim(&a, &b, &q, &err) == NST_OK && fabs(q - want) < 1e-9, "flat SSIM %.12g, want %.12g", q, want);
+    unsigned long long st = 5;
+    for (size_t i = 0; i < n; i++) {
+        a.pixels[i] = 127.5f + 100.0f * test_rand(&st) * (float)((i / 3) % 23) / 23.0f;
+        b.pixels[i] = a.pixels[i] + 10.0f * test_rand(&st);
+        c.pixels[i] = a.pixels[i] + 40.0f * test_rand(&st);
+    }
+    CHECK(nst_image_psnr(&a, &a, &p, &err) == NST_OK && isinf(p) && nst_image_ssim(&a, &a, &q, &err) == NST_OK &&
+          fabs(q - 1.0) < 1e-12, "identical: PSNR %g, SSIM %.15g", p, q);
+    CHECK(nst_image_ssim(&a, &b, &q, &err) == NST_OK && fabs(q - ssim_ref(&a, &b)) < 1e-9, "SSIM %.12g, reference %.12g", q,
+          ssim_ref(&a, &b));
+    CHECK(nst_image_ssim(&b, &a, &r, &err) == NST_OK && r == q, "SSIM not symmetric: %g, %g", q, r);
+    double q2, p2;
+    CHECK(nst_image_ssim(&a, &c, &q2, &err) == NST_OK && q2 < q && nst_image_psnr(&a, &b, &p, &err) == NST_OK &&
+          nst_image_psnr(&a, &c, &p2, &err) == NST_OK && p2 < p && p > 20 && p < 40, "noise: SSIM %g then %g, PSNR %g then %g",
+          q, q2, p, p2);
+    nst_image_free(&c);
+    CHECK(nst_image_alloc(&c, 22, 17, &err) == NST_OK && nst_image_ssim(&a, &c, &q, &err) == NST_ERR_ARG &&
+          nst_image_psnr(&a, &c, &q, &err) == NST_ERR_ARG && strstr(err.msg, "23x17"), "a size mismatch: %s", err.msg);
+    nst_image_free(&a);
+    nst_image_free(&b);
+    nst_image_free(&c);
+}
+
 /* Captions: the width of a string, pixels drawn only inside its box and only in the ink,
  * clipping at the borders, a scale that doubles the box. */
 static void test_text(void) {
@@ -2462,6 +2522,7 @@ int main(void) {
     test_save_errors();
     test_resize();
     test_mix();
+    test_compare();
     test_text();
     test_limits();
     test_format_names();

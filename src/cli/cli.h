@@ -138,5 +138,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif

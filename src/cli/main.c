@@ -14,10 +14,11 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  transfer   optimization-based transfer (Gatys et al.): nst transfer --help\n"
-    "  train      train a fast style network on a painting: nst train --help\n"
-    "  apply      stylise photos with a trained network: nst apply --help\n"
+    "  train      train a style network on a painting, or a decoder: nst train --help\n"
+    "  apply      stylise photos with a trained network, or any painting: nst apply --help\n"
     "  bench      time the network and a transfer step: nst bench --help\n"
     "  info       what an image, a model or a style is: nst info FILE|STYLE...\n"
+    "  compare    PSNR and SSIM of images against a reference: nst compare REF IMAGE...\n"
     "\n"
     "options:\n"
     "  -h, --help     this help (nst COMMAND --help: the command's options)\n"
@@ -53,11 +54,11 @@ int main(int argc, char **argv) {
         printf("nst %s\n", NST_VERSION);
         return EXIT_OK;
     }
-    static const char *const names[] = {"transfer", "train", "apply", "bench", "info"};
-    static int (*const cmds[])(int, char **) = {cmd_transfer, cmd_train, cmd_apply, cmd_bench, cmd_info};
-    for (int i = 0; i < 5; i++)
+    static const char *const names[] = {"transfer", "train", "apply", "bench", "info", "compare"};
+    static int (*const cmds[])(int, char **) = {cmd_transfer, cmd_train, cmd_apply, cmd_bench, cmd_info, cmd_compare};
+    for (int i = 0; i < 6; i++)
         if (strcmp(cmd, names[i]) == 0) return cmds[i](argc - 1, argv + 1);
-    const char *near = cli_closest(cmd, names, 5);
+    const char *near = cli_closest(cmd, names, 6);
     if (near) fprintf(stderr, "nst: unknown command '%s' (did you mean '%s'?)\n", cmd, near);
     else fprintf(stderr, "nst: unknown command '%s' (try nst --help)\n", cmd);
     return EXIT_USAGE;
