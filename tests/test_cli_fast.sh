@@ -63,6 +63,8 @@ $NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" 
 $NST compare "$CONTENT" "$CONTENT" "$T/u0.png" >"$T/cmp.txt" && grep -q "content_64.png psnr inf ssim 1.00000" "$T/cmp.txt" &&
     grep -Eq "u0.png psnr [0-9.]+ ssim 0\.[0-9]+" "$T/cmp.txt" && ok || bad "compare: $(cat "$T/cmp.txt")"
 expect 1 "cannot be compared" -- $NST compare "$CONTENT" "$T/uodd.png"
+$NST compare --size 33 "$SHARED/images/content/tubingen.jpg" "$T/uodd.png" | grep -Eq "psnr [0-9.]+ ssim" && ok ||
+    bad "compare --size: $($NST compare --size 33 "$SHARED/images/content/tubingen.jpg" "$T/uodd.png" 2>&1)"
 expect 2 "a reference and at least one image" -- $NST compare "$CONTENT"
 expect 1 "AdaIN needs the decoder of relu4_1" -- $NST apply --style "$STYLE" --method adain "${U[@]}" "$CONTENT" -o "$T/ux.png"
 expect 1 "no decoders in it" -- $NST apply --style "$STYLE" --decoders "$T/data" "$CONTENT" -o "$T/ux.png"

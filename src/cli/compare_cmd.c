@@ -6,7 +6,12 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
+enum { C_SIZE = OPT_FIRST_OWN };
+
 static const cli_opt COMPARE_OPTS[] = {
+    {C_SIZE, "size", 0, "N", "first scale each image whose longer side is not N px to N\n"
+                            "(as nst apply --size does: a reconstruction made at --size N is\n"
+                            "compared with its photo at that size)", 0},
     CLI_LIMIT_OPTS,
     CLI_COMMON_OPTS,
     {0},
@@ -23,6 +28,18 @@ static const cli_cmd COMPARE_CMD = {
     "Exit status: 0 when every image was compared, 1 if any could not be, 2 on a usage error.\n",
 };
 
+/* img scaled so that its longer side is size (0: as it is); 0 on failure */
+static int scale_to(nst_image *img, int size, nst_error *err) {
+    if (size <= 0 || (img->width > img->height ? img->width : img->height) == size) return 1;
+    int w, h;
+    nst_image scaled = {0};
+    nst_image_fit_size(img->width, img->height, size, &w, &h);
+    if (nst_image_resize(&scaled, img, w, h, err) != NST_OK) return 0;
+    nst_image_free(img);
+    *img = scaled;
+    return 1;
+}
+
 int cmd_compare(int argc, char **argv) {
     cli_args args;
     int pr = cli_parse(&COMPARE_CMD, argc, argv, &args);
@@ -32,16 +49,23 @@ int cmd_compare(int argc, char **argv) {
     nst_image ref = {0};
     nst_error err;
     if (!limits_init(&limits)) goto done;
+    int size = 0;
     for (int i = 0; i < args.n_items; i++) {
         const cli_item *it = &args.items[i];
-        if (limits_item(it->spelled, it->opt->id, it->value, &limits) < 0) goto done;
+        int r = limits_item(it->spelled, it->opt->id, it->value, &limits);
+        if (r < 0) goto done;
+        long iv;
+        if (!r && it->opt->id == C_SIZE) {
+            if (!parse_int(it->spelled, it->value, 1, NST_MAX_DIMENSION, &iv)) goto done;
+            size = (int)iv;
+        }
     }
     if (args.n_positional < 2) {
         fprintf(stderr, "nst: compare needs a reference and at least one image (try nst compare --help)\n");
         goto done;
     }
     rc = EXIT_FAIL;
-    if (image_read(&ref, args.positional[0], &limits, &err) != NST_OK) {
+    if (image_read(&ref, args.positional[0], &limits, &err) != NST_OK || !scale_to(&ref, size, &err)) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }
@@ -50,7 +74,7 @@ int cmd_compare(int argc, char **argv) {
         const char *path = args.positional[i];
         nst_image img = {0};
         double psnr, ssim;
-        if (image_read(&img, path, &limits, &err) != NST_OK || nst_image_psnr(&ref, &img, &psnr, &err) != NST_OK ||
+        if (image_read(&img, path, &limits, &err) != NST_OK || !scale_to(&img, size, &err) || nst_image_psnr(&ref, &img, &psnr, &err) != NST_OK ||
             nst_image_ssim(&ref, &img, &ssim, &err) != NST_OK) {
             fprintf(stderr, "nst: %s: %s\n", path, err.msg);
             rc = EXIT_FAIL;
