@@ -168,6 +168,10 @@ static void test_decoder(int level, int width, int relu, const char *dir) {
     stylenet_init_params(&net, &r, &err);
     if (!relu)
         for (int l = 0; l < net.n_layers; l++) net.layer[l].relu = 0;
+    /* the output's x255 (checked below) off, for differences of the float network's scale */
+    stylenet_layer *last = &net.layer[net.n_layers - 1];
+    CHECK(last->scale255 && !last->relu, "decoder %d: its output is not linear x255", level);
+    last->scale255 = 0;
     int H = 3, W = 2, f = 1 << (level - 1);
     CHECK(stylenet_acts_build(&a, &net, H, W, 1, &err) == NST_OK, "%s", err.msg);
     static const int vgg_channels[6] = {0, 64, 128, 256, 512, 512};
@@ -205,6 +209,15 @@ static void test_decoder(int level, int width, int relu, const char *dir) {
     double eg = rel_l2(net.grads, g_ref, net.n_params), ex = rel_l2(dx, dx_ref, n_in);
     CHECK(ey < 1e-5 && eg < 1e-4 && ex < 1e-4, "decoder %d fast vs reference: output %.3g, grads %.3g, input %.3g", level,
           ey, eg, ex);
+    /* x255 on: the output 255 times larger, its gradients too */
+    last->scale255 = 1;
+    CHECK(stylenet_forward(&net, &a, 0, &err) == NST_OK, "%s", err.msg);
+    double e255 = 0;
+    for (size_t i = 0; i < n_out; i++) e255 = fmax(e255, fabs(stylenet_output(&net, &a)[i] - 255.0 * y_ref[i]));
+    memset(net.grads, 0, net.n_params * 4);
+    CHECK(stylenet_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
+    for (size_t i = 0; i < net.n_params; i++) g_ref[i] *= 255.0f;
+    CHECK(e255 < 1e-3 * 255 && rel_l2(net.grads, g_ref, net.n_params) < 1e-4, "decoder %d: x255 output %g off", level, e255);
     /* a file round trip; the wrong kind refused, saying what the file is */
     char path[512];
     snprintf(path, sizeof path, "%s/decoder%d.nstm", dir, level);

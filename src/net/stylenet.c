@@ -15,7 +15,7 @@ typedef struct {
     const char *name; /* in a residual block: the suffix after "r<block>" */
     int c_in, c_out;  /* x w, or RGB */
     int k, stride;
-    int upsample, norm, relu, sigmoid, residual; /* as in stylenet_layer */
+    int upsample, norm, relu, sigmoid, scale255, residual; /* as in stylenet_layer */
 } layer_spec;
 
 /* the layers before the residual blocks, one block (repeated n_res times), the layers after */
@@ -48,7 +48,7 @@ static const layer_spec decoder[] = {
     {.name = "d2_2", .c_in = 2, .c_out = 2, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
     {.name = "d2_1", .c_in = 2, .c_out = 1, .k = 3, .stride = 1, .relu = 1},
     {.name = "d1_2", .c_in = 1, .c_out = 1, .k = 3, .stride = 1, .upsample = 1, .relu = 1},
-    {.name = "d1_1", .c_in = 1, .c_out = RGB, .k = 3, .stride = 1},
+    {.name = "d1_1", .c_in = 1, .c_out = RGB, .k = 3, .stride = 1, .scale255 = 1},
 };
 static const int decoder_entry[6] = {0, 12, 10, 8, 4, 0};       /* level -> its first row */
 static const int vgg_channels[6] = {0, 64, 128, 256, 512, 512}; /* relu<level>_1's */
@@ -72,6 +72,7 @@ static void add_layer(stylenet *net, const layer_spec *r, int w, int block_no) {
     L->norm = r->norm;
     L->relu = r->relu;
     L->sigmoid = r->sigmoid;
+    L->scale255 = r->scale255;
     L->residual = r->residual;
 }
 
@@ -382,7 +383,8 @@ nst_status stylenet_forward(const stylenet *net, stylenet_acts *a, int use_ref, 
         } else if (L->relu) {
             relu_forward(a->y[l], a->z[l], L->C_out * N);
         } else {
-            memcpy(a->y[l], a->z[l], L->C_out * N * sizeof(float));
+            float k = L->scale255 ? 255.0f : 1.0f;
+            for (size_t i = 0; i < L->C_out * N; i++) a->y[l][i] = k * a->z[l][i];
         }
     }
     return NST_OK;
@@ -407,7 +409,8 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
         } else if (L->relu) {
             relu_backward(a->g_z, g, a->y[l], L->C_out * N);
         } else {
-            memcpy(a->g_z, g, L->C_out * N * sizeof(float));
+            float k = L->scale255 ? 255.0f : 1.0f;
+            for (size_t i = 0; i < L->C_out * N; i++) a->g_z[i] = k * g[i];
         }
         if (use_ref) {
             conv2d_backward_weight_ref(L->dweight, L->dbias, a->g_z, a->pad[l], L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);

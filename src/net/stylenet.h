@@ -47,6 +47,8 @@ typedef struct {
     int relu;          /* ReLU after the norm or the bias */
     int sigmoid;       /* 255 sigmoid after the bias (the transform's output); without norm,
                           relu or sigmoid a layer is linear (a decoder's output) */
+    int scale255;      /* a linear layer's output times 255: its parameters in 0..1 units,
+                          which Adam's step sizes suit, the image in 0..255 */
     int residual;      /* adds the input of the previous layer (the block's input) */
     float *weight, *bias, *gamma, *beta;     /* (C_out,C_in,K,K), (C_out)...; into params */
     float *dweight, *dbias, *dgamma, *dbeta; /* the same shapes, into grads */
@@ -83,7 +85,8 @@ nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_er
  *   d5_1 C5->8w | up d4_4 d4_3 d4_2 8w->8w, d4_1 8w->4w | up d3_4 d3_3 d3_2 4w->4w,
  *   d3_1 4w->2w | up d2_2 2w->2w, d2_1 2w->w | up d1_2 w->w, d1_1 w->3 (linear)
  * entered at d<level>_1, whose input is the level's VGG19 channels (64, 128, 256, 512,
- * 512). width 64 is Li et al.'s decoder (VGG19's channels); less is a slimmer one. The
+ * 512). width 64 is Li et al.'s decoder (VGG19's channels); less is a slimmer one. d1_1's
+ * output is 255 x (conv + bias): the image in 0..255 from parameters in 0..1 units. The
  * input is (C,h,w) features, h and w >= 2; the output (3, 2^(level-1) h, 2^(level-1) w). */
 nst_status stylenet_build_decoder(stylenet *net, int level, int width, int train, nst_error *err);
 /* The same with n_styles (1..STYLENET_MAX_STYLES) rows in every norm's tables: the
