@@ -144,6 +144,7 @@ nst_status stylenet_build_decoder(stylenet *net, int level, int width, int train
     if (width < 1 || width > 64) return nst_fail(err, NST_ERR_ARG, "decoder width %d is out of range (1..64)", width);
     net->kind = STYLENET_DECODER;
     net->level = level;
+    net->in_scale = 1.0f / 255.0f;
     net->width = width;
     net->n_styles = 1;
     for (int i = decoder_entry[level]; i < COUNT(decoder); i++) add_layer(net, &decoder[i], width, 0);
@@ -161,6 +162,7 @@ nst_status stylenet_build_styles(stylenet *net, int width, int n_res, int n_styl
     net->width = width;
     net->n_res = n_res;
     net->n_styles = n_styles;
+    net->in_scale = 1.0f;
     for (int i = 0; i < COUNT(head); i++) add_layer(net, &head[i], w, 0);
     for (int r = 1; r <= n_res; r++)
         for (int i = 0; i < COUNT(block); i++) add_layer(net, &block[i], w, r);
@@ -369,6 +371,10 @@ nst_status stylenet_forward(const stylenet *net, stylenet_acts *a, int use_ref, 
         int h = a->Hi[l], w = a->Wi[l];
         if (L->upsample) upsample2x_reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
         else reflect_pad_forward(a->pad[l], src, L->C_in, h, w, L->pad);
+        if (l == 0 && net->in_scale != 0.0f && net->in_scale != 1.0f) { /* (0: a zeroed net's 1) */
+            size_t np = (size_t)L->C_in * a->Hp[l] * a->Wp[l];
+            for (size_t i = 0; i < np; i++) a->pad[l][i] *= net->in_scale;
+        }
         if (use_ref) {
             conv2d_forward_ref(a->z[l], a->pad[l], L->weight, L->bias, L->C_in, L->C_out, a->Hp[l], a->Wp[l], L->K, L->S);
         } else if (conv2d_forward(a->z[l], a->pad[l], &L->packed, L->bias, a->Hp[l], a->Wp[l], &a->ws)) {
@@ -434,6 +440,7 @@ nst_status stylenet_backward(stylenet *net, stylenet_acts *a, const float *dout,
         if (l + 1 < net->n_layers && net->layer[l + 1].residual)
             add_forward(g, g, a->g_skip, (size_t)L->C_in * h * w); /* the block's skip path */
     }
-    if (dinput) memcpy(dinput, g, (size_t)a->C_in * a->H * a->W * sizeof(float));
+    if (dinput)
+        for (size_t i = 0; i < (size_t)a->C_in * a->H * a->W; i++) dinput[i] = (net->in_scale ? net->in_scale : 1.0f) * g[i];
     return NST_OK;
 }

@@ -65,6 +65,9 @@ typedef struct {
     stylenet_kind kind;
     int width, n_res;  /* a decoder: width as below, no residual blocks */
     int level;         /* a decoder: the VGG19 level it inverts, 1..5 (relu1_1..relu5_1) */
+    float in_scale;    /* the input times this, after its padding: a decoder's 1/255 (the
+                          features of a 0..1 image, the units its initialisation and Adam's
+                          steps suit); the transform's 1 */
     int n_styles;      /* styles the norms hold (conditional instance norm, Dumoulin et al.
                           2017: the convolutions shared, a gamma and beta per style); 1 */
     int n_layers;
@@ -85,8 +88,9 @@ nst_status stylenet_build(stylenet *net, int width, int n_res, int train, nst_er
  *   d5_1 C5->8w | up d4_4 d4_3 d4_2 8w->8w, d4_1 8w->4w | up d3_4 d3_3 d3_2 4w->4w,
  *   d3_1 4w->2w | up d2_2 2w->2w, d2_1 2w->w | up d1_2 w->w, d1_1 w->3 (linear)
  * entered at d<level>_1, whose input is the level's VGG19 channels (64, 128, 256, 512,
- * 512). width 64 is Li et al.'s decoder (VGG19's channels); less is a slimmer one. d1_1's
- * output is 255 x (conv + bias): the image in 0..255 from parameters in 0..1 units. The
+ * 512). width 64 is Li et al.'s decoder (VGG19's channels); less is a slimmer one. It
+ * works in the units of a 0..1 image: the features in times 1/255 (in_scale), d1_1's
+ * output 255 x (conv + bias), the image in 0..255. The
  * input is (C,h,w) features, h and w >= 2; the output (3, 2^(level-1) h, 2^(level-1) w). */
 nst_status stylenet_build_decoder(stylenet *net, int level, int width, int train, nst_error *err);
 /* The same with n_styles (1..STYLENET_MAX_STYLES) rows in every norm's tables: the
