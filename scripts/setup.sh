@@ -25,5 +25,7 @@ for model in models/*.nstm; do
     style=$(basename "$model" .nstm)
     ./build/nst apply --model "$style" "$SHARED/content/tubingen.jpg" -o "out/tubingen_${style}_fast.jpg"
 done
+# 5. any painting in one pass (universal style transfer, the shipped decoders)
+./build/nst apply --style "$SHARED/style/the_scream.jpg" "$SHARED/content/tubingen.jpg" -o out/tubingen_the_scream_universal.jpg
 echo "setup: done; the results are in out/ (tubingen_starry_night.jpg: optimization-based;"
-echo "       tubingen_*_fast.jpg: the shipped style networks)"
+echo "       tubingen_*_fast.jpg: the shipped style networks; tubingen_the_scream_universal.jpg: any painting, one pass)"

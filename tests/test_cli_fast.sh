@@ -59,6 +59,14 @@ for want in 1x1 7x5 33x25; do
 done
 $NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" -o "$T/us.png" 2>"$T/stderr" &&
     grep -q "small for relu3_1: 16 positions for 256 channels" "$T/stderr" && ok || bad "a tiny painting: $(cat "$T/stderr")"
+# the shipped decoders, found without --decoders
+if ls "$(dirname "$0")/../models/universal/"relu*_1.nstm >/dev/null 2>&1; then
+    expect 0 "universal" -- $NST apply --style "$STYLE" "$CONTENT" -o "$T/ship_u.png"
+fi
+if [ -s "$(dirname "$0")/../models/universal/relu4_1.nstm" ]; then
+    expect 0 "wrote" -- $NST apply --style "$STYLE" --method adain "$CONTENT" -o "$T/ship_a.png"
+    ! cmp -s "$T/ship_u.png" "$T/ship_a.png" && ok || bad "WCT and AdaIN gave the same picture"
+fi
 # nst compare: an image against itself, a reconstruction, a size mismatch
 $NST compare "$CONTENT" "$CONTENT" "$T/u0.png" >"$T/cmp.txt" && grep -q "content_64.png psnr inf ssim 1.00000" "$T/cmp.txt" &&
     grep -Eq "u0.png psnr [0-9.]+ ssim 0\.[0-9]+" "$T/cmp.txt" && ok || bad "compare: $(cat "$T/cmp.txt")"
