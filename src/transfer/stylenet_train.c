@@ -533,17 +533,25 @@ static void taps_string(char *buf, size_t len, const nst_tap *taps, int n) {
     }
 }
 
+/* The command, the steps done and the training time. */
+static nst_status add_run_record(const stylenet_trainer *t, nstm_model *m, nst_error *err) {
+    char buf[64];
+    nst_status s = t->cfg->command ? nstm_add_string(m, "command", t->cfg->command, err) : NST_OK;
+    snprintf(buf, sizeof buf, "%d", t->step);
+    if (!s) s = nstm_add_string(m, "steps", buf, err);
+    /* rounded up to the millisecond, so that a resumed run's clock never goes back */
+    snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
+    if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
+    return s;
+}
+
 /* The network and the record of what made it. */
 static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst_error *err) {
     const nst_train_config *cfg = t->cfg;
     char buf[1024];
     nst_status s = stylenet_model_add(m, &t->net, err);
     if (cfg->decoder_level) {
-        if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
-        snprintf(buf, sizeof buf, "%d", t->step);
-        if (!s) s = nstm_add_string(m, "steps", buf, err);
-        snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
-        if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
+        if (!s) s = add_run_record(t, m, err);
         snprintf(buf, sizeof buf, "relu%d_1", cfg->decoder_level);
         if (!s) s = nstm_add_string(m, "decodes", buf, err);
         snprintf(buf, sizeof buf, "batch %d, size %d, lr %g, pixel weight %g, feature weight %g, tv weight %g, seed %llu",
@@ -565,12 +573,7 @@ static nst_status model_add_record(const stylenet_trainer *t, nstm_model *m, nst
     } else if (!s) {
         s = nstm_add_string(m, "style", base_name(cfg->style_path), err);
     }
-    if (!s && cfg->command) s = nstm_add_string(m, "command", cfg->command, err);
-    snprintf(buf, sizeof buf, "%d", t->step);
-    if (!s) s = nstm_add_string(m, "steps", buf, err);
-    /* rounded up to the millisecond, so that a resumed run's clock never goes back */
-    snprintf(buf, sizeof buf, "%.3f", ceil(t->elapsed_s * 1000.0) / 1000.0);
-    if (!s) s = nstm_add_string(m, "train_seconds", buf, err);
+    if (!s) s = add_run_record(t, m, err);
     char photo[48] = "";
     if (cfg->photo_size > cfg->size) snprintf(photo, sizeof photo, " (windows of photos at %d)", cfg->photo_size);
     snprintf(buf, sizeof buf, "batch %d, size %d%s, style size %d, lr %g, content weight %g, style weight %g, tv weight %g, seed %llu",
