@@ -544,6 +544,12 @@ void nst_universal_free(nst_universal *u);
 /* The folder the decoders came from; which levels (bit k: relu<k>_1's decoder) it has. */
 const char *nst_universal_dir(const nst_universal *u);
 int nst_universal_levels(const nst_universal *u);
+/* The arithmetic of the convolutions (the CPU's; nst_precision_resolve_cpu): FP32 (the
+ * default) or BF16 (AUTO: where the CPU has it), for the paintings set after it and every
+ * photo; the statistics and transforms stay in double and float. */
+nst_status nst_universal_set_precision(nst_universal *u, nst_precision precision, const nst_tuning *tuning,
+                                       nst_error *err);
+nst_precision nst_universal_precision(const nst_universal *u);
 /* The paintings and their mix (weights >= 0, not all 0; divided by their sum), encoded
  * now, once, for every photo after. n: 1..16. AdaIN needs relu4_1's decoder. */
 nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,

@@ -62,6 +62,11 @@ $NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" 
 # the shipped decoders, found without --decoders
 if ls "$(dirname "$0")/../models/universal/"relu*_1.nstm >/dev/null 2>&1; then
     expect 0 "universal" -- $NST apply --style "$STYLE" "$CONTENT" -o "$T/ship_u.png"
+    # the CPU's bf16 (auto, where it has it) stays close to fp32
+    $NST apply --style "$STYLE" --precision fp32 "$CONTENT" -o "$T/ship_u32.png" -q &&
+        $NST compare "$T/ship_u32.png" "$T/ship_u.png" | awk '{exit !($3 == "inf" || $3 > 35)}' && ok ||
+        bad "universal bf16 vs fp32: $($NST compare "$T/ship_u32.png" "$T/ship_u.png")"
+    expect 2 "no CUDA path" -- $NST apply --style "$STYLE" --device cuda "$CONTENT" -o "$T/ux.png"
 fi
 if [ -s "$(dirname "$0")/../models/universal/relu4_1.nstm" ]; then
     expect 0 "wrote" -- $NST apply --style "$STYLE" --method adain "$CONTENT" -o "$T/ship_a.png"

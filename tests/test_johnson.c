@@ -218,6 +218,23 @@ static void test_decoder(int level, int width, int relu, const char *dir) {
     CHECK(stylenet_backward(&net, &a, dout, dx, 0, &err) == NST_OK, "%s", err.msg);
     for (size_t i = 0; i < net.n_params; i++) g_ref[i] *= 255.0f;
     CHECK(e255 < 1e-3 * 255 && rel_l2(net.grads, g_ref, net.n_params) < 1e-4, "decoder %d: x255 output %g off", level, e255);
+    /* forward only, on the caller's input (layers overwriting their inputs in place):
+     * the training buffers' output bit for bit, the input left as it was */
+    {
+        stylenet_acts fo;
+        float *in = malloc(n_in * 4), *in0 = malloc(n_in * 4);
+        memcpy(in, a.input, n_in * 4);
+        memcpy(in0, a.input, n_in * 4);
+        CHECK(stylenet_acts_build_on(&fo, &net, H, W, in, &err) == NST_OK && stylenet_forward(&net, &fo, 0, &err) == NST_OK,
+              "%s", err.msg);
+        CHECK(fo.input == in && fo.bytes < a.bytes, "decoder %d: forward-only buffers %zu of training's %zu", level,
+              fo.bytes, a.bytes);
+        CHECK(memcmp(stylenet_output(&net, &fo), stylenet_output(&net, &a), n_out * 4) == 0,
+              "decoder %d: the forward-only output differs", level);
+        CHECK(memcmp(in, in0, n_in * 4) == 0, "decoder %d: the forward pass changed its input", level);
+        stylenet_acts_free(&fo);
+        free(in), free(in0);
+    }
     /* a file round trip; the wrong kind refused, saying what the file is */
     char path[512];
     snprintf(path, sizeof path, "%s/decoder%d.nstm", dir, level);

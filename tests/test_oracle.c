@@ -97,6 +97,68 @@ static void test_features(const nst_vgg19 *net, const char *input, const char *p
     vgg19_acts_free(&a);
 }
 
+/* vgg19_forward_taps (no activations kept): each tap against the oracle's conv outputs,
+ * before the ReLU where a conv is tapped and after it (fused) where its ReLU is. */
+typedef struct {
+    int relu, calls, take_at; /* take_at: the layer whose buffer the tap takes, or -1 */
+    double worst;
+    float *taken;
+} taps_check;
+
+static nst_status check_tap(void *ctx, int l, float *out, int C, int h, int w, int *take, nst_error *err) {
+    (void)err;
+    taps_check *tc = ctx;
+    int conv = tc->relu ? l - 1 : l;
+    char arr[64];
+    snprintf(arr, sizeof arr, "content_%s", nst_layer_name(conv));
+    size_t n = (size_t)C * h * w;
+    float *want = oracle(arr, n);
+    if (tc->relu)
+        for (size_t i = 0; i < n; i++) want[i] = want[i] > 0.0f ? want[i] : 0.0f;
+    double e = rel_l2(out, want, n);
+    CHECK(e < FEATURE_TOL, "forward_taps at %s%s: rel err %.3g", nst_layer_name(l), tc->relu ? "" : " (pre-ReLU)", e);
+    if (e > tc->worst) tc->worst = e;
+    free(want);
+    tc->calls++;
+    if (l == tc->take_at) *take = 1, tc->taken = out;
+    return NST_OK;
+}
+
+static void test_forward_taps(const nst_vgg19 *net) {
+    nst_image img = oracle_image("input_content");
+    nst_error err;
+    int depth = nst_layer_index("relu5_4") + 1;
+    unsigned char want[NST_NUM_LAYERS];
+    for (int relu = 0; relu < 2; relu++) {
+        taps_check tc = {.relu = relu, .take_at = relu ? depth - 1 : -1};
+        int expect = 0;
+        for (int l = 0; l < depth; l++) {
+            want[l] = vgg19_layer_kind(l) == (relu ? VGG_RELU : VGG_CONV) && vgg19_layer_kind(l - relu) == VGG_CONV;
+            expect += want[l];
+        }
+        CHECK(vgg19_forward_taps(net, NULL, &img, depth, want, check_tap, &tc, &err) == NST_OK, "%s", err.msg);
+        CHECK(tc.calls == expect && expect == 16, "forward_taps: %d taps of %d", tc.calls, expect);
+        CHECK(!relu || tc.taken, "the last tap's buffer was not handed over");
+        free(tc.taken);
+        printf("forward_taps %s: 16 taps, worst rel L2 error %.3g\n", relu ? "after the ReLUs" : "before the ReLUs",
+               tc.worst);
+    }
+    /* only the last layer's buffer can be taken; a small image is refused by name */
+    memset(want, 0, sizeof want);
+    want[nst_layer_index("relu1_1")] = 1;
+    taps_check tc = {.relu = 1, .take_at = nst_layer_index("relu1_1")};
+    CHECK(vgg19_forward_taps(net, NULL, &img, depth, want, check_tap, &tc, &err) == NST_ERR_ARG &&
+              strstr(err.msg, "last layer"),
+          "a middle layer's buffer taken: %s", err.msg);
+    nst_image tiny = {0};
+    CHECK(nst_image_alloc(&tiny, 8, 8, &err) == NST_OK, "%s", err.msg);
+    CHECK(vgg19_forward_taps(net, NULL, &tiny, depth, want, check_tap, &tc, &err) == NST_ERR_ARG &&
+              strstr(err.msg, "too small"),
+          "an 8x8 image through 4 pools: %s", err.msg);
+    nst_image_free(&tiny);
+    nst_image_free(&img);
+}
+
 static nst_transfer_config seed_config(nst_device device, float content_weight, float style_weight, int steps) {
     nst_transfer_config cfg;
     nst_error err;
@@ -265,6 +327,7 @@ int main(void) {
     test_features(net, "input_content", "content", 1, 1);
     test_features(net, "input_style", "style", 0, 0);
     test_features(net, "input_gen", "gen", 0, 0);
+    test_forward_taps(net);
     nst_image content = oracle_image("input_content"), style = oracle_image("input_style");
     test_device devs[2];
     int n_devs = test_devices(devs);

@@ -240,7 +240,8 @@ static void list_styles(const nst_limits *limits) {
  * 0 after printing the one-line error. */
 static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weights, const char *decoders,
                           const char *const *paintings, int n, const float *blend, nst_universal_method method,
-                          int style_size, const nst_limits *limits, const nst_tuning *tuning, int quiet) {
+                          int style_size, const nst_limits *limits, const nst_tuning *tuning, nst_precision precision,
+                          int quiet) {
     nst_error err;
     nst_image img[16] = {{0}};
     const nst_image *ptr[16];
@@ -248,6 +249,7 @@ static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weig
     double t0 = omp_get_wtime();
     if (nst_vgg19_load_tuned(vgg, weights, nst_layer_index("relu5_1") + 1, tuning, &err) != NST_OK) goto fail;
     if (nst_universal_load(uni, *vgg, decoders, limits, &err) != NST_OK) goto fail;
+    if (nst_universal_set_precision(*uni, precision, tuning, &err) != NST_OK) goto fail;
     for (int k = 0; k < n; k++) {
         nst_image raw = {0};
         int w, h;
@@ -501,6 +503,10 @@ int cmd_apply(int argc, char **argv) {
         fprintf(stderr, "nst: --model and --style: one or the other (a trained network, or any painting)\n");
         goto done;
     }
+    if (style && device == NST_DEVICE_CUDA) {
+        fprintf(stderr, "nst: --style runs on the CPU: universal style transfer has no CUDA path yet (--device cpu)\n");
+        goto done;
+    }
     if (!style && (decoders || cli_flag(&args, A_METHOD) || cli_flag(&args, A_STYLE_SIZE))) {
         fprintf(stderr, "nst: --method, --decoders and --style-size go with --style PAINTING\n");
         goto done;
@@ -648,13 +654,10 @@ int cmd_apply(int argc, char **argv) {
     rc = EXIT_FAIL;
     /* the nst command owns its process: apply's thread count is process-wide */
     if (threads > 0) omp_set_num_threads(threads);
-    if (style && !load_universal(&uni, &vgg, weights, decoders, (const char *const *)paintings, n_paintings, blend,
-                                 method, style_size, &limits, &tuning, quiet))
-        goto done;
     char prec_label[64] = "";
     {
         nst_device dev;
-        if (nst_device_resolve(device, &dev, &err) != NST_OK) {
+        if (nst_device_resolve(style ? NST_DEVICE_CPU : device, &dev, &err) != NST_OK) {
             fprintf(stderr, "nst: %s\n", err.msg);
             goto done;
         }
@@ -663,15 +666,19 @@ int cmd_apply(int argc, char **argv) {
             goto done;
         }
     }
+    if (style && !load_universal(&uni, &vgg, weights, decoders, (const char *const *)paintings, n_paintings, blend,
+                                 method, style_size, &limits, &tuning, precision, quiet))
+        goto done;
     if (sn && (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
                nst_style_net_set_device(sn, device, precision, &err) != NST_OK)) {
         fprintf(stderr, "nst: %s\n", err.msg);
         goto done;
     }
     if (!quiet && todo > 1 && uni) {
-        fprintf(stderr, "nst: %s (universal, %s, decoders of %d levels) on %d photos -> %s; %d thread%s\n", style,
+        fprintf(stderr, "nst: %s (universal, %s, decoders of %d levels) on %d photos -> %s; %d thread%s%s\n", style,
                 method == NST_UNIVERSAL_ADAIN ? "AdaIN" : "WCT", __builtin_popcount(nst_universal_levels(uni)), todo,
-                output ? output : out_dir, threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s");
+                output ? output : out_dir, threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s",
+                prec_label);
     } else if (!quiet && todo > 1) { /* a batch says what it will do; one photo says what it did */
         const char *style = nst_style_net_meta(sn, "style");
         char about[512] = "the CPU";

@@ -273,8 +273,9 @@ float *stylenet_tensor(const stylenet *net, int i, char name[64], int *ndim, int
 
 /* ---- activations ---------------------------------------------------------------- */
 
-nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
-                              nst_error *err) {
+/* input: NULL (allocated with the rest), or the caller's (forward only) */
+static nst_status acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train, float *input,
+                             nst_error *err) {
     memset(a, 0, sizeof *a);
     if (net->kind == STYLENET_DECODER && (H < 2 || W < 2))
         return nst_fail(err, NST_ERR_ARG, "decoder input %dx%d: sides must be at least 2", W, H);
@@ -285,7 +286,9 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
     a->C_in = net->layer[0].C_in;
     a->train = train;
     /* shapes, and the largest buffer of each kind */
-    size_t n_in = (size_t)a->C_in * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in, total = n_in;
+    size_t n_in = (size_t)a->C_in * H * W, max_pad = 0, max_z = 0, max_up = 0, max_g = n_in;
+    size_t total = input ? 0 : n_in;
+    int residual = 0;
     int h = H, w = W;
     for (int l = 0; l < net->n_layers; l++) {
         const stylenet_layer *L = &net->layer[l];
@@ -305,6 +308,7 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
         if (np > max_pad) max_pad = np;
         if (nz > max_z) max_z = nz;
         if (nz > max_g) max_g = nz;
+        if (L->residual) residual = 1;
         if (train) total += np + 2 * nz + 2 * (size_t)L->C_out;
         h = a->Ho[l];
         w = a->Wo[l];
@@ -314,7 +318,7 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
     if (max_up > max_g) max_g = max_up;
     if (train) total += 3 * max_g + max_z + max_pad;
     else {
-        total += max_pad + max_z + 3 * max_z;
+        total += max_pad + (residual ? 4 : 1) * max_z;
         for (int l = 0; l < net->n_layers; l++) total += 2 * (size_t)net->layer[l].C_out;
     }
     a->memory = nst_alloc_array(total, sizeof(float));
@@ -323,7 +327,8 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
                         total * 4.0 / 1e6);
     a->bytes = total * sizeof(float);
     float *p = a->memory;
-    a->input = p, p += n_in;
+    if (input) a->input = input;
+    else a->input = p, p += n_in;
     if (train) {
         for (int l = 0; l < net->n_layers; l++) {
             const stylenet_layer *L = &net->layer[l];
@@ -341,10 +346,12 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
         a->g_pad = p, p += max_pad;
     } else {
         /* forward only: one padded input and one conv output shared by every layer, and
-         * three rotating outputs (a residual block reads its input two layers later) */
+         * three rotating outputs (a residual block reads its input two layers later);
+         * without residual blocks (a decoder) a layer's input is spent once padded, so
+         * its conv output and activation overwrite it in place */
         float *pad = p, *z = (p += max_pad), *ys[3];
         p += max_z;
-        for (int k = 0; k < 3; k++) ys[k] = p, p += max_z;
+        for (int k = 0; k < 3; k++) ys[k] = residual ? p : z, p += residual ? max_z : 0;
         for (int l = 0; l < net->n_layers; l++) {
             a->pad[l] = pad;
             a->z[l] = z;
@@ -354,6 +361,16 @@ nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int
         }
     }
     return NST_OK;
+}
+
+nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
+                              nst_error *err) {
+    return acts_build(a, net, H, W, train, NULL, err);
+}
+
+nst_status stylenet_acts_build_on(stylenet_acts *a, const stylenet *net, int H, int W, float *input,
+                                 nst_error *err) {
+    return acts_build(a, net, H, W, 0, input, err);
 }
 
 void stylenet_acts_free(stylenet_acts *a) {

@@ -145,6 +145,10 @@ typedef struct {
  * (buffers shared between layers), train = 1 keeps every layer's for the backward pass. */
 nst_status stylenet_acts_build(stylenet_acts *a, const stylenet *net, int H, int W, int train,
                               nst_error *err);
+/* Forward-only activations that read the caller's input (C_in,H,W) in place of their
+ * own copy: it must outlive them, and the forward pass leaves it intact. */
+nst_status stylenet_acts_build_on(stylenet_acts *a, const stylenet *net, int H, int W, float *input,
+                                 nst_error *err);
 void stylenet_acts_free(stylenet_acts *a);
 /* The output image (3,H_out,W_out), 0..255, after stylenet_forward. */
 static inline float *stylenet_output(const stylenet *net, const stylenet_acts *a) {

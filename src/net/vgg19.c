@@ -551,6 +551,62 @@ void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a) {
     for (int l = 0; l < a->depth; l++) vgg19_forward_layer(net, a, l);
 }
 
+nst_status vgg19_forward_taps(const nst_vgg19 *net, const conv3x3_packed *packs, const nst_image *img, int depth,
+                              const unsigned char *want, vgg19_take_fn tap, void *ctx, nst_error *err) {
+    if (depth < 1 || depth > net->depth)
+        return nst_fail(err, NST_ERR_ARG, "depth %d: the network was loaded to %d layers", depth, net->depth);
+    vgg19_acts a; /* shapes, flags and scratch only: the outputs are allocated one by one */
+    memset(&a, 0, sizeof a);
+    a.depth = depth, a.H = img->height, a.W = img->width, a.packs = packs;
+    int C = 3, h = a.H, w = a.W, k = 0;
+    for (int l = 0; l < depth; l++) {
+        vgg_layer_kind kind = vgg19_layer_kind(l);
+        if (kind == VGG_CONV) {
+            int ci;
+            conv_shape(k++, &ci, &C);
+            /* its ReLU runs in the conv unless the conv's own output is tapped */
+            a.fused_relu[l] = l + 1 < depth && !want[l];
+        } else if (kind == VGG_POOL) {
+            h /= 2, w /= 2;
+        }
+        if (h < 1 || w < 1)
+            return nst_fail(err, NST_ERR_ARG, "image %dx%d is too small for layer %s (each side needs at least %d pixels)",
+                            a.W, a.H, LAYER_NAMES[l], vgg19_min_side(l + 1));
+        a.C[l] = C, a.Hl[l] = h, a.Wl[l] = w;
+    }
+    if (!(a.input = nst_alloc_array((size_t)3 * a.H * a.W, sizeof(float))))
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d image", a.W, a.H);
+    vgg19_preprocess(a.input, img);
+    float *cur = a.input; /* the last output, owned here unless a tap took it */
+    int taken = 0;
+    nst_status s = NST_OK;
+    for (int l = 0; l < depth && !s; l++) {
+        if (l > 0) a.out[l - 1] = cur;
+        if (vgg19_layer_kind(l) == VGG_RELU) {
+            a.out[l] = cur; /* in place */
+            if (!a.fused_relu[l - 1]) relu_forward(cur, cur, vgg19_layer_size(&a, l));
+        } else {
+            if (!(a.out[l] = nst_alloc_array(vgg19_layer_size(&a, l), sizeof(float)))) {
+                s = nst_fail(err, NST_ERR_NOMEM, "out of memory for layer %s at %dx%d (%.0f MB)", LAYER_NAMES[l], a.W,
+                             a.H, vgg19_layer_size(&a, l) * 4.0 / 1e6);
+                break;
+            }
+            forward_layer(net, &a, l, 0);
+            free(cur);
+            cur = a.out[l];
+        }
+        if (want[l]) {
+            int take = 0;
+            s = tap(ctx, l, cur, a.C[l], a.Hl[l], a.Wl[l], &take, err);
+            if (!s && take && l + 1 < depth) s = nst_fail(err, NST_ERR_ARG, "only the last layer's output can be taken");
+            else if (!s && take) taken = 1;
+        }
+    }
+    if (!taken) free(cur);
+    conv3x3_workspace_free(&a.ws);
+    return s;
+}
+
 void vgg19_backward(const nst_vgg19 *net, vgg19_acts *a, const unsigned char *tap, vgg19_tap_fn tap_fn,
                     void *ctx, float *dinput, int use_ref) {
     float *g = a->grad_a, *spare = a->grad_b;

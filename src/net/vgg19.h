@@ -81,6 +81,16 @@ void vgg19_forward_layer(const nst_vgg19 *net, vgg19_acts *a, int l);
 /* Whole forward pass: layers 0..depth-1. */
 void vgg19_forward(const nst_vgg19 *net, vgg19_acts *a);
 
+/* A forward pass that keeps no activations: each layer's output is allocated on its own
+ * and freed once the next layer has read it (the peak: two adjacent layers). At each layer
+ * l with want[l] (want: depth flags), tap reads its output (C,h,w), valid until tap
+ * returns; at the last layer (depth-1) it may set *take to keep the buffer (then its
+ * caller frees it, with free()). A tap's error stops the pass. img: RGB 0..255. ReLUs run
+ * in place; a tapped conv's output is its own, before its ReLU. */
+typedef nst_status (*vgg19_take_fn)(void *ctx, int l, float *out, int C, int h, int w, int *take, nst_error *err);
+nst_status vgg19_forward_taps(const nst_vgg19 *net, const conv3x3_packed *packs, const nst_image *img, int depth,
+                              const unsigned char *want, vgg19_take_fn tap, void *ctx, nst_error *err);
+
 /* Adds the losses' gradient with respect to the output of layer l into g, which is
  * (C[l],Hl[l],Wl[l]) and holds the gradient flowing back from the layers above. */
 typedef void (*vgg19_tap_fn)(void *ctx, const vgg19_acts *a, int l, float *g);

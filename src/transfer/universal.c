@@ -13,47 +13,78 @@
 
 /* VGG19's layer index of relu<level>_1 */
 static int level_layer(int level) {
-    char name[16];
+    char name[24];
     snprintf(name, sizeof name, "relu%d_1", level);
     return nst_layer_index(name);
+}
+
+/* A tap: relu<level>_1's features F (C,h,w), valid during the call. */
+typedef nst_status (*encode_tap)(void *ctx, int level, float *F, int C, int h, int w, int *take, nst_error *err);
+
+typedef struct {
+    encode_tap tap;
+    void *ctx;
+} tap_relay;
+
+static nst_status relay(void *ctx, int l, float *out, int C, int h, int w, int *take, nst_error *err) {
+    tap_relay *r = ctx;
+    int level = 1;
+    while (level < 5 && level_layer(level) != l) level++;
+    return r->tap(r->ctx, level, out, C, h, w, take, err);
+}
+
+/* img (sides multiples of 2^(deepest-1), at least 2^deepest) through VGG19 once, to the
+ * deepest level in want (a mask of 1 << k), calling tap at each of them; the deepest's
+ * tap may take its features (vgg19_forward_taps). */
+static nst_status encode_taps(const nst_vgg19 *vgg, const conv3x3_packed *packs, const nst_image *img, int want,
+                              encode_tap tap, void *ctx, nst_error *err) {
+    int deepest = 0;
+    unsigned char at[NST_NUM_LAYERS] = {0};
+    for (int k = 1; k <= 5; k++)
+        if (want & 1 << k) deepest = k, at[level_layer(k)] = 1;
+    if (!deepest) return nst_fail(err, NST_ERR_ARG, "no level to encode");
+    int l = level_layer(deepest), m = 1 << (deepest - 1);
+    if (l < 0 || l >= vgg->depth)
+        return nst_fail(err, NST_ERR_ARG, "the loss network was loaded to %d layers; relu%d_1 needs %d", vgg->depth,
+                        deepest, l + 1);
+    if (img->width % m || img->height % m || img->width < 2 * m || img->height < 2 * m)
+        return nst_fail(err, NST_ERR_ARG, "relu%d_1 of a %dx%d image: sides must be multiples of %d, at least %d",
+                        deepest, img->width, img->height, m, 2 * m);
+    tap_relay r = {tap, ctx};
+    return vgg19_forward_taps(vgg, packs, img, l + 1, at, relay, &r, err);
+}
+
+typedef struct {
+    float *F;
+    int C, h, w;
+} features_out;
+
+static nst_status take_tap(void *ctx, int level, float *F, int C, int h, int w, int *take, nst_error *err) {
+    (void)level, (void)err;
+    features_out *fo = ctx;
+    fo->F = F, fo->C = C, fo->h = h, fo->w = w;
+    *take = 1;
+    return NST_OK;
 }
 
 nst_status universal_encode(const nst_vgg19 *vgg, const conv3x3_packed *packs, const nst_image *img, int level,
                             float **F, int *C, int *h, int *w, nst_error *err) {
     *F = NULL;
-    int l = level_layer(level), m = 1 << (level - 1);
-    if (l < 0 || l >= vgg->depth)
-        return nst_fail(err, NST_ERR_ARG, "the loss network was loaded to %d layers; relu%d_1 needs %d", vgg->depth, level,
-                        l + 1);
-    if (img->width % m || img->height % m || img->width < 2 * m || img->height < 2 * m)
-        return nst_fail(err, NST_ERR_ARG, "relu%d_1 of a %dx%d image: sides must be multiples of %d, at least %d", level,
-                        img->width, img->height, m, 2 * m);
-    vgg19_acts a;
-    nst_status s = vgg19_acts_build(&a, l + 1, img->height, img->width, NULL, err);
+    if (level < 1 || level > 5) return nst_fail(err, NST_ERR_ARG, "level %d is out of range (1..5)", level);
+    features_out fo = {0};
+    nst_status s = encode_taps(vgg, packs, img, 1 << level, take_tap, &fo, err);
     if (s) return s;
-    vgg19_acts_fuse_relus(&a);
-    a.packs = packs;
-    vgg19_preprocess(a.input, img);
-    for (int k = 0; k <= l; k++) vgg19_forward_layer(vgg, &a, k);
-    size_t n = vgg19_layer_size(&a, l);
-    if (!(*F = nst_alloc_array(n, sizeof(float)))) {
-        s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the features of relu%d_1", level);
-    } else {
-        memcpy(*F, a.out[l], n * sizeof(float));
-        *C = a.C[l], *h = a.Hl[l], *w = a.Wl[l];
-    }
-    vgg19_acts_free(&a);
-    return s;
+    *F = fo.F, *C = fo.C, *h = fo.h, *w = fo.w;
+    return NST_OK;
 }
 
 /* features (C,h,w) -> dec -> out ((3,.) planes 0..255 as an image of size W x H, cropped
  * from the decoder's output, clamped) */
-static nst_status decode(const stylenet *dec, const float *F, int h, int w, int W, int H, nst_image *out,
+static nst_status decode(const stylenet *dec, float *F, int h, int w, int W, int H, nst_image *out,
                          nst_error *err) {
     stylenet_acts a;
-    nst_status s = stylenet_acts_build(&a, dec, h, w, 0, err);
+    nst_status s = stylenet_acts_build_on(&a, dec, h, w, F, err);
     if (s) return s;
-    memcpy(a.input, F, (size_t)a.C_in * h * w * sizeof(float));
     if (!(s = stylenet_forward(dec, &a, 0, err)) && !(s = nst_image_alloc(out, W, H, err))) {
         const float *y = stylenet_output(dec, &a);
         size_t hw = (size_t)a.H_out * a.W_out;
@@ -100,29 +131,32 @@ nst_status universal_reconstruct(const nst_vgg19 *vgg, const conv3x3_packed *pac
     return s;
 }
 
+static nst_status style_tap(void *ctx, int level, float *F, int C, int h, int w, int *take, nst_error *err) {
+    (void)take;
+    universal_style *st = ctx;
+    size_t n = (size_t)h * w;
+    nst_status s = wct_stats_compute(&st->level[level], F, C, n, err);
+    if (s) return s;
+    double *mean = malloc((size_t)C * sizeof *mean);
+    st->std[level] = malloc((size_t)C * sizeof(double));
+    if (!mean || !st->std[level]) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the painting's statistics");
+    else channel_stats(mean, st->std[level], F, C, n);
+    free(mean);
+    return s;
+}
+
 nst_status universal_style_compute(universal_style *st, const nst_vgg19 *vgg, const conv3x3_packed *packs,
                                    const stylenet *const dec[6], const nst_image *painting, nst_error *err) {
     memset(st, 0, sizeof *st);
-    nst_status s = NST_OK;
-    for (int k = 1; k <= 5 && !s; k++) {
-        if (!dec[k]) continue;
-        nst_image padded = {0};
-        float *F = NULL;
-        int C, h, w;
-        s = pad_to(&padded, painting, 1 << (k - 1), err);
-        if (!s) s = universal_encode(vgg, packs, &padded, k, &F, &C, &h, &w, err);
-        if (!s) s = wct_stats_compute(&st->level[k], F, C, (size_t)h * w, err);
-        if (!s && !(st->std[k] = malloc((size_t)C * sizeof(double))))
-            s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the painting's statistics");
-        if (!s) {
-            double *mean = malloc((size_t)C * sizeof *mean);
-            if (!mean) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for the painting's statistics");
-            else channel_stats(mean, st->std[k], F, C, (size_t)h * w);
-            free(mean);
-        }
-        free(F);
-        nst_image_free(&padded);
-    }
+    int want = 0, deepest = 0;
+    for (int k = 1; k <= 5; k++)
+        if (dec[k]) want |= 1 << k, deepest = k;
+    if (!want) return NST_OK;
+    /* one pass for every level: the painting padded for the deepest */
+    nst_image padded = {0};
+    nst_status s = pad_to(&padded, painting, 1 << (deepest - 1), err);
+    if (!s) s = encode_taps(vgg, packs, &padded, want, style_tap, st, err);
+    nst_image_free(&padded);
     if (s) universal_style_free(st);
     return s;
 }
@@ -141,7 +175,7 @@ nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, co
     memset(out, 0, sizeof *out);
     if (n < 1 || n > 16) return nst_fail(err, NST_ERR_ARG, "%d paintings to blend (1..16)", n);
     nst_image padded = {0};
-    float *F = NULL, *G = NULL;
+    float *F = NULL;
     int C, h, wd;
     double mean[16 * 512], sd[16 * 512];
     nst_status s = pad_to(&padded, img, 8, err);
@@ -155,13 +189,11 @@ nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, co
             memcpy(sd + (size_t)i * C, styles[i]->std[4], (size_t)C * sizeof(double));
         }
     }
-    if (!s && !(G = nst_alloc_array((size_t)C * h * wd, sizeof *G)))
-        s = nst_fail(err, NST_ERR_NOMEM, "out of memory for relu4_1's transform");
     if (!s) {
-        adain_forward(G, F, C, (size_t)h * wd, mean, sd, w, n, alpha);
-        s = decode(dec4, G, h, wd, img->width, img->height, out, err);
+        adain_forward(F, F, C, (size_t)h * wd, mean, sd, w, n, alpha); /* in place */
+        s = decode(dec4, F, h, wd, img->width, img->height, out, err);
     }
-    free(F), free(G);
+    free(F);
     nst_image_free(&padded);
     return s;
 }
@@ -195,6 +227,9 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
         if (!s) s = wct_transform_build(T, shift, &content, ss, w, n, err);
         if (!s) {
             wct_transform_apply(G, F, T, shift, C, (size_t)h * wd, alpha);
+            free(F); /* before the decoder's buffers: at most two feature maps at a time */
+            F = NULL;
+            nst_image_free(&padded);
             s = decode(dec[k], G, h, wd, img->width, img->height, &next, err);
         }
         if (!s) {
@@ -222,6 +257,8 @@ struct nst_universal {
     int n_styles;
     nst_universal_method method;
     char note[256]; /* nst_universal_note */
+    nst_precision precision; /* resolved: FP32 or BF16 */
+    conv3x3_packed *packs;   /* the VGG19's convs in bf16 (vgg19_packs_build), or NULL: its own */
 };
 
 /* The decoders in dir; 0 with none there (or an error, in err: the status). */
@@ -283,8 +320,40 @@ nst_status nst_universal_load(nst_universal **out, const nst_vgg19 *vgg, const c
     return NST_OK;
 }
 
+nst_status nst_universal_set_precision(nst_universal *u, nst_precision precision, const nst_tuning *tuning,
+                                       nst_error *err) {
+    nst_precision p;
+    nst_status s = nst_precision_resolve_cpu(precision, tuning, &p, err);
+    if (s) return s;
+    if (p != NST_PRECISION_BF16) p = NST_PRECISION_FP32;
+    if (p == u->precision) return NST_OK;
+    int depth = 0;
+    for (int k = 1; k <= 5; k++)
+        if (u->have & 1 << k) depth = level_layer(k) + 1;
+    conv3x3_packed *packs = NULL;
+    if ((s = vgg19_packs_build(&packs, u->vgg, depth, tuning, p, err))) return s;
+    nst_tuning none = {0};
+    for (int k = 1; k <= 5 && !s; k++)
+        if (u->have & 1 << k) {
+            u->dec[k].tuning = tuning ? *tuning : none;
+            u->dec[k].precision = p;
+            s = stylenet_pack(&u->dec[k], err);
+        }
+    if (s) {
+        vgg19_packs_free(packs);
+        return s;
+    }
+    vgg19_packs_free(u->packs);
+    u->packs = packs;
+    u->precision = p;
+    return NST_OK;
+}
+
+nst_precision nst_universal_precision(const nst_universal *u) { return u->precision; }
+
 void nst_universal_free(nst_universal *u) {
     if (!u) return;
+    vgg19_packs_free(u->packs);
     for (int k = 0; k < 6; k++) stylenet_free(&u->dec[k]);
     for (int i = 0; i < 16; i++) universal_style_free(&u->style[i]);
     free(u);
@@ -317,7 +386,7 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
     const stylenet *dec[6];
     method_decoders(u, method, dec);
     for (int i = 0; i < n; i++) {
-        nst_status s = universal_style_compute(&u->style[i], u->vgg, NULL, dec, paintings[i], err);
+        nst_status s = universal_style_compute(&u->style[i], u->vgg, u->packs, dec, paintings[i], err);
         if (s) {
             for (int j = 0; j < i; j++) universal_style_free(&u->style[j]);
             return s;
@@ -353,6 +422,6 @@ nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float s
     const stylenet *dec[6];
     method_decoders(u, u->method, dec);
     if (u->method == NST_UNIVERSAL_ADAIN)
-        return universal_adain(u->vgg, NULL, dec[4], st, u->w, u->n_styles, strength, photo, out, err);
-    return universal_stylize(u->vgg, NULL, dec, st, u->w, u->n_styles, strength, photo, out, err);
+        return universal_adain(u->vgg, u->packs, dec[4], st, u->w, u->n_styles, strength, photo, out, err);
+    return universal_stylize(u->vgg, u->packs, dec, st, u->w, u->n_styles, strength, photo, out, err);
 }
