@@ -350,7 +350,12 @@ typedef struct {
 } nst_tap;
 
 typedef enum { NST_OPT_ADAM = 0, NST_OPT_LBFGS = 1 } nst_optimizer;
-typedef enum { NST_INIT_CONTENT = 0, NST_INIT_NOISE = 1, NST_INIT_FILE = 2 } nst_init;
+typedef enum {
+    NST_INIT_CONTENT = 0,
+    NST_INIT_NOISE = 1,
+    NST_INIT_FILE = 2, /* init_file */
+    NST_INIT_IMAGE = 3 /* init_image: e.g. a one-pass result (nst_universal_apply) */
+} nst_init;
 typedef enum {
     NST_GRAM_RAW = 0,       /* G = F F^T (the seed notebook) */
     NST_GRAM_NORMALIZED = 1 /* G = F F^T / (C*H*W), as in Johnson's neural-style */
@@ -376,6 +381,8 @@ typedef struct {
     int lbfgs_history; /* L-BFGS memory */
     nst_init init;
     const char *init_file; /* with NST_INIT_FILE */
+    const nst_image *init_image; /* with NST_INIT_IMAGE: any size, resized onto the result
+                                    like the content (as a file's is); borrowed for the run */
     uint64_t seed;         /* noise initialisation */
     int threads;           /* 0: the OpenMP default (OMP_NUM_THREADS or all cores); see
                               nst_transfer_run for its scope */

@@ -67,6 +67,12 @@ if ls "$(dirname "$0")/../models/universal/"relu*_1.nstm >/dev/null 2>&1; then
         $NST compare "$T/ship_u32.png" "$T/ship_u.png" | awk '{exit !($3 == "inf" || $3 > 35)}' && ok ||
         bad "universal bf16 vs fp32: $($NST compare "$T/ship_u32.png" "$T/ship_u.png")"
     expect 2 "no CUDA path" -- $NST apply --style "$STYLE" --device cuda "$CONTENT" -o "$T/ux.png"
+    # the shipped decoders' one-pass result starts the optimisation well below the photo
+    G=(--content "$CONTENT" --style "$STYLE" --size 64 --optimizer adam --steps 1 -q)
+    $NST transfer "${G[@]}" -o "$T/g0.png" --log "$T/g0.csv" &&
+        $NST transfer "${G[@]}" --init universal -o "$T/g1.png" --log "$T/g1.csv" &&
+        awk -F, 'FNR==2{v[++n]=$6} END{exit !(n == 2 && v[2] < 0.7 * v[1])}' "$T/g0.csv" "$T/g1.csv" && ok ||
+        bad "--init universal does not start below the photo: $(cat "$T/g0.csv" "$T/g1.csv")"
 fi
 if [ -s "$(dirname "$0")/../models/universal/relu4_1.nstm" ]; then
     expect 0 "wrote" -- $NST apply --style "$STYLE" --method adain "$CONTENT" -o "$T/ship_a.png"
@@ -90,6 +96,13 @@ expect 1 "notapainting.png" -- $NST apply --style "$T/notapainting.png" "${U[@]}
 cp "$STYLE" "$T/painting.png"
 expect 2 "replace" -- $NST apply --style "$T/painting.png" "${U[@]}" "$CONTENT" -o "$T/painting.png"
 cmp -s "$STYLE" "$T/painting.png" && [ ! -e "$T/ux.png" ] && ok || bad "a refused universal apply wrote a file"
+# nst transfer --init universal: optimisation from the one-pass result
+G=(--content "$CONTENT" --style "$STYLE" --size 64 --optimizer adam --steps 1)
+expect 0 "init: universal style transfer \(WCT, 1 levels" -- $NST transfer "${G[@]}" --init universal \
+    --decoders "$T/decoders" -o "$T/g2.png"
+expect 2 "goes with --init universal" -- $NST transfer "${G[@]}" --decoders "$T/decoders" -o "$T/g3.png"
+expect 1 "no decoders in it" -- $NST transfer "${G[@]}" --init universal --decoders "$T/data" -o "$T/g3.png"
+[ ! -e "$T/g3.png" ] && ok || bad "a refused --init universal wrote a file"
 
 # --- one network for several paintings (conditional instance norm) ---
 S2=$T/style2.png

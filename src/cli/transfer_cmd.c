@@ -1,6 +1,8 @@
 /* transfer_cmd.c - `nst transfer`: options -> nst_transfer_config, every file checked,
  * then nst_transfer_run with a progress bar, a CSV log, periodic snapshots and Ctrl-C
  * handling. */
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,7 +14,7 @@
 enum {
     T_CONTENT = OPT_FIRST_OWN, T_STYLE, T_BLEND, T_OUTPUT, T_PRESET, T_SIZE, T_STEPS, T_OPTIMIZER, T_LR,
     T_LBFGS_HISTORY, T_CONTENT_WEIGHT, T_STYLE_WEIGHT, T_TV_WEIGHT, T_CONTENT_LAYERS, T_STYLE_LAYERS, T_GRAM,
-    T_STYLE_SCALE, T_PRESERVE, T_INIT, T_SEED, T_SAVE_EVERY, T_PRINT_EVERY, T_LOG, T_GPU
+    T_STYLE_SCALE, T_PRESERVE, T_INIT, T_SEED, T_SAVE_EVERY, T_PRINT_EVERY, T_LOG, T_GPU, T_DECODERS
 };
 
 static const cli_opt TRANSFER_OPTS[] = {
@@ -39,7 +41,9 @@ static const cli_opt TRANSFER_OPTS[] = {
     {T_GRAM, "gram", 0, "raw|normalized", "Gram normalisation (raw: F F^T; normalized: / (C*H*W))", 0},
     {T_STYLE_SCALE, "style-scale", 0, "X", "style image size relative to --size (default 1)", 0},
     {T_PRESERVE, "preserve-colors", 0, NULL, "keep the photo's colours (style in luminance only)", 0},
-    {T_INIT, "init", 0, "content|noise|FILE", "starting image (default content)", 0},
+    {T_INIT, "init", 0, "content|noise|universal|FILE", "starting image (default content; universal: the\n"
+                                                        "one-pass result of nst apply --style, fewer steps)", 0},
+    {T_DECODERS, "decoders", 0, "DIR", "the decoders of --init universal (default models/universal)", 0},
     {T_SEED, "seed", 0, "N", "random seed for --init noise", 0},
     {T_SAVE_EVERY, "save-every", 0, "N", "snapshot every N steps next to the output (0: none)", 0},
     {T_PRINT_EVERY, "print-every", 0, "N", "a progress line every N steps when not on a terminal", 0},
@@ -163,6 +167,49 @@ too_many:
     return 0;
 }
 
+/* --init universal: the one-pass result (WCT with the decoders of dir, NULL: the shipped
+ * ones) of the content at the result's size, the styles at the transfer's style size. */
+static int universal_init(nst_image *out, const nst_vgg19 *net, const char *dir, const nst_image *content,
+                          const nst_image *styles, int n_styles, const float *blend, const nst_transfer_config *cfg,
+                          int quiet, nst_error *err) {
+    double t0 = omp_get_wtime();
+    nst_universal *u = NULL;
+    nst_image sized[NST_MAX_STYLES + 1] = {{0}}; /* the styles, then the content */
+    const nst_image *ptr[NST_MAX_STYLES];
+    float w[NST_MAX_STYLES];
+    int ok = 0, cw = cfg->size, ch = cfg->size;
+    if (!cfg->squash) nst_image_fit_size(content->width, content->height, cfg->size, &cw, &ch);
+    /* the CPU's arithmetic: the run's own there, else the best */
+    nst_precision prec = cfg->device == NST_DEVICE_CPU ? cfg->precision : NST_PRECISION_AUTO;
+    if (nst_universal_load(&u, net, dir, &cfg->limits, err) != NST_OK ||
+        nst_universal_set_precision(u, prec, &cfg->tuning, err) != NST_OK)
+        goto done;
+    for (int i = 0; i < n_styles; i++) {
+        int sw = cfg->size, sh = cfg->size;
+        if (!cfg->squash) {
+            int side = (int)lroundf(cfg->style_scale * (float)cfg->size);
+            nst_image_fit_size(styles[i].width, styles[i].height, side < 16 ? 16 : side, &sw, &sh);
+        }
+        if (nst_image_resize(&sized[i], &styles[i], sw, sh, err) != NST_OK) goto done;
+        ptr[i] = &sized[i];
+        w[i] = blend ? blend[i] : 1.0f;
+    }
+    nst_image result = {0};
+    if (nst_universal_set_styles(u, ptr, w, n_styles, NST_UNIVERSAL_WCT, err) != NST_OK ||
+        nst_image_resize(&sized[n_styles], content, cw, ch, err) != NST_OK ||
+        nst_universal_apply(u, &sized[n_styles], 1.0f, &result, err) != NST_OK)
+        goto done;
+    *out = result;
+    ok = 1;
+    if (!quiet)
+        fprintf(stderr, "nst: init: universal style transfer (WCT, %d levels, decoders of %s), %dx%d in %.2f s\n",
+                __builtin_popcount(nst_universal_levels(u)), nst_universal_dir(u), cw, ch, omp_get_wtime() - t0);
+done:
+    for (int i = 0; i <= n_styles; i++) nst_image_free(&sized[i]);
+    nst_universal_free(u);
+    return ok;
+}
+
 static const char *optimizer_name(nst_optimizer o) { return o == NST_OPT_LBFGS ? "L-BFGS" : "Adam"; }
 
 int cmd_transfer(int argc, char **argv) {
@@ -170,7 +217,7 @@ int cmd_transfer(int argc, char **argv) {
     int pr = cli_parse(&TRANSFER_CMD, argc, argv, &args);
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
 
-    const char *content_path = NULL, *output_arg = NULL, *weights = NULL, *log_path = NULL;
+    const char *content_path = NULL, *output_arg = NULL, *weights = NULL, *log_path = NULL, *decoders = NULL;
     const char *preset = cli_value(&args, T_PRESET) ? cli_value(&args, T_PRESET) : "gatys";
     char *styles[NST_MAX_STYLES];
     char **lists[NST_MAX_STYLES];
@@ -285,6 +332,7 @@ int cmd_transfer(int argc, char **argv) {
         case T_INIT:
             if (strcmp(v, "content") == 0 || (alias && strcmp(v, "image") == 0)) cfg.init = NST_INIT_CONTENT;
             else if (strcmp(v, "noise") == 0 || (alias && strcmp(v, "random") == 0)) cfg.init = NST_INIT_NOISE;
+            else if (!alias && strcmp(v, "universal") == 0) cfg.init = NST_INIT_IMAGE; /* a file: ./universal */
             else if (alias) {
                 fprintf(stderr, "nst: %s: '%s' is not image or random (for a file use --init FILE)\n", a, v);
                 goto done;
@@ -328,7 +376,14 @@ int cmd_transfer(int argc, char **argv) {
         case OPT_PRECISION:
             if (!parse_precision(a, v, 0, &cfg.precision)) goto done;
             break;
+        case T_DECODERS:
+            decoders = v;
+            break;
         }
+    }
+    if (decoders && cfg.init != NST_INIT_IMAGE) {
+        fprintf(stderr, "nst: --decoders goes with --init universal\n");
+        goto done;
     }
     if (!content_path || n_styles == 0 || !output_arg) {
         fprintf(stderr, "nst: transfer needs %s (try nst transfer --help)\n",
@@ -407,7 +462,7 @@ int cmd_transfer(int argc, char **argv) {
 
     /* load everything before the long run, so that bad input fails fast */
     nst_vgg19 *net = NULL;
-    nst_image content = {0}, style_imgs[NST_MAX_STYLES] = {{0}}, result = {0};
+    nst_image content = {0}, style_imgs[NST_MAX_STYLES] = {{0}}, result = {0}, init_img = {0};
     run_state rs = {0};
     if (image_read(&content, content_path, &cfg.limits, &err) != NST_OK) goto fail;
     for (int i = 0; i < n_styles; i++)
@@ -418,7 +473,15 @@ int cmd_transfer(int argc, char **argv) {
         nst_image_free(&init);
         if (si != NST_OK) goto fail;
     }
-    if (nst_vgg19_load_tuned(&net, weights, nst_transfer_depth(&cfg), &cfg.tuning, &err) != NST_OK) goto fail;
+    int depth = nst_transfer_depth(&cfg), deepest = nst_layer_index("relu5_1") + 1;
+    if (cfg.init == NST_INIT_IMAGE && depth < deepest) depth = deepest; /* the decoders' encoder */
+    if (nst_vgg19_load_tuned(&net, weights, depth, &cfg.tuning, &err) != NST_OK) goto fail;
+    if (cfg.init == NST_INIT_IMAGE) {
+        if (!universal_init(&init_img, net, decoders, &content, style_imgs, n_styles, n_blend > 0 ? blend : NULL, &cfg,
+                            quiet, &err))
+            goto fail;
+        cfg.init_image = &init_img;
+    }
     if (log_path) {
         rs.log = fopen(log_path, "w");
         if (!rs.log) {
@@ -490,6 +553,7 @@ cleanup:
     if (rs.log) fclose(rs.log);
     nst_image_free(&result);
     nst_image_free(&content);
+    nst_image_free(&init_img);
     for (int i = 0; i < n_styles; i++) nst_image_free(&style_imgs[i]);
     nst_vgg19_free(net);
 done:

@@ -437,6 +437,16 @@ static nst_status init_image(nst_transfer *t, nst_error *err) {
             return nst_fail(err, s, "init image %.500s: %.500s", cfg->init_file, msg);
         }
         return NST_OK;
+    } else if (cfg->init == NST_INIT_IMAGE) {
+        if (!cfg->init_image || !cfg->init_image->pixels)
+            return nst_fail(err, NST_ERR_ARG, "NST_INIT_IMAGE without an init_image");
+        nst_status s = content_canvas(t, t->x, cfg->init_image, err);
+        if (s) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return nst_fail(err, s, "the init image: %.500s", msg);
+        }
+        return NST_OK;
     } /* NST_INIT_CONTENT: t->x already holds the content */
     return NST_OK;
 }
