@@ -59,6 +59,9 @@ for want in 1x1 7x5 33x25; do
 done
 $NST apply --style "$STYLE" --decoders "$T/decoders" --style-size 16 "$CONTENT" -o "$T/us.png" 2>"$T/stderr" &&
     grep -q "small for relu3_1: 16 positions for 256 channels" "$T/stderr" && ok || bad "a tiny painting: $(cat "$T/stderr")"
+# a flat painting (grey, 32x32): no texture to colour with, a picture all the same
+{ printf 'P6\n32 32\n255\n'; head -c 3072 /dev/zero | tr '\0' '\200'; } >"$T/flat.ppm"
+expect 0 "wrote" -- $NST apply --style "$T/flat.ppm" "${U[@]}" "$CONTENT" -o "$T/uflat.png"
 # the shipped decoders, found without --decoders
 if ls "$(dirname "$0")/../models/universal/"relu*_1.nstm >/dev/null 2>&1; then
     expect 0 "universal" -- $NST apply --style "$STYLE" "$CONTENT" -o "$T/ship_u.png"
