@@ -144,47 +144,91 @@ static void eigen_power(double *M, const wct_stats *s, double p, double *U) {
     matmul(M, s->vec, 1, U, C);
 }
 
-/* Td (C,C) = sum_k w_k K_k W_c and sd (C) = sum_k w_k m_k, in double; 0 if out of memory. */
-static int wct_matrices(double *Td, double *sd, const wct_stats *content, const wct_stats *const *styles,
-                        const float *w, int n) {
-    size_t CC = (size_t)content->C * content->C;
+nst_status wct_colouring_build(wct_colouring *c, const wct_stats *const *styles, const float *w, int n,
+                               nst_error *err) {
+    memset(c, 0, sizeof *c);
+    if (n < 1) return nst_fail(err, NST_ERR_ARG, "no painting to colour with");
+    int C = styles[0]->C;
+    for (int k = 1; k < n; k++)
+        if (styles[k]->C != C)
+            return nst_fail(err, NST_ERR_ARG, "the paintings' features have %d and %d channels", C, styles[k]->C);
+    size_t CC = (size_t)C * C;
+    double *mem = calloc(CC + C, sizeof *mem), *Kk = malloc(CC * sizeof *Kk), *U = malloc(CC * sizeof *U);
+    if (!mem || !Kk || !U) {
+        free(mem), free(Kk), free(U);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory for the colouring (%d channels)", C);
+    }
+    c->C = C, c->K = mem, c->mean = mem + CC;
+    for (int k = 0; k < n; k++) {
+        eigen_power(Kk, styles[k], 0.5, U);
+        for (size_t i = 0; i < CC; i++) c->K[i] += w[k] * Kk[i];
+        for (int j = 0; j < C; j++) c->mean[j] += w[k] * styles[k]->mean[j];
+    }
+    free(Kk), free(U);
+    return NST_OK;
+}
+
+void wct_colouring_free(wct_colouring *c) {
+    free(c->K);
+    memset(c, 0, sizeof *c);
+}
+
+/* Td (C,C) = K W_c in double; 0 if out of memory. */
+static int whiten_colour(double *Td, const wct_stats *content, const wct_colouring *col) {
     int C = content->C;
-    double *W = malloc(CC * sizeof *W), *K = calloc(CC, sizeof *K), *Kk = malloc(CC * sizeof *Kk),
-           *U = malloc(CC * sizeof *U);
-    int ok = W && K && Kk && U;
+    size_t CC = (size_t)C * C;
+    double *W = malloc(CC * sizeof *W), *U = malloc(CC * sizeof *U);
+    int ok = W && U;
     if (ok) {
         eigen_power(W, content, -0.5, U);
-        memset(sd, 0, (size_t)C * sizeof *sd);
-        for (int k = 0; k < n; k++) {
-            eigen_power(Kk, styles[k], 0.5, U);
-            for (size_t i = 0; i < CC; i++) K[i] += w[k] * Kk[i];
-            for (int c = 0; c < C; c++) sd[c] += w[k] * styles[k]->mean[c];
-        }
-        matmul(Td, K, 0, W, C);
+        matmul(Td, col->K, 0, W, C);
     }
-    free(W), free(K), free(Kk), free(U);
+    free(W), free(U);
     return ok;
 }
 
-nst_status wct_transform_build(float *T, float *shift, const wct_stats *content, const wct_stats *const *styles,
-                               const float *w, int n, nst_error *err) {
+/* Td (C,C) = sum_k w_k K_k W_c and sd (C) = sum_k w_k m_k, in double; 0 if out of memory. */
+static int wct_matrices(double *Td, double *sd, const wct_stats *content, const wct_stats *const *styles,
+                        const float *w, int n) {
+    wct_colouring col;
+    nst_error ignored;
+    if (wct_colouring_build(&col, styles, w, n, &ignored)) return 0;
+    int ok = whiten_colour(Td, content, &col);
+    memcpy(sd, col.mean, (size_t)content->C * sizeof *sd);
+    wct_colouring_free(&col);
+    return ok;
+}
+
+nst_status wct_transform_colour(float *T, float *shift, const wct_stats *content, const wct_colouring *col,
+                                nst_error *err) {
     int C = content->C;
-    for (int k = 0; k < n; k++)
-        if (styles[k]->C != C)
-            return nst_fail(err, NST_ERR_ARG, "a painting's features have %d channels, the photo's %d", styles[k]->C, C);
-    double *Td = malloc((size_t)C * C * sizeof *Td), *sd = malloc((size_t)C * sizeof *sd);
-    if (!Td || !sd || !wct_matrices(Td, sd, content, styles, w, n)) {
-        free(Td), free(sd);
+    if (col->C != C) return nst_fail(err, NST_ERR_ARG, "a painting's features have %d channels, the photo's %d", col->C, C);
+    double *Td = malloc((size_t)C * C * sizeof *Td);
+    if (!Td || !whiten_colour(Td, content, col)) {
+        free(Td);
         return nst_fail(err, NST_ERR_NOMEM, "out of memory for the feature transform (%d channels)", C);
     }
     for (int a = 0; a < C; a++) {
-        double m = sd[a];
+        double m = col->mean[a];
         for (int b = 0; b < C; b++) m -= Td[(size_t)a * C + b] * content->mean[b];
         shift[a] = (float)m;
         for (int b = 0; b < C; b++) T[(size_t)a * C + b] = (float)Td[(size_t)a * C + b];
     }
-    free(Td), free(sd);
+    free(Td);
     return NST_OK;
+}
+
+nst_status wct_transform_build(float *T, float *shift, const wct_stats *content, const wct_stats *const *styles,
+                               const float *w, int n, nst_error *err) {
+    for (int k = 0; k < n; k++)
+        if (styles[k]->C != content->C)
+            return nst_fail(err, NST_ERR_ARG, "a painting's features have %d channels, the photo's %d", styles[k]->C,
+                            content->C);
+    wct_colouring col;
+    nst_status s = wct_colouring_build(&col, styles, w, n, err);
+    if (!s) s = wct_transform_colour(T, shift, content, &col, err);
+    wct_colouring_free(&col);
+    return s;
 }
 
 enum { APPLY_CHUNK = 256 }; /* positions per block: (C, APPLY_CHUNK) of f stays in cache */

@@ -40,6 +40,18 @@ void wct_stats_free(wct_stats *s);
  * so that the WCT of f is T f + shift. */
 nst_status wct_transform_build(float *T, float *shift, const wct_stats *content, const wct_stats *const *styles,
                                const float *w, int n, nst_error *err);
+/* The same in two parts: the colouring, which depends on the paintings only (what a run
+ * computes once for all its photos), K (C,C) = sum_k w_k K_k and mean (C) = sum_k w_k m_k
+ * in double, one allocation; then each photo's T = K W_c and shift = mean - T m_c. */
+typedef struct {
+    int C;
+    double *K, *mean;
+} wct_colouring;
+nst_status wct_colouring_build(wct_colouring *c, const wct_stats *const *styles, const float *w, int n,
+                               nst_error *err);
+void wct_colouring_free(wct_colouring *c);
+nst_status wct_transform_colour(float *T, float *shift, const wct_stats *content, const wct_colouring *c,
+                                nst_error *err);
 /* out (C,N) = alpha (T f + shift) + (1 - alpha) f. out may not be f. */
 void wct_transform_apply(float *out, const float *f, const float *T, const float *shift, int C, size_t N,
                          float alpha);

@@ -199,8 +199,8 @@ nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, co
 }
 
 nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, const stylenet *const dec[6],
-                             const universal_style *const *styles, const float *w, int n, float alpha,
-                             const nst_image *img, nst_image *out, nst_error *err) {
+                             const wct_colouring col[6], float alpha, const nst_image *img, nst_image *out,
+                             nst_error *err) {
     memset(out, 0, sizeof *out);
     nst_image cur = {0};
     nst_status s = nst_image_alloc(&cur, img->width, img->height, err);
@@ -212,9 +212,7 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
         float *F = NULL, *G = NULL, *T = NULL, *shift = NULL;
         int C, h, wd;
         wct_stats content = {0};
-        const wct_stats *ss[16];
-        s = n < 1 || n > 16 ? nst_fail(err, NST_ERR_ARG, "%d paintings to blend (1..16)", n) : NST_OK;
-        for (int i = 0; i < n && !s; i++) ss[i] = &styles[i]->level[k];
+        s = col[k].C ? NST_OK : nst_fail(err, NST_ERR_ARG, "no colouring for relu%d_1", k);
         if (!s) s = pad_to(&padded, &cur, 1 << (k - 1), err);
         if (!s) s = universal_encode(vgg, packs, &padded, k, &F, &C, &h, &wd, err);
         if (!s) s = wct_stats_compute(&content, F, C, (size_t)h * wd, err);
@@ -224,7 +222,7 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
             G = nst_alloc_array((size_t)C * h * wd, sizeof *G);
             if (!T || !shift || !G) s = nst_fail(err, NST_ERR_NOMEM, "out of memory for relu%d_1's transform", k);
         }
-        if (!s) s = wct_transform_build(T, shift, &content, ss, w, n, err);
+        if (!s) s = wct_transform_colour(T, shift, &content, &col[k], err);
         if (!s) {
             wct_transform_apply(G, F, T, shift, C, (size_t)h * wd, alpha);
             free(F); /* before the decoder's buffers: at most two feature maps at a time */
@@ -254,6 +252,7 @@ struct nst_universal {
     char dir[NST_PATH_MAX];
     universal_style style[16];
     float w[16];
+    wct_colouring colour[6]; /* [k]: the mix's at relu<k>_1 (WCT) */
     int n_styles;
     nst_universal_method method;
     char note[256]; /* nst_universal_note */
@@ -356,6 +355,7 @@ void nst_universal_free(nst_universal *u) {
     vgg19_packs_free(u->packs);
     for (int k = 0; k < 6; k++) stylenet_free(&u->dec[k]);
     for (int i = 0; i < 16; i++) universal_style_free(&u->style[i]);
+    for (int k = 0; k < 6; k++) wct_colouring_free(&u->colour[k]);
     free(u);
 }
 
@@ -382,6 +382,7 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
     }
     if (!(sum > 0.0)) return nst_fail(err, NST_ERR_ARG, "the blend weights sum to 0");
     for (int i = 0; i < 16; i++) universal_style_free(&u->style[i]);
+    for (int k = 0; k < 6; k++) wct_colouring_free(&u->colour[k]);
     u->n_styles = 0;
     const stylenet *dec[6];
     method_decoders(u, method, dec);
@@ -392,6 +393,18 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
             return s;
         }
         u->w[i] = (float)(weights[i] / sum);
+    }
+    /* the mix's colouring at each level, once for every photo */
+    for (int k = 1; k <= 5 && method == NST_UNIVERSAL_WCT; k++) {
+        if (!dec[k]) continue;
+        const wct_stats *ss[16];
+        for (int i = 0; i < n; i++) ss[i] = &u->style[i].level[k];
+        nst_status s = wct_colouring_build(&u->colour[k], ss, u->w, n, err);
+        if (s) {
+            for (int i = 0; i < n; i++) universal_style_free(&u->style[i]);
+            for (int j = 0; j < 6; j++) wct_colouring_free(&u->colour[j]);
+            return s;
+        }
     }
     /* a painting with fewer positions than channels at a level colours in fewer directions */
     u->note[0] = '\0';
@@ -423,5 +436,5 @@ nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float s
     method_decoders(u, u->method, dec);
     if (u->method == NST_UNIVERSAL_ADAIN)
         return universal_adain(u->vgg, u->packs, dec[4], st, u->w, u->n_styles, strength, photo, out, err);
-    return universal_stylize(u->vgg, u->packs, dec, st, u->w, u->n_styles, strength, photo, out, err);
+    return universal_stylize(u->vgg, u->packs, dec, u->colour, strength, photo, out, err);
 }

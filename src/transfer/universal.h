@@ -40,10 +40,10 @@ nst_status universal_adain(const nst_vgg19 *vgg, const conv3x3_packed *packs, co
                            const nst_image *img, nst_image *out, nst_error *err);
 
 /* The WCT pass: for k = 5 .. 1 where dec[k] is given, img -> relu<k>_1 -> WCT with the
- * mix of n styles (weights w) at strength alpha -> dec[k] -> the next level's input.
- * out: img's size. */
+ * colouring col[k] (the paintings' mix, wct_colouring_build) at strength alpha -> dec[k]
+ * -> the next level's input. out: img's size. */
 nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, const stylenet *const dec[6],
-                             const universal_style *const *styles, const float *w, int n, float alpha,
-                             const nst_image *img, nst_image *out, nst_error *err);
+                             const wct_colouring col[6], float alpha, const nst_image *img, nst_image *out,
+                             nst_error *err);
 
 #endif
