@@ -564,6 +564,18 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
 /* After nst_universal_set_styles: NULL, or what the caller should tell the user (a
  * painting too small for a level's covariance). */
 const char *nst_universal_note(const nst_universal *u);
+/* One decoder file's record, for listing it (nst info): its level k (relu<k>_1), width,
+ * size in floats, and its metadata strings ("command", "steps", ...) as key/value pairs in
+ * the file's order, valid until nst_decoder_info_free. NST_ERR_FORMAT, saying what the
+ * file is, for a file that is not a decoder. */
+typedef struct {
+    int level, width, n_meta;
+    size_t n_params;
+    const char **keys, **values;
+    void *model; /* the file, owned */
+} nst_decoder_info;
+nst_status nst_decoder_info_load(nst_decoder_info *info, const char *path, const nst_limits *limits, nst_error *err);
+void nst_decoder_info_free(nst_decoder_info *info);
 /* photo -> out (the photo's size), at strength 0..1 (0: the photo through the decoders). */
 nst_status nst_universal_apply(nst_universal *u, const nst_image *photo, float strength, nst_image *out,
                                nst_error *err);

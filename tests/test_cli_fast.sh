@@ -42,6 +42,8 @@ expect 2 "no --style" -- $NST train --decoder relu3_1 --style "$STYLE" --data "$
 expect 2 "relu1_1, relu2_1" -- $NST train --decoder relu4_2 --data "$T/data" -o "$T/decx.nstm"
 expect 2 "multiples of 16" -- $NST train --decoder relu5_1 --size 72 --data "$T/data" -o "$T/decx.nstm"
 expect 1 "a decoder of universal style transfer, not a style network" -- $NST apply --model "$D" "$CONTENT" -o "$T/decx.png"
+$NST info "$D" >"$T/info.txt" && grep -q "decoder of relu3_1" "$T/info.txt" && grep -q "command *nst train --decoder relu3_1" "$T/info.txt" &&
+    $NST info --json "$D" | grep -q '"type":[[:space:]]*"decoder"' && ok || bad "nst info on a decoder: $(cat "$T/info.txt")"
 [ ! -e "$T/decx.nstm" ] && [ ! -e "$T/decx.png" ] && ok || bad "a refused decoder command wrote a file"
 # any painting in one pass with that decoder (WCT at relu3_1)
 mkdir -p "$T/decoders"

@@ -33,12 +33,41 @@ static const cli_cmd INFO_CMD = {
     "Exit status: 0 when every file was read, 1 if any could not be, 2 on a usage error.\n",
 };
 
+/* A decoder of universal style transfer; 0 if arg is not one. */
+static int describe_decoder(const char *arg, const nst_limits *limits, cJSON *json) {
+    nst_decoder_info d;
+    nst_error err;
+    if (nst_decoder_info_load(&d, arg, limits, &err) != NST_OK) return 0;
+    struct stat st;
+    long long bytes = stat(arg, &st) == 0 ? (long long)st.st_size : -1;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", arg);
+        cJSON_AddStringToObject(o, "type", "decoder");
+        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cJSON_AddNumberToObject(o, "level", d.level);
+        cJSON_AddNumberToObject(o, "width", d.width);
+        cJSON_AddNumberToObject(o, "parameters", (double)d.n_params);
+        cJSON *meta = cJSON_AddObjectToObject(o, "meta");
+        for (int i = 0; i < d.n_meta; i++) cJSON_AddStringToObject(meta, d.keys[i], d.values[i]);
+        cJSON_AddItemToArray(json, o);
+    } else {
+        printf("%s: decoder of relu%d_1 (universal style transfer), %lld bytes\n", arg, d.level, bytes);
+        printf("  %-16s %d\n  %-16s %zu\n", "width", d.width, "parameters", d.n_params);
+        for (int i = 0; i < d.n_meta; i++)
+            if (strcmp(d.keys[i], "arch") != 0) printf("  %-16s %s\n", d.keys[i], d.values[i]);
+    }
+    nst_decoder_info_free(&d);
+    return 1;
+}
+
 static int describe_model(const char *arg, const nst_limits *limits, cJSON *json) {
     nst_style_net *sn;
     nst_error err;
     if (nst_style_net_load(&sn, arg, limits, &err) != NST_OK) {
         if (is_unknown_style(arg)) styles_unknown("info", arg);
-        else fprintf(stderr, "nst: %s\n", err.msg);
+        else if (!describe_decoder(arg, limits, json)) fprintf(stderr, "nst: %s\n", err.msg);
+        else return 1;
         return 0;
     }
     const char *path = nst_style_net_path(sn), *kind = nst_style_net_meta(sn, "kind");

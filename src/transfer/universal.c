@@ -363,6 +363,42 @@ const char *nst_universal_dir(const nst_universal *u) { return u->dir; }
 const char *nst_universal_note(const nst_universal *u) { return u->note[0] ? u->note : NULL; }
 int nst_universal_levels(const nst_universal *u) { return u->have; }
 
+nst_status nst_decoder_info_load(nst_decoder_info *info, const char *path, const nst_limits *limits, nst_error *err) {
+    memset(info, 0, sizeof *info);
+    nstm_model *m = calloc(1, sizeof *m);
+    if (!m) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    stylenet net;
+    nst_status s = nstm_load(m, path, limits, err);
+    if (!s) s = stylenet_decoder_read(&net, m, path, 0, err);
+    if (s) {
+        nstm_free(m);
+        free(m);
+        return s;
+    }
+    info->level = net.level, info->width = net.width, info->n_params = net.n_params;
+    stylenet_free(&net);
+    info->keys = calloc((size_t)m->n_strings + 1, sizeof *info->keys);
+    info->values = calloc((size_t)m->n_strings + 1, sizeof *info->values);
+    if (!info->keys || !info->values) {
+        free(info->keys), free(info->values);
+        nstm_free(m);
+        free(m);
+        memset(info, 0, sizeof *info);
+        return nst_fail(err, NST_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < m->n_strings; i++) info->keys[i] = m->strings[i].name, info->values[i] = m->strings[i].value;
+    info->n_meta = m->n_strings;
+    info->model = m;
+    return NST_OK;
+}
+
+void nst_decoder_info_free(nst_decoder_info *info) {
+    if (info->model) nstm_free(info->model);
+    free(info->model);
+    free(info->keys), free(info->values);
+    memset(info, 0, sizeof *info);
+}
+
 /* the decoders a method runs: all (WCT), relu4_1's (AdaIN) */
 static void method_decoders(const nst_universal *u, nst_universal_method method, const stylenet *dec[6]) {
     for (int k = 0; k < 6; k++)
