@@ -50,7 +50,7 @@ static void level_parts(const nst_vgg19 *vgg, const conv3x3_packed *packs, const
     bench_check("bench_universal", wct_stats_compute(&content, F, C, (size_t)h * w, &err), &err);
     bench_check("bench_universal", wct_transform_build(T, shift, &content, &ss, &one, 1, &err), &err);
     double t2 = nst_now();
-    wct_transform_apply(G, F, T, shift, C, (size_t)h * w, 1.0f);
+    wct_transform_apply(G, F, T, shift, C, (size_t)h * w, 1.0f, vgg->tier);
     double t3 = nst_now();
     stylenet_acts a;
     bench_check("bench_universal", stylenet_acts_build_on(&a, dec, h, w, G, &err), &err);

@@ -90,6 +90,22 @@ static void test_stats(int C, size_t N) {
 
 /* The coloured features' moments are the painting's; the float path matches the double
  * reference; whitening alone (an identity "painting") gives identity covariance. */
+/* wct_transform_apply with the portable loops and with this CPU's best kernels (the
+ * AVX-512 tiles where it has them): the same result to rounding; out gets the fast one's. */
+static void apply_tiers(float *out, const float *f, const float *T, const float *shift, int C, size_t N, float alpha) {
+    float *ref = malloc((size_t)C * N * sizeof *ref);
+    wct_transform_apply(ref, f, T, shift, C, N, alpha, CPU_PORTABLE);
+    wct_transform_apply(out, f, T, shift, C, N, alpha, cpu_best_tier());
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < (size_t)C * N; i++) {
+        worst = fmax(worst, fabs((double)out[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    CHECK(worst <= 1e-5 * scale + 1e-30, "C %d N %zu alpha %g: the %s kernel is %g off the portable one (of %g)", C,
+          N, alpha, cpu_tier_name(cpu_best_tier()), worst, scale);
+    free(ref);
+}
+
 static void test_transform(int C, size_t Nc, size_t Ns) {
     float *fc = make_features(C, Nc, C, 21), *fs = make_features(C, Ns, C, 31);
     wct_stats sc, ss;
@@ -114,15 +130,15 @@ static void test_transform(int C, size_t Nc, size_t Ns) {
     float *T = malloc((size_t)C * C * sizeof *T), *shift = malloc(C * sizeof *shift);
     float *out = malloc((size_t)C * Nc * sizeof *out);
     CHECK(wct_transform_build(T, shift, &sc, styles, w, 1, &err) == NST_OK, "%s", err.msg);
-    wct_transform_apply(out, fc, T, shift, C, Nc, 1.0f);
+    apply_tiers(out, fc, T, shift, C, Nc, 1.0f);
     double *outd = to_double(out, (size_t)C * Nc);
     d = max_abs_diff(outd, ref, (size_t)C * Nc, &scale);
     CHECK(d <= 2e-5 * scale, "C %d: float transform off by %g (of %g)", C, d, scale);
     /* strength: 0 is the photo's features exactly, 0.5 halfway */
-    wct_transform_apply(out, fc, T, shift, C, Nc, 0.0f);
+    apply_tiers(out, fc, T, shift, C, Nc, 0.0f);
     CHECK(memcmp(out, fc, (size_t)C * Nc * sizeof *out) == 0, "strength 0 changed the features");
     wct_forward_ref(ref, fc, C, Nc, &sc, styles, w, 1, 0.5f);
-    wct_transform_apply(out, fc, T, shift, C, Nc, 0.5f);
+    apply_tiers(out, fc, T, shift, C, Nc, 0.5f);
     free(outd);
     outd = to_double(out, (size_t)C * Nc);
     d = max_abs_diff(outd, ref, (size_t)C * Nc, &scale);
@@ -150,7 +166,7 @@ static void test_transform(int C, size_t Nc, size_t Ns) {
     const wct_stats *two[2] = {&ss, &ss2};
     float w2[2] = {0.3f, 0.7f};
     CHECK(wct_transform_build(T, shift, &sc, two, w2, 2, &err) == NST_OK, "%s", err.msg);
-    wct_transform_apply(out, fc, T, shift, C, Nc, 1.0f);
+    apply_tiers(out, fc, T, shift, C, Nc, 1.0f);
     wct_forward_ref(ref, fc, C, Nc, &sc, two, w2, 2, 1.0f);
     free(outd);
     outd = to_double(out, (size_t)C * Nc);
@@ -187,7 +203,7 @@ static void test_degenerate(void) {
     float w[1] = {1.0f};
     const wct_stats *styles[1] = {&ssm};
     CHECK(wct_transform_build(T, shift, &sc, styles, w, 1, &err) == NST_OK, "%s", err.msg);
-    wct_transform_apply(out, fc, T, shift, C, N, 1.0f);
+    apply_tiers(out, fc, T, shift, C, N, 1.0f);
     int finite = 1;
     for (size_t i = 0; i < (size_t)C * N; i++) finite &= isfinite(out[i]);
     CHECK(finite, "a tiny painting gave non-finite features");
@@ -202,7 +218,7 @@ static void test_degenerate(void) {
     CHECK(wct_stats_compute(&sf, flat, C, N, &err) == NST_OK, "%s", err.msg);
     CHECK(sf.rank == 0, "flat features gave rank %d", sf.rank);
     CHECK(wct_transform_build(T, shift, &sf, styles, w, 1, &err) == NST_OK, "%s", err.msg);
-    wct_transform_apply(out, flat, T, shift, C, N, 1.0f);
+    apply_tiers(out, flat, T, shift, C, N, 1.0f);
     double worst = 0;
     for (int c = 0; c < C; c++)
         for (size_t n = 0; n < N; n++) worst = fmax(worst, fabs(out[(size_t)c * N + n] - ssm.mean[c]));

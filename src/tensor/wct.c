@@ -233,8 +233,17 @@ nst_status wct_transform_build(float *T, float *shift, const wct_stats *content,
 
 enum { APPLY_CHUNK = 256 }; /* positions per block: (C, APPLY_CHUNK) of f stays in cache */
 
+#ifdef NST_X86
+int wct_apply_avx512(float *out, const float *f, const float *T, const float *shift, int C, size_t N, float alpha);
+#endif
+
 void wct_transform_apply(float *out, const float *f, const float *T, const float *shift, int C, size_t N,
-                         float alpha) {
+                         float alpha, cpu_tier tier) {
+#ifdef NST_X86
+    if (tier == CPU_AVX512 && wct_apply_avx512(out, f, T, shift, C, N, alpha) == 0) return;
+#else
+    (void)tier;
+#endif
     size_t nb = (N + APPLY_CHUNK - 1) / APPLY_CHUNK;
 #pragma omp parallel for schedule(static) collapse(2)
     for (size_t b = 0; b < nb; b++)

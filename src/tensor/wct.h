@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "nst.h"
+#include "tensor/ops.h"
 
 #define WCT_EIG_FLOOR 1e-5
 
@@ -52,9 +53,10 @@ nst_status wct_colouring_build(wct_colouring *c, const wct_stats *const *styles,
 void wct_colouring_free(wct_colouring *c);
 nst_status wct_transform_colour(float *T, float *shift, const wct_stats *content, const wct_colouring *c,
                                 nst_error *err);
-/* out (C,N) = alpha (T f + shift) + (1 - alpha) f. out may not be f. */
+/* out (C,N) = alpha (T f + shift) + (1 - alpha) f. out may not be f. tier: the CPU's
+ * kernels (CPU_AVX512: wct_avx512.c's register tiles; else portable loops). */
 void wct_transform_apply(float *out, const float *f, const float *T, const float *shift, int C, size_t N,
-                         float alpha);
+                         float alpha, cpu_tier tier);
 
 /* The reference: the same transform computed in double from f and the statistics, for
  * the tests. */

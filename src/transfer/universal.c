@@ -224,7 +224,7 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
         }
         if (!s) s = wct_transform_colour(T, shift, &content, &col[k], err);
         if (!s) {
-            wct_transform_apply(G, F, T, shift, C, (size_t)h * wd, alpha);
+            wct_transform_apply(G, F, T, shift, C, (size_t)h * wd, alpha, vgg->tier);
             free(F); /* before the decoder's buffers: at most two feature maps at a time */
             F = NULL;
             nst_image_free(&padded);
