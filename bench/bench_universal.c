@@ -47,7 +47,7 @@ static void level_parts(const nst_vgg19 *vgg, const conv3x3_packed *packs, const
     T = malloc((size_t)C * C * sizeof *T), shift = malloc((size_t)C * sizeof *shift);
     G = malloc((size_t)C * h * w * sizeof *G);
     if (!T || !shift || !G) exit(1);
-    bench_check("bench_universal", wct_stats_compute(&content, F, C, (size_t)h * w, &err), &err);
+    bench_check("bench_universal", wct_stats_compute(&content, F, C, (size_t)h * w, vgg->tier, &err), &err);
     bench_check("bench_universal", wct_transform_build(T, shift, &content, &ss, &one, 1, &err), &err);
     double t2 = nst_now();
     wct_transform_apply(G, F, T, shift, C, (size_t)h * w, 1.0f, vgg->tier);

@@ -57,11 +57,12 @@ static double max_abs_diff(const double *a, const double *b, size_t n, double *s
     return m;
 }
 
-static void test_stats(int C, size_t N) {
+/* with the covariance kernels of tier (the portable ones, and the CPU's best) */
+static void test_stats_tier(int C, size_t N, cpu_tier tier) {
     float *f = make_features(C, N, C, 11);
     wct_stats s;
     nst_error err;
-    CHECK(wct_stats_compute(&s, f, C, N, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&s, f, C, N, tier, &err) == NST_OK, "%s", err.msg);
     double *x = to_double(f, (size_t)C * N), *mean = malloc(C * sizeof *mean), *cov = malloc((size_t)C * C * sizeof *cov);
     moments(mean, cov, x, C, N);
     double sc, d = max_abs_diff(s.mean, mean, C, &sc);
@@ -88,6 +89,11 @@ static void test_stats(int C, size_t N) {
     wct_stats_free(&s);
 }
 
+static void test_stats(int C, size_t N) {
+    test_stats_tier(C, N, CPU_PORTABLE);
+    if (cpu_best_tier() != CPU_PORTABLE) test_stats_tier(C, N, cpu_best_tier());
+}
+
 /* The coloured features' moments are the painting's; the float path matches the double
  * reference; whitening alone (an identity "painting") gives identity covariance. */
 /* wct_transform_apply with the portable loops and with this CPU's best kernels (the
@@ -110,8 +116,8 @@ static void test_transform(int C, size_t Nc, size_t Ns) {
     float *fc = make_features(C, Nc, C, 21), *fs = make_features(C, Ns, C, 31);
     wct_stats sc, ss;
     nst_error err;
-    CHECK(wct_stats_compute(&sc, fc, C, Nc, &err) == NST_OK, "%s", err.msg);
-    CHECK(wct_stats_compute(&ss, fs, C, Ns, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&sc, fc, C, Nc, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&ss, fs, C, Ns, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
     const wct_stats *styles[1] = {&ss};
     float w[1] = {1.0f};
     double *ref = malloc((size_t)C * Nc * sizeof *ref), *mean = malloc(C * sizeof *mean),
@@ -162,7 +168,7 @@ static void test_transform(int C, size_t Nc, size_t Ns) {
     /* a blend of two paintings is the mix of their colourings */
     float *fs2 = make_features(C, Ns, C, 41);
     wct_stats ss2;
-    CHECK(wct_stats_compute(&ss2, fs2, C, Ns, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&ss2, fs2, C, Ns, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
     const wct_stats *two[2] = {&ss, &ss2};
     float w2[2] = {0.3f, 0.7f};
     CHECK(wct_transform_build(T, shift, &sc, two, w2, 2, &err) == NST_OK, "%s", err.msg);
@@ -194,10 +200,10 @@ static void test_degenerate(void) {
     nst_error err;
     float *fc = make_features(C, N, C, 51), *small = make_features(C, 9, C, 61), *low = make_features(C, N, 5, 71);
     wct_stats sc, ssm, slow;
-    CHECK(wct_stats_compute(&sc, fc, C, N, &err) == NST_OK, "%s", err.msg);
-    CHECK(wct_stats_compute(&ssm, small, C, 9, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&sc, fc, C, N, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&ssm, small, C, 9, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
     CHECK(ssm.rank <= 8, "9 positions gave rank %d", ssm.rank);
-    CHECK(wct_stats_compute(&slow, low, C, N, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&slow, low, C, N, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
     CHECK(slow.rank == 5, "rank-5 features gave rank %d", slow.rank);
     float *T = malloc((size_t)C * C * sizeof *T), *shift = malloc(C * sizeof *shift), *out = malloc((size_t)C * N * sizeof *out);
     float w[1] = {1.0f};
@@ -215,7 +221,7 @@ static void test_degenerate(void) {
     float *flat = malloc((size_t)C * N * sizeof *flat);
     for (size_t i = 0; i < (size_t)C * N; i++) flat[i] = 0.5f;
     wct_stats sf;
-    CHECK(wct_stats_compute(&sf, flat, C, N, &err) == NST_OK, "%s", err.msg);
+    CHECK(wct_stats_compute(&sf, flat, C, N, cpu_best_tier(), &err) == NST_OK, "%s", err.msg);
     CHECK(sf.rank == 0, "flat features gave rank %d", sf.rank);
     CHECK(wct_transform_build(T, shift, &sf, styles, w, 1, &err) == NST_OK, "%s", err.msg);
     apply_tiers(out, flat, T, shift, C, N, 1.0f);
@@ -225,9 +231,9 @@ static void test_degenerate(void) {
     CHECK(worst <= 1e-4, "a flat photo: %g from the painting's mean", worst);
     /* one position */
     wct_stats one;
-    CHECK(wct_stats_compute(&one, fc, C, 1, &err) == NST_OK && one.rank == 0, "one position: rank %d", one.rank);
+    CHECK(wct_stats_compute(&one, fc, C, 1, cpu_best_tier(), &err) == NST_OK && one.rank == 0, "one position: rank %d", one.rank);
     wct_stats_free(&one);
-    CHECK(wct_stats_compute(&one, fc, C, 0, &err) == NST_ERR_ARG, "no positions accepted");
+    CHECK(wct_stats_compute(&one, fc, C, 0, cpu_best_tier(), &err) == NST_ERR_ARG, "no positions accepted");
 
     wct_stats_free(&sf);
     free(flat), free(mean), free(T), free(shift), free(out), free(fc), free(small), free(low);

@@ -32,8 +32,9 @@ typedef struct {
 } wct_stats;
 
 /* Statistics of f (C,N), N >= 1 (N = 1: a zero covariance). NST_ERR_NOMEM, or NST_ERR_ARG
- * when LAPACK fails (say which). */
-nst_status wct_stats_compute(wct_stats *s, const float *f, int C, size_t N, nst_error *err);
+ * when LAPACK fails (say which). tier: the covariance's kernels (CPU_AVX512: vectorised
+ * for it; the sums' order, and so the last bits, differ between tiers). */
+nst_status wct_stats_compute(wct_stats *s, const float *f, int C, size_t N, cpu_tier tier, nst_error *err);
 void wct_stats_free(wct_stats *s);
 
 /* The transform of content's features coloured by the mix of n styles (weights w, >= 0,

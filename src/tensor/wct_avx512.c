@@ -1,4 +1,5 @@
-/* wct_avx512.c - the AVX-512 kernel of applying the WCT transform (wct.h):
+/* wct_avx512.c - the AVX-512 kernels of WCT (wct.h): the feature covariance
+ * (wct_cov_impl.h, compiled here for 8-wide double vectors), and applying the transform
  * out = alpha (T f + shift) + (1 - alpha) f, T (C,C), f and out (C,N).
  *
  * T is packed in panels of WA_MR rows (row j of panel p holds T[p*WA_MR + r][j] for
@@ -9,6 +10,12 @@
  * count. */
 #include <immintrin.h>
 #include <stdlib.h>
+
+#include "tensor/wct_cov_impl.h"
+
+void wct_covariance_avx512(double *cov, const double *X, int P, size_t ld, int L) {
+    covariance_accumulate_impl(cov, X, P, ld, L);
+}
 
 #define WA_MR 6  /* rows of out per register tile */
 #define WA_NB 64 /* positions per register tile: 4 vectors */

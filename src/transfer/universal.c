@@ -131,11 +131,16 @@ nst_status universal_reconstruct(const nst_vgg19 *vgg, const conv3x3_packed *pac
     return s;
 }
 
+typedef struct {
+    universal_style *st;
+    cpu_tier tier;
+} style_ctx;
+
 static nst_status style_tap(void *ctx, int level, float *F, int C, int h, int w, int *take, nst_error *err) {
     (void)take;
-    universal_style *st = ctx;
+    universal_style *st = ((style_ctx *)ctx)->st;
     size_t n = (size_t)h * w;
-    nst_status s = wct_stats_compute(&st->level[level], F, C, n, err);
+    nst_status s = wct_stats_compute(&st->level[level], F, C, n, ((style_ctx *)ctx)->tier, err);
     if (s) return s;
     double *mean = malloc((size_t)C * sizeof *mean);
     st->std[level] = malloc((size_t)C * sizeof(double));
@@ -155,7 +160,8 @@ nst_status universal_style_compute(universal_style *st, const nst_vgg19 *vgg, co
     /* one pass for every level: the painting padded for the deepest */
     nst_image padded = {0};
     nst_status s = pad_to(&padded, painting, 1 << (deepest - 1), err);
-    if (!s) s = encode_taps(vgg, packs, &padded, want, style_tap, st, err);
+    style_ctx sc = {st, vgg->tier};
+    if (!s) s = encode_taps(vgg, packs, &padded, want, style_tap, &sc, err);
     nst_image_free(&padded);
     if (s) universal_style_free(st);
     return s;
@@ -215,7 +221,7 @@ nst_status universal_stylize(const nst_vgg19 *vgg, const conv3x3_packed *packs, 
         s = col[k].C ? NST_OK : nst_fail(err, NST_ERR_ARG, "no colouring for relu%d_1", k);
         if (!s) s = pad_to(&padded, &cur, 1 << (k - 1), err);
         if (!s) s = universal_encode(vgg, packs, &padded, k, &F, &C, &h, &wd, err);
-        if (!s) s = wct_stats_compute(&content, F, C, (size_t)h * wd, err);
+        if (!s) s = wct_stats_compute(&content, F, C, (size_t)h * wd, vgg->tier, err);
         if (!s) {
             T = nst_alloc_array((size_t)C * C, sizeof *T);
             shift = nst_alloc_array((size_t)C, sizeof *shift);
