@@ -2,7 +2,7 @@
  * per level, the encoder (VGG19 to relu<k>_1), the transform's statistics and
  * eigendecompositions (the photo's covariance; the painting's are computed once per
  * run), applying it, and the decoder; then the whole pass (nst_universal_apply) by WCT and
- * by AdaIN. fp32 and bf16 (where the CPU has it) alternate, best of N each, so their
+ * by AdaIN (and by WCT at all five levels where relu5_1's decoder is there). fp32 and bf16 (where the CPU has it) alternate, best of N each, so their
  * ratio is measured back to back.
  * usage: bench_universal PHOTO PAINTING [SIZE (512)] [ITERS (3)] [DECODERS_DIR] [WEIGHTS_DIR] */
 #include <float.h>
@@ -105,9 +105,9 @@ int main(int argc, char **argv) {
             bench_check("bench_universal", stylenet_pack(&dec[p][k], &err), &err);
         }
     }
-    double t_level[2][6][N_PARTS], t_style[2], t_wct[2], t_adain[2];
+    double t_level[2][6][N_PARTS], t_style[2], t_wct[2], t_wct5[2], t_adain[2];
     for (int p = 0; p < 2; p++) {
-        t_style[p] = t_wct[p] = t_adain[p] = DBL_MAX;
+        t_style[p] = t_wct[p] = t_wct5[p] = t_adain[p] = DBL_MAX;
         for (int k = 0; k < 6; k++)
             for (int q = 0; q < N_PARTS; q++) t_level[p][k][q] = DBL_MAX;
     }
@@ -123,6 +123,16 @@ int main(int argc, char **argv) {
             bench_check("bench_universal", nst_universal_apply(u[p], &photo, 1.0f, &out, &err), &err);
             t_wct[p] = best(t_wct[p], nst_now() - t0);
             nst_image_free(&out);
+            if (have & 1 << 5) { /* all five levels (the default stops at relu4_1) */
+                bench_check("bench_universal", nst_universal_set_levels(u[p], 5, &err), &err);
+                bench_check("bench_universal", nst_universal_set_styles(u[p], &pp, &one, 1, NST_UNIVERSAL_WCT, &err),
+                            &err);
+                t0 = nst_now();
+                bench_check("bench_universal", nst_universal_apply(u[p], &photo, 1.0f, &out, &err), &err);
+                t_wct5[p] = best(t_wct5[p], nst_now() - t0);
+                nst_image_free(&out);
+                bench_check("bench_universal", nst_universal_set_levels(u[p], NST_UNIVERSAL_LEVELS, &err), &err);
+            }
             if (have & 1 << 4) {
                 bench_check("bench_universal", nst_universal_set_styles(u[p], &pp, &one, 1, NST_UNIVERSAL_ADAIN, &err),
                             &err);
@@ -157,11 +167,12 @@ int main(int argc, char **argv) {
             printf("\n");
         }
     }
-    const char *rows[3] = {"painting (once per run)", "WCT pass (one photo)", "AdaIN pass (one photo)"};
-    double *vals[3] = {t_style, t_wct, t_adain};
-    for (int r = 0; r < 3; r++) {
-        if (r == 2 && !(have & 1 << 4)) continue;
-        printf("%-21s %10.3f", rows[r], vals[r][0]);
+    const char *rows[4] = {"painting (once, default levels)", "WCT pass, default levels", "WCT pass, five levels",
+                           "AdaIN pass"};
+    double *vals[4] = {t_style, t_wct, t_wct5, t_adain};
+    for (int r = 0; r < 4; r++) {
+        if ((r == 3 && !(have & 1 << 4)) || (r == 2 && !(have & 1 << 5))) continue;
+        printf("%-32s %10.3f", rows[r], vals[r][0]);
         if (n_prec > 1) printf("%10.3f %10.2f", vals[r][1], vals[r][0] / vals[r][1]);
         printf("\n");
     }

@@ -557,6 +557,12 @@ int nst_universal_levels(const nst_universal *u);
 nst_status nst_universal_set_precision(nst_universal *u, nst_precision precision, const nst_tuning *tuning,
                                        nst_error *err);
 nst_precision nst_universal_precision(const nst_universal *u);
+/* WCT at the levels up to relu<deepest>_1 (1..5) of those the decoders are there for
+ * (the default NST_UNIVERSAL_LEVELS: relu4_1 .. relu1_1): fewer keep more of the photo,
+ * relu5_1 repaints the most and keeps little of it. Before nst_universal_set_styles.
+ * NST_ERR_ARG when none of the decoders is that shallow. */
+#define NST_UNIVERSAL_LEVELS 4
+nst_status nst_universal_set_levels(nst_universal *u, int deepest, nst_error *err);
 /* The paintings and their mix (weights >= 0, not all 0; divided by their sum), encoded
  * now, once, for every photo after. n: 1..16. AdaIN needs relu4_1's decoder. */
 nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,

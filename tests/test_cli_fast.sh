@@ -72,6 +72,12 @@ if ls "$(dirname "$0")/../models/universal/"relu*_1.nstm >/dev/null 2>&1; then
         $NST compare "$T/ship_u32.png" "$T/ship_u.png" | awk '{exit !($3 == "inf" || $3 > 35)}' && ok ||
         bad "universal bf16 vs fp32: $($NST compare "$T/ship_u32.png" "$T/ship_u.png")"
     expect 2 "no CUDA path" -- $NST apply --style "$STYLE" --device cuda "$CONTENT" -o "$T/ux.png"
+    # --levels: where WCT starts (the default 4; 5 where relu5_1's decoder ships)
+    for k in 2 5; do
+        [ "$k" = 5 ] && [ ! -s "$(dirname "$0")/../models/universal/relu5_1.nstm" ] && continue
+        $NST apply --style "$STYLE" --levels $k "$CONTENT" -o "$T/lev$k.png" -q && [ -s "$T/lev$k.png" ] &&
+            ! cmp -s "$T/lev$k.png" "$T/ship_u.png" && ok || bad "--levels $k gave the default's picture"
+    done
     # the shipped decoders' one-pass result starts the optimisation well below the photo
     G=(--content "$CONTENT" --style "$STYLE" --size 64 --optimizer adam --steps 1 -q)
     $NST transfer "${G[@]}" -o "$T/g0.png" --log "$T/g0.csv" &&
@@ -90,6 +96,10 @@ expect 1 "cannot be compared" -- $NST compare "$CONTENT" "$T/uodd.png"
 $NST compare --size 33 "$SHARED/images/content/tubingen.jpg" "$T/uodd.png" | grep -Eq "psnr [0-9.]+ ssim" && ok ||
     bad "compare --size: $($NST compare --size 33 "$SHARED/images/content/tubingen.jpg" "$T/uodd.png" 2>&1)"
 expect 2 "a reference and at least one image" -- $NST compare "$CONTENT"
+expect 2 "levels is WCT's" -- $NST apply --style "$STYLE" --method adain --levels 3 "${U[@]}" "$CONTENT" -o "$T/ux.png"
+expect 2 "levels" -- $NST apply --style "$STYLE" --levels 6 "${U[@]}" "$CONTENT" -o "$T/ux.png"
+expect 1 "no decoder of relu1_1 .. relu2_1 \(its shallowest is relu3_1: 3 levels\)" -- \
+    $NST apply --style "$STYLE" --levels 2 "${U[@]}" "$CONTENT" -o "$T/ux.png"
 expect 1 "AdaIN needs the decoder of relu4_1" -- $NST apply --style "$STYLE" --method adain "${U[@]}" "$CONTENT" -o "$T/ux.png"
 expect 1 "no decoders in it" -- $NST apply --style "$STYLE" --decoders "$T/data" "$CONTENT" -o "$T/ux.png"
 expect 2 "one or the other" -- $NST apply --style "$STYLE" --model "$D" "$CONTENT" -o "$T/ux.png"

@@ -15,7 +15,7 @@
 
 enum {
     A_MODEL = OPT_FIRST_OWN, A_OUTPUT, A_OUT_DIR, A_SIZE, A_PRESERVE, A_STRENGTH, A_BLEND, A_SHEET, A_LIST, A_STYLE,
-    A_METHOD, A_DECODERS, A_STYLE_SIZE
+    A_METHOD, A_DECODERS, A_STYLE_SIZE, A_LEVELS
 };
 
 #define MAX_BLEND 64
@@ -28,11 +28,13 @@ static const cli_opt APPLY_OPTS[] = {
     {A_STYLE, "style", 's', "PAINTING[,...]", "instead of --model: any painting, in one pass (universal style\n"
                                                  "transfer with the decoders nst train --decoder makes); several\n"
                                                  "with --blend", 0},
-    {A_METHOD, "method", 0, "wct|adain", "with --style: WCT at every level a decoder is there for\n"
-                                         "(default), or AdaIN at relu4_1 only (faster, plainer)", 0},
+    {A_METHOD, "method", 0, "wct|adain", "with --style: WCT level by level (default; --levels), or\n"
+                                         "AdaIN at relu4_1 only (faster, plainer)", 0},
     {A_DECODERS, "decoders", 0, "DIR", "with --style: the decoders' folder (relu1_1.nstm ..\n"
                                        "relu5_1.nstm; default: models/" NST_DECODERS_DIR "/)", 0},
     {A_STYLE_SIZE, "style-size", 0, "N", "with --style: the painting's longer side, in px (default 512)", 0},
+    {A_LEVELS, "levels", 0, "K", "with --style: WCT from relu<K>_1 down (default 4; 1..3 keep\n"
+                                 "more of the photo, 5 repaints it the most)", 0},
     {A_BLEND, "blend", 0, "W,W,...", "weights of the styles named in --model: their mix (of one\n"
                                       "network of several styles: its norms' scales and shifts)", 0},
     {A_OUTPUT, "output", 'o', "FILE", "the result (one photo): .png, .jpg, .webp or .tif; a folder\n"
@@ -240,8 +242,8 @@ static void list_styles(const nst_limits *limits) {
  * 0 after printing the one-line error. */
 static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weights, const char *decoders,
                           const char *const *paintings, int n, const float *blend, nst_universal_method method,
-                          int style_size, const nst_limits *limits, const nst_tuning *tuning, nst_precision precision,
-                          int quiet) {
+                          int style_size, int levels, const nst_limits *limits, const nst_tuning *tuning,
+                          nst_precision precision, int quiet) {
     nst_error err;
     nst_image img[16] = {{0}};
     const nst_image *ptr[16];
@@ -250,6 +252,7 @@ static int load_universal(nst_universal **uni, nst_vgg19 **vgg, const char *weig
     if (nst_vgg19_load_tuned(vgg, weights, nst_layer_index("relu5_1") + 1, tuning, &err) != NST_OK) goto fail;
     if (nst_universal_load(uni, *vgg, decoders, limits, &err) != NST_OK) goto fail;
     if (nst_universal_set_precision(*uni, precision, tuning, &err) != NST_OK) goto fail;
+    if (method == NST_UNIVERSAL_WCT && nst_universal_set_levels(*uni, levels, &err) != NST_OK) goto fail;
     for (int k = 0; k < n; k++) {
         nst_image raw = {0};
         int w, h;
@@ -392,7 +395,7 @@ int cmd_apply(int argc, char **argv) {
     int pr = cli_parse(&APPLY_CMD, argc, argv, &args);
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char *model = NULL, *output = NULL, *out_dir = NULL, *style = NULL, *decoders = NULL, *weights = NULL;
-    int style_size = 512;
+    int style_size = 512, levels = NST_UNIVERSAL_LEVELS;
     nst_universal_method method = NST_UNIVERSAL_WCT;
     nst_universal *uni = NULL;
     nst_vgg19 *vgg = NULL;
@@ -451,6 +454,10 @@ int cmd_apply(int argc, char **argv) {
             if (!parse_int(a, v, 16, 8192, &iv)) goto done;
             style_size = (int)iv;
             break;
+        case A_LEVELS:
+            if (!parse_int(a, v, 1, 5, &iv)) goto done;
+            levels = (int)iv;
+            break;
         case A_OUTPUT: output = v; break;
         case A_OUT_DIR: out_dir = v; break;
         case A_SIZE:
@@ -507,8 +514,12 @@ int cmd_apply(int argc, char **argv) {
         fprintf(stderr, "nst: --style runs on the CPU: universal style transfer has no CUDA path yet (--device cpu)\n");
         goto done;
     }
-    if (!style && (decoders || cli_flag(&args, A_METHOD) || cli_flag(&args, A_STYLE_SIZE))) {
-        fprintf(stderr, "nst: --method, --decoders and --style-size go with --style PAINTING\n");
+    if (!style && (decoders || cli_flag(&args, A_METHOD) || cli_flag(&args, A_STYLE_SIZE) || cli_flag(&args, A_LEVELS))) {
+        fprintf(stderr, "nst: --method, --decoders, --style-size and --levels go with --style PAINTING\n");
+        goto done;
+    }
+    if (method == NST_UNIVERSAL_ADAIN && cli_flag(&args, A_LEVELS)) {
+        fprintf(stderr, "nst: --levels is WCT's (AdaIN runs at relu4_1 only)\n");
         goto done;
     }
     if ((!model && !style) || args.n_positional == 0 || (!output && !out_dir) || (output && out_dir)) {
@@ -667,7 +678,7 @@ int cmd_apply(int argc, char **argv) {
         }
     }
     if (style && !load_universal(&uni, &vgg, weights, decoders, (const char *const *)paintings, n_paintings, blend,
-                                 method, style_size, &limits, &tuning, precision, quiet))
+                                 method, style_size, levels, &limits, &tuning, precision, quiet))
         goto done;
     if (sn && (nst_style_net_set_tuning(sn, &tuning, &err) != NST_OK ||
                nst_style_net_set_device(sn, device, precision, &err) != NST_OK)) {
@@ -676,7 +687,8 @@ int cmd_apply(int argc, char **argv) {
     }
     if (!quiet && todo > 1 && uni) {
         fprintf(stderr, "nst: %s (universal, %s, decoders of %d levels) on %d photos -> %s; %d thread%s%s\n", style,
-                method == NST_UNIVERSAL_ADAIN ? "AdaIN" : "WCT", __builtin_popcount(nst_universal_levels(uni)), todo,
+                method == NST_UNIVERSAL_ADAIN ? "AdaIN" : "WCT",
+                method == NST_UNIVERSAL_ADAIN ? 1 : __builtin_popcount(nst_universal_levels(uni) & ((2 << levels) - 1)), todo,
                 output ? output : out_dir, threads_in_use(threads), threads_in_use(threads) == 1 ? "" : "s",
                 prec_label);
     } else if (!quiet && todo > 1) { /* a batch says what it will do; one photo says what it did */

@@ -203,7 +203,8 @@ static int universal_init(nst_image *out, const nst_vgg19 *net, const char *dir,
     ok = 1;
     if (!quiet)
         fprintf(stderr, "nst: init: universal style transfer (WCT, %d levels, decoders of %s), %dx%d in %.2f s\n",
-                __builtin_popcount(nst_universal_levels(u)), nst_universal_dir(u), cw, ch, omp_get_wtime() - t0);
+                __builtin_popcount(nst_universal_levels(u) & ((2 << NST_UNIVERSAL_LEVELS) - 1)), nst_universal_dir(u), cw,
+                ch, omp_get_wtime() - t0);
 done:
     for (int i = 0; i <= n_styles; i++) nst_image_free(&sized[i]);
     nst_universal_free(u);

@@ -262,6 +262,7 @@ struct nst_universal {
     int n_styles;
     nst_universal_method method;
     char note[256]; /* nst_universal_note */
+    int max_level;           /* WCT runs relu<max_level>_1 .. relu1_1 of those it has */
     nst_precision precision; /* resolved: FP32 or BF16 */
     conv3x3_packed *packs;   /* the VGG19's convs in bf16 (vgg19_packs_build), or NULL: its own */
 };
@@ -292,6 +293,7 @@ nst_status nst_universal_load(nst_universal **out, const nst_vgg19 *vgg, const c
     nst_universal *u = calloc(1, sizeof *u);
     if (!u) return nst_fail(err, NST_ERR_NOMEM, "out of memory");
     u->vgg = vgg;
+    u->max_level = NST_UNIVERSAL_LEVELS;
     nst_status s = NST_OK;
     if (dir) {
         s = load_dir(u, dir, limits, err);
@@ -408,7 +410,19 @@ void nst_decoder_info_free(nst_decoder_info *info) {
 /* the decoders a method runs: all (WCT), relu4_1's (AdaIN) */
 static void method_decoders(const nst_universal *u, nst_universal_method method, const stylenet *dec[6]) {
     for (int k = 0; k < 6; k++)
-        dec[k] = u->have & 1 << k && (method == NST_UNIVERSAL_WCT || k == 4) ? &u->dec[k] : NULL;
+        dec[k] = u->have & 1 << k && (method == NST_UNIVERSAL_WCT ? k <= u->max_level : k == 4) ? &u->dec[k] : NULL;
+}
+
+nst_status nst_universal_set_levels(nst_universal *u, int deepest, nst_error *err) {
+    if (deepest < 1 || deepest > 5) return nst_fail(err, NST_ERR_ARG, "levels %d: 1..5 (relu1_1 .. relu5_1)", deepest);
+    if (!(u->have & ((2 << deepest) - 1))) {
+        int k = deepest + 1;
+        while (k < 5 && !(u->have & 1 << k)) k++;
+        return nst_fail(err, NST_ERR_ARG, "%s: no decoder of relu1_1 .. relu%d_1 (its shallowest is relu%d_1: %d levels)",
+                        u->dir, deepest, k, k);
+    }
+    u->max_level = deepest;
+    return NST_OK;
 }
 
 nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *paintings, const float *weights, int n,
@@ -416,6 +430,9 @@ nst_status nst_universal_set_styles(nst_universal *u, const nst_image *const *pa
     if (n < 1 || n > 16) return nst_fail(err, NST_ERR_ARG, "%d paintings (1..16)", n);
     if (method == NST_UNIVERSAL_ADAIN && !(u->have & 1 << 4))
         return nst_fail(err, NST_ERR_ARG, "%s: AdaIN needs the decoder of relu4_1 (relu4_1.nstm)", u->dir);
+    if (method == NST_UNIVERSAL_WCT && !(u->have & ((2 << u->max_level) - 1)))
+        return nst_fail(err, NST_ERR_ARG, "%s: no decoder of relu1_1 .. relu%d_1 (a deeper one needs more levels)", u->dir,
+                        u->max_level);
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
         if (!(weights[i] >= 0.0f) || !isfinite(weights[i]))
