@@ -229,7 +229,7 @@ int cmd_train(int argc, char **argv) {
         case R_DECODER: {
             int level = 0;
             for (int k = 1; k <= 5; k++) {
-                char name[16];
+                char name[24];
                 snprintf(name, sizeof name, "relu%d_1", k);
                 if (strcmp(v, name) == 0) level = k;
             }
