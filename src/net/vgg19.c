@@ -417,16 +417,16 @@ const char *nst_vgg19_dir(const nst_vgg19 *net) { return net->dir; }
 
 /* ---- activations ---------------------------------------------------------------- */
 
-nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsigned char *keep,
-                            nst_error *err) {
+/* a's depth, input size and every layer's output shape (the rest zeroed); NST_ERR_ARG
+ * for an image too small for the pools among the layers */
+static nst_status acts_shapes(vgg19_acts *a, int depth, int H, int W, nst_error *err) {
     memset(a, 0, sizeof *a);
     if (depth < 1 || depth > NST_NUM_LAYERS || H < 1 || W < 1)
         return nst_fail(err, NST_ERR_ARG, "bad network size %dx%d, depth %d", W, H, depth);
     a->depth = depth;
     a->H = H;
     a->W = W;
-    int C = 3, h = H, w = W, k = 0, pools = 0;
-    size_t total = (size_t)3 * H * W, largest = total;
+    int C = 3, h = H, w = W, k = 0;
     for (int l = 0; l < depth; l++) {
         vgg_layer_kind kind = vgg19_layer_kind(l);
         if (kind == VGG_CONV) {
@@ -435,16 +435,25 @@ nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsign
         } else if (kind == VGG_POOL) {
             h /= 2;
             w /= 2;
-            if (h >= 1 && w >= 1) pools++;
             if (h < 1 || w < 1)
                 return nst_fail(err, NST_ERR_ARG, "image %dx%d is too small for layer %s (each side needs at least %d pixels)",
-                                W, H, LAYER_NAMES[l], 1 << ++pools);
+                                W, H, LAYER_NAMES[l], vgg19_min_side(l + 1));
         }
         a->C[l] = C;
         a->Hl[l] = h;
         a->Wl[l] = w;
-        size_t n = (size_t)C * h * w;
-        if (kind != VGG_RELU || (keep && keep[l - 1])) total += n; /* else ReLU runs in place */
+    }
+    return NST_OK;
+}
+
+nst_status vgg19_acts_build(vgg19_acts *a, int depth, int H, int W, const unsigned char *keep,
+                            nst_error *err) {
+    nst_status s = acts_shapes(a, depth, H, W, err);
+    if (s) return s;
+    size_t total = (size_t)3 * H * W, largest = total;
+    for (int l = 0; l < depth; l++) {
+        size_t n = vgg19_layer_size(a, l);
+        if (vgg19_layer_kind(l) != VGG_RELU || (keep && keep[l - 1])) total += n; /* else ReLU runs in place */
         if (n > largest) largest = n;
     }
     total += 2 * largest;
@@ -556,30 +565,16 @@ nst_status vgg19_forward_taps(const nst_vgg19 *net, const conv3x3_packed *packs,
     if (depth < 1 || depth > net->depth)
         return nst_fail(err, NST_ERR_ARG, "depth %d: the network was loaded to %d layers", depth, net->depth);
     vgg19_acts a; /* shapes, flags and scratch only: the outputs are allocated one by one */
-    memset(&a, 0, sizeof a);
-    a.depth = depth, a.H = img->height, a.W = img->width, a.packs = packs;
-    int C = 3, h = a.H, w = a.W, k = 0;
-    for (int l = 0; l < depth; l++) {
-        vgg_layer_kind kind = vgg19_layer_kind(l);
-        if (kind == VGG_CONV) {
-            int ci;
-            conv_shape(k++, &ci, &C);
-            /* its ReLU runs in the conv unless the conv's own output is tapped */
-            a.fused_relu[l] = l + 1 < depth && !want[l];
-        } else if (kind == VGG_POOL) {
-            h /= 2, w /= 2;
-        }
-        if (h < 1 || w < 1)
-            return nst_fail(err, NST_ERR_ARG, "image %dx%d is too small for layer %s (each side needs at least %d pixels)",
-                            a.W, a.H, LAYER_NAMES[l], vgg19_min_side(l + 1));
-        a.C[l] = C, a.Hl[l] = h, a.Wl[l] = w;
-    }
+    nst_status s = acts_shapes(&a, depth, img->height, img->width, err);
+    if (s) return s;
+    a.packs = packs;
+    for (int l = 0; l + 1 < depth; l++) /* a ReLU runs in its conv unless the conv's own output is tapped */
+        a.fused_relu[l] = vgg19_layer_kind(l) == VGG_CONV && !want[l];
     if (!(a.input = nst_alloc_array((size_t)3 * a.H * a.W, sizeof(float))))
         return nst_fail(err, NST_ERR_NOMEM, "out of memory for a %dx%d image", a.W, a.H);
     vgg19_preprocess(a.input, img);
     float *cur = a.input; /* the last output, owned here unless a tap took it */
     int taken = 0;
-    nst_status s = NST_OK;
     for (int l = 0; l < depth && !s; l++) {
         if (l > 0) a.out[l - 1] = cur;
         if (vgg19_layer_kind(l) == VGG_RELU) {
